@@ -1,0 +1,1 @@
+"""Scrapy project package: settings, items and the shared services."""

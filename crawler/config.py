@@ -1,0 +1,145 @@
+"""Validation of the settings read in crawler/settings.py.
+
+Each check names the setting and says what is wrong in one line, without
+echoing secrets (passwords in URLs, keys). ``validate`` runs before anything
+connects anywhere: in our ``crawl`` command, in ``python -m crawler.db``, and
+in the RuntimeCheck extension for in-process crawls.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import psycopg.conninfo
+
+from crawler.security.keyring import KeyRingError, parse_blind_index_key, parse_encryption_keys
+
+LOG_LEVELS = {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}
+TRUE_VALUES = {"1", "true", "yes", "on"}
+FALSE_VALUES = {"0", "false", "no", "off", ""}
+
+POSITIVE_INTS = ("PG_POOL_MIN_SIZE", "PG_POOL_MAX_SIZE", "PG_BATCH_ROWS")
+POSITIVE_NUMBERS = ("PG_CONNECT_TIMEOUT", "PG_FLUSH_SECONDS")
+BOOLEANS = ("LOG_REDACT_URLS",)
+
+
+class ConfigError(Exception):
+    """A bad setting: ``str(error)`` is the one line shown to the user."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, safe to show in an error or a log line."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def check_database_url(value: str) -> None:
+    if not value:
+        return  # embedded PostgreSQL
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError("DATABASE_URL", f"scheme must be postgresql://, got {parts.scheme or 'none'!r}")
+    try:
+        port = parts.port
+        psycopg.conninfo.conninfo_to_dict(value)
+    except (ValueError, psycopg.Error) as exc:
+        raise ConfigError("DATABASE_URL", f"malformed URL {redact_url(value)!r} ({exc})") from None
+    if port == 0:
+        raise ConfigError("DATABASE_URL", "port 0 is not a valid port")
+
+
+def check_redis_url(value: str) -> None:
+    if not value:
+        return  # in-process state
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("REDIS_URL", f"scheme must be redis://, rediss:// or unix://, got {parts.scheme or 'none'!r}")
+    try:
+        parts.port
+    except ValueError as exc:
+        raise ConfigError("REDIS_URL", f"malformed URL {redact_url(value)!r} ({exc})") from None
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError("REDIS_URL", f"no host in {redact_url(value)!r}")
+    database = parts.path.strip("/")
+    if parts.scheme != "unix" and database and not database.isdigit():
+        raise ConfigError("REDIS_URL", f"database must be a number, got {database!r}")
+
+
+def check_http_url(name: str, value: str) -> None:
+    if not value:
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(name, f"expected an http(s):// URL, got {redact_url(value)!r}")
+
+
+def check_keys(settings) -> None:
+    if enc := settings.get("CRAWLER_ENCRYPTION_KEYS"):
+        try:
+            parse_encryption_keys(enc)
+        except KeyRingError as exc:
+            raise ConfigError("CRAWLER_ENCRYPTION_KEYS", str(exc)) from None
+    if blind := settings.get("CRAWLER_BLIND_INDEX_KEY"):
+        try:
+            parse_blind_index_key(blind)
+        except KeyRingError as exc:
+            raise ConfigError("CRAWLER_BLIND_INDEX_KEY", str(exc)) from None
+
+
+def check_logging(settings) -> None:
+    fmt = settings.get("LOG_FORMAT") or "text"
+    if fmt not in ("text", "json") and "%(message)" not in fmt:
+        raise ConfigError("LOG_FORMAT", f"expected 'text' or 'json', got {fmt!r}")
+    level = str(settings.get("LOG_LEVEL") or "INFO").upper()
+    if level not in LOG_LEVELS and not level.isdigit():
+        raise ConfigError("LOG_LEVEL", f"expected one of {', '.join(sorted(LOG_LEVELS))}, got {level!r}")
+
+
+def check_numbers(settings) -> None:
+    for name in POSITIVE_INTS + POSITIVE_NUMBERS:
+        raw = settings.get(name)
+        try:
+            value = int(raw) if name in POSITIVE_INTS else float(raw)
+        except (TypeError, ValueError):
+            kind = "an integer" if name in POSITIVE_INTS else "a number"
+            raise ConfigError(name, f"expected {kind}, got {raw!r}") from None
+        if value <= 0:
+            raise ConfigError(name, f"must be positive, got {raw!r}")
+    if int(settings.get("PG_POOL_MIN_SIZE")) > int(settings.get("PG_POOL_MAX_SIZE")):
+        raise ConfigError("PG_POOL_MIN_SIZE", "must not exceed PG_POOL_MAX_SIZE")
+    for name in BOOLEANS:
+        raw = str(settings.get(name)).strip().lower()
+        if raw not in TRUE_VALUES | FALSE_VALUES:
+            raise ConfigError(name, f"expected true or false, got {settings.get(name)!r}")
+
+
+def validate(settings) -> None:
+    """Raise ConfigError for the first bad setting."""
+    check_database_url(settings.get("DATABASE_URL") or "")
+    check_redis_url(settings.get("REDIS_URL") or "")
+    check_http_url("OPENAI_BASE_URL", settings.get("OPENAI_BASE_URL") or "")
+    check_keys(settings)
+    check_logging(settings)
+    check_numbers(settings)
+
+
+def log_level(settings) -> int:
+    level = str(settings.get("LOG_LEVEL") or "INFO").upper()
+    return int(level) if level.isdigit() else logging.getLevelName(level)
+
+
+def flag(settings, name: str) -> bool:
+    """A boolean setting that accepts true/false, yes/no, on/off, 1/0."""
+    return str(settings.get(name)).strip().lower() in TRUE_VALUES

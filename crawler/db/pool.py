@@ -1,0 +1,37 @@
+"""One async connection pool per database URL and event loop, shared by components."""
+
+from __future__ import annotations
+
+import asyncio
+
+from psycopg_pool import AsyncConnectionPool
+
+from crawler.db.embedded import database_url
+
+_pools: dict[tuple[str, int], AsyncConnectionPool] = {}
+
+
+async def get_pool(settings) -> AsyncConnectionPool:
+    """The open pool for this process's database (opened on first use)."""
+    url = database_url(settings)
+    key = (url, id(asyncio.get_running_loop()))
+    pool = _pools.get(key)
+    if pool is None:
+        pool = AsyncConnectionPool(
+            url,
+            min_size=settings.getint("PG_POOL_MIN_SIZE"),
+            max_size=settings.getint("PG_POOL_MAX_SIZE"),
+            timeout=settings.getfloat("PG_CONNECT_TIMEOUT") * 6,
+            kwargs={"connect_timeout": max(1, round(settings.getfloat("PG_CONNECT_TIMEOUT")))},
+            open=False,
+            name="crawler",
+        )
+        _pools[key] = pool
+        await pool.open(wait=True, timeout=settings.getfloat("PG_CONNECT_TIMEOUT") * 2)
+    return pool
+
+
+async def close_pools() -> None:
+    loop_id = id(asyncio.get_running_loop())
+    for key in [k for k in _pools if k[1] == loop_id]:
+        await _pools.pop(key).close()

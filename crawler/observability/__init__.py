@@ -1,0 +1,1 @@
+"""Logs (structured, redacted); later: metrics, health, scan events."""
