@@ -88,6 +88,8 @@ EXTENSIONS = {
     "crawler.runtime.RuntimeCheck": 0,
     # scans row lifecycle: pending -> running -> completed / failed, counters
     "crawler.scans.ScanTracker": 100,
+    # closes the database pools after everything else has written
+    "crawler.db.pool.PoolCloser": 1000,
 }
 
 ITEM_PIPELINES = {

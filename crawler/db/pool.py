@@ -35,3 +35,15 @@ async def close_pools() -> None:
     loop_id = id(asyncio.get_running_loop())
     for key in [k for k in _pools if k[1] == loop_id]:
         await _pools.pop(key).close()
+
+
+class PoolCloser:
+    """Extension: closes this process's pools once the engine has stopped, after
+    every pipeline and extension that writes has finished with them."""
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        from scrapy import signals  # noqa: PLC0415
+
+        crawler.signals.connect(close_pools, signal=signals.engine_stopped)
+        return cls()

@@ -53,8 +53,8 @@ URL_RE = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s/'\"<>@]+@)?([^\s/?#'\"
 _FIELD_NAMES = "|".join(sorted((re.escape(f) for f in SENSITIVE_FIELDS), key=len, reverse=True))
 # 'email': 'x', "email": "x", email=x, 'phones': ['a', 'b'], Authorization: Bearer x
 FIELD_RE = re.compile(
-    rf"""(?P<key>(?P<q>['"]?)(?:{_FIELD_NAMES})(?P=q)\s*[:=]\s*)"""
-    r"""(?P<value>\[[^\]]*\]|\([^)]*\)|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s,;}&]+(?: [^\s,;}&:=]+)?)""",
+    rf"""(?P<key>(?<![\w-])(?P<q>['"]?)(?:{_FIELD_NAMES})(?P=q)\s*[:=]\s*)"""
+    r"""(?P<value>\[[^\]]*\]|\([^)]*\)|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s,;}&]+)""",
     re.IGNORECASE,
 )
 
@@ -222,4 +222,6 @@ def install_logging(settings) -> logging.Handler:
     root.addHandler(handler)
     _installed = handler
     logging.captureWarnings(True)
+    # pgserver narrates every pg_ctl call at INFO; its warnings are enough
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     return handler

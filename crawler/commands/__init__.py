@@ -1,0 +1,1 @@
+"""Project commands (COMMANDS_MODULE): they override Scrapy's of the same name."""

@@ -1,0 +1,117 @@
+"""Spider argument parsing with one-line errors that name the argument.
+
+Spiders declare ``check_arguments(kwargs) -> dict`` (a classmethod); our
+``crawl`` command calls it before anything starts, and the spider's
+``__init__`` calls it again for in-process crawls. Error messages never echo
+the value of a personal argument (name, e-mail, phone...).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import asdict, dataclass
+
+import phonenumbers
+
+US_STATES = frozenset(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM "
+    "NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY".split()
+)
+NAME_RE = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ '.-])*$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+
+
+class SpiderArgumentError(ValueError):
+    """``str(error)`` is the one line shown to the user."""
+
+    def __init__(self, argument: str, reason: str):
+        super().__init__(f"-a {argument}: {reason}")
+        self.argument = argument
+
+
+def _name(kwargs: dict, key: str, required: bool) -> str:
+    value = (kwargs.get(key) or "").strip()
+    if not value:
+        if required:
+            raise SpiderArgumentError(key, "required")
+        return ""
+    if len(value) > 64 or not NAME_RE.match(value):
+        raise SpiderArgumentError(key, "expected letters, spaces, apostrophes, dots or hyphens (at most 64)")
+    return value
+
+
+@dataclass(frozen=True)
+class PersonQuery:
+    """Who a scan looks for. Personal data: encrypt at rest, never log."""
+
+    first_name: str
+    last_name: str
+    middle_name: str = ""
+    city: str = ""
+    state: str = ""
+    age: int | None = None
+    email: str = ""
+    phone: str = ""  # E.164
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.middle_name, self.last_name) if p)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v not in ("", None)}
+
+    def pii_values(self) -> list[str]:
+        return [str(v) for k, v in asdict(self).items() if v and k not in ("state", "age")]
+
+
+def parse_person(kwargs: dict) -> PersonQuery:
+    state = (kwargs.get("state") or "").strip().upper()
+    if state and state not in US_STATES:
+        raise SpiderArgumentError("state", "expected a two-letter US state code such as IL")
+    age = None
+    if raw_age := (kwargs.get("age") or "").strip():
+        if not raw_age.isdigit() or not 18 <= int(raw_age) <= 120:
+            raise SpiderArgumentError("age", "expected a whole number from 18 to 120")
+        age = int(raw_age)
+    email = (kwargs.get("email") or "").strip().lower()
+    if email and not EMAIL_RE.match(email):
+        raise SpiderArgumentError("email", "not a valid e-mail address")
+    phone = ""
+    if raw_phone := (kwargs.get("phone") or "").strip():
+        try:
+            number = phonenumbers.parse(raw_phone, "US")
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_possible_number(number):
+            raise SpiderArgumentError("phone", "not a valid phone number")
+        phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    city = _name(kwargs, "city", required=False)
+    return PersonQuery(
+        first_name=_name(kwargs, "first_name", required=True),
+        last_name=_name(kwargs, "last_name", required=True),
+        middle_name=_name(kwargs, "middle_name", required=False),
+        city=city,
+        state=state,
+        age=age,
+        email=email,
+        phone=phone,
+    )
+
+
+def parse_scan_id(kwargs: dict) -> str:
+    raw = (kwargs.get("scan_id") or "").strip()
+    if not raw:
+        return str(uuid.uuid4())
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise SpiderArgumentError("scan_id", f"expected a UUID, got {raw!r}") from None
+
+
+def parse_http_url(kwargs: dict, key: str, default: str | None = None) -> str:
+    """The URL argument (or the default), without a trailing slash; "" when neither is given."""
+    value = (kwargs.get(key) or default or "").strip().rstrip("/")
+    if value and not re.match(r"^https?://[^\s/]+", value):
+        raise SpiderArgumentError(key, f"expected an http(s):// URL, got {value!r}")
+    return value

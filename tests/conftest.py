@@ -1,0 +1,114 @@
+"""Session fixtures: a throwaway PostgreSQL database and Redis key prefix on the
+real local servers, the sandbox on free ports, and a helper to run real crawls.
+
+TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres) is
+the server where the throwaway database is created; TEST_REDIS_URL likewise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Fixed test keys: tests can decrypt what crawls wrote.
+ENCRYPTION_KEYS = "test2:" + "Mg" * 21 + "Mw==,test1:" + "MQ" * 21 + "MQ=="
+BLIND_INDEX_KEY = "Qg" * 21 + "Qg=="
+
+
+def _url_for(database: str) -> str:
+    base, _, _ = ADMIN_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    """A fresh, migrated database for the session, dropped afterwards."""
+    name = f"crawler_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = _url_for(name)
+    result = subprocess.run(
+        [sys.executable, "-m", "crawler.db", "migrate", "-s", f"DATABASE_URL={url}"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    yield url
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db(database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def redis_prefix():
+    """A key prefix of this session's own; its keys are deleted afterwards."""
+    prefix = f"test:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory):
+    """`python -m sandbox` on free ports; yields {service: base URL}."""
+    ports_file = tmp_path_factory.mktemp("sandbox") / "ports.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--ports-file", str(ports_file), "--directory-port", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not ports_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"sandbox did not start: {process.stdout.read()}")
+        time.sleep(0.05)
+    yield json.loads(ports_file.read_text())
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=15)
+
+
+@pytest.fixture
+def crawl_env(database_url, tmp_path):
+    """Environment for a crawl subprocess: the test database, fixed keys, its own DATA_DIR."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "LOG_FILE", "LOG_FORMAT")}
+    env.update(
+        DATABASE_URL=database_url,
+        DATA_DIR=str(tmp_path / "data"),
+        CRAWLER_ENCRYPTION_KEYS=ENCRYPTION_KEYS,
+        CRAWLER_BLIND_INDEX_KEY=BLIND_INDEX_KEY,
+        LOG_LEVEL="DEBUG",
+    )
+    return env
+
+
+def run_scrapy(args: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`scrapy <args>` from the repository root, as a user would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "scrapy", *args], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def scrapy_cmd():
+    return run_scrapy
