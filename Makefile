@@ -1,0 +1,41 @@
+# Two commands for users: `make demo` and `make test`. Both set everything up
+# (virtualenv, requirements, migrations) and are safe to run again.
+# A local .env (see .env.example) is exported to every command.
+ifneq (,$(wildcard .env))
+include .env
+export
+endif
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-requirements
+
+.PHONY: demo test install migrate sandbox scrapyd clean
+
+## demo: set up, start the sandbox, run the example scan, print a summary
+demo: migrate
+	$(PY) -m crawler.demo
+
+## test: set up and run the test suite (real PostgreSQL and Redis on localhost)
+test: install
+	$(PY) -m pytest
+
+install: $(STAMP)
+
+# Reinstall only when requirements.txt changes.
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+## migrate: apply database migrations (embedded PostgreSQL when DATABASE_URL is unset)
+migrate: install
+	$(PY) -m crawler.db migrate
+
+## sandbox: run the simulated services in the foreground
+sandbox: install
+	$(PY) -m sandbox
+
+clean:
+	rm -rf $(VENV) .coverage .coverage.* htmlcov

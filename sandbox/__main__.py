@@ -1,0 +1,74 @@
+"""``python -m sandbox``: start the simulated services on 127.0.0.1 until SIGTERM/SIGINT.
+
+Options: ``--<service>-port N`` (0 = any free port), ``--only a,b``,
+``--ports-file PATH`` (JSON {service: URL}, written once every service listens,
+so scripts and tests can wait for it), ``--seed`` and ``--people`` for the population.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from sandbox.population import DEFAULT_SEED, DEFAULT_SIZE
+from sandbox.server import SERVICES, PortInUse, start_services, stop_services
+from sandbox.sites import directory  # noqa: F401 - registers the service
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    for service in SERVICES.values():
+        parser.add_argument(f"--{service.name}-port", type=int, default=service.default_port, metavar="N",
+                            help=f"{service.description} (default {service.default_port})")  # fmt: skip
+    parser.add_argument("--only", default="", help="comma-separated services to start (default: all)")
+    parser.add_argument("--ports-file", type=Path, help="write {service: URL} as JSON here once all listen")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="population seed")
+    parser.add_argument("--people", type=int, default=DEFAULT_SIZE, help="population size")
+    args = parser.parse_args(argv)
+    unknown = set(filter(None, args.only.split(","))) - set(SERVICES)
+    if unknown:
+        parser.error(f"--only: unknown service(s) {', '.join(sorted(unknown))}")
+    return args
+
+
+def write_atomically(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    names = [n for n in SERVICES if not args.only or n in args.only.split(",")]
+    ports = {name: getattr(args, f"{name}_port") for name in names}
+    options = {"seed": args.seed, "people": args.people}
+    try:
+        urls, runners = await start_services(args.host, ports, options)
+    except PortInUse as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return 1
+    for name, url in urls.items():
+        print(f"sandbox: {name:<10} {url}  (health: {url}/health)", flush=True)
+    if args.ports_file:
+        write_atomically(args.ports_file, urls)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await stop_services(runners)
+    print("sandbox: stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(serve(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

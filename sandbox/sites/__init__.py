@@ -1,0 +1,1 @@
+"""Simulated websites, one module each."""
