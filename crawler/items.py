@@ -59,3 +59,5 @@ class TableRows:
     table: str
     columns: tuple[str, ...]
     rows: list[tuple[Any, ...]]
+    # where the rows come from (site id, API name): scan counters and stats use it
+    source: str = ""

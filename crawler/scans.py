@@ -16,7 +16,7 @@ import orjson
 from scrapy import signals
 
 from crawler.db import get_pool
-from crawler.items import PersonListing
+from crawler.items import TableRows
 from crawler.security import keyring_from_settings
 from crawler.spider_args import PersonQuery
 
@@ -96,8 +96,9 @@ class ScanTracker:
         logger.info("scan %s running on %d site(s)", scan.scan_id, len(scan.websites))
 
     def item_scraped(self, item, spider):
-        if isinstance(item, PersonListing):
-            self.listings[item.site] += 1
+        # a listing reaches this signal already sealed into findings rows
+        if isinstance(item, TableRows) and item.table == "findings":
+            self.listings[item.source] += 1
 
     def spider_error(self, failure, response, spider):
         site = getattr(spider, "site_id", spider.name)

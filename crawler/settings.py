@@ -77,8 +77,10 @@ ROBOTSTXT_OBEY = False
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 8
 DOWNLOAD_TIMEOUT = 30
-# The telnet console opens a port with a password in the log: off.
+# The telnet console and Scrapy 2.19's remote-control server run arbitrary
+# code inside a process that holds personal data in memory: off unless asked.
 TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = _env("REMOTE_CONTROL_ENABLED", "false")
 TWISTED_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
 FEED_EXPORT_ENCODING = "utf-8"
 

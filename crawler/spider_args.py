@@ -66,6 +66,10 @@ class PersonQuery:
 
 
 def parse_person(kwargs: dict) -> PersonQuery:
+    first_name = _name(kwargs, "first_name", required=True)
+    last_name = _name(kwargs, "last_name", required=True)
+    middle_name = _name(kwargs, "middle_name", required=False)
+    city = _name(kwargs, "city", required=False)
     state = (kwargs.get("state") or "").strip().upper()
     if state and state not in US_STATES:
         raise SpiderArgumentError("state", "expected a two-letter US state code such as IL")
@@ -86,11 +90,10 @@ def parse_person(kwargs: dict) -> PersonQuery:
         if number is None or not phonenumbers.is_possible_number(number):
             raise SpiderArgumentError("phone", "not a valid phone number")
         phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    city = _name(kwargs, "city", required=False)
     return PersonQuery(
-        first_name=_name(kwargs, "first_name", required=True),
-        last_name=_name(kwargs, "last_name", required=True),
-        middle_name=_name(kwargs, "middle_name", required=False),
+        first_name=first_name,
+        last_name=last_name,
+        middle_name=middle_name,
         city=city,
         state=state,
         age=age,

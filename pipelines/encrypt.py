@@ -48,4 +48,4 @@ class EncryptPipeline:
             for data_type, value in item.data()
         ]
         self.stats.inc_value("encrypt/values", len(rows))
-        return TableRows("findings", FINDING_COLUMNS, rows)
+        return TableRows("findings", FINDING_COLUMNS, rows, source=item.site)

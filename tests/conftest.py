@@ -7,6 +7,7 @@ the server where the throwaway database is created; TEST_REDIS_URL likewise.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -24,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # Fixed test keys: tests can decrypt what crawls wrote.
-ENCRYPTION_KEYS = "test2:" + "Mg" * 21 + "Mw==,test1:" + "MQ" * 21 + "MQ=="
-BLIND_INDEX_KEY = "Qg" * 21 + "Qg=="
+ENCRYPTION_KEYS = ",".join(f"test{n}:" + base64.b64encode(bytes([n]) * 32).decode() for n in (2, 1))
+BLIND_INDEX_KEY = base64.b64encode(b"B" * 32).decode()
 
 
 def _url_for(database: str) -> str:

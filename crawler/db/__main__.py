@@ -1,4 +1,4 @@
-"""``python -m crawler.db migrate|status``: apply or list schema migrations.
+"""``python -m crawler.db migrate|status|psql``: apply or list schema migrations, or open psql.
 
 Reads the project settings (environment, or ``-s NAME=VALUE``), so it targets
 the same database as ``scrapy crawl``; without DATABASE_URL, the embedded one.
@@ -7,7 +7,10 @@ the same database as ``scrapy crawl``; without DATABASE_URL, the embedded one.
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 from scrapy.utils.project import get_project_settings
 
@@ -16,11 +19,22 @@ from crawler.db.embedded import database_url
 from crawler.db.migrate import MigrationError, connect, discover, migrate, pending
 
 
+def psql_binary() -> str:
+    """The system psql, else the one bundled with the embedded server."""
+    if found := shutil.which("psql"):
+        return found
+    import pgserver  # noqa: PLC0415
+
+    return str(Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crawler.db", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["migrate", "status"])
+    parser.add_argument("command", choices=["migrate", "status", "psql"])
     parser.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE", help="override a setting")
-    args = parser.parse_args(argv)
+    args, psql_args = parser.parse_known_args(argv)
+    if psql_args and args.command != "psql":
+        parser.error(f"unrecognized arguments: {' '.join(psql_args)}")
     settings = get_project_settings()
     for assignment in args.set:
         name, sep, value = assignment.partition("=")
@@ -29,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         settings.set(name, value, priority="cmdline")
     try:
         validate(settings)
-        with connect(database_url(settings), settings.getfloat("PG_CONNECT_TIMEOUT")) as conn:
+        url = database_url(settings)
+        with connect(url, settings.getfloat("PG_CONNECT_TIMEOUT")) as conn:
+            if args.command == "psql":
+                # the embedded server stays up while this process (and psql) runs
+                return subprocess.call([psql_binary(), url, *psql_args])
             if args.command == "status":
                 todo = pending(conn)
                 done = [m for m in discover() if m not in todo]

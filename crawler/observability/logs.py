@@ -49,7 +49,8 @@ PHONE_RE = re.compile(
     r"(?<![\w.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?![\w])"
     r"|(?<![\w.])(?:\+?1)?\d{10}(?![\w.])"
 )
-URL_RE = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s/'\"<>@]+@)?([^\s/?#'\"<>]*)([^\s'\"<>]*)")
+# (closing brackets end a URL: log lines wrap URLs in <...> and (referer: ...))
+URL_RE = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s/'\"<>@]+@)?([^\s/?#'\"<>)\]]*)([^\s'\"<>)\]]*)")
 _FIELD_NAMES = "|".join(sorted((re.escape(f) for f in SENSITIVE_FIELDS), key=len, reverse=True))
 # 'email': 'x', "email": "x", email=x, 'phones': ['a', 'b'], Authorization: Bearer x
 FIELD_RE = re.compile(

@@ -54,6 +54,8 @@ def test_secrets_and_url_credentials(redactor):
 
 def test_url_paths_become_stable_hashes(redactor):
     first = redactor.text("GET http://127.0.0.1:8100/name/jane-doe_springfield-il?page=2")
+    referer = redactor.text("(referer: http://127.0.0.1:8100/name/jane-doe_springfield-il?page=2)")
+    assert referer.endswith(")") and first.split()[-1] in referer
     assert "jane" not in first and first.startswith("GET http://127.0.0.1:8100/~")
     assert first == redactor.text("GET http://127.0.0.1:8100/name/jane-doe_springfield-il?page=2")
     assert Redactor(redact_urls=False).text("http://h/events?limit=5") == "http://h/events?limit=5"

@@ -1,0 +1,19 @@
+"""`python -m crawler.demo` (what `make demo` runs) ends with a summary and rows in PostgreSQL."""
+
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_demo_runs_twice_and_summarises(crawl_env, db):
+    before = db.execute("SELECT count(*) FROM scans").fetchone()[0]
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-m", "crawler.demo"], cwd=ROOT, env=crawl_env, capture_output=True, text=True, timeout=180
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "== demo summary ==" in result.stdout and "-> completed" in result.stdout
+        assert "encrypted findings rows (address" in result.stdout
+    assert db.execute("SELECT count(*) FROM scans WHERE status = 'completed'").fetchone()[0] >= before + 2
+    assert db.execute("SELECT count(*) FROM findings").fetchone()[0] > 0
