@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sandbox.population import DEFAULT_SEED, DEFAULT_SIZE
 from sandbox.server import SERVICES, PortInUse, start_services, stop_services
-from sandbox.sites import directory  # noqa: F401 - registers the service
+import sandbox.sites  # noqa: F401 - registers the services
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,10 +52,10 @@ async def serve(args: argparse.Namespace) -> int:
     except PortInUse as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 1
-    for name, url in urls.items():
-        print(f"sandbox: {name:<10} {url}  (health: {url}/health)", flush=True)
     if args.ports_file:
         write_atomically(args.ports_file, urls)
+    for name, url in urls.items():
+        print(f"sandbox: {name:<10} {url}  (health: {url}/health)", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
