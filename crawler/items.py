@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from crawler.db.writer import Checkpoint
+
 # The datum kinds a finding can expose (findings.data_type).
 DATA_TYPES = ("name", "email", "phone", "address", "relative", "age")
 
@@ -61,3 +63,5 @@ class TableRows:
     rows: list[tuple[Any, ...]]
     # where the rows come from (site id, API name): scan counters and stats use it
     source: str = ""
+    # an ingestion checkpoint committed in the same transaction as these rows
+    checkpoint: Checkpoint | None = None

@@ -39,6 +39,10 @@ PG_POOL_MAX_SIZE = _env("PG_POOL_MAX_SIZE", "4")
 PG_CONNECT_TIMEOUT = _env("PG_CONNECT_TIMEOUT", "5")
 PG_BATCH_ROWS = _env("PG_BATCH_ROWS", "1000")
 PG_FLUSH_SECONDS = _env("PG_FLUSH_SECONDS", "2")
+# add() waits (backpressure) while this many rows are buffered
+PG_MAX_BUFFER_ROWS = _env("PG_MAX_BUFFER_ROWS", "50000")
+# transient database errors are retried for this long before a write fails
+PG_RETRY_SECONDS = _env("PG_RETRY_SECONDS", "120")
 
 # --- Security ---------------------------------------------------------------
 # "id:base64key,id:base64key" (32-byte keys); the first encrypts, all decrypt.

@@ -22,7 +22,11 @@ async def get_pool(settings) -> AsyncConnectionPool:
             min_size=settings.getint("PG_POOL_MIN_SIZE"),
             max_size=settings.getint("PG_POOL_MAX_SIZE"),
             timeout=settings.getfloat("PG_CONNECT_TIMEOUT") * 6,
-            kwargs={"connect_timeout": max(1, round(settings.getfloat("PG_CONNECT_TIMEOUT")))},
+            # application_name: the crawler's sessions are recognisable in pg_stat_activity
+            kwargs={
+                "connect_timeout": max(1, round(settings.getfloat("PG_CONNECT_TIMEOUT"))),
+                "application_name": "crawler",
+            },
             open=False,
             name="crawler",
         )

@@ -1,0 +1,235 @@
+"""BulkWriter: the one path by which rows reach PostgreSQL during a crawl.
+
+Rows are buffered per (table, columns) and flushed when PG_BATCH_ROWS are
+waiting, every PG_FLUSH_SECONDS, and at close. A flush is ONE transaction:
+for each table (in foreign-key order) COPY into a temporary staging table and
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, then the ingestion checkpoints
+that cover those rows. So a replay never duplicates a row and a checkpoint is
+never ahead of its rows.
+
+Transient errors (connection lost, server restarting, serialization
+failures) are retried with exponential backoff and full jitter while the rows
+stay buffered. ``add`` waits while PG_MAX_BUFFER_ROWS are buffered, which slows
+the engine instead of growing memory (backpressure).
+
+One writer per crawler (``BulkWriter.for_crawler``): pipelines and middlewares
+that need to write (dead letters, screenshots) share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import sql
+
+from crawler.db.pool import get_pool
+
+logger = logging.getLogger(__name__)
+
+# Parents before children, so foreign keys hold inside one flush.
+TABLE_ORDER = {"websites": 0, "scans": 1, "screenshots": 2, "findings": 3}
+TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300"}
+
+UPSERT_CHECKPOINT = """
+INSERT INTO ingest_checkpoints (source, partition_key, cursor, position_at, rows_committed, completed, state)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (source, partition_key) DO UPDATE SET
+    cursor = EXCLUDED.cursor, position_at = EXCLUDED.position_at,
+    rows_committed = ingest_checkpoints.rows_committed + EXCLUDED.rows_committed,
+    completed = EXCLUDED.completed, state = EXCLUDED.state, updated_at = now()"""
+
+
+@dataclass
+class Checkpoint:
+    """Where an ingestion partition stands once the rows it came with are committed."""
+
+    source: str
+    partition_key: str
+    cursor: str | None = None
+    position_at: Any = None  # datetime of the last committed record
+    rows: int = 0  # rows this checkpoint adds to rows_committed
+    completed: bool = False
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def merge(self, later: Checkpoint) -> Checkpoint:
+        """The newer position, with row counts summed."""
+        return Checkpoint(
+            self.source, self.partition_key, later.cursor, later.position_at,
+            self.rows + later.rows, later.completed, later.state,
+        )  # fmt: skip
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return True
+    return getattr(exc, "sqlstate", None) in TRANSIENT_SQLSTATES
+
+
+class WriteFailed(Exception):
+    pass
+
+
+class BulkWriter:
+    def __init__(self, settings, stats):
+        self.settings = settings
+        self.stats = stats
+        self.batch_rows = settings.getint("PG_BATCH_ROWS")
+        self.max_buffer_rows = max(self.batch_rows, settings.getint("PG_MAX_BUFFER_ROWS"))
+        self.flush_seconds = settings.getfloat("PG_FLUSH_SECONDS")
+        self.retry_seconds = settings.getfloat("PG_RETRY_SECONDS")
+        self.buffers: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
+        self.checkpoints: dict[tuple[str, str], Checkpoint] = {}
+        self.buffered = 0
+        self.oldest: float | None = None
+        self.lock = asyncio.Lock()
+        self.pool = None
+        self.ticker: asyncio.Task | None = None
+        self.users = 0
+
+    @classmethod
+    def for_crawler(cls, crawler) -> BulkWriter:
+        writer = getattr(crawler, "_bulk_writer", None)
+        if writer is None:
+            writer = crawler._bulk_writer = cls(crawler.settings, crawler.stats)
+        return writer
+
+    async def open(self) -> None:
+        """Reference-counted: each component that writes opens and closes once."""
+        self.users += 1
+        if self.pool is None:
+            self.pool = await get_pool(self.settings)
+            self.ticker = asyncio.create_task(self._flush_by_age())
+
+    async def close(self) -> None:
+        self.users -= 1
+        if self.users > 0:
+            return
+        if self.ticker:
+            self.ticker.cancel()
+        await self.flush()
+
+    async def add(self, table: str, columns: tuple[str, ...], rows: list[tuple], checkpoint: Checkpoint | None = None):
+        if self.buffered >= self.max_buffer_rows:
+            await self.flush()  # backpressure: the caller (and so the engine) waits
+        if rows:
+            self.buffers.setdefault((table, columns), []).extend(rows)
+            self.buffered += len(rows)
+        if checkpoint is not None:
+            key = (checkpoint.source, checkpoint.partition_key)
+            previous = self.checkpoints.get(key)
+            self.checkpoints[key] = previous.merge(checkpoint) if previous else checkpoint
+        if self.oldest is None and (rows or checkpoint):
+            self.oldest = time.monotonic()
+        if self.buffered >= self.batch_rows:
+            await self.flush()
+
+    async def _flush_by_age(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_seconds / 2)
+            if self.oldest is not None and time.monotonic() - self.oldest >= self.flush_seconds:
+                try:
+                    await self.flush()
+                except WriteFailed:
+                    logger.exception("timed flush failed; rows stay buffered for the next attempt")
+
+    async def flush(self) -> None:
+        async with self.lock:
+            if not self.buffers and not self.checkpoints:
+                return
+            # take the buffers: rows added while this flush runs go to the next one
+            buffers, checkpoints = self.buffers, self.checkpoints
+            self.buffers, self.checkpoints, self.buffered, self.oldest = {}, {}, 0, None
+            try:
+                await self._write_with_retry(buffers, checkpoints)
+            except BaseException:
+                self._restore(buffers, checkpoints)
+                raise
+
+    def _restore(self, buffers, checkpoints) -> None:
+        """Put back what could not be written, ahead of anything added since."""
+        for key, rows in self.buffers.items():
+            buffers.setdefault(key, []).extend(rows)
+        for key, checkpoint in self.checkpoints.items():
+            checkpoints[key] = checkpoints[key].merge(checkpoint) if key in checkpoints else checkpoint
+        self.buffers, self.checkpoints = buffers, checkpoints
+        self.buffered = sum(map(len, buffers.values()))
+        self.oldest = self.oldest or time.monotonic()
+
+    async def _write_with_retry(self, buffers, checkpoints) -> None:
+        rows = sum(map(len, buffers.values()))
+        deadline = time.monotonic() + self.retry_seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            try:
+                inserted = await self._write(buffers, checkpoints)
+                break
+            except psycopg.Error as exc:
+                if not is_transient(exc) or time.monotonic() >= deadline:
+                    self.stats.inc_value("pg/write_failures")
+                    raise WriteFailed(
+                        f"writing {rows} buffered rows failed after {attempt} attempt(s): "
+                        f"{type(exc).__name__} (SQLSTATE {getattr(exc, 'sqlstate', None)})"
+                    ) from exc
+                delay = random.uniform(0, min(30.0, 0.25 * 2**attempt))
+                logger.warning(
+                    "database write failed (%s); %d rows kept, retry %d in %.1fs", type(exc).__name__, rows, attempt, delay
+                )
+                self.stats.inc_value("pg/retries")
+                await asyncio.sleep(delay)
+        for table, count in inserted.items():
+            self.stats.inc_value(f"pg/rows_written/{table}", count)
+        for (table, _), table_rows in buffers.items():
+            self.stats.inc_value(f"pg/rows_duplicate/{table}", len(table_rows) - inserted.get(table, 0))
+        self.stats.inc_value("pg/flushes")
+        self.stats.max_value("pg/flush_seconds_max", round(time.monotonic() - started, 3))
+
+    async def _write(self, buffers, checkpoints) -> dict[str, int]:
+        inserted: dict[str, int] = {}
+        ordered = sorted(buffers.items(), key=lambda kv: TABLE_ORDER.get(kv[0][0], len(TABLE_ORDER)))
+        async with self.pool.connection() as conn, conn.transaction():
+            for (table, columns), rows in ordered:
+                count = await copy_upsert(conn, table, columns, rows)
+                inserted[table] = inserted.get(table, 0) + count
+            if checkpoints:
+                async with conn.cursor() as cursor:
+                    await cursor.executemany(
+                        UPSERT_CHECKPOINT,
+                        [
+                            (c.source, c.partition_key, c.cursor, c.position_at, c.rows, c.completed,
+                             orjson.dumps(c.state).decode())
+                            for c in checkpoints.values()
+                        ],  # fmt: skip
+                    )
+        return inserted
+
+
+async def copy_upsert(conn, table: str, columns: tuple[str, ...], rows: list[tuple]) -> int:
+    """COPY rows into a staging table, then insert what is not there yet; returns rows inserted."""
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    # one staging table per (table, columns) per connection, emptied at each commit
+    stage = sql.Identifier(f"stage_{table}_{hashlib.sha1(repr(columns).encode()).hexdigest()[:8]}")
+    await conn.execute(
+        sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA").format(
+            stage, cols, sql.Identifier(table)
+        )
+    )
+    async with conn.cursor() as cursor:
+        async with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, cols)) as copy:
+            for row in rows:
+                await copy.write_row(row)
+        await cursor.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
+                sql.Identifier(table), cols, cols, stage
+            )
+        )
+        return cursor.rowcount
