@@ -19,7 +19,9 @@ LOG_LEVELS = {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off", ""}
 
-POSITIVE_INTS = ("PG_POOL_MIN_SIZE", "PG_POOL_MAX_SIZE", "PG_BATCH_ROWS", "PG_MAX_BUFFER_ROWS")
+POSITIVE_INTS = ("PG_POOL_MIN_SIZE", "PG_POOL_MAX_SIZE", "PG_BATCH_ROWS", "PG_MAX_BUFFER_ROWS", "DEDUP_BLOOM_CAPACITY")
+NON_NEGATIVE_INTS = ("DEDUP_WINDOW_SECONDS",)
+FRACTIONS = ("DEDUP_BLOOM_ERROR_RATE", "DEDUP_FUZZY_THRESHOLD")  # in (0, 1)
 POSITIVE_NUMBERS = ("PG_CONNECT_TIMEOUT", "PG_FLUSH_SECONDS", "PG_RETRY_SECONDS")
 BOOLEANS = ("LOG_REDACT_URLS",)
 
@@ -117,6 +119,17 @@ def check_numbers(settings) -> None:
             raise ConfigError(name, f"expected {kind}, got {raw!r}") from None
         if value <= 0:
             raise ConfigError(name, f"must be positive, got {raw!r}")
+    for name in NON_NEGATIVE_INTS:
+        raw = str(settings.get(name)).strip()
+        if not raw.isdigit():
+            raise ConfigError(name, f"expected a whole number >= 0, got {settings.get(name)!r}")
+    for name in FRACTIONS:
+        try:
+            value = float(settings.get(name))
+        except (TypeError, ValueError):
+            value = -1.0
+        if not 0 < value < 1:
+            raise ConfigError(name, f"expected a number between 0 and 1, got {settings.get(name)!r}")
     if int(settings.get("PG_POOL_MIN_SIZE")) > int(settings.get("PG_POOL_MAX_SIZE")):
         raise ConfigError("PG_POOL_MIN_SIZE", "must not exceed PG_POOL_MAX_SIZE")
     for name in BOOLEANS:

@@ -6,6 +6,7 @@ into ``TableRows`` (rows ready for one COPY) that the PostgreSQL pipeline writes
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,14 @@ from crawler.db.writer import Checkpoint
 
 # The datum kinds a finding can expose (findings.data_type).
 DATA_TYPES = ("name", "email", "phone", "address", "relative", "age")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One exposed datum of a listing, in the clear (sealed by the encrypt pipeline)."""
+
+    data_type: str  # one of DATA_TYPES
+    value: str
 
 
 @dataclass
@@ -31,10 +40,17 @@ class PersonListing:
     addresses: list[str] = field(default_factory=list)
     relatives: list[str] = field(default_factory=list)
     confidence: float = 1.0
+    # full-page PNG of the listing (evidence); the screenshots pipeline stores it
+    # encrypted and replaces it by its sha256
+    screenshot: bytes | None = None
     screenshot_sha256: str | None = None
+    # set by fuzzy dedup: listings of the same person share a group
+    listing_group: str | None = None
+    # run once this listing's rows are committed (e.g. marking a dedup fingerprint)
+    on_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
 
-    def data(self) -> list[tuple[str, str]]:
-        """(data_type, value) for every exposed datum, in DATA_TYPES order."""
+    def findings(self) -> list[Finding]:
+        """Every exposed datum, in DATA_TYPES order."""
         pairs = [("name", self.full_name)]
         pairs += [("email", v) for v in self.emails]
         pairs += [("phone", v) for v in self.phones]
@@ -42,7 +58,16 @@ class PersonListing:
         pairs += [("relative", v) for v in self.relatives]
         if self.age is not None:
             pairs.append(("age", str(self.age)))
-        return [(kind, value) for kind, value in pairs if value]
+        return [Finding(kind, value) for kind, value in pairs if value]
+
+
+@dataclass
+class Screenshot:
+    """Evidence captured on its own (e.g. from a browser callback)."""
+
+    png: bytes
+    scan_id: str
+    site: str
 
 
 @dataclass
@@ -51,7 +76,12 @@ class EventBatch:
 
     source: str
     events: list[dict[str, Any]]
-    checkpoint: dict[str, Any] | None = None
+    # field names, when the spider knows them; else detected from the first event
+    id_field: str | None = None
+    type_field: str | None = None
+    time_field: str | None = None
+    # committed in the same transaction as this batch's rows
+    checkpoint: Checkpoint | None = None
 
 
 @dataclass
@@ -65,3 +95,7 @@ class TableRows:
     source: str = ""
     # an ingestion checkpoint committed in the same transaction as these rows
     checkpoint: Checkpoint | None = None
+    # rows a dedup filter has never seen: the writer may COPY them straight in
+    fresh_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    # run once these rows are committed
+    on_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)

@@ -17,7 +17,7 @@ from scrapy import signals
 
 from crawler.db import get_pool
 from crawler.items import TableRows
-from crawler.security import keyring_from_settings
+from crawler.security import context, keyring_from_settings
 from crawler.spider_args import PersonQuery
 
 logger = logging.getLogger(__name__)
@@ -36,10 +36,6 @@ class ScanContext:
     scan_id: str
     query: PersonQuery
     websites: list[Website] = field(default_factory=list)
-
-
-def target_aad(scan_id: str) -> bytes:
-    return f"scan|{scan_id}|target".encode()
 
 
 UPSERT_WEBSITE = """
@@ -84,7 +80,7 @@ class ScanTracker:
         if scan is None:
             return
         ring = keyring_from_settings(self.crawler.settings)
-        target = ring.encrypt(orjson.dumps(scan.query.as_dict()), target_aad(scan.scan_id))
+        target = ring.encrypt(orjson.dumps(scan.query.as_dict()), context.scan_target(scan.scan_id))
         pool = await get_pool(self.crawler.settings)
         async with pool.connection() as conn, conn.transaction():
             for site in scan.websites:

@@ -44,6 +44,19 @@ PG_MAX_BUFFER_ROWS = _env("PG_MAX_BUFFER_ROWS", "50000")
 # transient database errors are retried for this long before a write fails
 PG_RETRY_SECONDS = _env("PG_RETRY_SECONDS", "120")
 
+# --- Pipelines ---------------------------------------------------------------
+# Region assumed for phone numbers written without a country code.
+VALIDATE_PHONE_REGION = _env("VALIDATE_PHONE_REGION", "US")
+
+# Exact dedup window for listings (seconds; 0 = forever).
+DEDUP_WINDOW_SECONDS = _env("DEDUP_WINDOW_SECONDS", "86400")
+# Bloom filter for event ids, per source: sized for this many ids at this
+# false-positive rate; it grows by layers beyond that.
+DEDUP_BLOOM_CAPACITY = _env("DEDUP_BLOOM_CAPACITY", "10000000")
+DEDUP_BLOOM_ERROR_RATE = _env("DEDUP_BLOOM_ERROR_RATE", "0.001")
+# Listings of one scan scoring at least this are grouped as the same person.
+DEDUP_FUZZY_THRESHOLD = _env("DEDUP_FUZZY_THRESHOLD", "0.85")
+
 # --- Security ---------------------------------------------------------------
 # "id:base64key,id:base64key" (32-byte keys); the first encrypts, all decrypt.
 # Empty: development keys are generated once under DATA_DIR (with a warning).
@@ -99,6 +112,15 @@ EXTENSIONS = {
 }
 
 ITEM_PIPELINES = {
-    "pipelines.encrypt.EncryptPipeline": 300,
+    # normalise (E.164 phones, e-mails, addresses, UTC timestamps); invalid -> dead letters
+    "pipelines.validate.ValidatePipeline": 100,
+    # drop stored listings (exact), group the same person (fuzzy), Bloom-check event ids;
+    # before encryption: fuzzy matching needs clear values, and nothing is sealed twice
+    "pipelines.dedup.DedupPipeline": 200,
+    # evidence: store screenshots encrypted, content-addressed, under SCREENSHOTS_DIR
+    "pipelines.screenshots.ScreenshotPipeline": 300,
+    # seal personal data: AES-256-GCM ciphertexts + blind indexes
+    "pipelines.encrypt.EncryptPipeline": 400,
+    # buffered COPY + INSERT ... ON CONFLICT DO NOTHING, checkpoints in the same transaction
     "pipelines.postgres.PostgresPipeline": 800,
 }

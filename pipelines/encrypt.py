@@ -8,20 +8,12 @@ without decrypting. After this pipeline no clear personal value travels on.
 from __future__ import annotations
 
 from crawler.items import PersonListing, TableRows
-from crawler.security import keyring_from_settings
+from crawler.security import context, keyring_from_settings
 
 FINDING_COLUMNS = (
     "scan_id", "website_id", "data_type", "value_ciphertext", "value_index",
-    "listing_url_ciphertext", "listing_url_index", "key_id", "confidence", "screenshot_sha256",
+    "listing_url_ciphertext", "listing_url_index", "key_id", "confidence", "screenshot_sha256", "listing_group",
 )  # fmt: skip
-
-
-def value_aad(scan_id: str, data_type: str) -> bytes:
-    return f"finding|{scan_id}|{data_type}".encode()
-
-
-def listing_url_aad(scan_id: str) -> bytes:
-    return f"finding|{scan_id}|listing_url".encode()
 
 
 class EncryptPipeline:
@@ -37,15 +29,16 @@ class EncryptPipeline:
         if not isinstance(item, PersonListing):
             return item
         ring, scan_id = self.keyring, item.scan_id
-        url_ciphertext = ring.encrypt(item.listing_url, listing_url_aad(scan_id))
+        url_ciphertext = ring.encrypt(item.listing_url, context.finding_listing_url(scan_id))
         url_index = ring.blind_index(item.listing_url)
         rows = [
             (
-                scan_id, item.site, data_type,
-                ring.encrypt(value, value_aad(scan_id, data_type)), ring.blind_index(value),
+                scan_id, item.site, finding.data_type,
+                ring.encrypt(finding.value, context.finding_value(scan_id, finding.data_type)), ring.blind_index(finding.value),
                 url_ciphertext, url_index, ring.current_key_id, item.confidence, item.screenshot_sha256,
+                item.listing_group,
             )  # fmt: skip
-            for data_type, value in item.data()
+            for finding in item.findings()
         ]
         self.stats.inc_value("encrypt/values", len(rows))
-        return TableRows("findings", FINDING_COLUMNS, rows, source=item.site)
+        return TableRows("findings", FINDING_COLUMNS, rows, source=item.site, on_commit=item.on_commit)

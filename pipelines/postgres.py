@@ -24,5 +24,9 @@ class PostgresPipeline:
 
     async def process_item(self, item):
         if isinstance(item, TableRows):
-            await self.writer.add(item.table, item.columns, item.rows, item.checkpoint)
+            writer = self.writer
+            if item.fresh_rows:
+                await writer.add(item.table, item.columns, item.fresh_rows, fresh=True)
+            # checkpoint and callbacks go with the last rows added, so they follow all of them
+            await writer.add(item.table, item.columns, item.rows, item.checkpoint, on_commit=item.on_commit)
         return item

@@ -7,7 +7,6 @@ the server where the throwaway database is created; TEST_REDIS_URL likewise.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import signal
@@ -15,23 +14,13 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
-ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-# Fixed test keys: tests can decrypt what crawls wrote.
-ENCRYPTION_KEYS = ",".join(f"test{n}:" + base64.b64encode(bytes([n]) * 32).decode() for n in (2, 1))
-BLIND_INDEX_KEY = base64.b64encode(b"B" * 32).decode()
-
-
-def _url_for(database: str) -> str:
-    base, _, _ = ADMIN_URL.rpartition("/")
-    return f"{base}/{database}"
+import support
+from support import ADMIN_URL, REDIS_URL, ROOT, run_scrapy, url_for
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +29,7 @@ def database_url():
     name = f"crawler_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = _url_for(name)
+    url = url_for(name)
     result = subprocess.run(
         [sys.executable, "-m", "crawler.db", "migrate", "-s", f"DATABASE_URL={url}"],
         cwd=ROOT, capture_output=True, text=True, check=False,
@@ -95,19 +84,11 @@ def crawl_env(database_url, tmp_path):
     env.update(
         DATABASE_URL=database_url,
         DATA_DIR=str(tmp_path / "data"),
-        CRAWLER_ENCRYPTION_KEYS=ENCRYPTION_KEYS,
-        CRAWLER_BLIND_INDEX_KEY=BLIND_INDEX_KEY,
+        CRAWLER_ENCRYPTION_KEYS=support.ENCRYPTION_KEYS,
+        CRAWLER_BLIND_INDEX_KEY=support.BLIND_INDEX_KEY,
         LOG_LEVEL="DEBUG",
     )
     return env
-
-
-def run_scrapy(args: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`scrapy <args>` from the repository root, as a user would run it."""
-    return subprocess.run(
-        [sys.executable, "-m", "scrapy", *args], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
 
 
 @pytest.fixture

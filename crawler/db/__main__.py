@@ -12,8 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scrapy.utils.project import get_project_settings
-
+from crawler.cli import add_settings_option, project_settings
 from crawler.config import ConfigError, validate
 from crawler.db.embedded import database_url
 from crawler.db.migrate import MigrationError, connect, discover, migrate, pending
@@ -31,16 +30,11 @@ def psql_binary() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crawler.db", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["migrate", "status", "psql"])
-    parser.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE", help="override a setting")
+    add_settings_option(parser)
     args, psql_args = parser.parse_known_args(argv)
     if psql_args and args.command != "psql":
         parser.error(f"unrecognized arguments: {' '.join(psql_args)}")
-    settings = get_project_settings()
-    for assignment in args.set:
-        name, sep, value = assignment.partition("=")
-        if not sep:
-            parser.error(f"-s {assignment!r}: expected NAME=VALUE")
-        settings.set(name, value, priority="cmdline")
+    settings = project_settings(parser, args.set)
     try:
         validate(settings)
         url = database_url(settings)

@@ -23,6 +23,7 @@ import hashlib
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,8 +86,10 @@ class BulkWriter:
         self.max_buffer_rows = max(self.batch_rows, settings.getint("PG_MAX_BUFFER_ROWS"))
         self.flush_seconds = settings.getfloat("PG_FLUSH_SECONDS")
         self.retry_seconds = settings.getfloat("PG_RETRY_SECONDS")
-        self.buffers: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
+        # (table, columns, fresh) -> rows
+        self.buffers: dict[tuple[str, tuple[str, ...], bool], list[tuple]] = {}
         self.checkpoints: dict[tuple[str, str], Checkpoint] = {}
+        self.on_commit: list[Callable[[], Awaitable[None]]] = []
         self.buffered = 0
         self.oldest: float | None = None
         self.lock = asyncio.Lock()
@@ -116,12 +119,22 @@ class BulkWriter:
             self.ticker.cancel()
         await self.flush()
 
-    async def add(self, table: str, columns: tuple[str, ...], rows: list[tuple], checkpoint: Checkpoint | None = None):
+    async def add(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        rows: list[tuple],
+        checkpoint: Checkpoint | None = None,
+        *,
+        fresh: bool = False,
+        on_commit: Sequence[Callable[[], Awaitable[None]]] = (),
+    ) -> None:
         if self.buffered >= self.max_buffer_rows:
             await self.flush()  # backpressure: the caller (and so the engine) waits
         if rows:
-            self.buffers.setdefault((table, columns), []).extend(rows)
+            self.buffers.setdefault((table, columns, fresh), []).extend(rows)
             self.buffered += len(rows)
+        self.on_commit.extend(on_commit)
         if checkpoint is not None:
             key = (checkpoint.source, checkpoint.partition_key)
             previous = self.checkpoints.get(key)
@@ -142,24 +155,30 @@ class BulkWriter:
 
     async def flush(self) -> None:
         async with self.lock:
-            if not self.buffers and not self.checkpoints:
+            if not self.buffers and not self.checkpoints and not self.on_commit:
                 return
             # take the buffers: rows added while this flush runs go to the next one
-            buffers, checkpoints = self.buffers, self.checkpoints
-            self.buffers, self.checkpoints, self.buffered, self.oldest = {}, {}, 0, None
+            buffers, checkpoints, callbacks = self.buffers, self.checkpoints, self.on_commit
+            self.buffers, self.checkpoints, self.on_commit, self.buffered, self.oldest = {}, {}, [], 0, None
             try:
                 await self._write_with_retry(buffers, checkpoints)
             except BaseException:
-                self._restore(buffers, checkpoints)
+                self._restore(buffers, checkpoints, callbacks)
                 raise
+        for callback in callbacks:
+            try:
+                await callback()
+            except Exception:  # a failed callback (e.g. marking a dedup filter) loses no row
+                logger.exception("after-commit callback failed")
+                self.stats.inc_value("pg/on_commit_failures")
 
-    def _restore(self, buffers, checkpoints) -> None:
+    def _restore(self, buffers, checkpoints, callbacks) -> None:
         """Put back what could not be written, ahead of anything added since."""
         for key, rows in self.buffers.items():
             buffers.setdefault(key, []).extend(rows)
         for key, checkpoint in self.checkpoints.items():
             checkpoints[key] = checkpoints[key].merge(checkpoint) if key in checkpoints else checkpoint
-        self.buffers, self.checkpoints = buffers, checkpoints
+        self.buffers, self.checkpoints, self.on_commit = buffers, checkpoints, callbacks + self.on_commit
         self.buffered = sum(map(len, buffers.values()))
         self.oldest = self.oldest or time.monotonic()
 
@@ -188,7 +207,7 @@ class BulkWriter:
                 await asyncio.sleep(delay)
         for table, count in inserted.items():
             self.stats.inc_value(f"pg/rows_written/{table}", count)
-        for (table, _), table_rows in buffers.items():
+        for (table, _, _), table_rows in buffers.items():
             self.stats.inc_value(f"pg/rows_duplicate/{table}", len(table_rows) - inserted.get(table, 0))
         self.stats.inc_value("pg/flushes")
         self.stats.max_value("pg/flush_seconds_max", round(time.monotonic() - started, 3))
@@ -197,8 +216,16 @@ class BulkWriter:
         inserted: dict[str, int] = {}
         ordered = sorted(buffers.items(), key=lambda kv: TABLE_ORDER.get(kv[0][0], len(TABLE_ORDER)))
         async with self.pool.connection() as conn, conn.transaction():
-            for (table, columns), rows in ordered:
-                count = await copy_upsert(conn, table, columns, rows)
+            for (table, columns, fresh), rows in ordered:
+                count = None
+                if fresh:
+                    try:
+                        async with conn.transaction():  # a savepoint
+                            count = await copy_direct(conn, table, columns, rows)
+                    except psycopg.errors.UniqueViolation:
+                        self.stats.inc_value("pg/fresh_fallbacks")
+                if count is None:
+                    count = await copy_upsert(conn, table, columns, rows)
                 inserted[table] = inserted.get(table, 0) + count
             if checkpoints:
                 async with conn.cursor() as cursor:
@@ -211,6 +238,16 @@ class BulkWriter:
                         ],  # fmt: skip
                     )
         return inserted
+
+
+async def copy_direct(conn, table: str, columns: tuple[str, ...], rows: list[tuple]) -> int:
+    """COPY straight into the table: fastest, fails on any duplicate key."""
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    async with conn.cursor() as cursor:
+        async with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), cols)) as copy:
+            for row in rows:
+                await copy.write_row(row)
+    return len(rows)
 
 
 async def copy_upsert(conn, table: str, columns: tuple[str, ...], rows: list[tuple]) -> int:

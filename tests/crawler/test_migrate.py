@@ -4,7 +4,7 @@ import sys
 import psycopg
 import pytest
 
-from conftest import ADMIN_URL, ROOT, _url_for
+from support import ADMIN_URL, ROOT, url_for
 from crawler.config import ConfigError
 from crawler.db.migrate import Migration, MigrationError, connect, discover, migrate, pending
 
@@ -17,7 +17,7 @@ def empty_db():
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
-    yield _url_for(name)
+    yield url_for(name)
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

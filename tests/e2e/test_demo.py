@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from conftest import ROOT
+from support import ROOT
 
 
 def test_demo_runs_twice_and_summarises(crawl_env, db):

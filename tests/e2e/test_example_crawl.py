@@ -7,9 +7,10 @@ import uuid
 import psycopg
 import pytest
 
-from conftest import BLIND_INDEX_KEY, ENCRYPTION_KEYS
+from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS
 from crawler.security.keyring import KeyRing, parse_blind_index_key, parse_encryption_keys
-from pipelines.encrypt import listing_url_aad, value_aad
+from crawler.security.context import finding_listing_url as listing_url_aad
+from crawler.security.context import finding_value as value_aad
 from sandbox.population import default_population
 
 

@@ -8,7 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from parsel import Selector
 
-from conftest import ROOT
+from support import ROOT
 import sandbox.sites  # noqa: F401 - registers the services
 from sandbox.population import default_population
 from sandbox.server import SERVICES, build_app

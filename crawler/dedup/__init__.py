@@ -1,0 +1,1 @@
+"""Deduplication: exact fingerprints, Bloom filters, fuzzy person matching."""

@@ -1,0 +1,89 @@
+"""Canonical forms of the values the pipelines store and compare.
+
+Each function returns the normalised value or raises ValueError with a reason
+that never contains the value itself (it may be personal data).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import phonenumbers
+
+UTC = dt.UTC
+EMAIL_RE = re.compile(r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# Above these magnitudes an epoch number is in milliseconds / microseconds, not seconds
+# (1e11 s is the year 5138; 1e14 ms is the year 5138 too).
+EPOCH_MS_THRESHOLD = 1e11
+EPOCH_US_THRESHOLD = 1e14
+ADDRESS_ABBREVIATIONS = {
+    "street": "St", "st": "St", "avenue": "Ave", "ave": "Ave", "road": "Rd", "rd": "Rd", "drive": "Dr",
+    "dr": "Dr", "lane": "Ln", "ln": "Ln", "boulevard": "Blvd", "blvd": "Blvd", "place": "Pl", "pl": "Pl",
+    "court": "Ct", "ct": "Ct", "apartment": "Apt", "apt": "Apt", "suite": "Ste", "ste": "Ste",
+    "north": "N", "south": "S", "east": "E", "west": "W",
+}  # fmt: skip
+
+
+def phone_e164(value: str, region: str = "US") -> str:
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError("not a phone number") from None
+    if not phonenumbers.is_possible_number(number):
+        raise ValueError("not a possible phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def email(value: str) -> str:
+    normalised = value.strip().lower()
+    if len(normalised) > 254 or not EMAIL_RE.match(normalised):
+        raise ValueError("not a valid e-mail address (syntax or domain form)")
+    return normalised
+
+
+def address(value: str) -> str:
+    """Single spaces, title case, standard street abbreviations, upper-case state codes."""
+    if not any(ch.isalnum() for ch in value):
+        raise ValueError("empty address")
+    words = re.sub(r"\s*,\s*", ", ", " ".join(value.split())).strip(" ,").split(" ")
+    out = []
+    for word in words:
+        bare, comma = word.rstrip(","), "," if word.endswith(",") else ""
+        key = bare.lower().rstrip(".")
+        if key in ADDRESS_ABBREVIATIONS:
+            bare = ADDRESS_ABBREVIATIONS[key]
+        elif len(bare) == 2 and bare.isalpha() and comma == "" and out and out[-1].endswith(","):
+            bare = bare.upper()  # "Springfield, il 62701" -> state code
+        elif not any(ch.isdigit() for ch in bare):
+            bare = bare[:1].upper() + bare[1:].lower()
+        out.append(bare + comma)
+    return " ".join(out)
+
+
+def timestamp(value) -> dt.datetime:
+    """A UTC datetime from ISO-8601 (with or without zone; naive means UTC),
+    epoch seconds, epoch milliseconds or epoch microseconds (number or digit string)."""
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").replace(".", "", 1).isdigit():
+            value = float(text)
+        else:
+            try:
+                parsed = dt.datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError("not an ISO-8601 timestamp or epoch number") from None
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"unsupported timestamp type {type(value).__name__}")
+    magnitude = abs(value)
+    if magnitude >= EPOCH_US_THRESHOLD:
+        value /= 1_000_000
+    elif magnitude >= EPOCH_MS_THRESHOLD:
+        value /= 1000
+    try:
+        return dt.datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError("epoch timestamp out of range") from None

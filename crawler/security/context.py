@@ -1,0 +1,26 @@
+"""Associated data (AAD) for every ciphertext the project stores, in one place.
+
+The AAD binds a ciphertext to its row: decrypting it with another row's context
+fails, so a value copied or moved between rows is detected. Rotation rebuilds
+the same AAD to re-encrypt.
+"""
+
+
+def finding_value(scan_id: str, data_type: str) -> bytes:
+    return f"finding|{scan_id}|{data_type}".encode()
+
+
+def finding_listing_url(scan_id: str) -> bytes:
+    return f"finding|{scan_id}|listing_url".encode()
+
+
+def scan_target(scan_id: str) -> bytes:
+    return f"scan|{scan_id}|target".encode()
+
+
+def dead_letter(kind: str, spider: str) -> bytes:
+    return f"dead_letter|{kind}|{spider}".encode()
+
+
+def screenshot(sha256: str) -> bytes:
+    return f"screenshot|{sha256}".encode()

@@ -1,0 +1,136 @@
+"""Drops what is already stored and groups listings of the same person.
+
+- Person listings, **exact**: a keyed fingerprint of (scan, site, listing URL)
+  checked in one pipelined round trip (Redis, shared by all workers, within
+  DEDUP_WINDOW_SECONDS; in process without REDIS_URL). A duplicate listing is
+  dropped. Fingerprints are marked only after their rows are committed, so a
+  crash never hides an unstored listing.
+- Person listings, **fuzzy**: nicknames, typos, phone formats... the same
+  person on several pages or sites joins one listing group; each merge is
+  recorded in ``listing_merges`` with its score and evidence.
+- Event rows, **Bloom**: ids are checked-and-set in a Bloom filter per source
+  (Redis bitmaps, one atomic Lua call per page, so of two workers only one sees
+  an id as new). Rows it has never seen take the writer's fast path (direct
+  COPY); rows it may have seen go through ``INSERT ... ON CONFLICT DO NOTHING``.
+  Nothing is dropped on the filter's word: a false positive, or an id marked by
+  a worker that died before committing, would otherwise lose a record.
+  PostgreSQL decides. Duplicate ids inside one page are dropped before that.
+
+Runs before encryption: fuzzy matching needs the clear values, which never
+leave this process; only keyed hashes reach Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from scrapy.exceptions import DropItem
+
+from crawler.db.writer import BulkWriter
+from crawler.dedup.bloom import BloomFilter, LocalBloomFilter
+from crawler.dedup.exact import LocalExactDedup, RedisExactDedup
+from crawler.dedup.fuzzy import FuzzyListingDedup
+from crawler.items import PersonListing, TableRows
+from crawler.security import keyring_from_settings
+
+logger = logging.getLogger(__name__)
+
+MERGE_COLUMNS = ("scan_id", "website_id", "listing_url_index", "merged_with_index", "listing_group", "score", "evidence")
+
+
+class DedupPipeline:
+    def __init__(self, crawler):
+        settings = crawler.settings
+        self.settings = settings
+        self.stats = crawler.stats
+        self.writer = BulkWriter.for_crawler(crawler)
+        self.keyring = keyring_from_settings(settings)
+        self.window = settings.getint("DEDUP_WINDOW_SECONDS")
+        self.bloom_capacity = settings.getint("DEDUP_BLOOM_CAPACITY")
+        self.bloom_error_rate = settings.getfloat("DEDUP_BLOOM_ERROR_RATE")
+        self.prefix = settings.get("REDIS_KEY_PREFIX")
+        self.fuzzy = FuzzyListingDedup(settings.getfloat("DEDUP_FUZZY_THRESHOLD"))
+        self.redis = None
+        self.exact = None
+        self.blooms: dict[str, BloomFilter | LocalBloomFilter] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    async def open_spider(self):
+        await self.writer.open()
+        if url := self.settings.get("REDIS_URL"):
+            import redis.asyncio  # noqa: PLC0415
+
+            self.redis = redis.asyncio.Redis.from_url(url)
+            self.exact = RedisExactDedup(self.redis, self.prefix, self.window)
+        else:
+            self.exact = LocalExactDedup(self.window)
+
+    async def close_spider(self):
+        await self.writer.close()  # runs the last after-commit marks first
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    async def process_item(self, item):
+        if isinstance(item, PersonListing):
+            return await self.dedup_listing(item)
+        if isinstance(item, TableRows) and item.table == "events":
+            return await self.dedup_events(item)
+        return item
+
+    # --- person listings -----------------------------------------------------
+
+    async def dedup_listing(self, item: PersonListing) -> PersonListing:
+        fingerprint = self.keyring.blind_index(f"listing|{item.scan_id}|{item.site}|{item.listing_url}").hex()
+        self.stats.inc_value(f"dedup/listings/seen/{item.site}")
+        if (await self.exact.seen([fingerprint]))[0]:
+            self.stats.inc_value(f"dedup/listings/duplicate/{item.site}")
+            raise DropItem(f"duplicate listing on {item.site} (already stored for this scan)", log_level="DEBUG")
+        decision = self.fuzzy.assign(item)
+        if decision is not None:
+            self.stats.inc_value(f"dedup/listings/merged/{item.site}")
+            row = (
+                item.scan_id, item.site, self.keyring.blind_index(item.listing_url),
+                self.keyring.blind_index(decision.merged_with_url), decision.group_id, decision.score,
+                orjson.dumps(decision.evidence).decode(),
+            )  # fmt: skip
+            await self.writer.add("listing_merges", MERGE_COLUMNS, [row])
+
+        async def mark():
+            await self.exact.mark([fingerprint])
+
+        item.on_commit.append(mark)  # marked once its findings rows are committed
+        return item
+
+    # --- events ----------------------------------------------------------------
+
+    def bloom_for(self, source: str):
+        bloom = self.blooms.get(source)
+        if bloom is None:
+            name = f"events:{source}"
+            if self.redis is not None:
+                bloom = BloomFilter(self.redis, name, self.bloom_capacity, self.bloom_error_rate, prefix=self.prefix)
+            else:
+                bloom = LocalBloomFilter(name, self.bloom_capacity, self.bloom_error_rate)
+            self.blooms[source] = bloom
+        return bloom
+
+    async def dedup_events(self, item: TableRows) -> TableRows:
+        """One atomic check-and-set per page: ids the filter has never seen take the
+        fast path; the rest (repeats, false positives) go through ON CONFLICT."""
+        unique: dict[str, tuple] = {}
+        for row in item.rows:
+            unique.setdefault(row[0], row)  # first occurrence of an id within the page
+        in_page = len(item.rows) - len(unique)
+        new = await self.bloom_for(item.source).check_and_add(list(unique)) if unique else []
+        rows = list(unique.values())
+        item.fresh_rows = [row for row, is_new in zip(rows, new, strict=True) if is_new]
+        item.rows = [row for row, is_new in zip(rows, new, strict=True) if not is_new]
+        stats, source = self.stats, item.source
+        stats.inc_value(f"dedup/events/seen/{source}", len(item.rows) + len(item.fresh_rows) + in_page)
+        stats.inc_value(f"dedup/events/duplicate_in_page/{source}", in_page)
+        stats.inc_value(f"dedup/events/maybe_seen/{source}", len(item.rows))
+        return item

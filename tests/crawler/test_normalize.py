@@ -1,0 +1,57 @@
+import datetime as dt
+
+import pytest
+
+from crawler import normalize
+
+UTC = dt.UTC
+
+
+@pytest.mark.parametrize("raw", ["(217) 555-0123", "217.555.0123", "+1 217 555 0123", "2175550123", "1-217-555-0123"])
+def test_phones_become_e164(raw):
+    assert normalize.phone_e164(raw) == "+12175550123"
+
+
+def test_bad_phone_and_foreign_region():
+    with pytest.raises(ValueError, match="phone"):
+        normalize.phone_e164("12")
+    assert normalize.phone_e164("030 1234567", region="DE") == "+49301234567"
+
+
+def test_emails_are_lowered_and_checked():
+    assert normalize.email("  Jane.Doe+x@Mail.Example.COM ") == "jane.doe+x@mail.example.com"
+    for bad in ("jane", "jane@", "jane@localhost", "jane@exa mple.com", "@example.com", "jane@-bad.com"):
+        with pytest.raises(ValueError) as error:
+            normalize.email(bad)
+        assert bad.strip() not in str(error.value) or bad == ""
+
+
+def test_addresses_are_normalised():
+    assert normalize.address("  123  main street ,springfield,  il 62701") == "123 Main St, Springfield, IL 62701"
+    assert normalize.address("9 NORTH oak AVENUE apt 4") == "9 N Oak Ave Apt 4"
+    with pytest.raises(ValueError):
+        normalize.address(" , ")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "2026-10-01T12:00:00Z",
+        "2026-10-01T14:00:00+02:00",
+        "2026-10-01T12:00:00",  # naive: UTC
+        1790856000,  # epoch seconds
+        1790856000000,  # epoch milliseconds
+        "1790856000000",
+        1790856000000000,  # epoch microseconds
+        1790856000.0,
+        dt.datetime(2026, 10, 1, 12, 0),
+    ],
+)
+def test_timestamps_to_utc(raw):
+    assert normalize.timestamp(raw) == dt.datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("raw", ["yesterday", None, True, [1], 10**30])
+def test_bad_timestamps(raw):
+    with pytest.raises(ValueError):
+        normalize.timestamp(raw)

@@ -1,0 +1,36 @@
+"""Constants and helpers shared by the tests (imported as ``support``)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Fixed test keys: tests can decrypt what crawls wrote.
+ENCRYPTION_KEYS = ",".join(f"test{n}:" + base64.b64encode(bytes([n]) * 32).decode() for n in (2, 1))
+BLIND_INDEX_KEY = base64.b64encode(b"B" * 32).decode()
+
+
+def url_for(database: str) -> str:
+    base, _, _ = ADMIN_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+def run_scrapy(args: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`scrapy <args>` from the repository root, as a user would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "scrapy", *args], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def crawl_keyring():
+    """The key ring the tests' crawls encrypt with."""
+    from crawler.security.keyring import KeyRing, parse_blind_index_key, parse_encryption_keys  # noqa: PLC0415
+
+    return KeyRing(parse_encryption_keys(ENCRYPTION_KEYS), parse_blind_index_key(BLIND_INDEX_KEY))
