@@ -56,6 +56,8 @@ DEDUP_BLOOM_CAPACITY = _env("DEDUP_BLOOM_CAPACITY", "10000000")
 DEDUP_BLOOM_ERROR_RATE = _env("DEDUP_BLOOM_ERROR_RATE", "0.001")
 # Listings of one scan scoring at least this are grouped as the same person.
 DEDUP_FUZZY_THRESHOLD = _env("DEDUP_FUZZY_THRESHOLD", "0.85")
+# At most this many dedup filter calls wait on Redis at once (the rest queue here).
+DEDUP_MAX_IN_FLIGHT = _env("DEDUP_MAX_IN_FLIGHT", "4")
 
 # --- Security ---------------------------------------------------------------
 # "id:base64key,id:base64key" (32-byte keys); the first encrypts, all decrypt.

@@ -17,11 +17,14 @@
   PostgreSQL decides. Duplicate ids inside one page are dropped before that.
 
 Runs before encryption: fuzzy matching needs the clear values, which never
-leave this process; only keyed hashes reach Redis.
+leave this process; only keyed hashes reach Redis. Dedup only saves work, so
+when Redis fails or is slow the rows go on (through ON CONFLICT) and the
+error is counted; at most DEDUP_MAX_IN_FLIGHT filter calls wait on Redis at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
@@ -51,6 +54,7 @@ class DedupPipeline:
         self.bloom_error_rate = settings.getfloat("DEDUP_BLOOM_ERROR_RATE")
         self.prefix = settings.get("REDIS_KEY_PREFIX")
         self.fuzzy = FuzzyListingDedup(settings.getfloat("DEDUP_FUZZY_THRESHOLD"))
+        self.in_flight = asyncio.Semaphore(settings.getint("DEDUP_MAX_IN_FLIGHT"))
         self.redis = None
         self.exact = None
         self.blooms: dict[str, BloomFilter | LocalBloomFilter] = {}
@@ -81,12 +85,27 @@ class DedupPipeline:
             return await self.dedup_events(item)
         return item
 
+    async def ask(self, call, fingerprints: list[str], default):
+        """A filter call that never fails the item: on error, ``default`` for each fingerprint."""
+        if not fingerprints:
+            return []
+        async with self.in_flight:
+            try:
+                return await call(fingerprints)
+            except Exception as exc:  # noqa: BLE001 - Redis down or slow: dedup degrades, rows go on
+                self.stats.inc_value(f"dedup/errors/{type(exc).__name__}")
+                logger.warning("dedup filter unavailable (%s); %d record(s) passed on unchecked",
+                               type(exc).__name__, len(fingerprints))  # fmt: skip
+                result = [default] * len(fingerprints)
+                return None if default is None else result
+
     # --- person listings -----------------------------------------------------
 
     async def dedup_listing(self, item: PersonListing) -> PersonListing:
         fingerprint = self.keyring.blind_index(f"listing|{item.scan_id}|{item.site}|{item.listing_url}").hex()
         self.stats.inc_value(f"dedup/listings/seen/{item.site}")
-        if (await self.exact.seen([fingerprint]))[0]:
+        seen = await self.ask(self.exact.seen, [fingerprint], default=False)
+        if seen[0]:
             self.stats.inc_value(f"dedup/listings/duplicate/{item.site}")
             raise DropItem(f"duplicate listing on {item.site} (already stored for this scan)", log_level="DEBUG")
         decision = self.fuzzy.assign(item)
@@ -100,7 +119,7 @@ class DedupPipeline:
             await self.writer.add("listing_merges", MERGE_COLUMNS, [row])
 
         async def mark():
-            await self.exact.mark([fingerprint])
+            await self.ask(self.exact.mark, [fingerprint], default=None)
 
         item.on_commit.append(mark)  # marked once its findings rows are committed
         return item
@@ -125,7 +144,8 @@ class DedupPipeline:
         for row in item.rows:
             unique.setdefault(row[0], row)  # first occurrence of an id within the page
         in_page = len(item.rows) - len(unique)
-        new = await self.bloom_for(item.source).check_and_add(list(unique)) if unique else []
+        # on a filter error every row counts as "maybe seen": ON CONFLICT decides
+        new = await self.ask(self.bloom_for(item.source).check_and_add, list(unique), default=False)
         rows = list(unique.values())
         item.fresh_rows = [row for row, is_new in zip(rows, new, strict=True) if is_new]
         item.rows = [row for row, is_new in zip(rows, new, strict=True) if not is_new]

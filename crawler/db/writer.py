@@ -9,8 +9,10 @@ never ahead of its rows.
 
 Transient errors (connection lost, server restarting, serialization
 failures) are retried with exponential backoff and full jitter while the rows
-stay buffered. ``add`` waits while PG_MAX_BUFFER_ROWS are buffered, which slows
-the engine instead of growing memory (backpressure).
+stay buffered. A full batch is flushed in the background, so the next pages
+are validated while PostgreSQL ingests; ``add`` waits only while
+PG_MAX_BUFFER_ROWS are buffered, which slows the engine instead of growing
+memory (backpressure).
 
 One writer per crawler (``BulkWriter.for_crawler``): pipelines and middlewares
 that need to write (dead letters, screenshots) share it.
@@ -31,6 +33,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from crawler.db.copy_text import render_rows
 from crawler.db.pool import get_pool
 
 logger = logging.getLogger(__name__)
@@ -95,6 +98,8 @@ class BulkWriter:
         self.lock = asyncio.Lock()
         self.pool = None
         self.ticker: asyncio.Task | None = None
+        self.background: asyncio.Task | None = None
+        self.failure: WriteFailed | None = None  # from a background flush, raised by the next add()
         self.users = 0
 
     @classmethod
@@ -117,6 +122,8 @@ class BulkWriter:
             return
         if self.ticker:
             self.ticker.cancel()
+        if self.background is not None:
+            await asyncio.wait([self.background])
         await self.flush()
 
     async def add(
@@ -129,6 +136,9 @@ class BulkWriter:
         fresh: bool = False,
         on_commit: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
         if self.buffered >= self.max_buffer_rows:
             await self.flush()  # backpressure: the caller (and so the engine) waits
         if rows:
@@ -141,17 +151,21 @@ class BulkWriter:
             self.checkpoints[key] = previous.merge(checkpoint) if previous else checkpoint
         if self.oldest is None and (rows or checkpoint):
             self.oldest = time.monotonic()
-        if self.buffered >= self.batch_rows:
+        if self.buffered >= self.batch_rows and (self.background is None or self.background.done()):
+            self.background = asyncio.create_task(self._flush_in_background())
+
+    async def _flush_in_background(self) -> None:
+        try:
             await self.flush()
+        except WriteFailed as exc:  # the rows are back in the buffer
+            logger.error("%s", exc)
+            self.failure = exc
 
     async def _flush_by_age(self) -> None:
         while True:
             await asyncio.sleep(self.flush_seconds / 2)
             if self.oldest is not None and time.monotonic() - self.oldest >= self.flush_seconds:
-                try:
-                    await self.flush()
-                except WriteFailed:
-                    logger.exception("timed flush failed; rows stay buffered for the next attempt")
+                await self._flush_in_background()
 
     async def flush(self) -> None:
         async with self.lock:
@@ -240,13 +254,17 @@ class BulkWriter:
         return inserted
 
 
+async def write_rows(copy, rows: list[tuple], chunk: int = 5000) -> None:
+    for start in range(0, len(rows), chunk):
+        await copy.write(render_rows(rows[start : start + chunk]))
+
+
 async def copy_direct(conn, table: str, columns: tuple[str, ...], rows: list[tuple]) -> int:
     """COPY straight into the table: fastest, fails on any duplicate key."""
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
     async with conn.cursor() as cursor:
         async with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), cols)) as copy:
-            for row in rows:
-                await copy.write_row(row)
+            await write_rows(copy, rows)
     return len(rows)
 
 
@@ -262,8 +280,7 @@ async def copy_upsert(conn, table: str, columns: tuple[str, ...], rows: list[tup
     )
     async with conn.cursor() as cursor:
         async with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, cols)) as copy:
-            for row in rows:
-                await copy.write_row(row)
+            await write_rows(copy, rows)
         await cursor.execute(
             sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
                 sql.Identifier(table), cols, cols, stage

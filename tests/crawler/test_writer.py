@@ -35,7 +35,8 @@ async def test_flush_on_size_and_close_and_replays_add_nothing(database_url, db)
     writer, stats = make_writer(database_url, PG_BATCH_ROWS=100, PG_FLUSH_SECONDS=60)
     await writer.open()
     await writer.add("events", COLUMNS, events("w1", 0, 150))
-    assert count(db, "w1") == 150  # reached the batch size: flushed at once
+    await writer.background  # reached the batch size: flushed in the background at once
+    assert count(db, "w1") == 150
     await writer.add("events", COLUMNS, events("w1", 100, 60))  # 50 replayed, 10 new
     assert count(db, "w1") == 150  # below the batch size: still buffered
     await writer.close()
