@@ -20,24 +20,23 @@ import pytest
 import redis
 
 import support
-from support import ADMIN_URL, REDIS_URL, ROOT, run_scrapy, url_for
+from support import REDIS_URL, ROOT, create_database, drop_database, run_scrapy
 
 
 @pytest.fixture(scope="session")
 def database_url():
     """A fresh, migrated database for the session, dropped afterwards."""
-    name = f"crawler_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = url_for(name)
-    result = subprocess.run(
-        [sys.executable, "-m", "crawler.db", "migrate", "-s", f"DATABASE_URL={url}"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    name, url = create_database()
     yield url
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(name)
+
+
+@pytest.fixture
+def own_database_url():
+    """A migrated database for one test alone (for tests that touch every row)."""
+    name, url = create_database()
+    yield url
+    drop_database(name)
 
 
 @pytest.fixture

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import os
+import uuid
 import subprocess
 import sys
 from pathlib import Path
+
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -34,3 +37,23 @@ def crawl_keyring():
     from crawler.security.keyring import KeyRing, parse_blind_index_key, parse_encryption_keys  # noqa: PLC0415
 
     return KeyRing(parse_encryption_keys(ENCRYPTION_KEYS), parse_blind_index_key(BLIND_INDEX_KEY))
+
+
+def create_database(migrated: bool = True) -> tuple[str, str]:
+    """(name, URL) of a new throwaway database, migrated with the real CLI."""
+    name = f"crawler_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = url_for(name)
+    if migrated:
+        result = subprocess.run(
+            [sys.executable, "-m", "crawler.db", "migrate", "-s", f"DATABASE_URL={url}"],
+            cwd=ROOT, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    return name, url
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

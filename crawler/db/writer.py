@@ -221,8 +221,11 @@ class BulkWriter:
                 await asyncio.sleep(delay)
         for table, count in inserted.items():
             self.stats.inc_value(f"pg/rows_written/{table}", count)
+        offered: dict[str, int] = {}
         for (table, _, _), table_rows in buffers.items():
-            self.stats.inc_value(f"pg/rows_duplicate/{table}", len(table_rows) - inserted.get(table, 0))
+            offered[table] = offered.get(table, 0) + len(table_rows)
+        for table, count in offered.items():
+            self.stats.inc_value(f"pg/rows_duplicate/{table}", count - inserted.get(table, 0))
         self.stats.inc_value("pg/flushes")
         self.stats.max_value("pg/flush_seconds_max", round(time.monotonic() - started, 3))
 

@@ -4,7 +4,7 @@ import sys
 import psycopg
 import pytest
 
-from support import ADMIN_URL, ROOT, url_for
+from support import ROOT, create_database, drop_database
 from crawler.config import ConfigError
 from crawler.db.migrate import Migration, MigrationError, connect, discover, migrate, pending
 
@@ -13,13 +13,9 @@ TABLES = {"scans", "websites", "findings", "screenshots", "events", "ingest_chec
 
 @pytest.fixture
 def empty_db():
-    name = "crawler_test_migrate"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield url_for(name)
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    name, url = create_database(migrated=False)
+    yield url
+    drop_database(name)
 
 
 def schema_dump(url):
