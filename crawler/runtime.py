@@ -57,12 +57,12 @@ def preflight(settings) -> None:
     """Raise ConfigError for the first thing that would stop a crawl."""
     validate(settings)
     install_logging(settings)
-    try:
-        keyring_from_settings(settings)
-    except KeyRingError as exc:
-        raise ConfigError("CRAWLER_ENCRYPTION_KEYS", str(exc)) from None
     check_database(settings)
     check_redis(settings)
+    try:
+        keyring_from_settings(settings)  # last: its development-key warning is noise before an error
+    except KeyRingError as exc:
+        raise ConfigError("CRAWLER_ENCRYPTION_KEYS", str(exc)) from None
 
 
 class RuntimeCheck:

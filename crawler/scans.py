@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import orjson
 from scrapy import signals
 
-from crawler.db import get_pool
+from crawler.db.pool import run_in_transaction
 from crawler.items import TableRows
 from crawler.security import context, keyring_from_settings
 from crawler.spider_args import PersonQuery
@@ -81,14 +81,15 @@ class ScanTracker:
             return
         ring = keyring_from_settings(self.crawler.settings)
         target = ring.encrypt(orjson.dumps(scan.query.as_dict()), context.scan_target(scan.scan_id))
-        pool = await get_pool(self.crawler.settings)
-        async with pool.connection() as conn, conn.transaction():
+        async def start(conn):
             for site in scan.websites:
                 await conn.execute(UPSERT_WEBSITE, (site.id, site.name, site.base_url, site.render_mode))
             await conn.execute(
                 START_SCAN,
                 (scan.scan_id, spider.name, target, ring.blind_index(scan.query.full_name), [w.id for w in scan.websites]),
             )
+
+        await run_in_transaction(self.crawler.settings, start)
         logger.info("scan %s running on %d site(s)", scan.scan_id, len(scan.websites))
 
     def item_scraped(self, item, spider):
@@ -109,10 +110,10 @@ class ScanTracker:
         if scan is None:
             return
         status = final_status(reason)
-        pool = await get_pool(self.crawler.settings)
-        async with pool.connection() as conn:
-            await conn.execute(
-                FINISH_SCAN,
-                (status, None if status == "completed" else reason, orjson.dumps(self.counters()).decode(), scan.scan_id),
-            )
+        values = (status, None if status == "completed" else reason, orjson.dumps(self.counters()).decode(), scan.scan_id)
+
+        async def finish(conn):
+            await conn.execute(FINISH_SCAN, values)
+
+        await run_in_transaction(self.crawler.settings, finish)
         logger.info("scan %s %s: %d listing(s)", scan.scan_id, status, sum(self.listings.values()))

@@ -75,6 +75,7 @@ class DedupPipeline:
 
     async def close_spider(self):
         await self.writer.close()  # runs the last after-commit marks first
+        self.log_summary()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -84,6 +85,20 @@ class DedupPipeline:
         if isinstance(item, TableRows) and item.table == "events":
             return await self.dedup_events(item)
         return item
+
+    def log_summary(self) -> None:
+        """Per source: records seen and the share found duplicate (no personal data)."""
+        stats = self.stats.get_stats()
+        for kind in ("listings", "events"):
+            for key, seen in stats.items():
+                prefix = f"dedup/{kind}/seen/"
+                if not key.startswith(prefix) or not seen:
+                    continue
+                source = key[len(prefix):]
+                duplicates = stats.get(f"dedup/{kind}/duplicate/{source}", 0) + stats.get(
+                    f"dedup/{kind}/duplicate_in_page/{source}", 0) + stats.get(f"dedup/{kind}/maybe_seen/{source}", 0)
+                logger.info("dedup %s from %s: %d seen, %d duplicate or maybe seen (%.1f%%)",
+                            kind, source, seen, duplicates, 100 * duplicates / seen)  # fmt: skip
 
     async def ask(self, call, fingerprints: list[str], default):
         """A filter call that never fails the item: on error, ``default`` for each fingerprint."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
+
+import psycopg
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -29,6 +32,8 @@ async def get_pool(settings) -> AsyncConnectionPool:
             },
             open=False,
             name="crawler",
+            # a pooled connection the server dropped meanwhile is replaced, not handed out
+            check=AsyncConnectionPool.check_connection,
         )
         _pools[key] = pool
         await pool.open(wait=True, timeout=settings.getfloat("PG_CONNECT_TIMEOUT") * 2)
@@ -51,3 +56,19 @@ class PoolCloser:
 
         crawler.signals.connect(close_pools, signal=signals.engine_stopped)
         return cls()
+
+
+async def run_in_transaction(settings, work, attempts: int = 8):
+    """``await work(conn)`` in a transaction, retried with backoff on transient errors
+    (connection lost, server restarting): for the few small writes outside BulkWriter."""
+    from crawler.db.writer import is_transient  # noqa: PLC0415 - writer imports this module
+
+    for attempt in range(1, attempts + 1):
+        try:
+            pool = await get_pool(settings)
+            async with pool.connection() as conn, conn.transaction():
+                return await work(conn)
+        except psycopg.Error as exc:
+            if not is_transient(exc) or attempt == attempts:
+                raise
+            await asyncio.sleep(random.uniform(0, min(10.0, 0.2 * 2**attempt)))
