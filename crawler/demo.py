@@ -31,7 +31,7 @@ SAMPLE = ("John", "Smith", "IL")
 def start_sandbox(workdir: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     ports_file = workdir / "sandbox-ports.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--directory-port", "0", "--ports-file", str(ports_file)],
+        [sys.executable, "-m", "sandbox", "--free-ports", "--ports-file", str(ports_file)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 30

@@ -1,8 +1,10 @@
 """``python -m sandbox``: start the simulated services on 127.0.0.1 until SIGTERM/SIGINT.
 
-Options: ``--<service>-port N`` (0 = any free port), ``--only a,b``,
-``--ports-file PATH`` (JSON {service: URL}, written once every service listens,
-so scripts and tests can wait for it), ``--seed`` and ``--people`` for the population.
+Options: ``--<service>-port N`` (0 = any free port), ``--free-ports`` (every
+service on a free port), ``--only a,b``, ``--ports-file PATH`` (JSON {service: URL},
+written once every service listens, so scripts and tests can wait for it),
+``--seed`` and ``--people`` for the population, ``--events-*`` for the events API
+(sandbox/events/config.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
+from sandbox.events import config as events_config
 from sandbox.population import DEFAULT_SEED, DEFAULT_SIZE
 from sandbox.server import SERVICES, PortInUse, start_services, stop_services
 import sandbox.sites  # noqa: F401 - registers the services
@@ -26,10 +29,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for service in SERVICES.values():
         parser.add_argument(f"--{service.name}-port", type=int, default=service.default_port, metavar="N",
                             help=f"{service.description} (default {service.default_port})")  # fmt: skip
+    parser.add_argument("--free-ports", action="store_true", help="start every service on a free port (all ports 0)")
     parser.add_argument("--only", default="", help="comma-separated services to start (default: all)")
     parser.add_argument("--ports-file", type=Path, help="write {service: URL} as JSON here once all listen")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="population seed")
     parser.add_argument("--people", type=int, default=DEFAULT_SIZE, help="population size")
+    events_config.add_arguments(parser)
     args = parser.parse_args(argv)
     unknown = set(filter(None, args.only.split(","))) - set(SERVICES)
     if unknown:
@@ -45,8 +50,8 @@ def write_atomically(path: Path, data: dict) -> None:
 
 async def serve(args: argparse.Namespace) -> int:
     names = [n for n in SERVICES if not args.only or n in args.only.split(",")]
-    ports = {name: getattr(args, f"{name}_port") for name in names}
-    options = {"seed": args.seed, "people": args.people}
+    ports = {name: 0 if args.free_ports else getattr(args, f"{name}_port") for name in names}
+    options = {"seed": args.seed, "people": args.people, **events_config.options_from_args(args)}
     try:
         urls, runners = await start_services(args.host, ports, options)
     except PortInUse as exc:

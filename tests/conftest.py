@@ -59,10 +59,10 @@ def redis_prefix():
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory):
-    """`python -m sandbox` on free ports; yields {service: base URL}."""
+    """`python -m sandbox` with every service on a free port and a small events data set; yields {service: base URL}."""
     ports_file = tmp_path_factory.mktemp("sandbox") / "ports.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--ports-file", str(ports_file), "--directory-port", "0"],
+        [sys.executable, "-m", "sandbox", "--ports-file", str(ports_file), "--free-ports", "--events-count", "20000"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 30

@@ -66,7 +66,7 @@ async def test_detail_page_matches_the_population(client):
 def test_cli_writes_the_ports_file_and_stops_on_sigterm(tmp_path):
     ports_file = tmp_path / "ports.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--directory-port", "0", "--ports-file", str(ports_file)],
+        [sys.executable, "-m", "sandbox", "--only", "directory", "--directory-port", "0", "--ports-file", str(ports_file)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     first_line = process.stdout.readline()
