@@ -20,11 +20,14 @@ TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off", ""}
 
 POSITIVE_INTS = ("PG_POOL_MIN_SIZE", "PG_POOL_MAX_SIZE", "PG_BATCH_ROWS", "PG_MAX_BUFFER_ROWS", "DEDUP_BLOOM_CAPACITY",
-                 "DEDUP_MAX_IN_FLIGHT")
-NON_NEGATIVE_INTS = ("DEDUP_WINDOW_SECONDS",)
+                 "DEDUP_MAX_IN_FLIGHT", "RATELIMIT_BURST", "CIRCUIT_FAILURE_THRESHOLD")
+NON_NEGATIVE_INTS = ("DEDUP_WINDOW_SECONDS", "RETRY_TIMES")
 FRACTIONS = ("DEDUP_BLOOM_ERROR_RATE", "DEDUP_FUZZY_THRESHOLD")  # in (0, 1)
-POSITIVE_NUMBERS = ("PG_CONNECT_TIMEOUT", "PG_FLUSH_SECONDS", "PG_RETRY_SECONDS")
-BOOLEANS = ("LOG_REDACT_URLS",)
+POSITIVE_NUMBERS = ("PG_CONNECT_TIMEOUT", "PG_FLUSH_SECONDS", "PG_RETRY_SECONDS", "RATELIMIT_DEFAULT_RPS",
+                    "RATELIMIT_MAX_RESERVE_SECONDS", "RATELIMIT_DEFER_SECONDS", "CIRCUIT_WINDOW_SECONDS",
+                    "CIRCUIT_RESET_SECONDS", "RETRY_BACKOFF_MAX", "AUTH_TOKEN_REFRESH_MARGIN")
+NON_NEGATIVE_NUMBERS = ("RATELIMIT_RESET_MARGIN", "RATELIMIT_BLOCK_PAUSE_SECONDS", "RETRY_BACKOFF_BASE")
+BOOLEANS = ("LOG_REDACT_URLS", "RATELIMIT_ENABLED", "RATELIMIT_ADAPTIVE", "CIRCUIT_ENABLED", "BLOCKS_ENABLED")
 
 
 class ConfigError(Exception):
@@ -88,6 +91,17 @@ def check_http_url(name: str, value: str) -> None:
         raise ConfigError(name, f"expected an http(s):// URL, got {redact_url(value)!r}")
 
 
+def check_rate_sites(value) -> None:
+    from middlewares.rate_limit import parse_sites  # noqa: PLC0415
+
+    try:
+        rates = parse_sites(value)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError("RATELIMIT_SITES", f"expected JSON {{host: rps}} or host=rps,host=rps ({exc})") from None
+    if bad := [host for host, rps in rates.items() if rps <= 0]:
+        raise ConfigError("RATELIMIT_SITES", f"rates must be positive (host {bad[0]})")
+
+
 def check_keys(settings) -> None:
     if enc := settings.get("CRAWLER_ENCRYPTION_KEYS"):
         try:
@@ -124,6 +138,13 @@ def check_numbers(settings) -> None:
         raw = str(settings.get(name)).strip()
         if not raw.isdigit():
             raise ConfigError(name, f"expected a whole number >= 0, got {settings.get(name)!r}")
+    for name in NON_NEGATIVE_NUMBERS:
+        try:
+            value = float(settings.get(name))
+        except (TypeError, ValueError):
+            value = -1.0
+        if value < 0:
+            raise ConfigError(name, f"expected a number >= 0, got {settings.get(name)!r}")
     for name in FRACTIONS:
         try:
             value = float(settings.get(name))
@@ -144,6 +165,8 @@ def validate(settings) -> None:
     check_database_url(settings.get("DATABASE_URL") or "")
     check_redis_url(settings.get("REDIS_URL") or "")
     check_http_url("OPENAI_BASE_URL", settings.get("OPENAI_BASE_URL") or "")
+    check_http_url("AUTH_TOKEN_URL", settings.get("AUTH_TOKEN_URL") or "")
+    check_rate_sites(settings.get("RATELIMIT_SITES"))
     check_keys(settings)
     check_logging(settings)
     check_numbers(settings)

@@ -65,3 +65,86 @@ class DeadLetters:
         if rows:
             logger.warning("%d dead letter(s): %s", len(rows), ", ".join(sorted({r[4] for r in rows})))
             await self.writer.add("dead_letters", DEAD_LETTER_COLUMNS, rows)
+
+
+# --- requests: serialised so that `scrapy crawl replay_dead_letters` can re-queue them ---
+
+# never stored, even encrypted: a replay fetches fresh credentials
+SECRET_HEADERS = frozenset({b"authorization", b"proxy-authorization", b"x-api-key", b"cookie"})
+SECRET_QUERY_PARAMS = frozenset({"api_key", "apikey", "access_token", "token", "key"})
+
+
+def _without_secret_params(url: str) -> str:
+    from urllib.parse import parse_qsl, urlencode, urlsplit  # noqa: PLC0415
+
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in SECRET_QUERY_PARAMS]
+    return parts._replace(query=urlencode(query)).geturl()
+
+
+def _plain(value: Any) -> bool:
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return False
+    return True
+
+
+def serialize_request(request, spider) -> dict[str, Any]:
+    """A JSON-able form of ``request`` sufficient to replay it, without credentials
+    or internal/unserialisable meta (keys starting with ``_``)."""
+    data = request.to_dict(spider=spider)
+    data["url"] = _without_secret_params(data["url"])
+    data["headers"] = {
+        key.decode("latin-1"): [v.decode("latin-1") for v in values]
+        for key, values in data.get("headers", {}).items()
+        if key.lower() not in SECRET_HEADERS
+    }
+    data["body"] = data.get("body", b"").decode("latin-1")
+    data["meta"] = {k: v for k, v in data.get("meta", {}).items() if not k.startswith("_") and _plain(v)}
+    data["cb_kwargs"] = {k: v for k, v in data.get("cb_kwargs", {}).items() if _plain(v)}
+    for key in ("download_slot", "retry_times", "defer_until", "defer_reason", "block"):
+        data["meta"].pop(key, None)
+    data.pop("flags", None)
+    return {k: v for k, v in data.items() if _plain(v)}
+
+
+def deserialize_request(data: dict[str, Any], spider):
+    from scrapy.utils.request import request_from_dict  # noqa: PLC0415
+
+    data = dict(data)
+    data["headers"] = {k.encode("latin-1"): [v.encode("latin-1") for v in vs] for k, vs in data.get("headers", {}).items()}
+    data["body"] = data.get("body", "").encode("latin-1")
+    return request_from_dict(data, spider=spider)
+
+
+def request_dead_letter(dead_letters: DeadLetters, request, spider, reason: str, *, attempts: int,
+                        last_status: int | None) -> tuple:  # fmt: skip
+    payload = {
+        "request": serialize_request(request, spider),
+        "spider_args": getattr(spider, "spider_arguments", None),
+    }
+    from scrapy.utils.httpobj import urlparse_cached  # noqa: PLC0415
+
+    return dead_letters.row(
+        "request", reason, source=urlparse_cached(request).hostname, payload=payload, method=request.method,
+        last_status=last_status, attempts=attempts,
+    )  # fmt: skip
+
+
+INSERT_NOW = f"INSERT INTO dead_letters ({', '.join(DEAD_LETTER_COLUMNS)}) VALUES ({', '.join(['%s'] * len(DEAD_LETTER_COLUMNS))})"
+
+
+async def write_now(settings, rows: list[tuple]) -> None:
+    """Insert dead letters at once (for shutdown paths where the bulk writer is closed)."""
+    from crawler.db.pool import run_in_transaction  # noqa: PLC0415
+
+    async def insert(conn):
+        async with conn.cursor() as cur:
+            await cur.executemany(INSERT_NOW, rows)
+
+    if rows:
+        logger.warning("%d dead letter(s): %s", len(rows), ", ".join(sorted({r[4] for r in rows})))
+        await run_in_transaction(settings, insert)

@@ -59,6 +59,52 @@ DEDUP_FUZZY_THRESHOLD = _env("DEDUP_FUZZY_THRESHOLD", "0.85")
 # At most this many dedup filter calls wait on Redis at once (the rest queue here).
 DEDUP_MAX_IN_FLIGHT = _env("DEDUP_MAX_IN_FLIGHT", "4")
 
+# --- Resilience (downloader middlewares) ------------------------------------
+# Requests per second per key (host, or meta["ratelimit_key"]) before a server
+# announces its own budget; polite for broker sites.
+RATELIMIT_ENABLED = _env("RATELIMIT_ENABLED", "true")
+RATELIMIT_DEFAULT_RPS = _env("RATELIMIT_DEFAULT_RPS", "1")
+# Per-host rates: JSON {"host": rps} or "host=rps,host=rps".
+RATELIMIT_SITES = _env("RATELIMIT_SITES")
+RATELIMIT_BURST = _env("RATELIMIT_BURST", "1")
+# Pace by X-RateLimit-Limit/Remaining/Reset when a server sends them.
+RATELIMIT_ADAPTIVE = _env("RATELIMIT_ADAPTIVE", "true")
+# Extra wait after a budget's announced reset before spending the next one.
+RATELIMIT_RESET_MARGIN = _env("RATELIMIT_RESET_MARGIN", "1")
+# A request reserves its slot at most this far ahead (so a faster budget applies at once).
+RATELIMIT_MAX_RESERVE_SECONDS = _env("RATELIMIT_MAX_RESERVE_SECONDS", "1")
+# Waits longer than this go back to the scheduler instead of holding a download slot.
+RATELIMIT_DEFER_SECONDS = _env("RATELIMIT_DEFER_SECONDS", "5")
+# Pause after a soft rate-limit page (status 200) without Retry-After.
+RATELIMIT_BLOCK_PAUSE_SECONDS = _env("RATELIMIT_BLOCK_PAUSE_SECONDS", "60")
+
+CIRCUIT_ENABLED = _env("CIRCUIT_ENABLED", "true")
+# This many failures (5xx, timeouts, connection errors, blocks) within the window open a domain's circuit.
+CIRCUIT_FAILURE_THRESHOLD = _env("CIRCUIT_FAILURE_THRESHOLD", "5")
+CIRCUIT_WINDOW_SECONDS = _env("CIRCUIT_WINDOW_SECONDS", "60")
+# An open circuit lets one probe through after this long.
+CIRCUIT_RESET_SECONDS = _env("CIRCUIT_RESET_SECONDS", "30")
+
+# Scrapy's retry settings keep their names (RETRY_TIMES, RETRY_HTTP_CODES, ...).
+RETRY_TIMES = _env("RETRY_TIMES", "3")
+# Backoff before attempt n: uniform in [0, min(MAX, BASE * 2**(n-1))] seconds.
+RETRY_BACKOFF_BASE = _env("RETRY_BACKOFF_BASE", "1")
+RETRY_BACKOFF_MAX = _env("RETRY_BACKOFF_MAX", "60")
+
+BLOCKS_ENABLED = _env("BLOCKS_ENABLED", "true")
+
+# Bearer tokens: POST AUTH_TOKEN_URL {client_id, client_secret} -> {access_token, expires_in}.
+AUTH_TOKEN_URL = _env("AUTH_TOKEN_URL")
+AUTH_CLIENT_ID = _env("AUTH_CLIENT_ID")
+AUTH_CLIENT_SECRET = _env("AUTH_CLIENT_SECRET")
+AUTH_TOKEN_REFRESH_MARGIN = _env("AUTH_TOKEN_REFRESH_MARGIN", "30")
+# Static API key, sent in a header (or as a query parameter when API_KEY_QUERY_PARAM is set).
+API_KEY = _env("API_KEY")
+API_KEY_HEADER = _env("API_KEY_HEADER", "X-API-Key")
+API_KEY_QUERY_PARAM = _env("API_KEY_QUERY_PARAM")
+# Hosts that receive credentials (comma-separated); empty: the spider's allowed_domains / the token URL's host.
+AUTH_DOMAINS = _env("AUTH_DOMAINS")
+
 # --- Security ---------------------------------------------------------------
 # "id:base64key,id:base64key" (32-byte keys); the first encrypts, all decrypt.
 # Empty: development keys are generated once under DATA_DIR (with a warning).
@@ -111,6 +157,25 @@ EXTENSIONS = {
     "crawler.scans.ScanTracker": 100,
     # closes the database pools after everything else has written
     "crawler.db.pool.PoolCloser": 1000,
+}
+
+# Requests that must wait long (backoff, Retry-After, open circuit) wait here, not in a download slot.
+SCHEDULER = "crawler.scheduling.deferring.DeferringScheduler"
+
+# process_request runs top to bottom, process_response and process_exception bottom to top:
+# blocks are classified first, the rate limiter and circuit learn from them, retry decides last.
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    # backoff with full jitter, Retry-After, truncated JSON; dead letters when attempts run out
+    "middlewares.retry.RetryMiddleware": 550,
+    # bearer tokens (refreshed ahead of expiry and on 401) and static API keys
+    "middlewares.auth_token.AuthTokenMiddleware": 555,
+    # per domain: open after repeated failures, one probe after the cool-down
+    "middlewares.circuit_breaker.CircuitBreakerMiddleware": 560,
+    # token bucket per key, paced by the server's X-RateLimit budget, Retry-After pauses
+    "middlewares.rate_limit.RateLimitMiddleware": 570,
+    # captcha / interstitial / soft rate limit / blocked pages (after decompression at 590)
+    "middlewares.blocks.BlockDetectionMiddleware": 585,
 }
 
 ITEM_PIPELINES = {

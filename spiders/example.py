@@ -46,6 +46,8 @@ def result_fits(query: PersonQuery, name: str, age_text: str, location: str) -> 
 class ExampleSpider(scrapy.Spider):
     name = "example"
     site_id = SITE_ID
+    # the sandbox directory runs on this machine; broker sites keep RATELIMIT_DEFAULT_RPS
+    ratelimit_rps = 20
 
     @classmethod
     def check_arguments(cls, kwargs: dict) -> dict:
@@ -62,6 +64,8 @@ class ExampleSpider(scrapy.Spider):
 
     def __init__(self, *args, **kwargs):
         parsed = self.check_arguments(kwargs)
+        # kept for replaying dead letters (stored only inside their encrypted payload)
+        self.spider_arguments = {k: v for k, v in kwargs.items() if not k.startswith("_") and isinstance(v, str)}
         for key in ("_default_base_url", "first_name", "last_name", "middle_name", "city", "state", "age", "email", "phone"):
             kwargs.pop(key, None)  # personal values stay in self.scan, not as loose attributes
         super().__init__(*args, **kwargs)

@@ -1,0 +1,193 @@
+"""Rate-limit buckets: when may the next request to a key go?
+
+A bucket is a reservation clock (GCRA): each request reserves the next free
+slot, ``interval`` after the previous one (``burst`` slots may be taken at
+once), and sleeps until its slot. On top of the configured rate, a bucket
+keeps what the server told us:
+
+- ``adapt``: the server's remaining budget spread evenly over the time left in
+  its window, counting the requests already reserved or in flight (the server
+  has not counted them yet). With nothing left, the key pauses until the reset.
+- ``pause``: nothing goes before a given time (``Retry-After``, soft blocks).
+
+A reservation further away than ``max_wait`` is not taken: the caller waits and
+asks again, so a faster budget learned meanwhile applies at once. In-flight
+requests are leased (scored by expiry), so a worker that dies mid-request does
+not hold budget forever.
+
+``RedisBuckets`` runs each step as one atomic Lua script on Redis's clock, so
+any number of workers share one limit; ``LocalBuckets`` is the same algorithm
+in process. Times are milliseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+HASH_TTL_MS = 3_600_000
+
+RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local h = redis.call('HMGET', KEYS[1], 'tat', 'interval', 'interval_until', 'pause_until')
+local interval = tonumber(ARGV[1])
+if h[2] and tonumber(h[3]) and tonumber(h[3]) > now then interval = tonumber(h[2]) end
+local tat = tonumber(h[1]) or 0
+local grant = math.max(now, tat - (tonumber(ARGV[2]) - 1) * interval, tonumber(h[4]) or 0)
+local wait = grant - now
+if wait > tonumber(ARGV[5]) then return {0, wait} end
+redis.call('HSET', KEYS[1], 'tat', math.max(tat, grant) + interval)
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZADD', KEYS[2], grant + tonumber(ARGV[4]), ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+return {1, wait}
+"""
+
+ADAPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local available = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[2])
+local time_left, steady = tonumber(ARGV[2]), tonumber(ARGV[3])
+local h = redis.call('HMGET', KEYS[1], 'tat', 'interval', 'interval_until', 'pause_until')
+local old = steady
+if h[2] and tonumber(h[3]) and tonumber(h[3]) > now then old = tonumber(h[2]) end
+local interval = steady
+local paused = 0
+if available <= 0 then
+  local until_ms = now + time_left + tonumber(ARGV[4])
+  if until_ms > (tonumber(h[4]) or 0) then
+    redis.call('HSET', KEYS[1], 'pause_until', until_ms)
+    paused = until_ms - now
+  end
+else
+  interval = time_left / available
+end
+redis.call('HSET', KEYS[1], 'interval', interval, 'interval_until', now + time_left + tonumber(ARGV[5]))
+if h[1] and interval < old then redis.call('HSET', KEYS[1], 'tat', tonumber(h[1]) - (old - interval)) end
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return {available, tostring(interval), paused}
+"""
+
+PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ms = now + tonumber(ARGV[1])
+if until_ms > (tonumber(redis.call('HGET', KEYS[1], 'pause_until')) or 0) then
+  redis.call('HSET', KEYS[1], 'pause_until', until_ms)
+  redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[2]), tonumber(ARGV[1])))
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Adapted:
+    available: int  # budget left after the requests already reserved or in flight
+    interval_ms: float  # spacing now used for the key
+    paused_ms: float  # > 0: the key was paused for this long (budget exhausted)
+
+
+class RedisBuckets:
+    def __init__(self, redis, prefix: str):
+        self.redis = redis
+        self.prefix = prefix + "ratelimit:"
+        self._reserve = redis.register_script(RESERVE)
+        self._adapt = redis.register_script(ADAPT)
+        self._pause = redis.register_script(PAUSE)
+
+    def _keys(self, key: str) -> list[str]:
+        return [f"{self.prefix}{{{key}}}", f"{self.prefix}{{{key}}}:inflight"]
+
+    async def reserve(self, key: str, interval_ms: float, burst: int, token: str, lease_ms: float,
+                      max_wait_ms: float) -> tuple[bool, float]:  # fmt: skip
+        """(reserved, wait): a slot ``wait`` ms from now, or (False, wait) when it is beyond max_wait."""
+        ok, wait = await self._reserve(
+            keys=self._keys(key), args=[interval_ms, burst, token, int(lease_ms), max_wait_ms, HASH_TTL_MS]
+        )
+        return bool(ok), float(wait)
+
+    async def release(self, key: str, token: str) -> None:
+        await self.redis.zrem(self._keys(key)[1], token)
+
+    async def adapt(self, key: str, remaining: int, time_left_ms: float, steady_ms: float, margin_ms: float,
+                    window_ms: float) -> Adapted:  # fmt: skip
+        """Spread ``remaining`` over ``time_left_ms`` (or pause the key until the reset when
+        nothing is left); the learned spacing holds until one ``window_ms`` after the reset."""
+        available, interval, paused = await self._adapt(
+            keys=self._keys(key), args=[remaining, time_left_ms, steady_ms, margin_ms, window_ms, HASH_TTL_MS]
+        )
+        return Adapted(int(available), float(interval), float(paused))
+
+    async def pause(self, key: str, ms: float) -> bool:
+        return bool(await self._pause(keys=self._keys(key)[:1], args=[int(ms), HASH_TTL_MS]))
+
+
+@dataclass
+class _Bucket:
+    tat: float = 0.0
+    interval: float | None = None
+    interval_until: float = 0.0
+    pause_until: float = 0.0
+    inflight: dict[str, float] = field(default_factory=dict)  # token -> lease expiry
+
+    def purge(self, now: float) -> None:
+        if self.inflight:
+            for token in [t for t, expiry in self.inflight.items() if expiry <= now]:
+                del self.inflight[token]
+
+
+class LocalBuckets:
+    """The same algorithm in process (no REDIS_URL): one worker, one limit."""
+
+    def __init__(self, clock=time.monotonic):
+        self.buckets: dict[str, _Bucket] = {}
+        self.clock = clock
+
+    def _now(self) -> float:
+        return self.clock() * 1000
+
+    def _bucket(self, key: str) -> _Bucket:
+        return self.buckets.setdefault(key, _Bucket())
+
+    async def reserve(self, key, interval_ms, burst, token, lease_ms, max_wait_ms):
+        now, bucket = self._now(), self._bucket(key)
+        if bucket.interval is not None and bucket.interval_until > now:
+            interval_ms = bucket.interval
+        grant = max(now, bucket.tat - (burst - 1) * interval_ms, bucket.pause_until)
+        if grant - now > max_wait_ms:
+            return False, grant - now
+        bucket.tat = max(bucket.tat, grant) + interval_ms
+        bucket.purge(now)
+        bucket.inflight[token] = grant + lease_ms
+        return True, grant - now
+
+    async def release(self, key, token):
+        self._bucket(key).inflight.pop(token, None)
+
+    async def adapt(self, key, remaining, time_left_ms, steady_ms, margin_ms, window_ms):
+        now, bucket = self._now(), self._bucket(key)
+        bucket.purge(now)
+        available = remaining - len(bucket.inflight)
+        old = bucket.interval if bucket.interval is not None and bucket.interval_until > now else steady_ms
+        interval, paused = steady_ms, 0.0
+        if available <= 0:
+            until = now + time_left_ms + margin_ms
+            if until > bucket.pause_until:
+                bucket.pause_until, paused = until, until - now
+        else:
+            interval = time_left_ms / available
+        bucket.interval, bucket.interval_until = interval, now + time_left_ms + window_ms
+        if bucket.tat and interval < old:
+            bucket.tat -= old - interval
+        return Adapted(available, interval, paused)
+
+    async def pause(self, key, ms):
+        now, bucket = self._now(), self._bucket(key)
+        if now + ms > bucket.pause_until:
+            bucket.pause_until = now + ms
+            return True
+        return False

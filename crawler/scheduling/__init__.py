@@ -1,0 +1,1 @@
+"""Scheduling: deferred requests now; Redis-shared scheduling arrives with issue 7."""

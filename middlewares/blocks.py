@@ -1,0 +1,112 @@
+"""Block detection: a captcha, a JavaScript interstitial, a rate-limit page served
+with status 200 or a hard 403/429 is never parsed as "no results".
+
+Each response is classified by generic signatures plus the site's own (the
+spider's ``block_signatures`` attribute, from its site definition, or
+``meta["block_signatures"]``: ``{kind: [substring or /regex/, ...]}``). A match
+sets ``meta["block"]`` to one of ``captcha``, ``interstitial``, ``rate_limited``,
+``blocked``; downstream, the rate limiter pauses the key on ``rate_limited``,
+the circuit breaker counts the others as failures, and the retry middleware
+retries the request and, when attempts run out, dead-letters it and keeps the
+page away from the spider. Counted in stats per kind and domain; the first
+block of each kind on a domain is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from scrapy.exceptions import NotConfigured
+from scrapy.http import TextResponse
+from scrapy.utils.httpobj import urlparse_cached
+
+from crawler.config import flag
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("captcha", "interstitial", "rate_limited", "blocked")
+GENERIC_SIGNATURES = {
+    "captcha": ["g-recaptcha", "h-captcha", "cf-turnstile", "/captcha/i", "<title>Attention Required"],
+    "interstitial": ["Just a moment...", "/checking (if the site connection is secure|your browser)/i",
+                     "cf-browser-verification", "_cf_chl"],
+    "rate_limited": ["/rate limit exceeded/i", "/too many requests/i"],
+    "blocked": ["/access denied/i", "/you have been blocked/i"],
+}  # fmt: skip
+SCAN_BYTES = 65536  # signatures sit near the top of a page; do not scan megabytes
+
+
+def compile_signatures(signatures: dict[str, list[str]]) -> dict[str, list]:
+    """``/.../i`` strings become regexes; anything else is a plain substring."""
+    compiled: dict[str, list] = {}
+    for kind, patterns in signatures.items():
+        if kind not in KINDS:
+            raise ValueError(f"unknown block kind {kind!r} (expected one of {', '.join(KINDS)})")
+        for pattern in patterns:
+            if len(pattern) > 2 and pattern.startswith("/") and pattern.rstrip("i").endswith("/"):
+                flags = re.IGNORECASE if pattern.endswith("i") else 0
+                compiled.setdefault(kind, []).append(re.compile(pattern.rstrip("i")[1:-1], flags))
+            else:
+                compiled.setdefault(kind, []).append(pattern)
+    return compiled
+
+
+def matches(patterns, text: str) -> bool:
+    return any(p in text if isinstance(p, str) else p.search(text) for p in patterns)
+
+
+class BlockDetectionMiddleware:
+    def __init__(self, crawler):
+        if not flag(crawler.settings, "BLOCKS_ENABLED"):
+            raise NotConfigured
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.generic = compile_signatures(GENERIC_SIGNATURES)
+        self.site_cache: dict[int, dict] = {}
+        self.seen: set[tuple[str, str]] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def site_signatures(self, request) -> dict:
+        raw = request.meta.get("block_signatures") or getattr(self.crawler.spider, "block_signatures", None)
+        if not raw:
+            return {}
+        cached = self.site_cache.get(id(raw))
+        if cached is None:
+            cached = self.site_cache[id(raw)] = compile_signatures(raw)
+        return cached
+
+    def classify(self, request, response) -> str | None:
+        if response.status == 429:
+            return "rate_limited"
+        site = self.site_signatures(request)
+        path = urlparse_cached(response).path.lower()
+        if "captcha" in path:
+            return "captcha"
+        if isinstance(response, TextResponse) and "html" in response.headers.get(b"Content-Type", b"text/html").decode(
+            "latin-1").lower():  # fmt: skip
+            head = response.text[:SCAN_BYTES]
+            for kind in KINDS:
+                if matches(site.get(kind, ()), head) or matches(self.generic.get(kind, ()), head):
+                    return kind
+        if response.status == 403:
+            return "blocked"
+        return None
+
+    def process_response(self, request, response):
+        if request.meta.get("dont_detect_blocks"):
+            return response
+        kind = self.classify(request, response)
+        if kind is None:
+            request.meta.pop("block", None)
+            return response
+        request.meta["block"] = kind
+        domain = urlparse_cached(request).hostname or ""
+        self.stats.inc_value(f"blocks/{kind}")
+        self.stats.inc_value(f"blocks/{kind}/{domain}")
+        if (domain, kind) not in self.seen:
+            self.seen.add((domain, kind))
+            logger.warning("block detected on %s: %s (status %d)", domain, kind, response.status)
+        return response

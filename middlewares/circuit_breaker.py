@@ -1,0 +1,102 @@
+"""Circuit breaker per domain, shared by every worker.
+
+CIRCUIT_FAILURE_THRESHOLD failures (5xx, timeouts, connection errors, detected
+captcha/interstitial/blocked pages) within CIRCUIT_WINDOW_SECONDS open the
+domain's circuit: its requests are deferred (never dropped) until
+CIRCUIT_RESET_SECONDS have passed; then exactly one probe goes through (across
+all workers). Success closes the circuit, failure opens it again. Other domains
+are unaffected: deferred requests wait in the scheduler, not in a download slot.
+Per-site threshold: the spider's ``circuit_failure_threshold`` attribute.
+State changes are logged, counted in stats and sent as the ``circuit_changed``
+signal (domain, state).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.utils.httpobj import urlparse_cached
+
+from crawler.config import flag
+from crawler.resilience.circuits import PASS, PROBE, LocalCircuits, RedisCircuits
+from crawler.scheduling.deferring import defer
+from crawler.shared_redis import redis_for
+
+logger = logging.getLogger(__name__)
+
+circuit_changed = object()  # signal: (domain, state)
+PROBE_META = "_circuit_probe"
+FAILING_BLOCKS = frozenset({"captcha", "interstitial", "blocked"})
+
+
+class CircuitBreakerMiddleware:
+    def __init__(self, crawler):
+        settings = crawler.settings
+        if not flag(settings, "CIRCUIT_ENABLED"):
+            raise NotConfigured
+        self.crawler = crawler
+        self.stats = crawler.stats
+        reset_ms = settings.getfloat("CIRCUIT_RESET_SECONDS") * 1000
+        probe_ttl_ms = (settings.getfloat("DOWNLOAD_TIMEOUT") + 10) * 1000
+        threshold = settings.getint("CIRCUIT_FAILURE_THRESHOLD")
+        window_ms = settings.getfloat("CIRCUIT_WINDOW_SECONDS") * 1000
+        redis = redis_for(crawler)
+        if redis is not None:
+            self.circuits = RedisCircuits(redis, settings.get("REDIS_KEY_PREFIX"), reset_ms, probe_ttl_ms,
+                                          threshold, window_ms)  # fmt: skip
+        else:
+            self.circuits = LocalCircuits(reset_ms, probe_ttl_ms, threshold, window_ms)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    async def process_request(self, request):
+        if request.meta.get("dont_circuit"):
+            return None
+        domain = urlparse_cached(request).hostname or ""
+        token = uuid.uuid4().hex
+        gate = await self.circuits.gate(domain, token)
+        self.changed(domain, gate.change)
+        if gate.decision == PROBE:
+            request.meta[PROBE_META] = token
+            self.stats.inc_value("circuit/probes")
+            return None
+        if gate.decision == PASS:
+            return None
+        self.stats.inc_value("circuit/deferred")
+        deferred = await defer(self.crawler, request, time.time() + gate.wait_ms / 1000, "circuit_open")
+        return deferred if deferred is not None else await self.process_request(request)
+
+    async def process_response(self, request, response):
+        domain = urlparse_cached(request).hostname or ""
+        probe = request.meta.pop(PROBE_META, "")
+        if response.status >= 500 or request.meta.get("block") in FAILING_BLOCKS:
+            await self.failed(domain, probe)
+        else:
+            self.changed(domain, await self.circuits.success(domain, probe))
+        return response
+
+    async def process_exception(self, request, exception):
+        domain = urlparse_cached(request).hostname or ""
+        probe = request.meta.pop(PROBE_META, "")
+        if not isinstance(exception, IgnoreRequest):
+            await self.failed(domain, probe)
+
+    async def failed(self, domain: str, probe: str) -> None:
+        self.stats.inc_value("circuit/failures")
+        threshold = getattr(self.crawler.spider, "circuit_failure_threshold", None)
+        self.changed(domain, await self.circuits.failure(domain, probe, uuid.uuid4().hex, threshold))
+
+    def changed(self, domain: str, change: str) -> None:
+        if not change:
+            return
+        state = "open" if change == "reopened" else change
+        self.stats.inc_value(f"circuit/{change}")
+        self.stats.set_value(f"circuit/state/{domain}", state)
+        log = logger.warning if state == "open" else logger.info
+        log("circuit %s: %s", domain, change.replace("_", "-"))
+        self.crawler.signals.send_catch_log(circuit_changed, domain=domain, state=state)

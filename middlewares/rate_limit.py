@@ -1,0 +1,153 @@
+"""Rate limiting per key, shared by every worker, adaptive to the server's own budget.
+
+- Key: ``meta["ratelimit_key"]`` (e.g. one per API key) or the request's host.
+- Rate: ``meta["ratelimit_rps"]``, else the spider's ``ratelimit_rps`` attribute
+  (from its site definition), else ``RATELIMIT_SITES[host]``, else
+  ``RATELIMIT_DEFAULT_RPS`` (polite: 1 request/s per broker site).
+- When responses announce ``X-RateLimit-Limit/Remaining/Reset`` (Reset as seconds
+  remaining or an epoch: detected), the remaining budget is spread evenly over
+  the time left in the server's window, minus the requests already on their way;
+  with nothing left the key pauses until the reset. So a long run uses the whole
+  budget and gets no 429 once the first response has been seen.
+- ``Retry-After`` on a 429/503, and soft rate-limit pages (``meta["block"] ==
+  "rate_limited"``, from the block detector), pause the whole key for every worker.
+
+Waits never block the reactor: short ones are asyncio sleeps; a wait longer than
+RATELIMIT_DEFER_SECONDS hands the request back to the scheduler until its time
+(crawler.scheduling.deferring), freeing the download slot for other hosts.
+State lives in Redis with REDIS_URL (crawler.resilience.buckets), in process otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+
+from scrapy.exceptions import NotConfigured
+from scrapy.utils.httpobj import urlparse_cached
+
+from crawler.config import flag
+from crawler.resilience.budget import parse_budget, parse_retry_after
+from crawler.resilience.buckets import LocalBuckets, RedisBuckets
+from crawler.scheduling.deferring import defer
+from crawler.shared_redis import redis_for
+
+logger = logging.getLogger(__name__)
+
+TOKEN = "_ratelimit"  # meta: (key, reservation token) of the request in flight
+
+
+class RateLimitMiddleware:
+    def __init__(self, crawler):
+        settings = crawler.settings
+        if not flag(settings, "RATELIMIT_ENABLED"):
+            raise NotConfigured
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.default_rps = settings.getfloat("RATELIMIT_DEFAULT_RPS")
+        self.burst = settings.getint("RATELIMIT_BURST")
+        self.sites = parse_sites(settings.get("RATELIMIT_SITES"))
+        self.adaptive = flag(settings, "RATELIMIT_ADAPTIVE")
+        self.margin_ms = settings.getfloat("RATELIMIT_RESET_MARGIN") * 1000
+        self.max_wait_ms = settings.getfloat("RATELIMIT_MAX_RESERVE_SECONDS") * 1000
+        self.defer_after = settings.getfloat("RATELIMIT_DEFER_SECONDS")
+        self.block_pause = settings.getfloat("RATELIMIT_BLOCK_PAUSE_SECONDS")
+        self.lease_ms = (settings.getfloat("DOWNLOAD_TIMEOUT") + 30) * 1000
+        redis = redis_for(crawler)
+        self.buckets = RedisBuckets(redis, settings.get("REDIS_KEY_PREFIX")) if redis else LocalBuckets()
+        self.windows: dict[str, float] = {}  # key -> longest reset seen (the window length, roughly)
+        self.reported: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler)
+
+    def key_and_rate(self, request, spider) -> tuple[str, float]:
+        host = urlparse_cached(request).hostname or ""
+        key = request.meta.get("ratelimit_key") or host
+        rps = request.meta.get("ratelimit_rps") or getattr(spider, "ratelimit_rps", None)
+        return key, float(rps or self.sites.get(host) or self.default_rps)
+
+    async def process_request(self, request):
+        if request.meta.get("dont_ratelimit"):
+            return None
+        key, rps = self.key_and_rate(request, self.crawler.spider)
+        token = uuid.uuid4().hex
+        waited, started = 0.0, time.monotonic()
+        while True:
+            reserved, wait_ms = await self.buckets.reserve(
+                key, 1000 / rps, self.burst, token, self.lease_ms, self.max_wait_ms
+            )
+            if reserved:
+                break
+            if wait_ms / 1000 > self.defer_after:  # a long pause: free the slot, come back later
+                self.stats.inc_value("ratelimit/deferred")
+                return await defer(self.crawler, request, time.time() + wait_ms / 1000, "ratelimit")
+            await asyncio.sleep(min(wait_ms, self.max_wait_ms) / 1000)
+        if wait_ms > 0:
+            await asyncio.sleep(wait_ms / 1000)
+        waited = time.monotonic() - started
+        request.meta[TOKEN] = (key, token)
+        if waited > 0.001:
+            self.stats.inc_value("ratelimit/waits")
+            self.stats.inc_value("ratelimit/wait_seconds", round(waited, 3))
+        return None
+
+    async def process_response(self, request, response):
+        key, token = request.meta.pop(TOKEN, (None, None))
+        if key is None:
+            return response
+        await self.buckets.release(key, token)
+        if response.status == 429:
+            self.stats.inc_value("ratelimit/429")
+            self.stats.inc_value(f"ratelimit/429/{key}")
+        retry_after = parse_retry_after(response.headers) if response.status in (429, 503) else None
+        if retry_after:
+            await self.pause(key, retry_after, f"Retry-After on a {response.status}")
+        elif request.meta.get("block") == "rate_limited":
+            await self.pause(key, self.block_pause, "soft rate-limit page")
+        if self.adaptive and (budget := parse_budget(response.headers)) is not None:
+            await self.adapt(key, budget)
+        return response
+
+    async def process_exception(self, request, exception):
+        key, token = request.meta.pop(TOKEN, (None, None))
+        if key is not None:
+            await self.buckets.release(key, token)
+
+    async def adapt(self, key: str, budget) -> None:
+        window = self.windows[key] = max(self.windows.get(key, 0.0), budget.reset_in, 1.0)
+        if key not in self.reported:
+            self.reported.add(key)
+            logger.info("rate limit %s: server budget %d per ~%.0fs (X-RateLimit-Reset as %s)",
+                        key, budget.limit, window, budget.reset_style)  # fmt: skip
+        steady_ms = window * 1000 / max(budget.limit, 1)
+        adapted = await self.buckets.adapt(
+            key, budget.remaining, budget.reset_in * 1000, steady_ms, self.margin_ms, window * 1000
+        )
+        self.stats.set_value(f"ratelimit/interval_ms/{key}", round(adapted.interval_ms, 1))
+        if adapted.paused_ms > 0:
+            self.stats.inc_value("ratelimit/budget_pauses")
+            logger.info("rate limit %s: budget used up, pausing %.1fs until the window resets",
+                        key, adapted.paused_ms / 1000)  # fmt: skip
+
+    async def pause(self, key: str, seconds: float, why: str) -> None:
+        if await self.buckets.pause(key, seconds * 1000):
+            self.stats.inc_value("ratelimit/pauses")
+            logger.info("rate limit %s: paused %.1fs (%s)", key, seconds, why)
+
+
+def parse_sites(value) -> dict[str, float]:
+    """RATELIMIT_SITES: a dict, or JSON / ``host=rps,host=rps`` text from the environment."""
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        return {host: float(rps) for host, rps in value.items()}
+    text = str(value).strip()
+    if text.startswith("{"):
+        return {host: float(rps) for host, rps in json.loads(text).items()}
+    pairs = (item.split("=", 1) for item in text.split(",") if item.strip())
+    return {host.strip(): float(rps) for host, rps in pairs}

@@ -1,0 +1,109 @@
+"""Re-queue requests that exhausted their retries (or waited at shutdown).
+
+    scrapy crawl replay_dead_letters [-a spider=NAME] [-a reason=REASON] [-a limit=N]
+
+Reads pending ``dead_letters`` rows of kind ``request`` (oldest first), decrypts
+each serialised request and crawls it again with the callbacks of the spider
+that made it (rebuilt from its original arguments, kept in the encrypted
+payload). A row is marked replayed once its request has been downloaded
+again; if it fails again, the retry middleware writes a new dead letter.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+import scrapy
+from scrapy import signals
+
+from crawler.dead_letters import deserialize_request
+from crawler.db.pool import get_pool, run_in_transaction
+from crawler.security import context, keyring_from_settings
+from crawler.spider_args import SpiderArgumentError
+
+logger = logging.getLogger(__name__)
+
+PENDING = """
+SELECT id, spider, payload_ciphertext FROM dead_letters
+WHERE kind = 'request' AND replayed_at IS NULL AND payload_ciphertext IS NOT NULL
+  AND (%(spider)s::text IS NULL OR spider = %(spider)s) AND (%(reason)s::text IS NULL OR reason = %(reason)s)
+ORDER BY id LIMIT %(limit)s
+"""
+MARK = "UPDATE dead_letters SET replayed_at = now() WHERE id = %s AND replayed_at IS NULL"
+META_ID = "replayed_dead_letter"
+
+
+class ReplayDeadLettersSpider(scrapy.Spider):
+    name = "replay_dead_letters"
+
+    def __init__(self, spider: str | None = None, reason: str | None = None, limit: str = "100000", **kwargs):
+        super().__init__(**kwargs)
+        if spider == self.name:
+            raise SpiderArgumentError("spider", "cannot replay the replay spider's own dead letters")
+        if not str(limit).isdigit() or int(limit) < 1:
+            raise SpiderArgumentError("limit", f"expected a whole number >= 1, got {limit!r}")
+        self.only_spider, self.only_reason, self.limit = spider or None, reason or None, int(limit)
+        self.originals: dict[str, scrapy.Spider] = {}
+
+    @classmethod
+    def check_arguments(cls, kwargs: dict) -> dict:
+        cls(**{k: v for k, v in kwargs.items() if k in ("spider", "reason", "limit")})
+        if (name := kwargs.get("spider")) and name != cls.name:
+            from scrapy.utils.project import get_project_settings  # noqa: PLC0415
+            from scrapy.spiderloader import get_spider_loader  # noqa: PLC0415
+
+            if name not in get_spider_loader(get_project_settings()).list():
+                raise SpiderArgumentError("spider", f"no spider named {name!r}")
+        return kwargs
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.request_left, signal=signals.request_left_downloader)
+        return spider
+
+    def original(self, name: str, arguments: dict | None) -> scrapy.Spider:
+        """The spider that made a request, rebuilt so its callbacks have their state."""
+        key = f"{name}|{orjson.dumps(arguments or {}, option=orjson.OPT_SORT_KEYS).decode()}"
+        if key not in self.originals:
+            cls = self.crawler.spider_loader.load(name)
+            try:
+                spider = cls(**(arguments or {}))
+            except (TypeError, ValueError):  # SpiderArgumentError is a ValueError
+                spider = cls.__new__(cls)
+                scrapy.Spider.__init__(spider, name=name)
+            spider.crawler, spider.settings = self.crawler, self.crawler.settings
+            self.originals[key] = spider
+        return self.originals[key]
+
+    async def start(self):
+        pool = await get_pool(self.settings)
+        ring = keyring_from_settings(self.settings)
+        async with pool.connection() as conn:
+            cursor = await conn.execute(
+                PENDING, {"spider": self.only_spider, "reason": self.only_reason, "limit": self.limit}
+            )
+            rows = await cursor.fetchall()
+        logger.info("replaying %d dead-lettered request(s)", len(rows))
+        for row_id, spider_name, sealed in rows:
+            payload = orjson.loads(ring.decrypt(sealed, context.dead_letter("request", spider_name)))
+            try:
+                original = self.original(spider_name, payload.get("spider_args"))
+                request = deserialize_request(payload["request"], original)
+            except (KeyError, ValueError) as exc:
+                logger.error("dead letter %d cannot be replayed: %s", row_id, exc)
+                self.crawler.stats.inc_value("replay/unreplayable")
+                continue
+            request.meta[META_ID] = row_id
+            self.crawler.stats.inc_value("replay/requeued")
+            yield request.replace(dont_filter=True)
+
+    async def request_left(self, request, spider):
+        if (row_id := request.meta.get(META_ID)) is not None:
+
+            async def mark(conn):
+                await conn.execute(MARK, (row_id,))
+
+            await run_in_transaction(self.settings, mark)
+            self.crawler.stats.inc_value("replay/replayed")

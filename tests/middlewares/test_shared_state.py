@@ -1,0 +1,153 @@
+"""Rate-limit buckets and circuit state on real Redis and in process: same behaviour."""
+
+import asyncio
+import time
+import uuid
+
+import pytest
+import redis.asyncio
+
+from crawler.resilience.budget import parse_budget, parse_retry_after
+from crawler.resilience.buckets import LocalBuckets, RedisBuckets
+from crawler.resilience.circuits import PASS, PROBE, WAIT, LocalCircuits, RedisCircuits
+from support import REDIS_URL
+
+KINDS = ["redis", "local"]
+
+
+@pytest.fixture
+async def shared():
+    clients, prefix = [], f"test:{uuid.uuid4().hex[:8]}:"
+
+    def client():
+        c = redis.asyncio.Redis.from_url(REDIS_URL)
+        clients.append(c)
+        return c
+
+    yield client, prefix
+    for c in clients:
+        keys = [k async for k in c.scan_iter(match=prefix + "*")]
+        if keys:
+            await c.delete(*keys)
+        await c.aclose()
+
+
+def buckets(kind, shared):
+    client, prefix = shared
+    return RedisBuckets(client(), prefix) if kind == "redis" else LocalBuckets()
+
+
+def circuits(kind, shared, reset_ms=300, threshold=3):
+    client, prefix = shared
+    args = (reset_ms, 2000, threshold, 10_000)
+    return RedisCircuits(client(), prefix, *args) if kind == "redis" else LocalCircuits(*args)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_reservations_are_spaced_by_the_interval(shared, kind):
+    b = buckets(kind, shared)
+    waits = [(await b.reserve("k", 100, 1, f"t{i}", 60_000, 10_000))[1] for i in range(5)]
+    assert waits[0] == 0
+    assert [round(w2 - w1, -1) for w1, w2 in zip(waits, waits[1:], strict=False)] == [100, 100, 100, 100]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_no_reservation_beyond_max_wait(shared, kind):
+    b = buckets(kind, shared)
+    assert (await b.reserve("k", 1000, 1, "a", 60_000, 500))[0]
+    reserved, wait = await b.reserve("k", 1000, 1, "b", 60_000, 500)
+    assert not reserved and 900 <= wait <= 1000
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_adapt_spreads_the_remaining_budget_minus_in_flight(shared, kind):
+    b = buckets(kind, shared)
+    for i in range(4):  # four requests on their way: the server has not counted them
+        await b.reserve("k", 1, 100, f"t{i}", 60_000, 10_000)
+    adapted = await b.adapt("k", remaining=14, time_left_ms=5000, steady_ms=500, margin_ms=1000, window_ms=10_000)
+    assert adapted.available == 10 and adapted.interval_ms == 500 and adapted.paused_ms == 0
+    await b.release("k", "t0")
+    assert (await b.adapt("k", 14, 5000, 500, 1000, 10_000)).available == 11
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_exhausted_budget_and_retry_after_pause_the_key(shared, kind):
+    b = buckets(kind, shared)
+    await b.reserve("k", 10, 1, "t", 60_000, 10_000)
+    adapted = await b.adapt("k", remaining=1, time_left_ms=2000, steady_ms=10, margin_ms=500, window_ms=10_000)
+    assert adapted.available == 0 and 2400 <= adapted.paused_ms <= 2500
+    reserved, wait = await b.reserve("k", 10, 1, "u", 60_000, 1000)
+    assert not reserved and wait > 2000
+    assert await b.pause("other", 800)
+    assert not await b.pause("other", 100)  # a shorter pause never shortens a longer one
+    assert (await b.reserve("other", 10, 1, "v", 60_000, 10_000))[1] >= 700
+
+
+async def test_two_clients_share_one_redis_bucket(shared):
+    first, second = buckets("redis", shared), buckets("redis", shared)
+    waits = [(await client.reserve("k", 50, 1, uuid.uuid4().hex, 60_000, 10_000))[1]
+             for client in (first, second, first, second)]  # fmt: skip
+    assert waits == sorted(waits) and waits[-1] >= 140
+
+
+async def test_leases_of_dead_workers_expire(shared):
+    b = buckets("redis", shared)
+    await b.reserve("k", 1, 10, "lost", 100, 10_000)  # a worker that died mid-request
+    await asyncio.sleep(0.2)
+    assert (await b.adapt("k", 5, 1000, 10, 0, 1000)).available == 5
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_circuit_opens_probes_once_and_closes(shared, kind):
+    c = circuits(kind, shared)
+    for _ in range(2):
+        assert await c.failure("d", "", uuid.uuid4().hex) == ""
+    assert await c.failure("d", "", uuid.uuid4().hex) == "opened"
+    gate = await c.gate("d", "x")
+    assert gate.decision == WAIT and 0 < gate.wait_ms <= 300
+    await asyncio.sleep(0.35)
+    gates = [await c.gate("d", f"p{i}") for i in range(5)]
+    assert [g.decision for g in gates] == [PROBE, WAIT, WAIT, WAIT, WAIT]
+    assert gates[0].change == "half_open"
+    assert await c.success("d", "p1") == ""  # not the probe
+    assert await c.success("d", "p0") == "closed"
+    assert (await c.gate("d", "y")).decision == PASS
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_failed_probe_reopens(shared, kind):
+    c = circuits(kind, shared, reset_ms=100, threshold=1)
+    assert await c.failure("d", "", "f1") == "opened"
+    await asyncio.sleep(0.15)
+    assert (await c.gate("d", "p")).decision == PROBE
+    assert await c.failure("d", "p", "f2") == "reopened"
+    assert (await c.gate("d", "q")).decision == WAIT
+
+
+async def test_only_one_probe_among_workers(shared):
+    workers = [circuits("redis", shared, reset_ms=100, threshold=1) for _ in range(4)]
+    await workers[0].failure("d", "", "f")
+    await asyncio.sleep(0.15)
+    gates = await asyncio.gather(*(w.gate("d", f"p{i}") for i, w in enumerate(workers * 5)))
+    assert sum(g.decision == PROBE for g in gates) == 1
+
+
+def test_budget_headers_in_every_reset_style():
+    now = 1_800_000_000.0
+    seconds = parse_budget({"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "17", "X-RateLimit-Reset": "42"}, now)
+    assert (seconds.limit, seconds.remaining, seconds.reset_in, seconds.reset_style) == (600, 17, 42, "seconds")
+    epoch = parse_budget({"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(now + 30)}, now)
+    assert (epoch.reset_in, epoch.reset_style) == (30, "epoch")
+    millis = parse_budget({"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "3",
+                           "X-RateLimit-Reset": str(int((now + 5) * 1000))}, now)  # fmt: skip
+    assert (millis.reset_in, millis.reset_style) == (5, "epoch_ms")
+    assert parse_budget({"X-RateLimit-Limit": "10"}, now) is None
+    assert parse_budget({"X-RateLimit-Limit": "x", "X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "1"}, now) is None
+
+
+def test_retry_after_seconds_or_http_date():
+    assert parse_retry_after({"Retry-After": "7"}) == 7
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 20))
+    assert 18 <= parse_retry_after({"Retry-After": date}) <= 20
+    assert parse_retry_after({"Retry-After": "soon"}) is None
+    assert parse_retry_after({}) is None
