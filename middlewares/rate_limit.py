@@ -30,7 +30,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 
 from crawler.config import flag
-from crawler.resilience.budget import parse_budget, parse_retry_after
+from crawler.resilience.budget import ResetClock, parse_budget, parse_retry_after
 from crawler.resilience.buckets import LocalBuckets, RedisBuckets
 from crawler.scheduling.deferring import defer
 from crawler.shared_redis import redis_for
@@ -58,7 +58,7 @@ class RateLimitMiddleware:
         self.lease_ms = (settings.getfloat("DOWNLOAD_TIMEOUT") + 30) * 1000
         redis = redis_for(crawler)
         self.buckets = RedisBuckets(redis, settings.get("REDIS_KEY_PREFIX")) if redis else LocalBuckets()
-        self.windows: dict[str, float] = {}  # key -> longest reset seen (the window length, roughly)
+        self.clocks: dict[str, ResetClock] = {}  # key -> where the server's window ends
         self.reported: set[str] = set()
 
     @classmethod
@@ -119,19 +119,21 @@ class RateLimitMiddleware:
             await self.buckets.release(key, token)
 
     async def adapt(self, key: str, budget) -> None:
-        window = self.windows[key] = max(self.windows.get(key, 0.0), budget.reset_in, 1.0)
+        clock = self.clocks.setdefault(key, ResetClock())
+        time_left = clock.observe(budget)
+        window = clock.longest
         if key not in self.reported:
             self.reported.add(key)
             logger.info("rate limit %s: server budget %d per ~%.0fs (X-RateLimit-Reset as %s)",
                         key, budget.limit, window, budget.reset_style)  # fmt: skip
         steady_ms = window * 1000 / max(budget.limit, 1)
         adapted = await self.buckets.adapt(
-            key, budget.remaining, budget.reset_in * 1000, steady_ms, self.margin_ms, window * 1000
+            key, budget.remaining, time_left * 1000, steady_ms, self.margin_ms, window * 1000
         )
         self.stats.set_value(f"ratelimit/interval_ms/{key}", round(adapted.interval_ms, 1))
         if adapted.paused_ms > 0:
             self.stats.inc_value("ratelimit/budget_pauses")
-            logger.info("rate limit %s: budget used up, pausing %.1fs until the window resets",
+            logger.debug("rate limit %s: budget used up, pausing %.1fs until the window resets",
                         key, adapted.paused_ms / 1000)  # fmt: skip
 
     async def pause(self, key: str, seconds: float, why: str) -> None:

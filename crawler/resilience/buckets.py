@@ -63,7 +63,9 @@ if available <= 0 then
     paused = until_ms - now
   end
 else
-  interval = time_left / available
+  -- new reservations start after the last one already taken: spread over what is left after it
+  local queued = math.max(0, (tonumber(h[1]) or 0) - now)
+  interval = math.max(0, time_left - queued) / available
 end
 redis.call('HSET', KEYS[1], 'interval', interval, 'interval_until', now + time_left + tonumber(ARGV[5]))
 if h[1] and interval < old then redis.call('HSET', KEYS[1], 'tat', tonumber(h[1]) - (old - interval)) end
@@ -178,8 +180,8 @@ class LocalBuckets:
             until = now + time_left_ms + margin_ms
             if until > bucket.pause_until:
                 bucket.pause_until, paused = until, until - now
-        else:
-            interval = time_left_ms / available
+        else:  # new reservations start after the last one already taken
+            interval = max(0.0, time_left_ms - max(0.0, bucket.tat - now)) / available
         bucket.interval, bucket.interval_until = interval, now + time_left_ms + window_ms
         if bucket.tat and interval < old:
             bucket.tat -= old - interval

@@ -68,3 +68,41 @@ def parse_retry_after(headers, now: float | None = None) -> float | None:
     if when is None:
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class ResetClock:
+    """When does the server's current window really end?
+
+    ``X-RateLimit-Reset`` in whole seconds is up to a second off, and which way
+    depends on the server: rounded up (never 0 while a window is open) or down
+    (0 in its last second). Within one window every response bounds the end:
+    rounded up, the end is at most ``t + S`` (the smallest such value is tight);
+    rounded down, at least that. Until a whole window has been seen without a 0
+    the rounding is unknown and a second is added for safety; a fractional Reset
+    is taken as exact. A later end by more than a second means a new window.
+    """
+
+    def __init__(self):
+        self.ends_at: float | None = None  # epoch seconds, smallest t + S of this window
+        self.rounding = "unknown"  # "up", "down", "exact"
+        self.zero_seen = False
+        self.longest = 1.0  # the longest reset seen: roughly the window length
+
+    def observe(self, budget: Budget, now: float | None = None) -> float:
+        """Record one response's budget; returns the seconds left in its window."""
+        now = time.time() if now is None else now
+        reset_in = budget.reset_in
+        self.longest = max(self.longest, reset_in)
+        if budget.reset_style == "seconds" and reset_in != int(reset_in):
+            self.rounding = "exact"
+        elif reset_in == 0 and budget.remaining > 0:
+            self.rounding, self.zero_seen = "down", True
+        end = now + reset_in
+        if self.ends_at is None or end > self.ends_at + 1.0:  # a new window
+            if self.ends_at is not None and self.rounding == "unknown":
+                self.rounding = "down" if self.zero_seen else "up"
+            self.ends_at, self.zero_seen = end, False
+        else:
+            self.ends_at = min(self.ends_at, end)
+        slack = 1.0 if self.rounding in ("unknown", "down") else 0.0
+        return max(0.0, self.ends_at + slack - now)

@@ -1,0 +1,46 @@
+"""Helpers for crawls against the sandbox lab: per-test tenants and a runspider wrapper."""
+
+import json
+import subprocess
+import sys
+import urllib.request
+import uuid
+
+from support import ROOT
+
+SPIDER = str(ROOT / "tests" / "e2e" / "spiders" / "lab.py")
+
+
+class Tenant:
+    def __init__(self, lab_url: str, **config):
+        self.base = f"{lab_url}/t/{uuid.uuid4().hex[:12]}"
+        if config:
+            self.configure(**config)
+
+    def call(self, path: str, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.base}/{path}", data=data, method="POST" if data else "GET",
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def configure(self, **config):
+        return self.call("config", config)
+
+    def stats(self):
+        return self.call("stats")
+
+
+def run_lab(env, tmp_path, base: str, path: str = "json", count: int = 10, settings: dict | None = None,
+            timeout: float = 180, **args) -> tuple[subprocess.CompletedProcess, list[dict]]:  # fmt: skip
+    """`scrapy runspider lab.py` with the given spider args and -s settings; returns (process, records)."""
+    out = tmp_path / f"out-{uuid.uuid4().hex[:6]}.jsonl"
+    command = [sys.executable, "-m", "scrapy", "runspider", SPIDER, "-a", f"base={base}", "-a", f"path={path}",
+               "-a", f"count={count}", "-O", f"{out}:jsonlines"]  # fmt: skip
+    for name, value in args.items():
+        command += ["-a", f"{name}={value}"]
+    for name, value in (settings or {}).items():
+        command += ["-s", f"{name}={value}"]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    return result, records
