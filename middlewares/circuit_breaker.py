@@ -94,7 +94,7 @@ class CircuitBreakerMiddleware:
     def changed(self, domain: str, change: str) -> None:
         if not change:
             return
-        state = "open" if change == "reopened" else change
+        state = "open" if change in ("opened", "reopened") else change
         self.stats.inc_value(f"circuit/{change}")
         self.stats.set_value(f"circuit/state/{domain}", state)
         log = logger.warning if state == "open" else logger.info

@@ -11,11 +11,13 @@ again; if it fails again, the retry middleware writes a new dead letter.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
 import scrapy
 from scrapy import signals
+from scrapy.spiderloader import get_spider_loader
 
 from crawler.dead_letters import deserialize_request
 from crawler.db.pool import get_pool, run_in_transaction
@@ -45,13 +47,13 @@ class ReplayDeadLettersSpider(scrapy.Spider):
             raise SpiderArgumentError("limit", f"expected a whole number >= 1, got {limit!r}")
         self.only_spider, self.only_reason, self.limit = spider or None, reason or None, int(limit)
         self.originals: dict[str, scrapy.Spider] = {}
+        self.marking: set[asyncio.Task] = set()
 
     @classmethod
     def check_arguments(cls, kwargs: dict) -> dict:
         cls(**{k: v for k, v in kwargs.items() if k in ("spider", "reason", "limit")})
         if (name := kwargs.get("spider")) and name != cls.name:
             from scrapy.utils.project import get_project_settings  # noqa: PLC0415
-            from scrapy.spiderloader import get_spider_loader  # noqa: PLC0415
 
             if name not in get_spider_loader(get_project_settings()).list():
                 raise SpiderArgumentError("spider", f"no spider named {name!r}")
@@ -61,13 +63,14 @@ class ReplayDeadLettersSpider(scrapy.Spider):
     def from_crawler(cls, crawler, *args, **kwargs):
         spider = super().from_crawler(crawler, *args, **kwargs)
         crawler.signals.connect(spider.request_left, signal=signals.request_left_downloader)
+        crawler.signals.connect(spider.finish_marking, signal=signals.spider_closed)
         return spider
 
     def original(self, name: str, arguments: dict | None) -> scrapy.Spider:
         """The spider that made a request, rebuilt so its callbacks have their state."""
         key = f"{name}|{orjson.dumps(arguments or {}, option=orjson.OPT_SORT_KEYS).decode()}"
         if key not in self.originals:
-            cls = self.crawler.spider_loader.load(name)
+            cls = get_spider_loader(self.settings).load(name)
             try:
                 spider = cls(**(arguments or {}))
             except (TypeError, ValueError):  # SpiderArgumentError is a ValueError
@@ -99,11 +102,19 @@ class ReplayDeadLettersSpider(scrapy.Spider):
             self.crawler.stats.inc_value("replay/requeued")
             yield request.replace(dont_filter=True)
 
-    async def request_left(self, request, spider):
+    def request_left(self, request, spider):
+        """The request came back from the downloader: its dead letter is done with (the signal
+        is sent synchronously, so the write runs as a task, awaited before the spider closes)."""
         if (row_id := request.meta.get(META_ID)) is not None:
 
             async def mark(conn):
                 await conn.execute(MARK, (row_id,))
 
-            await run_in_transaction(self.settings, mark)
+            task = asyncio.get_running_loop().create_task(run_in_transaction(self.settings, mark))
+            self.marking.add(task)
+            task.add_done_callback(self.marking.discard)
             self.crawler.stats.inc_value("replay/replayed")
+
+    async def finish_marking(self, spider, reason):
+        if self.marking:
+            await asyncio.gather(*self.marking)

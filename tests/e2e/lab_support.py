@@ -8,7 +8,6 @@ import uuid
 
 from support import ROOT
 
-SPIDER = str(ROOT / "tests" / "e2e" / "spiders" / "lab.py")
 
 
 class Tenant:
@@ -31,12 +30,16 @@ class Tenant:
         return self.call("stats")
 
 
+def fetch_command(base: str, path: str = "json", count: int = 10) -> list[str]:
+    return [sys.executable, "-m", "scrapy", "crawl", "fetch", "-a", f"url_template={base}/{path}/{{n}}",
+            "-a", f"count={count}"]  # fmt: skip
+
+
 def run_lab(env, tmp_path, base: str, path: str = "json", count: int = 10, settings: dict | None = None,
             timeout: float = 180, **args) -> tuple[subprocess.CompletedProcess, list[dict]]:  # fmt: skip
-    """`scrapy runspider lab.py` with the given spider args and -s settings; returns (process, records)."""
+    """`scrapy crawl fetch` over ``{base}/{path}/{n}`` with spider args and -s settings; returns (process, records)."""
     out = tmp_path / f"out-{uuid.uuid4().hex[:6]}.jsonl"
-    command = [sys.executable, "-m", "scrapy", "runspider", SPIDER, "-a", f"base={base}", "-a", f"path={path}",
-               "-a", f"count={count}", "-O", f"{out}:jsonlines"]  # fmt: skip
+    command = [*fetch_command(base, path, count), "-O", f"{out}:jsonlines"]
     for name, value in args.items():
         command += ["-a", f"{name}={value}"]
     for name, value in (settings or {}).items():

@@ -3,9 +3,8 @@ first response, at least 90% of the budget used, and two workers sharing Redis
 stay within one limit."""
 
 import subprocess
-import sys
 
-from lab_support import SPIDER, Tenant, run_lab
+from lab_support import Tenant, fetch_command, run_lab
 from support import REDIS_URL, ROOT
 
 LIMIT, WINDOW = 100, 4
@@ -33,8 +32,7 @@ def test_two_workers_sharing_redis_stay_within_one_limit(crawl_env, sandbox, tmp
     env = dict(crawl_env, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=redis_prefix + "rl:")
     settings = {"RATELIMIT_ADAPTIVE": "false", "RATELIMIT_DEFAULT_RPS": "19"}  # 57 per 3 s window, together
     workers = [
-        subprocess.Popen([sys.executable, "-m", "scrapy", "runspider", SPIDER, "-a", f"base={tenant.base}",
-                          "-a", "count=150", *sum((["-s", f"{k}={v}"] for k, v in settings.items()), [])],
+        subprocess.Popen([*fetch_command(tenant.base, count=150), *sum((["-s", f"{k}={v}"] for k, v in settings.items()), [])],
                          cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
         for _ in range(2)
     ]
