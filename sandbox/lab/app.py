@@ -199,6 +199,14 @@ async def token(request: web.Request) -> web.Response:
 # ---- control: config, down, stats --------------------------------------------------------------------
 
 
+async def revoke(request: web.Request) -> web.Response:
+    """Revoke every token issued so far (as a server does on a key rotation): the next use is a 401."""
+    tenant = tenant_of(request)
+    revoked = len(tenant.tokens)
+    tenant.tokens.clear()
+    return json_answer({"revoked": revoked})
+
+
 def json_answer(value, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(value), status=status, content_type="application/json")
 
@@ -269,6 +277,7 @@ def make_app(_options: dict) -> web.Application:
     routes.add_get("/t/{tenant}/config", configure)
     routes.add_post("/t/{tenant}/config", configure)
     routes.add_post("/t/{tenant}/down", down)
+    routes.add_post("/t/{tenant}/revoke", revoke)
     routes.add_get("/t/{tenant}/stats", stats)
     return app
 
