@@ -12,6 +12,8 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from urllib.parse import urlsplit
+
 import orjson
 from scrapy import signals
 
@@ -65,6 +67,7 @@ class ScanTracker:
         self.crawler = crawler
         self.listings: Counter[str] = Counter()
         self.errors: dict[str, Counter[str]] = defaultdict(Counter)
+        self.blocks: dict[str, Counter[str]] = defaultdict(Counter)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -73,7 +76,18 @@ class ScanTracker:
         crawler.signals.connect(tracker.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(tracker.spider_error, signal=signals.spider_error)
         crawler.signals.connect(tracker.spider_closed, signal=signals.spider_closed)
+        from middlewares.blocks import block_detected  # noqa: PLC0415 - middlewares import crawler modules
+
+        crawler.signals.connect(tracker.block_detected, signal=block_detected)
         return tracker
+
+    def block_detected(self, request, kind, domain):
+        """A captcha or block page is reported on the scan, never counted as "no results"."""
+        scan: ScanContext | None = getattr(self.crawler.spider, "scan", None)
+        if scan is None:
+            return
+        site = next((w.id for w in scan.websites if urlsplit(w.base_url).hostname == domain), domain)
+        self.blocks[site][kind] += 1
 
     async def spider_opened(self, spider):
         scan: ScanContext | None = getattr(spider, "scan", None)
@@ -102,8 +116,11 @@ class ScanTracker:
         self.errors[site][type(failure.value).__name__] += 1
 
     def counters(self) -> dict:
-        sites = set(self.listings) | set(self.errors)
-        return {s: {"listings": self.listings[s], "errors": dict(self.errors[s])} for s in sorted(sites)}
+        sites = set(self.listings) | set(self.errors) | set(self.blocks)
+        return {
+            s: {"listings": self.listings[s], "errors": dict(self.errors[s]), "blocks": dict(self.blocks[s])}
+            for s in sorted(sites)
+        }
 
     async def spider_closed(self, spider, reason):
         scan: ScanContext | None = getattr(spider, "scan", None)

@@ -9,7 +9,8 @@ sets ``meta["block"]`` to one of ``captcha``, ``interstitial``, ``rate_limited``
 the circuit breaker counts the others as failures, and the retry middleware
 retries the request and, when attempts run out, dead-letters it and keeps the
 page away from the spider. Counted in stats per kind and domain; the first
-block of each kind on a domain is logged.
+block of each kind on a domain is logged, and each is sent as the
+``block_detected`` signal, which the scan tracker counts per site on the scan row.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from scrapy.utils.httpobj import urlparse_cached
 from crawler.config import flag
 
 logger = logging.getLogger(__name__)
+
+block_detected = object()  # signal: (request, kind, domain); the scan tracker reports it per site
 
 KINDS = ("captcha", "interstitial", "rate_limited", "blocked")
 GENERIC_SIGNATURES = {
@@ -106,6 +109,7 @@ class BlockDetectionMiddleware:
         domain = urlparse_cached(request).hostname or ""
         self.stats.inc_value(f"blocks/{kind}")
         self.stats.inc_value(f"blocks/{kind}/{domain}")
+        self.crawler.signals.send_catch_log(block_detected, request=request, kind=kind, domain=domain)
         if (domain, kind) not in self.seen:
             self.seen.add((domain, kind))
             logger.warning("block detected on %s: %s (status %d)", domain, kind, response.status)
