@@ -134,6 +134,11 @@ LOG_FORMATTER = "crawler.observability.logs.PrivacyLogFormatter"
 # Where the example spider finds the sandbox directory (`python -m sandbox`).
 EXAMPLE_BASE_URL = _env("EXAMPLE_BASE_URL", "http://127.0.0.1:8100")
 
+# The events spider: its API (overridden by -a base_url / -a api_key) and how often it logs progress.
+EVENTS_BASE_URL = _env("EVENTS_BASE_URL", "http://127.0.0.1:8200")
+EVENTS_API_KEY = _env("EVENTS_API_KEY")
+EVENTS_PROGRESS_SECONDS = _env("EVENTS_PROGRESS_SECONDS", "10")
+
 # --- Crawling -----------------------------------------------------------------
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) privacy-crawler/0.1 (+https://example.invalid/bot)"
 # Scans act for the data subject on their own data; politeness comes from the

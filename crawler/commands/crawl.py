@@ -7,6 +7,7 @@ exits 2. Nothing is crawled in either case.
 
 from __future__ import annotations
 
+import inspect
 import sys
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
@@ -38,4 +39,8 @@ class Command(ScrapyCrawlCommand):
             return  # Scrapy's own "Spider not found" message follows in run()
         check = getattr(spidercls, "check_arguments", None)
         if check is not None:
-            check(spargs)
+            # spiders whose arguments can also come from settings take them as a second argument
+            if "settings" in inspect.signature(check).parameters:
+                check(spargs, self.settings)
+            else:
+                check(spargs)

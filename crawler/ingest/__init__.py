@@ -1,0 +1,1 @@
+"""Ingestion from paginated, cursor-based APIs: response shapes, partitions, progress."""

@@ -1,0 +1,262 @@
+"""Ingest every event of a paginated, rate-limited, cursor-based events API, exactly once.
+
+    scrapy crawl events -a base_url=URL [-a api_key=KEY] [-a since=T -a until=T] [-a partitions=K]
+                        [-a id_field=NAME] [-a page_size=N] [-a source=NAME]
+
+1. **Discover**: the first page tells the body shape (nested or flat), the id and
+   time fields, the timestamp formats, the page cap and the total; logged once.
+   The rate limiter reads the budget from the same response.
+2. **Partition**: [since, until) is split into K ranges, each its own cursor
+   chain, after a probe shows that the API honours ``since``; otherwise one chain.
+3. **Pages**: each page is one EventBatch through validate -> Bloom dedup ->
+   COPY, its partition's checkpoint (cursor, last timestamp) committed in the
+   same transaction as its rows. Truncated bodies, 5xx and 429 are retried by
+   the middlewares; an expired cursor resumes its partition from the last
+   timestamp seen. Running the same command again continues from the checkpoints.
+
+Times (``since``/``until``) are ISO-8601 or epoch milliseconds; ``until``
+defaults to now. The key comes from ``-a api_key`` or the EVENTS_API_KEY
+setting and is sent in API_KEY_HEADER (X-API-Key) to the API's host only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from urllib.parse import urlencode, urlsplit
+
+import orjson
+import scrapy
+from scrapy.exceptions import CloseSpider
+
+from crawler import normalize
+from crawler.db.writer import Checkpoint
+from crawler.ingest.api_shape import ID_FIELDS, TIME_FIELDS, Discovery, ShapeError, detect, read_page, timestamp_formats
+from crawler.ingest.partitions import Partition, plan, stored_partitions
+from crawler.ingest.progress import Progress
+from crawler.items import EventBatch
+from crawler.spider_args import SpiderArgumentError, parse_http_url
+
+logger = logging.getLogger(__name__)
+
+EXPIRED = "CURSOR_EXPIRED"
+
+
+def parse_time_ms(kwargs: dict, key: str) -> int | None:
+    value = (kwargs.get(key) or "").strip()
+    if not value:
+        return None
+    try:
+        return int(normalize.timestamp(value).timestamp() * 1000)
+    except ValueError as exc:
+        raise SpiderArgumentError(key, f"expected ISO-8601 or epoch milliseconds ({exc})") from None
+
+
+def parse_positive(kwargs: dict, key: str, default: int, most: int) -> int:
+    value = str(kwargs.get(key) or default).strip()
+    if not value.isdigit() or not 1 <= int(value) <= most:
+        raise SpiderArgumentError(key, f"expected a whole number from 1 to {most}, got {value!r}")
+    return int(value)
+
+
+class EventsSpider(scrapy.Spider):
+    name = "events"
+    # a flaky API answers 5xx now and then: retry longer before giving up, open the circuit later
+    retry_times = 8
+    circuit_failure_threshold = 25
+
+    @classmethod
+    def check_arguments(cls, kwargs: dict, settings=None) -> dict:
+        parsed = {
+            "base_url": parse_http_url(kwargs, "base_url", (settings.get("EVENTS_BASE_URL") if settings else None) or None),
+            "since_ms": parse_time_ms(kwargs, "since"),
+            "until_ms": parse_time_ms(kwargs, "until"),
+            "partitions": parse_positive(kwargs, "partitions", 4, 256),
+            "page_size": parse_positive(kwargs, "page_size", 5000, 100_000),
+            "id_field": (kwargs.get("id_field") or "").strip() or None,
+        }
+        if parsed["since_ms"] is not None and parsed["until_ms"] is not None and parsed["since_ms"] >= parsed["until_ms"]:
+            raise SpiderArgumentError("until", "must be later than since")
+        key = kwargs.get("api_key") or (settings.get("EVENTS_API_KEY") if settings else None)
+        if settings is not None and not key:
+            raise SpiderArgumentError("api_key", "required (or set EVENTS_API_KEY)")
+        parsed["api_key"] = key
+        parsed["source"] = (kwargs.get("source") or "").strip() or urlsplit(parsed["base_url"]).netloc
+        return parsed
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        kwargs["_parsed"] = cls.check_arguments(kwargs, crawler.settings)
+        return super().from_crawler(crawler, *args, **kwargs)
+
+    def __init__(self, *args, _parsed: dict | None = None, **kwargs):
+        parsed = _parsed or self.check_arguments(kwargs)
+        for key in ("base_url", "api_key", "since", "until", "partitions", "page_size", "id_field", "source"):
+            kwargs.pop(key, None)
+        super().__init__(*args, **kwargs)
+        self.base_url = parsed["base_url"].rstrip("/")
+        self.api_key = parsed["api_key"]  # sent by AuthTokenMiddleware, to this host only
+        self.allowed_domains = [urlsplit(self.base_url).hostname]
+        self.since_ms, self.until_ms = parsed["since_ms"], parsed["until_ms"]
+        self.partition_count, self.page_size = parsed["partitions"], parsed["page_size"]
+        self.source = parsed["source"]
+        self.discovery = Discovery(id_field=parsed["id_field"])
+        self.partitions: list[Partition] = []
+        self.progress: Progress | None = None
+        self.data_end: int | None = None
+
+    # --- requests ------------------------------------------------------------------
+
+    def api_request(self, params: dict, callback, partition: Partition | None = None) -> scrapy.Request:
+        return scrapy.Request(
+            f"{self.base_url}/events?{urlencode(params)}", callback=callback, dont_filter=True,
+            meta={"ratelimit_key": f"events:{self.source}", "expect_json": True,
+                  "handle_httpstatus_list": [400, 410], "partition": partition},
+        )  # fmt: skip
+
+    def page_request(self, partition: Partition) -> scrapy.Request:
+        if partition.cursor:
+            params = {"limit": self.page_size, "cursor": partition.cursor}
+        else:
+            params = {"limit": self.page_size}
+            if self.discovery.ranges or partition.position_ms is not None or self.since_ms is not None:
+                params["since"] = partition.resume_since()
+            if self.discovery.ranges or self.until_ms is not None:
+                params["until"] = partition.until_ms
+        return self.api_request(params, self.parse_page, partition)
+
+    async def start(self):
+        params = {"limit": self.page_size}
+        if self.since_ms is not None:
+            params["since"] = self.since_ms
+        if self.until_ms is not None:
+            params["until"] = self.until_ms
+        yield self.api_request(params, self.parse_discovery)
+
+    # --- discovery ------------------------------------------------------------------
+
+    def body(self, response) -> dict:
+        data = response.meta.get("parsed_json")
+        return data if data is not None else orjson.loads(response.body)
+
+    def api_error(self, response) -> str:
+        try:
+            error = self.body(response).get("error") or {}
+            return error.get("code") or "?" if isinstance(error, dict) else str(error)
+        except (orjson.JSONDecodeError, AttributeError):
+            return "?"
+
+    def event_ms(self, event: dict) -> int | None:
+        try:
+            return int(normalize.timestamp(event[self.discovery.time_field]).timestamp() * 1000)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    async def parse_discovery(self, response):
+        if response.status != 200:
+            raise CloseSpider(f"events API answered {response.status} ({self.api_error(response)}) to the first request")
+        try:
+            page = read_page(self.body(response))
+        except ShapeError as exc:
+            raise CloseSpider(f"events API: unexpected body ({exc})") from None
+        found = self.discovery
+        first = page.events[0] if page.events else {}
+        found.nested, found.total = page.nested, page.total
+        found.id_field = found.id_field or detect(first, ID_FIELDS)
+        found.time_field = detect(first, TIME_FIELDS)
+        found.formats = timestamp_formats(page.events, found.time_field) if found.time_field else []
+        if page.has_more and len(page.events) < self.page_size:
+            found.page_cap = len(page.events)  # the server capped our limit silently
+            self.page_size = found.page_cap
+        if not page.events:
+            logger.info("events API: nothing in the requested range")
+            return
+        if found.id_field is None or found.time_field is None:
+            raise CloseSpider("events API: cannot tell the id or timestamp field; pass -a id_field=...")
+        since = self.since_ms if self.since_ms is not None else self.event_ms(first)
+        until = self.until_ms if self.until_ms is not None else int(time.time() * 1000) + 1
+        self.range = (since, until)
+        if self.partition_count > 1:
+            middle = (since + until) // 2
+            yield self.api_request({"limit": 1, "since": middle, "until": until}, self.parse_range_probe)
+        else:
+            async for request in self.begin():
+                yield request
+
+    async def parse_range_probe(self, response):
+        middle = (self.range[0] + self.range[1]) // 2
+        probe = read_page(self.body(response)) if response.status == 200 else None
+        first = probe.events[0] if probe and probe.events else None
+        self.discovery.ranges = probe is not None and (first is None or (self.event_ms(first) or 0) >= middle)
+        total, after = self.discovery.total, probe.total if probe else None
+        if self.discovery.ranges and total and after is not None and total > after:
+            # events per ms before the middle tell roughly where they end (a default
+            # "until" of now may lie far beyond): partitions share the data, not empty time
+            since = self.range[0]
+            self.data_end = middle + int((middle - since) * after / (total - after)) + 1
+        async for request in self.begin():
+            yield request
+
+    async def begin(self):
+        since, until = self.range
+        count = self.partition_count if self.discovery.ranges else 1
+        stored = await stored_partitions(self.settings, self.source)
+        if not stored:
+            self.partitions = plan(since, until, count, self.data_end)
+        else:  # resume the earlier plan; newer events (after its end) get partitions of their own
+            self.partitions, end = stored, max(p.until_ms for p in stored)
+            if until > end and all(p.completed for p in stored):
+                self.partitions += plan(end, until, count if until - end > 3_600_000 else 1)
+        committed = sum(p.committed_before for p in self.partitions)
+        logger.info("events API: %s", self.discovery.describe())
+        pending = [p for p in self.partitions if not p.completed]
+        logger.info("events: %d partition(s), %d to do; %d event(s) committed by earlier runs",
+                    len(self.partitions), len(pending), committed)  # fmt: skip
+        self.progress = Progress(self.partitions, self.discovery.total, self.settings.getfloat("EVENTS_PROGRESS_SECONDS"))
+        for partition in pending:
+            yield self.page_request(partition)
+
+    # --- pages ---------------------------------------------------------------------
+
+    def parse_page(self, response):
+        partition: Partition = response.meta["partition"]
+        if response.status != 200:
+            code = self.api_error(response)
+            if code != EXPIRED:
+                self.crawler.stats.inc_value(f"events/partition_failed/{code}")
+                logger.error("events partition %s stopped: API answered %d %s (run again to resume)",
+                             partition.key, response.status, code)  # fmt: skip
+                return
+            self.crawler.stats.inc_value("events/cursor_expired")
+            logger.info("events partition %s: cursor expired after %.0fs; resuming from its last timestamp",
+                        partition.key, time.monotonic() - partition.cursor_issued)  # fmt: skip
+            partition.take_cursor(None)
+            yield self.page_request(partition)
+            return
+        page = read_page(self.body(response))
+        if partition.total is None and page.total is not None and not partition.cursor:
+            partition.total = page.total
+        last_ms = next((ms for ms in map(self.event_ms, reversed(page.events)) if ms is not None), None)
+        if last_ms is not None:
+            partition.position_ms = last_ms
+        partition.fetched += len(page.events)
+        partition.take_cursor(page.next_cursor if page.has_more else None)
+        partition.completed = not page.has_more
+        checkpoint = Checkpoint(
+            self.source, partition.key, cursor=partition.cursor,
+            position_at=dt.datetime.fromtimestamp(last_ms / 1000, dt.UTC) if last_ms is not None else None,
+            rows=len(page.events), completed=partition.completed,
+        )  # fmt: skip
+        self.crawler.stats.inc_value("events/pages")
+        self.crawler.stats.inc_value("events/fetched", len(page.events))
+        yield EventBatch(self.source, page.events, id_field=self.discovery.id_field,
+                         time_field=self.discovery.time_field, checkpoint=checkpoint)  # fmt: skip
+        if page.has_more:
+            yield self.page_request(partition)
+        if self.progress is not None:
+            self.progress.maybe_log()
+
+    def closed(self, reason):
+        if self.progress is not None:
+            self.progress.log(final=True)
