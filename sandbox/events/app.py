@@ -231,6 +231,8 @@ class EventsApi:
             "requests": {str(status): n for status, n in sorted(self.statuses.items())},
             "requests_total": sum(self.statuses.values()),
             "rate_limited": self.statuses[429],
+            # closed windows of the header-key budget: how much of each the clients used
+            "windows": [{"started_at": started, "used": used} for started, used in self.pools["header"].history],
             "faults": self.faults,
             "truncated": self.truncated,
             "duplicate_pages": self.duplicate_pages,

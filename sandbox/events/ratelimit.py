@@ -31,11 +31,14 @@ class FixedWindow:
         self.limit, self.window, self.reset_style, self.clock = limit, window, reset_style, clock
         self.ends = -math.inf  # no window open yet
         self.used = 0
+        self.history: list[tuple[float, int]] = []  # closed windows: (started, epoch seconds; requests counted)
 
     def take(self) -> Decision:
         """Count one request if the budget allows; the headers describe the state after it."""
         now = self.clock()
         if now >= self.ends:
+            if self.used and len(self.history) < 100_000:
+                self.history.append((time.time() - (now - self.ends) - self.window, self.used))
             self.ends, self.used = now + self.window, 0
         allowed = self.used < self.limit
         self.used += allowed

@@ -1,0 +1,134 @@
+"""Events API -> PostgreSQL with the events spider, against a raw server-side COPY of the same rows.
+
+    python bench/events.py [--events 1000000] [--small 200000] [--partitions 4]
+
+Starts the sandbox events API (limits generous, faults off), runs
+``scrapy crawl events`` into a fresh database (validation, Bloom dedup on Redis,
+COPY upserts, checkpoints), then, in the same run, times a server-side
+``COPY ... FROM 'file'`` of exactly the rows it stored into an identical empty
+table. Prints events/s, raw COPY rows/s, the ratio (goal >= 0.5) and the crawl's
+peak RSS; with --small it first runs a smaller ingestion too, so the two peak
+RSS figures show whether memory grows with the number of events.
+Needs PostgreSQL (superuser, for server-side COPY) and Redis on localhost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+def start_sandbox(workdir: Path, count: int) -> tuple[subprocess.Popen, str]:
+    ports = workdir / f"ports-{count}.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--only", "events", "--events-port", "0", "--events-count", str(count),
+         "--events-rate-limit", "1000000", "--events-rate-window", "60", "--ports-file", str(ports)],
+        cwd=ROOT, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not ports.exists():
+        if time.monotonic() > deadline or process.poll() is not None:
+            sys.exit("bench: the sandbox did not start")
+        time.sleep(0.1)
+    return process, json.loads(ports.read_text())["events"]
+
+
+def fresh_database() -> tuple[str, str]:
+    name = f"bench_events_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = ADMIN.rsplit("/", 1)[0] + "/" + name
+    subprocess.run([sys.executable, "-m", "crawler.db", "migrate", "-s", f"DATABASE_URL={url}"], cwd=ROOT,
+                   check=True, capture_output=True)  # fmt: skip
+    return name, url
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def ingest(api: str, url: str, partitions: int, workdir: Path) -> tuple[float, int, float]:
+    """(seconds from spider open to close, rows stored, peak RSS MiB of the crawl)."""
+    env = dict(os.environ, DATABASE_URL=url, REDIS_URL=REDIS, REDIS_KEY_PREFIX=f"bench:{uuid.uuid4().hex[:8]}:",
+               EVENTS_API_KEY="sandbox-key", DATA_DIR=str(workdir / "data"))  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result = subprocess.run(
+        [sys.executable, "-m", "scrapy", "crawl", "events", "-a", f"base_url={api}", "-a", f"partitions={partitions}",
+         "-s", "LOG_LEVEL=INFO", "-s", "PG_BATCH_ROWS=20000", "-s", "EVENTS_PROGRESS_SECONDS=5"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB; the largest child so far
+    elapsed = re.search(r"'elapsed_time_seconds': ([\d.]+)", result.stderr)
+    if result.returncode != 0 or not elapsed:
+        sys.exit(f"bench: the crawl failed:\n{result.stderr[-3000:]}")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    if peak <= before:
+        print("bench: note: peak RSS not above an earlier child's; figure is a lower bound", file=sys.stderr)
+    return float(elapsed.group(1)), rows, peak / 1024
+
+
+def raw_copy(url: str, workdir: Path) -> float:
+    """Seconds for a server-side COPY of the stored rows into an identical empty table."""
+    path = Path(tempfile.gettempdir()) / f"bench-events-{uuid.uuid4().hex[:8]}.copy"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"COPY events (id, type, occurred_at, payload, source) TO '{path}'")
+        conn.execute("CREATE TABLE events_raw (LIKE events INCLUDING ALL)")
+        started = time.perf_counter()
+        conn.execute(f"COPY events_raw (id, type, occurred_at, payload, source) FROM '{path}'")
+        seconds = time.perf_counter() - started
+    path.unlink(missing_ok=True)
+    return seconds
+
+
+def run(count: int, partitions: int, workdir: Path) -> tuple[float, float, float]:
+    sandbox, api = start_sandbox(workdir, count)
+    name, url = fresh_database()
+    try:
+        seconds, rows, rss = ingest(api, url, partitions, workdir)
+        if rows != count:
+            sys.exit(f"bench: stored {rows} of {count} events")
+        copy_seconds = raw_copy(url, workdir)
+    finally:
+        sandbox.send_signal(signal.SIGTERM)
+        sandbox.wait(timeout=15)
+        drop_database(name)
+    return count / seconds, count / copy_seconds, rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=200_000, help="a first, smaller run for the memory comparison (0: skip)")
+    parser.add_argument("--partitions", type=int, default=4)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        if args.small:
+            rate, copy_rate, rss_small = run(args.small, args.partitions, workdir)
+            print(f"{args.small:,} events: {rate:,.0f} events/s, raw COPY {copy_rate:,.0f} rows/s, "
+                  f"ratio {rate / copy_rate:.2f}, peak RSS {rss_small:.0f} MiB", flush=True)  # fmt: skip
+        rate, copy_rate, rss = run(args.events, args.partitions, workdir)
+    print(f"{args.events:,} events: {rate:,.0f} events/s, raw COPY {copy_rate:,.0f} rows/s, "
+          f"ratio {rate / copy_rate:.2f}, peak RSS {rss:.0f} MiB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
