@@ -1,14 +1,20 @@
-"""``python -m crawler.demo`` (``make demo``): one scan end to end on the sandbox.
+"""``python -m crawler.demo [--events N]`` (``make demo``): the main jobs end to end on the sandbox.
 
-Starts the sandbox on free ports, picks a sample person from its synthetic
-population (one with namesakes elsewhere, so the search has to discriminate),
-runs ``scrapy crawl example`` as a user would, and prints a summary: what ran,
-the rows written, and where to look. Safe to run again: each run is a new scan.
+Starts the sandbox on free ports, then runs, as a user would:
+1. ``scrapy crawl example`` for a sample person from the synthetic population
+   (one with namesakes elsewhere, so the search has to discriminate);
+2. ``scrapy crawl events`` over the sandbox events API (N events, default
+   1,000,000, paced by its published rate budget) into the ``events`` table;
+and prints a summary: what ran, the rows written, and where to look. Safe to
+run again: each run is a new scan and a new ingestion source, whose events
+are already stored, so it adds no event rows (exactly once).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -28,19 +34,34 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ("John", "Smith", "IL")
 
 
-def start_sandbox(workdir: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+def start_sandbox(workdir: Path, events: int) -> tuple[subprocess.Popen, dict[str, str]]:
     ports_file = workdir / "sandbox-ports.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--free-ports", "--ports-file", str(ports_file)],
+        [sys.executable, "-m", "sandbox", "--free-ports", "--ports-file", str(ports_file),
+         "--events-count", str(events)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while not ports_file.exists():
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise SystemExit(f"demo: the sandbox did not start: {process.stderr.read().strip()}")
         time.sleep(0.05)
     return process, json.loads(ports_file.read_text())
+
+
+def events_line(url: str, source: str, before: int, log_file: Path) -> str:
+    with psycopg.connect(url) as conn:
+        total = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        committed = conn.execute(
+            "SELECT coalesce(sum(rows_committed), 0) FROM ingest_checkpoints WHERE source = %s", (source,)
+        ).fetchone()[0]
+    text = log_file.read_text() if log_file.exists() else ""
+    finished = re.findall(r"events finished: ([\d,]+) fetched.*?, ([\d,]+)/s", text)
+    fetched, rate = finished[-1] if finished else ("?", "?")
+    return (f"events:     scrapy crawl events (source {source}): {fetched} fetched at {rate} events/s, "
+            f"{committed:,} committed with checkpoints, {total - before:,} new rows in events ({total:,} in all; "
+            "an event already stored is never stored twice)")  # fmt: skip
 
 
 def summary(url: str, scan_id: str, log_file: Path) -> str:
@@ -64,14 +85,17 @@ def summary(url: str, scan_id: str, log_file: Path) -> str:
         + ")",
         f"database:   {redact_url(url)} -> totals: "
         + ", ".join(f"{table} {n}" for table, n in totals.items()),
-        f"log:        {log_file}",
+        f"log:        {log_file} (and events-*.log beside it)",
         "look:       .venv/bin/python -m crawler.db psql -c 'SELECT id, status, counters FROM scans'",
         "            values are AES-256-GCM ciphertexts (findings.value_ciphertext); nothing personal is in clear",
     ]
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crawler.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events the sandbox API serves")
+    args = parser.parse_args(argv)
     settings = get_project_settings()
     try:
         validate(settings)
@@ -86,7 +110,7 @@ def main() -> int:
     scan_id = str(uuid.uuid4())
     log_file = (logs_dir / f"demo-{scan_id}.log").resolve()
     with tempfile.TemporaryDirectory() as workdir:
-        sandbox, urls = start_sandbox(Path(workdir))
+        sandbox, urls = start_sandbox(Path(workdir), args.events)
         try:
             print(f"sandbox:    directory at {urls['directory']} ({len(default_population().people)} synthetic people)")
             print(f"target:     {first} {last} in {state} ({len(namesakes)} people of that name on the directory)")
@@ -97,13 +121,29 @@ def main() -> int:
                  "-s", f"LOG_FILE={log_file}", "-s", "LOG_LEVEL=INFO"],
                 cwd=ROOT, check=False,
             )  # fmt: skip
+            events_log = (logs_dir / f"events-{scan_id}.log").resolve()
+            source = f"demo-{scan_id[:8]}"
+            with psycopg.connect(url) as conn:
+                events_before = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+            print(f"events:     ingesting {args.events:,} events from {urls['events']} (paced by its rate budget)...",
+                  flush=True)  # fmt: skip
+            ingest = subprocess.run(
+                [sys.executable, "-m", "scrapy", "crawl", "events", "-a", f"base_url={urls['events']}",
+                 "-a", "api_key=sandbox-key", "-a", f"source={source}",
+                 "-s", f"LOG_FILE={events_log}", "-s", "LOG_LEVEL=INFO"],
+                cwd=ROOT, check=False,
+            )  # fmt: skip
         finally:
             sandbox.send_signal(signal.SIGTERM)
             sandbox.wait(timeout=15)
     if crawl.returncode != 0:
         print(f"demo: the crawl failed (exit {crawl.returncode}); see {log_file}", file=sys.stderr)
         return crawl.returncode
+    if ingest.returncode != 0:
+        print(f"demo: the ingestion failed (exit {ingest.returncode}); see {events_log}", file=sys.stderr)
+        return ingest.returncode
     print(summary(url, scan_id, log_file))
+    print(events_line(url, source, events_before, events_log))
     return 0
 
 
