@@ -1,0 +1,10 @@
+"""Simulated people-search ("data broker") sites, one sandbox service each.
+
+Each lists a deterministic part of the synthetic population (sandbox/population.py)
+in its own URL scheme, HTML and value formats, and defends itself the way its real
+counterpart does (rate-limit pages, interstitials, CAPTCHA redirects, plain 403s),
+so spiders and the matching benchmark meet realistic variety. Every module exposes
+``SITE_ID`` and ``listing_url(person)`` (the ground truth: the person's detail page
+path, or None when the site does not list them) and registers its service when
+imported; ``sandbox/sites/__init__.py`` imports them. Shared helpers: ``common.py``.
+"""

@@ -1,0 +1,297 @@
+"""A Radaris / CyberBackgroundChecks-like broker: a POST search form, sectioned profiles, hard limits.
+
+    GET  /                                       search form; sets the session cookie, hidden CSRF ``_token``
+    POST /ng/search   ff, fl, fs, fc, _token     first, last, state, city -> 303 to the results
+    GET  /people/{First-Last}[/{ST}[/{City}]][/{page}]   10 cards a page
+    GET  /p/{First}/{Last}/{id}                   profile; a wrong name for a known id gets a 301 to the right one
+
+Why these quirks: the real sites bind a CSRF token to a session cookie, so a
+crawler must load the form before it can search (403 "Invalid session"
+otherwise); their result URLs are plain GET pages a crawler can page through;
+``ul.pagination`` disables the *next* item on the last page (and the *prev* item
+on the first, so ``li.disabled`` alone is not the signal); and past N requests
+a minute per client they answer a hard 403 with ``Retry-After`` (default 30/min).
+Layout v2 (``POST /_sandbox/config``) is a redesign: results in a table, profile
+sections reordered under other headings and wrappers; the values stay the same.
+Values are formatted the site's way: "John M Smith", phones "217-555-0123",
+cities "Springfield, IL", address history with year ranges.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from html import escape
+
+from aiohttp import web
+
+from sandbox.brokers.shared_b import STATE_KEY, is_listed, opaque_id, setup_site, stable_order
+from sandbox.population import DEFAULT_SEED, DEFAULT_SIZE, Person, Population, default_population
+from sandbox.server import Service, register
+
+SITE_ID = "radaris"
+PAGE_SIZE = 10
+DEFAULT_RATE_LIMIT = 30
+SESSION_COOKIE = "rdr_session"
+MAX_SESSIONS = 10_000
+ID_DIGITS = "0123456789"
+POPULATION_KEY = web.AppKey("population", Population)
+INDEX_KEY = web.AppKey("index", dict)  # radaris id -> Person (listed people only)
+SESSIONS_KEY = web.AppKey("sessions", dict)  # session id -> CSRF token
+SECTIONS = ["Phone Numbers", "Email Addresses", "Address History", "Possible Relatives", "Possible Associates"]
+V2_ORDER = ["Address History", "Possible Relatives", "Phone Numbers", "Possible Associates", "Email Addresses"]
+
+
+def radaris_id(person: Person) -> str:
+    return "U" + opaque_id(SITE_ID, person, length=9, alphabet=ID_DIGITS)
+
+
+def listing_url(person: Person) -> str | None:
+    """Ground truth: this person's profile path on the site, or None when the site does not list them."""
+    if not is_listed(SITE_ID, person):
+        return None
+    return f"/p/{person.first_name}/{person.last_name}/{radaris_id(person)}"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
+
+
+def display_name(person: Person) -> str:
+    middle = f" {person.middle_name[0]}" if person.middle_name else ""
+    return f"{person.first_name}{middle} {person.last_name}"
+
+
+def phone(number: str) -> str:
+    return f"{number[:3]}-{number[3:6]}-{number[6:]}"
+
+
+def city_state(city: str, state: str) -> str:
+    return f"{city}, {state}"
+
+
+def past_cities(person: Person) -> list[str]:
+    current = city_state(person.current.city, person.current.state)
+    seen = dict.fromkeys(city_state(a.city, a.state) for a in person.addresses[1:])
+    return [c for c in seen if c != current]
+
+
+def page(request: web.Request, title: str, body: str, status: int = 200) -> web.Response:
+    layout = request.app[STATE_KEY].layout
+    html = (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)} - Radaris</title>"
+        f"</head><body class='layout-{layout}'><header class='top'><a href='/' class='logo'>Radaris</a></header>"
+        f"<main>{body}</main><footer>&copy; Radaris sandbox</footer></body></html>"
+    )
+    return web.Response(text=html, status=status, content_type="text/html")
+
+
+def refuse(retry_after: int) -> web.Response:
+    body = (
+        "<!doctype html><html><head><title>Access denied</title></head><body><h1>Access denied</h1>"
+        f"<p>Too many requests from your network. Try again in {retry_after} seconds.</p></body></html>"
+    )
+    return web.Response(text=body, status=403, content_type="text/html")
+
+
+def search_form(token: str) -> str:
+    return (
+        "<form id='search-form' method='post' action='/ng/search'>"
+        f"<input type='hidden' name='_token' value='{token}'>"
+        "<input name='ff' placeholder='First name'><input name='fl' placeholder='Last name'>"
+        "<input name='fs' placeholder='State' maxlength='2'><input name='fc' placeholder='City'>"
+        "<button type='submit'>Search</button></form>"
+    )
+
+
+async def home(request: web.Request) -> web.Response:
+    sessions = request.app[SESSIONS_KEY]
+    session = request.cookies.get(SESSION_COOKIE, "")
+    fresh = session not in sessions
+    if fresh:
+        if len(sessions) >= MAX_SESSIONS:  # forget the oldest, as sessions expire on the real site
+            del sessions[next(iter(sessions))]
+        session = secrets.token_urlsafe(18)
+        sessions[session] = secrets.token_hex(20)
+    response = page(request, "People search", "<h1>Find anyone</h1>" + search_form(sessions[session]))
+    if fresh:
+        response.set_cookie(SESSION_COOKIE, session, path="/", httponly=True, samesite="Lax")
+    return response
+
+
+def results_path(first: str, last: str, state: str = "", city: str = "", number: int = 1) -> str:
+    parts = [f"{slug(first.title())}-{slug(last.title())}", state.upper(), slug(city.title())]
+    path = "/people/" + "/".join(p for p in parts if p)
+    return path + (f"/{number}" if number > 1 else "")
+
+
+async def search_post(request: web.Request) -> web.Response:
+    form = await request.post()
+    expected = request.app[SESSIONS_KEY].get(request.cookies.get(SESSION_COOKIE, ""))
+    token = str(form.get("_token", ""))
+    if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        return page(request, "Invalid session", "<p class='error'>Invalid session</p>", status=403)
+    first, last = str(form.get("ff", "")).strip(), str(form.get("fl", "")).strip()
+    state, city = str(form.get("fs", "")).strip(), str(form.get("fc", "")).strip()
+    if not first or not last or (state and not re.fullmatch(r"[A-Za-z]{2}", state)):
+        body = "<p class='error'>Please enter a first and last name.</p>" + search_form(expected)
+        return page(request, "People search", body, status=400)
+    raise web.HTTPSeeOther(results_path(first, last, state, city))
+
+
+def parse_results_path(tail: str) -> tuple[str, str, str, str, int] | None:
+    """``First-Last[/ST[/City]][/page]`` -> (first, last, state, city slug, page), or None."""
+    segments = [s for s in tail.split("/") if s]
+    if not segments or segments[0].count("-") != 1:
+        return None
+    first, last = segments.pop(0).split("-")
+    number = int(segments.pop()) if segments and segments[-1].isdigit() else 1
+    state = segments.pop(0).upper() if segments and re.fullmatch(r"[A-Za-z]{2}", segments[0]) else ""
+    city = segments.pop(0) if segments else ""
+    return (first, last, state, city, number) if first and last and not segments and number >= 1 else None
+
+
+def found_people(request: web.Request, first: str, last: str, state: str, city: str) -> list[Person]:
+    people = request.app[POPULATION_KEY].search(first, last, state=state or None)
+    wanted = city.casefold()
+    return [
+        p for p in people
+        if is_listed(SITE_ID, p) and (not wanted or any(slug(a.city).casefold() == wanted for a in p.addresses))
+    ]  # fmt: skip
+
+
+def card_v1(person: Person) -> str:
+    rows = [("Age", str(person.age)), ("Lives in", city_state(person.current.city, person.current.state))]
+    if person.aliases:
+        rows.append(("Also known as", ", ".join(person.aliases)))
+    if past_cities(person):
+        rows.append(("Has lived in", "; ".join(past_cities(person))))
+    info = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
+    return (
+        f"<div class='card teaser-card' data-id='{radaris_id(person)}'><div class='card-title'>"
+        f"<a href='{listing_url(person)}'>{escape(display_name(person))}</a>, <span class='age'>{person.age}</span>"
+        f"</div><dl class='card-info'>{info}</dl></div>"
+    )
+
+
+def table_v2(people: list[Person]) -> str:
+    head = "".join(f"<th>{h}</th>" for h in ["Name", "Location", "Age", "Also known as", "Has lived in"])
+    rows = "".join(
+        f"<tr class='rx-row' data-person='{radaris_id(p)}'><td class='rx-cell rx-name'><div class='rx-wrap'>"
+        f"<a class='rx-link' href='{listing_url(p)}'>{escape(display_name(p))}</a></div></td>"
+        f"<td class='rx-cell'>{escape(city_state(p.current.city, p.current.state))}</td>"
+        f"<td class='rx-cell rx-age'>{p.age}</td><td class='rx-cell rx-aka'>{escape(', '.join(p.aliases))}</td>"
+        f"<td class='rx-cell rx-past'>{escape('; '.join(past_cities(p)))}</td></tr>"
+        for p in people
+    )
+    return f"<div class='rx-results'><table class='rx-table'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
+
+
+def pagination(parsed: tuple, number: int, last_page: int, layout: str) -> str:
+    first, last, state, city, _ = parsed
+
+    def item(label: str, target: int, kind: str, off: bool) -> str:
+        disabled = " disabled" if layout == "v1" else " is-off"
+        if off:
+            return f"<li class='{kind}{disabled}'><span>{label}</span></li>"
+        return f"<li class='{kind}'><a href='{results_path(first, last, state, city, target)}'>{label}</a></li>"
+
+    numbers = [item(str(n), n, "active" if n == number else "page", False) for n in range(1, last_page + 1)]
+    items = item("&lsaquo; Prev", number - 1, "prev", number == 1) + "".join(numbers)
+    items += item("Next &rsaquo;", number + 1, "next", number == last_page)
+    return f"<ul class='pagination'>{items}</ul>" if layout == "v1" else f"<nav class='rx-pager'><ol class='rx-pages'>{items}</ol></nav>"
+
+
+async def results(request: web.Request) -> web.Response:
+    parsed = parse_results_path(request.match_info["tail"])
+    if parsed is None:
+        return page(request, "Not found", "<p class='error'>Page not found</p>", status=404)
+    first, last, state, city, number = parsed
+    found = found_people(request, first, last, state, city)
+    layout = request.app[STATE_KEY].layout
+    title = f"{first.title()} {last.title()}"
+    if not found:
+        return page(request, title, f"<h1>{escape(title)}</h1><p class='no-results'>No people found</p>")
+    last_page = -(-len(found) // PAGE_SIZE)
+    if number > last_page:
+        return page(request, title, "<p class='no-results'>No people found</p>", status=404)
+    shown = found[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+    place = ", ".join(filter(None, [city.replace("-", " ").title(), state]))
+    where = f" in {escape(place)}" if place else ""
+    if layout == "v1":
+        body = f"<h1 class='search-title'>{escape(title)}</h1><p class='results-count'>{len(found)} people found{where}</p>"
+        body += f"<div class='results'>{''.join(map(card_v1, shown))}</div>"
+    else:
+        body = f"<div class='rx-head'><h1 class='rx-title'>{escape(title)}<small class='rx-count'>{len(found)} records</small></h1></div>"
+        body += table_v2(shown)
+    return page(request, title, body + pagination(parsed, number, last_page, layout))
+
+
+def section_items(request: web.Request, person: Person) -> dict[str, list[str]]:
+    """Each section's list items as HTML, whatever the layout."""
+    population, index = request.app[POPULATION_KEY], request.app[INDEX_KEY]
+
+    def link(other: Person) -> str:
+        url = listing_url(other)
+        name = escape(display_name(other))
+        return f"<a href='{url}'>{name}</a>" if url else f"<span>{name}</span>"
+
+    addresses, until = [], "present"
+    for a in person.addresses:
+        addresses.append(f"<span class='address'>{escape(a.line())}</span> <span class='dates'>{a.since} - {until}</span>")
+        until = str(a.since)
+    relatives = [population.get(r) for r in person.relatives]
+    neighbours = [p for p in index.values() if p.current.city == person.current.city and p.current.state == person.current.state]
+    associates = [p for p in stable_order(SITE_ID, person.id, neighbours) if p.id != person.id and p.id not in person.relatives][:3]
+    return {
+        "Phone Numbers": [f"<span class='phone'>{phone(p.number)}</span> <span class='phone-type'>{p.type}</span>" for p in person.phones],
+        "Email Addresses": [f"<span class='email'>{escape(e)}</span>" for e in person.emails],
+        "Address History": addresses,
+        "Possible Relatives": [link(r) for r in relatives],
+        "Possible Associates": [link(a) for a in associates],
+    }  # fmt: skip
+
+
+async def profile(request: web.Request) -> web.Response:
+    person = request.app[INDEX_KEY].get(request.match_info["rid"])
+    if person is None:
+        return page(request, "Not found", "<p class='error'>Profile not found</p>", status=404)
+    if request.path != listing_url(person):
+        raise web.HTTPMovedPermanently(listing_url(person))
+    items = section_items(request, person)
+    where = escape(city_state(person.current.city, person.current.state))
+    aka = escape(", ".join(person.aliases))
+    if request.app[STATE_KEY].layout == "v1":
+        body = f"<div class='profile'><h1 class='profile-name'>{escape(display_name(person))}</h1>"
+        body += f"<div class='profile-age'>Age {person.age}</div><div class='profile-location'>{where}</div>"
+        body += f"<dl class='profile-aka'><dt>Also known as</dt><dd>{aka}</dd></dl>" if aka else ""
+        for label in SECTIONS:
+            lis = "".join(f"<li>{i}</li>" for i in items[label]) or "<li class='none'>None found</li>"
+            body += f"<div class='section'><h2 class='section-label'>{label}</h2><ul class='section-list'>{lis}</ul></div>"
+        return page(request, display_name(person), body + "</div>")
+    body = f"<article class='rx-profile'><header class='rx-head'><div class='rx-wrap'><h1 class='rx-name'>{escape(display_name(person))}</h1>"
+    body += f"<p class='rx-meta'><span class='rx-age'>{person.age} years old</span> &middot; <span class='rx-loc'>{where}</span></p>"
+    body += f"<p class='rx-aka'>AKA: {aka}</p>" if aka else ""
+    body += "</div></header>"
+    for label in V2_ORDER:
+        lis = "".join(f"<li class='rx-item'>{i}</li>" for i in items[label])
+        body += f"<section class='rx-block'><div class='rx-inner'><h3 class='rx-heading'>{label}</h3><ol class='rx-items'>{lis}</ol></div></section>"
+    return page(request, display_name(person), body + "</article>")
+
+
+def make_app(options: dict) -> web.Application:
+    app = web.Application()
+    population = default_population(options.get("seed", DEFAULT_SEED), options.get("people", DEFAULT_SIZE))
+    app[POPULATION_KEY] = population
+    app[INDEX_KEY] = {radaris_id(p): p for p in population.people if is_listed(SITE_ID, p)}
+    app[SESSIONS_KEY] = {}
+    setup_site(app, SITE_ID, population, DEFAULT_RATE_LIMIT, refuse)
+    app.router.add_get("/", home)
+    app.router.add_post("/ng/search", search_post)
+    app.router.add_get("/people/{tail:.+}", results)
+    app.router.add_get("/p/{first}/{last}/{rid}", profile)
+    return app
+
+
+SERVICE = register(Service(SITE_ID, 8404, make_app, "Radaris-like broker: CSRF search form, sectioned profiles, 403 rate limit"))
