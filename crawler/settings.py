@@ -84,6 +84,8 @@ CIRCUIT_FAILURE_THRESHOLD = _env("CIRCUIT_FAILURE_THRESHOLD", "5")
 CIRCUIT_WINDOW_SECONDS = _env("CIRCUIT_WINDOW_SECONDS", "60")
 # An open circuit lets one probe through after this long.
 CIRCUIT_RESET_SECONDS = _env("CIRCUIT_RESET_SECONDS", "30")
+# A closed circuit is remembered in process this long (0 = ask Redis on every request).
+CIRCUIT_CLOSED_CACHE_SECONDS = _env("CIRCUIT_CLOSED_CACHE_SECONDS", "0.5")
 
 # Scrapy's retry settings keep their names (RETRY_TIMES, RETRY_HTTP_CODES, ...).
 RETRY_TIMES = _env("RETRY_TIMES", "3")

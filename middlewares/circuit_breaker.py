@@ -43,6 +43,10 @@ class CircuitBreakerMiddleware:
         probe_ttl_ms = (settings.getfloat("DOWNLOAD_TIMEOUT") + 10) * 1000
         threshold = settings.getint("CIRCUIT_FAILURE_THRESHOLD")
         window_ms = settings.getfloat("CIRCUIT_WINDOW_SECONDS") * 1000
+        # a closed circuit is remembered this long, saving a Redis round trip per request;
+        # a circuit another worker opens is seen at most this late (this worker's own failures at once)
+        self.closed_cache = settings.getfloat("CIRCUIT_CLOSED_CACHE_SECONDS")
+        self.known_closed: dict[str, float] = {}
         redis = redis_for(crawler)
         if redis is not None:
             self.circuits = RedisCircuits(redis, settings.get("REDIS_KEY_PREFIX"), reset_ms, probe_ttl_ms,
@@ -58,6 +62,8 @@ class CircuitBreakerMiddleware:
         if request.meta.get("dont_circuit"):
             return None
         domain = urlparse_cached(request).hostname or ""
+        if self.known_closed.get(domain, 0.0) > time.monotonic():
+            return None
         token = uuid.uuid4().hex
         gate = await self.circuits.gate(domain, token)
         self.changed(domain, gate.change)
@@ -66,6 +72,8 @@ class CircuitBreakerMiddleware:
             self.stats.inc_value("circuit/probes")
             return None
         if gate.decision == PASS:
+            if self.closed_cache > 0:
+                self.known_closed[domain] = time.monotonic() + self.closed_cache
             return None
         self.stats.inc_value("circuit/deferred")
         deferred = await defer(self.crawler, request, time.time() + gate.wait_ms / 1000, "circuit_open")
@@ -87,6 +95,7 @@ class CircuitBreakerMiddleware:
             await self.failed(domain, probe)
 
     async def failed(self, domain: str, probe: str) -> None:
+        self.known_closed.pop(domain, None)
         self.stats.inc_value("circuit/failures")
         threshold = getattr(self.crawler.spider, "circuit_failure_threshold", None)
         self.changed(domain, await self.circuits.failure(domain, probe, uuid.uuid4().hex, threshold))

@@ -83,8 +83,9 @@ class Gate:
 class RedisCircuits:
     def __init__(self, redis, prefix: str, reset_ms: float, probe_ttl_ms: float, threshold: int, window_ms: float):
         self.prefix = prefix + "circuit:"
-        self.reset_ms, self.probe_ttl_ms = reset_ms, probe_ttl_ms
-        self.threshold, self.window_ms = threshold, window_ms
+        # whole milliseconds: PEXPIRE and SET PX refuse "60000.0"
+        self.reset_ms, self.probe_ttl_ms = int(reset_ms), int(probe_ttl_ms)
+        self.threshold, self.window_ms = threshold, int(window_ms)
         self._gate = redis.register_script(GATE)
         self._failure = redis.register_script(FAILURE)
         self._success = redis.register_script(SUCCESS)

@@ -4,9 +4,10 @@ detection, in real crawls against the sandbox lab."""
 import time
 
 import orjson
+import pytest
 
 from lab_support import Tenant, run_lab
-from support import crawl_keyring, run_scrapy
+from support import REDIS_URL, crawl_keyring, run_scrapy
 
 FAST = {"RATELIMIT_DEFAULT_RPS": 200, "RETRY_BACKOFF_BASE": 0.05, "RETRY_BACKOFF_MAX": 0.2, "CIRCUIT_ENABLED": "false"}
 
@@ -66,7 +67,11 @@ def test_replay_refuses_unknown_spiders(crawl_env):
     assert result.returncode == 2 and "error: -a spider: no spider named 'nope'" in result.stderr
 
 
-def test_an_open_circuit_defers_requests_lets_one_probe_through_and_loses_none(crawl_env, sandbox, tmp_path):
+@pytest.mark.parametrize("shared", [False, True], ids=["in-process", "redis"])
+def test_an_open_circuit_defers_requests_lets_one_probe_through_and_loses_none(crawl_env, sandbox, tmp_path, shared,
+                                                                                redis_prefix):  # fmt: skip
+    if shared:
+        crawl_env = dict(crawl_env, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=f"{redis_prefix}circuit:")
     tenant = Tenant(sandbox["lab"])
     tenant.call("down", {"seconds": 2.0})
     settings = dict(FAST, CIRCUIT_ENABLED="true", CIRCUIT_FAILURE_THRESHOLD=3, CIRCUIT_RESET_SECONDS=1, RETRY_TIMES=10,
@@ -74,7 +79,8 @@ def test_an_open_circuit_defers_requests_lets_one_probe_through_and_loses_none(c
     started = time.time()
     result, records = run_lab(crawl_env, tmp_path, tenant.base, count=30, settings=settings)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(r["n"] for r in records) == list(range(30)) and all(r["status"] == 200 for r in records)
+    assert sorted(r["n"] for r in records) == list(range(30)), records
+    assert all(r["status"] == 200 for r in records), [r for r in records if r["status"] != 200]
     assert "circuit 127.0.0.1: opened" in result.stderr and "circuit 127.0.0.1: closed" in result.stderr
     stats = tenant.stats()
     down_arrivals = [a for a in stats["arrivals"] if a[2]]

@@ -39,7 +39,7 @@ def buckets(kind, shared):
 
 def circuits(kind, shared, reset_ms=300, threshold=3):
     client, prefix = shared
-    args = (reset_ms, 2000, threshold, 10_000)
+    args = (float(reset_ms), 2000.0, threshold, 10_000.0)  # as read from settings: floats
     return RedisCircuits(client(), prefix, *args) if kind == "redis" else LocalCircuits(*args)
 
 
