@@ -22,8 +22,12 @@ in process. Times are milliseconds.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
+
+logger = logging.getLogger(__name__)
 
 HASH_TTL_MS = 3_600_000
 
@@ -94,9 +98,13 @@ class Adapted:
 
 
 class RedisBuckets:
+    RELEASE_DELAY = 0.02  # releases are batched: one pipelined round trip for all within 20 ms
+
     def __init__(self, redis, prefix: str):
         self.redis = redis
         self.prefix = prefix + "ratelimit:"
+        self._releases: dict[str, list[str]] = {}
+        self._flusher: asyncio.Task | None = None
         self._reserve = redis.register_script(RESERVE)
         self._adapt = redis.register_script(ADAPT)
         self._pause = redis.register_script(PAUSE)
@@ -113,12 +121,32 @@ class RedisBuckets:
         return bool(ok), float(wait)
 
     async def release(self, key: str, token: str) -> None:
-        await self.redis.zrem(self._keys(key)[1], token)
+        """The request is answered: its lease ends (batched; a lost batch only means the
+        leases run out on their own, counting as in flight a little longer)."""
+        self._releases.setdefault(key, []).append(token)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self.RELEASE_DELAY)
+        try:
+            await self.flush()
+        except Exception as exc:  # noqa: BLE001 - Redis hiccup: leases expire by themselves
+            logger.warning("rate limit: releasing leases failed (%s); they will expire", type(exc).__name__)
+
+    async def flush(self) -> None:
+        releases, self._releases = self._releases, {}
+        if releases:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, tokens in releases.items():
+                    pipe.zrem(self._keys(key)[1], *tokens)
+                await pipe.execute()
 
     async def adapt(self, key: str, remaining: int, time_left_ms: float, steady_ms: float, margin_ms: float,
                     window_ms: float) -> Adapted:  # fmt: skip
         """Spread ``remaining`` over ``time_left_ms`` (or pause the key until the reset when
         nothing is left); the learned spacing holds until one ``window_ms`` after the reset."""
+        await self.flush()  # what is answered is no longer in flight
         available, interval, paused = await self._adapt(
             keys=self._keys(key), args=[remaining, time_left_ms, steady_ms, margin_ms, window_ms, HASH_TTL_MS]
         )
