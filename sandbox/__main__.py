@@ -52,6 +52,11 @@ async def serve(args: argparse.Namespace) -> int:
     names = [n for n in SERVICES if not args.only or n in args.only.split(",")]
     ports = {name: 0 if args.free_ports else getattr(args, f"{name}_port") for name in names}
     options = {"seed": args.seed, "people": args.people, **events_config.options_from_args(args)}
+    # handlers first: a SIGTERM sent as soon as the ports file appears must stop us cleanly
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
         urls, runners = await start_services(args.host, ports, options)
     except PortInUse as exc:
@@ -61,10 +66,6 @@ async def serve(args: argparse.Namespace) -> int:
         write_atomically(args.ports_file, urls)
     for name, url in urls.items():
         print(f"sandbox: {name:<10} {url}  (health: {url}/health)", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await stop_services(runners)
     print("sandbox: stopped", flush=True)

@@ -185,7 +185,8 @@ def table_v2(people: list[Person]) -> str:
         f"<td class='rx-cell rx-past'>{escape('; '.join(past_cities(p)))}</td></tr>"
         for p in people
     )
-    return f"<div class='rx-results'><table class='rx-table'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
+    table = f"<table class='rx-table'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return f"<div class='rx-results'>{table}</div>"
 
 
 def pagination(parsed: tuple, number: int, last_page: int, layout: str) -> str:
@@ -200,7 +201,9 @@ def pagination(parsed: tuple, number: int, last_page: int, layout: str) -> str:
     numbers = [item(str(n), n, "active" if n == number else "page", False) for n in range(1, last_page + 1)]
     items = item("&lsaquo; Prev", number - 1, "prev", number == 1) + "".join(numbers)
     items += item("Next &rsaquo;", number + 1, "next", number == last_page)
-    return f"<ul class='pagination'>{items}</ul>" if layout == "v1" else f"<nav class='rx-pager'><ol class='rx-pages'>{items}</ol></nav>"
+    if layout == "v1":
+        return f"<ul class='pagination'>{items}</ul>"
+    return f"<nav class='rx-pager'><ol class='rx-pages'>{items}</ol></nav>"
 
 
 async def results(request: web.Request) -> web.Response:
@@ -220,10 +223,12 @@ async def results(request: web.Request) -> web.Response:
     place = ", ".join(filter(None, [city.replace("-", " ").title(), state]))
     where = f" in {escape(place)}" if place else ""
     if layout == "v1":
-        body = f"<h1 class='search-title'>{escape(title)}</h1><p class='results-count'>{len(found)} people found{where}</p>"
+        body = f"<h1 class='search-title'>{escape(title)}</h1>"
+        body += f"<p class='results-count'>{len(found)} people found{where}</p>"
         body += f"<div class='results'>{''.join(map(card_v1, shown))}</div>"
     else:
-        body = f"<div class='rx-head'><h1 class='rx-title'>{escape(title)}<small class='rx-count'>{len(found)} records</small></h1></div>"
+        count = f"<small class='rx-count'>{len(found)} records</small>"
+        body = f"<div class='rx-head'><h1 class='rx-title'>{escape(title)}{count}</h1></div>"
         body += table_v2(shown)
     return page(request, title, body + pagination(parsed, number, last_page, layout))
 
@@ -239,13 +244,21 @@ def section_items(request: web.Request, person: Person) -> dict[str, list[str]]:
 
     addresses, until = [], "present"
     for a in person.addresses:
-        addresses.append(f"<span class='address'>{escape(a.line())}</span> <span class='dates'>{a.since} - {until}</span>")
+        dates = f"<span class='dates'>{a.since} - {until}</span>"
+        addresses.append(f"<span class='address'>{escape(a.line())}</span> {dates}")
         until = str(a.since)
     relatives = [population.get(r) for r in person.relatives]
-    neighbours = [p for p in index.values() if p.current.city == person.current.city and p.current.state == person.current.state]
-    associates = [p for p in stable_order(SITE_ID, person.id, neighbours) if p.id != person.id and p.id not in person.relatives][:3]
+    home = (person.current.city, person.current.state)
+    neighbours = [
+        p for p in index.values()
+        if (p.current.city, p.current.state) == home and p.id != person.id and p.id not in person.relatives
+    ]  # fmt: skip
+    associates = stable_order(SITE_ID, person.id, neighbours)[:3]
     return {
-        "Phone Numbers": [f"<span class='phone'>{phone(p.number)}</span> <span class='phone-type'>{p.type}</span>" for p in person.phones],
+        "Phone Numbers": [
+            f"<span class='phone'>{phone(p.number)}</span> <span class='phone-type'>{p.type}</span>"
+            for p in person.phones
+        ],
         "Email Addresses": [f"<span class='email'>{escape(e)}</span>" for e in person.emails],
         "Address History": addresses,
         "Possible Relatives": [link(r) for r in relatives],
@@ -268,15 +281,18 @@ async def profile(request: web.Request) -> web.Response:
         body += f"<dl class='profile-aka'><dt>Also known as</dt><dd>{aka}</dd></dl>" if aka else ""
         for label in SECTIONS:
             lis = "".join(f"<li>{i}</li>" for i in items[label]) or "<li class='none'>None found</li>"
-            body += f"<div class='section'><h2 class='section-label'>{label}</h2><ul class='section-list'>{lis}</ul></div>"
+            heading = f"<h2 class='section-label'>{label}</h2>"
+            body += f"<div class='section'>{heading}<ul class='section-list'>{lis}</ul></div>"
         return page(request, display_name(person), body + "</div>")
-    body = f"<article class='rx-profile'><header class='rx-head'><div class='rx-wrap'><h1 class='rx-name'>{escape(display_name(person))}</h1>"
-    body += f"<p class='rx-meta'><span class='rx-age'>{person.age} years old</span> &middot; <span class='rx-loc'>{where}</span></p>"
+    body = "<article class='rx-profile'><header class='rx-head'><div class='rx-wrap'>"
+    body += f"<h1 class='rx-name'>{escape(display_name(person))}</h1><p class='rx-meta'>"
+    body += f"<span class='rx-age'>{person.age} years old</span> &middot; <span class='rx-loc'>{where}</span></p>"
     body += f"<p class='rx-aka'>AKA: {aka}</p>" if aka else ""
     body += "</div></header>"
     for label in V2_ORDER:
         lis = "".join(f"<li class='rx-item'>{i}</li>" for i in items[label])
-        body += f"<section class='rx-block'><div class='rx-inner'><h3 class='rx-heading'>{label}</h3><ol class='rx-items'>{lis}</ol></div></section>"
+        inner = f"<h3 class='rx-heading'>{label}</h3><ol class='rx-items'>{lis}</ol>"
+        body += f"<section class='rx-block'><div class='rx-inner'>{inner}</div></section>"
     return page(request, display_name(person), body + "</article>")
 
 
@@ -294,4 +310,6 @@ def make_app(options: dict) -> web.Application:
     return app
 
 
-SERVICE = register(Service(SITE_ID, 8404, make_app, "Radaris-like broker: CSRF search form, sectioned profiles, 403 rate limit"))
+SERVICE = register(
+    Service(SITE_ID, 8404, make_app, "Radaris-like broker: CSRF search form, sectioned profiles, 403 rate limit")
+)

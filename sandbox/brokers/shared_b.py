@@ -91,7 +91,8 @@ class RateCounter:
 
     def counts(self) -> dict[str, int]:
         now = self.clock()
-        return {c: sum(t > now - self.window for t in times) for c, times in self.log.items() if times}
+        counts = {c: sum(t > now - self.window for t in times) for c, times in self.log.items()}
+        return {c: n for c, n in counts.items() if n}
 
 
 @dataclass

@@ -1,0 +1,270 @@
+"""A FastPeopleSearch-like broker (``fastpeople``, port 8401): server-rendered result lists and detail pages.
+
+    GET /name/{first-last}                      search by name or alias, 10 cards a page
+    GET /name/{first-last}_{city-st} or _{st}   ... with one address in that city and state / state
+    GET /name/{slug}/page/{n}                   later pages; past the last one a 200 "We could not find the page"
+    GET /{xxx-xxx-xxxx}                         reverse phone lookup (the same cards)
+    GET /{first-last}_id_G{19 digits}           the detail page (``listing_url``); another name part -> 301
+
+Quirks copied from the real site, so spiders meet them here first:
+
+- values are loose text after label headings (``<h3>Age:</h3> 34``), addresses keep USPS abbreviations
+  ("Oak Ave") and print "Springfield IL 62701" without a comma; the current address says "Since April 2020";
+- e-mails are Cloudflare-obfuscated: ``<a class="__cf_email__" data-cfemail="HEX">``, the first byte of HEX
+  is the XOR key of the rest (``common.cf_decode``);
+- JSON-LD: list pages hold Person blocks with ``homeLocation``; the detail page's Person block spells it
+  ``HomeLocation`` and its FAQPage block ends in ``};`` so a strict ``json.loads`` rejects it;
+- over ``rate_limit_per_minute`` requests a minute from one client IP (default 60; 0 = off), a
+  "Rate Limit Exceeded" page with status 200, as the real site serves it.
+
+Layout v2 (``POST /_sandbox/config {"layout": "v2"}``) is a redesign: hashed class names, two wrappers
+around each card, ``<dl>`` facts instead of loose labels, ``data-href`` instead of ``data-link``, detail
+sections under ``data-section`` instead of ids and with phones and e-mails first. The JSON-LD does not
+change (as on real redesigns), and neither do the values.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiohttp import web
+
+from sandbox.brokers.common import (
+    SITE,
+    Site,
+    cf_encode,
+    dashed,
+    digest,
+    full_name,
+    hashed,
+    html_page,
+    is_listed,
+    ld_json,
+    make_site_app,
+    month_year,
+    parse_name,
+    parse_place,
+    since_month,
+    slug,
+)
+from sandbox.population import Address, Person
+from sandbox.server import Service, register
+
+SITE_ID = "fastpeople"
+BRAND = "FastPeople Search"
+SHARE = 0.8
+PAGE_SIZE = 10
+DEFAULTS = {"rate_limit_per_minute": 60}
+DETAILS = web.AppKey("fastpeople_details", dict)  # detail id -> person
+
+
+def detail_id(person: Person) -> str:
+    """G and 19 digits, stable per person."""
+    return f"G{10**18 + digest(SITE_ID, 'id', person.id) % (9 * 10**18)}"
+
+
+def listing_url(person: Person) -> str | None:
+    if not is_listed(SITE_ID, person, SHARE):
+        return None
+    return f"/{slug(person.first_name)}-{slug(person.last_name)}_id_{detail_id(person)}"
+
+
+def street_city(address: Address) -> tuple[str, str]:
+    return address.street, f"{address.city} {address.state} {address.zip}"
+
+
+def cls(site: Site, name: str) -> str:
+    return hashed(name) if site.v2 else name
+
+
+def page(site: Site, title: str, body: str, head: str = "", status: int = 200) -> web.Response:
+    return html_page(BRAND, title, f"<div class='{cls(site, 'container')}'>{body}</div>", head=head, status=status)
+
+
+def not_found_page(site: Site) -> web.Response:
+    """Past the last page the real site answers 200 with this text, not a 404."""
+    return page(site, "Page not found", "<h1>We could not find the page you were looking for.</h1>"
+                "<p>Please check the URL or start a new search.</p>")  # fmt: skip
+
+
+def person_ld(person: Person, home_key: str) -> dict:
+    current = person.current
+    address = {"@type": "PostalAddress", "streetAddress": current.street, "addressLocality": current.city,
+               "addressRegion": current.state, "postalCode": current.zip}  # fmt: skip
+    return {
+        "@context": "https://schema.org", "@type": "Person", "name": full_name(person),
+        "givenName": person.first_name, "familyName": person.last_name, "url": listing_url(person),
+        home_key: {"@type": "Place", "address": address}, "additionalName": list(person.aliases),
+        "telephone": [p.formatted() for p in person.phones],
+    }  # fmt: skip
+
+
+def card(site: Site, person: Person) -> str:
+    link, current = listing_url(person), person.current
+    facts = [
+        ("Age", str(person.age)), ("Full Name", full_name(person)),
+        ("Current Address", " ".join(street_city(current))),
+        ("Past Addresses", "; ".join(f"{a.city} {a.state}" for a in person.addresses[1:])),
+        ("AKA", ", ".join(person.aliases)), ("Phone Numbers", ", ".join(p.formatted() for p in person.phones)),
+    ]  # fmt: skip
+    facts = [(label, value) for label, value in facts if value]
+    name, place = escape(f"{person.first_name} {person.last_name}"), escape(f"{current.city}, {current.state}")
+    if site.v2:
+        items = "".join(f"<dt>{label}</dt><dd>{escape(value)}</dd>" for label, value in facts)
+        return (
+            f"<div class='{hashed('wrap')}'><div class='{hashed('card')}' data-href='{link}'>"
+            f"<div class='{hashed('head')}'><a href='{link}'>{name}</a> <span>{place}</span></div>"
+            f"<dl class='{hashed('facts')}'>{items}</dl></div></div>"
+        )
+    loose = "".join(f"<h3>{label}:</h3> {escape(value)}<br>" for label, value in facts)
+    return (
+        f"<div class='card' data-link='{link}'><h2 class='card-title'><span class='larger'>{name}</span><br>"
+        f"<span class='grey'>{place}</span></h2>{loose}"
+        f"<a class='btn btn-primary link-to-details' href='{link}'>View Free Details</a></div>"
+    )
+
+
+def result_list(site: Site, title: str, people: list[Person], number: int, base: str) -> web.Response:
+    last_page = max(1, -(-len(people) // PAGE_SIZE))
+    if number > last_page:
+        return not_found_page(site)
+    if not people:
+        return page(site, title, f"<h1>We could not find any records for {escape(title)}.</h1>")
+    shown = people[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+    body = f"<h1 class='{cls(site, 'search-results-header')}'>{len(people)} records for {escape(title)}</h1>"
+    container = "section" if site.v2 else "div"
+    body += f"<{container} class='{cls(site, 'people-list')}'>{''.join(card(site, p) for p in shown)}</{container}>"
+    links = ([f"<a class='{cls(site, 'prev')}' href='{base}/page/{number - 1}'>Previous</a>"] if number > 1 else []) + (
+        [f"<a class='{cls(site, 'next')}' href='{base}/page/{number + 1}'>Next Page</a>"] if number < last_page else []
+    )
+    body += f"<nav class='{cls(site, 'pagination')}'>{' '.join(links)}</nav>"
+    head = ld_json([person_ld(p, "homeLocation") for p in shown])
+    return page(site, f"{title} - {BRAND}", body, head=head)
+
+
+async def search(request: web.Request) -> web.Response:
+    site = request.app[SITE]
+    raw = request.match_info["slug"]
+    name_part, _, place_part = raw.partition("_")
+    name = parse_name(name_part)
+    if name is None:
+        return page(site, "Not found", "<h1>We could not find the page you were looking for.</h1>", status=404)
+    city, state, _ = parse_place(place_part.split("-"))
+    number = int(request.match_info.get("n", "1"))
+    found = site.search(*name, city=city, state=state)
+    title = " ".join(w.title() for w in name_part.split("-"))
+    if state:
+        title += f" in {city.title() + ', ' if city else ''}{state}"
+    return result_list(site, title, found, number, f"/name/{raw}")
+
+
+async def phone_lookup(request: web.Request) -> web.Response:
+    site = request.app[SITE]
+    dashed = request.match_info["phone"]
+    return result_list(site, dashed, site.by_phone.get(dashed.replace("-", ""), []), 1, f"/{dashed}")
+
+
+def section(site: Site, key: str, v1_id: str, heading: str, content: str) -> str:
+    if site.v2:
+        return (f"<section class='{hashed('section')}' data-section='{key}'><div class='{hashed('inner')}'>"
+                f"<h2>{heading}</h2>{content}</div></section>")  # fmt: skip
+    return f"<div class='detail-box' id='{v1_id}'><h2>{heading}</h2>{content}</div>"
+
+
+def detail_sections(site: Site, person: Person) -> dict[str, str]:
+    population = site.population
+    current = person.current
+    month, year = since_month(SITE_ID, person, current)
+    street, city_line = street_city(current)
+    emails = [
+        f"<a href='/cdn-cgi/l/email-protection' class='__cf_email__' "
+        f"data-cfemail='{cf_encode(e, digest(SITE_ID, 'cf', e) % 255 + 1)}'>[email&#160;protected]</a>"
+        for e in person.emails
+    ]
+    relatives = []
+    for relative in filter(None, map(population.get, person.relatives)):
+        name = escape(f"{relative.first_name} {relative.last_name}")
+        link = listing_url(relative)
+        relatives.append(f"<a href='{link}'>{name}</a>" if link else f"<span>{name}</span>")
+    phones = [f"<a href='/{dashed(p.number)}'>{p.formatted()}</a> <span>{p.type}</span>" for p in person.phones]
+    since = f"<p class='{cls(site, 'since')}'>Since {month_year(month, year)}</p>"
+    items = {
+        "aliases": ("aka-links", "Also Known As", [escape(a) for a in person.aliases]),
+        "current": ("current_address_section", "Current Address", [f"{escape(street)}<br>{escape(city_line)}{since}"]),
+        "previous": ("previous-address-links", "Previous Addresses",
+                     [f"{escape(a.street)}<br>{escape(street_city(a)[1])}" for a in person.addresses[1:]]),
+        "phones": ("phone_number_section", "Phone Numbers", phones),
+        "emails": ("email_section", "Email Addresses", emails),
+        "relatives": ("relative-links", "Relatives", relatives),
+    }  # fmt: skip
+    outer, tag = ("div", "div") if site.v2 else ("ul", "li")
+    return {
+        key: section(site, key, v1_id, heading, f"<{outer}>{''.join(f'<{tag}>{e}</{tag}>' for e in entries)}</{outer}>")
+        for key, (v1_id, heading, entries) in items.items()
+        if entries
+    }
+
+
+def faq_ld(person: Person) -> dict:
+    name = f"{person.first_name} {person.last_name}"
+    answers = [
+        (f"How old is {name}?", f"{name} is {person.age} years old."),
+        (f"Where does {name} live?", f"{name} lives in {person.current.city}, {person.current.state}."),
+    ]
+    return {
+        "@context": "https://schema.org",
+        "@type": "FAQPage",
+        "mainEntity": [
+            {"@type": "Question", "name": q, "acceptedAnswer": {"@type": "Answer", "text": a}} for q, a in answers
+        ],
+    }
+
+
+async def detail(request: web.Request) -> web.Response:
+    site = request.app[SITE]
+    person = request.app[DETAILS].get(request.match_info["gid"])
+    if person is None:
+        return not_found_page(site)
+    canonical = listing_url(person)
+    if request.path != canonical:
+        raise web.HTTPMovedPermanently(canonical)
+    sections = detail_sections(site, person)
+    order = ["phones", "emails", "current", "previous", "aliases", "relatives"] if site.v2 else list(sections)
+    header = (
+        f"<h1 class='{cls(site, 'fullname')}'>{escape(full_name(person))}</h1>"
+        f"<h2 class='{cls(site, 'age')}'>Age:</h2> {person.age}"
+    )
+    body = header + "".join(sections[key] for key in order if key in sections)
+    ld = person_ld(person, "HomeLocation")  # the real-world defect: capital H on this page type
+    ld["relatedTo"] = [{"@type": "Person", "name": full_name(r), **({"url": listing_url(r)} if listing_url(r) else {})}
+                       for r in filter(None, map(site.population.get, person.relatives))]  # fmt: skip
+    head = ld_json(ld) + ld_json(faq_ld(person), tail=";")
+    return page(site, f"{full_name(person)}, Age {person.age} - {BRAND}", body, head=head)
+
+
+async def home(request: web.Request) -> web.Response:
+    return page(request.app[SITE], BRAND, "<h1>Find people by name, phone or address</h1>"
+                "<p>Search: /name/first-last or /name/first-last_city-st</p>")  # fmt: skip
+
+
+async def gate(request: web.Request, site: Site) -> web.Response | None:
+    if site.admit("minute", request, site.config["rate_limit_per_minute"], 60) is None:
+        return None
+    site.counters["rate_limited"] += 1
+    return page(site, "Rate Limit Exceeded", "<h1>Rate Limit Exceeded</h1>"
+                "<p>You have made too many requests. Please wait a minute and try again.</p>")  # fmt: skip
+
+
+def make_app(options: dict) -> web.Application:
+    app, site = make_site_app(SITE_ID, options, SHARE, DEFAULTS, gate)
+    app[DETAILS] = {detail_id(p): p for p in site.people}
+    routes = app.router
+    routes.add_get("/", home)
+    routes.add_get("/name/{slug}", search)
+    routes.add_get(r"/name/{slug}/page/{n:[1-9]\d{0,5}}", search)
+    routes.add_get(r"/{phone:\d{3}-\d{3}-\d{4}}", phone_lookup)
+    routes.add_get(r"/{name:[a-z0-9-]+}_id_{gid:G\d{19}}", detail)
+    return app
+
+
+SERVICE = register(Service(SITE_ID, 8401, make_app, "FastPeopleSearch-like broker (rate-limit page, JSON-LD)"))

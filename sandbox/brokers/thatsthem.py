@@ -1,0 +1,198 @@
+"""A ThatsThem-like broker (``thatsthem``, port 8405): direct lookups that show whole records at once.
+
+    GET /name/First-Last[?page=N]                  records by name or alias, 10 a page, a Next link
+    GET /name/First-Last/City-ST[-ZIP][?page=N]    ... with one address in that place (a ZIP narrows to its area)
+    GET /phone/555-555-0123                        records holding that phone
+    GET /email/{address}                           records holding that e-mail
+    GET /person/First-Last/{10 hex}                one record (``listing_url``), with relatives
+
+Formats of its own: names in last-first order ("Smith, John M."), addresses in USPS capitals
+("1234 OAK AVE", "SPRINGFIELD, IL 62701"), phones dashed with "Mobile" for wireless lines, and the age as
+"Born October 1958 (67 years old)" from the birth month and year at the population's REFERENCE_DATE.
+Lookups with no (or no more) records answer 200 "No results found".
+
+Protection is what the real site moved to, a plain CDN 403: over ``rate_limit_per_minute`` requests a
+minute from one client IP (default 30; 0 = off), ``403 Access denied`` as text/plain with ``Retry-After``
+(seconds until the oldest counted request leaves the window; refused requests are not counted).
+
+Layout v2: one ``table.tt-results`` whose ``tbody.tt-rec[data-url]`` hold th/td rows (Name, Born, Address,
+Phones, E-mails, Also known as, Previous) instead of ``.ThatsThem-record`` cards; same values.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+from sandbox.brokers.common import (
+    SITE,
+    Site,
+    dashed,
+    digest,
+    html_page,
+    is_listed,
+    make_site_app,
+    month_year,
+    parse_name,
+    parse_place,
+)
+from sandbox.population import Address, Person
+from sandbox.server import Service, register
+
+SITE_ID = "thatsthem"
+BRAND = "ThatsThem"
+SHARE = 0.72
+PAGE_SIZE = 10
+DEFAULTS = {"rate_limit_per_minute": 30}
+RECORDS = web.AppKey("thatsthem_records", dict)  # record id -> person
+PHONE_TYPES = {"Wireless": "Mobile"}
+
+
+def record_id(person: Person) -> str:
+    return f"{digest(SITE_ID, 'record', person.id) % 16**10:010x}"
+
+
+def listing_url(person: Person) -> str | None:
+    if not is_listed(SITE_ID, person, SHARE):
+        return None
+    return f"/person/{person.first_name}-{person.last_name}/{record_id(person)}"
+
+
+def display_name(person: Person) -> str:
+    middle = f" {person.middle_name[0]}." if person.middle_name else ""
+    return f"{person.last_name}, {person.first_name}{middle}"
+
+
+def born(person: Person) -> str:
+    return f"{month_year(person.birth_month, person.birth_year)} ({person.age} years old)"
+
+
+def address_lines(address: Address) -> tuple[str, str]:
+    return address.street.upper(), f"{address.city.upper()}, {address.state} {address.zip}"
+
+
+def fields(person: Person) -> list[tuple[str, str, str]]:
+    """(key, label, HTML) of one record, in display order; empty fields are left out."""
+    phones = [f"<a href='/phone/{dashed(p.number)}'>{dashed(p.number)}</a> <small>{PHONE_TYPES.get(p.type, p.type)}"
+              f"</small>" for p in person.phones]  # fmt: skip
+    emails = [f"<a href='/email/{quote(e, safe='@')}'>{escape(e)}</a>" for e in person.emails]
+    previous = ["<br>".join(map(escape, address_lines(a))) for a in person.addresses[1:]]
+    entries = [
+        ("address", "Address", "<br>".join(map(escape, address_lines(person.current)))),
+        ("phones", "Phone Numbers", "<br>".join(phones)),
+        ("emails", "Email Addresses", "<br>".join(emails)),
+        ("aliases", "Also known as", ", ".join(map(escape, person.aliases))),
+        ("previous", "Previous Addresses", "<hr>".join(previous)),
+    ]
+    return [entry for entry in entries if entry[2]]
+
+
+def record(site: Site, person: Person, extra: str = "") -> str:
+    url, name = listing_url(person), escape(display_name(person))
+    if site.v2:
+        rows = [f"<tr><th>Name</th><td><a href='{url}'>{name}</a></td></tr>",
+                f"<tr><th>Born</th><td>{born(person)}</td></tr>"]  # fmt: skip
+        rows += [f"<tr class='row-{key}'><th>{label}</th><td>{value}</td></tr>" for key, label, value in fields(person)]
+        return f"<tbody class='tt-rec' data-url='{url}'>{''.join(rows)}{extra}</tbody>"
+    parts = "".join(f"<div class='ThatsThem-record-{key}'><span class='label'>{label}:</span> {value}</div>"
+                    for key, label, value in fields(person))  # fmt: skip
+    return (f"<div class='ThatsThem-record' data-record-url='{url}'><h2 class='ThatsThem-record-name'>"
+            f"<a href='{url}'>{name}</a></h2><div class='ThatsThem-record-age'>Born {born(person)}</div>"
+            f"{parts}{extra}</div>")  # fmt: skip
+
+
+def records_html(site: Site, people: list[Person], extra: str = "") -> str:
+    inner = "".join(record(site, p, extra) for p in people)
+    if site.v2:
+        return f"<div class='tt-wrap'><div class='tt-scroll'><table class='tt-results'>{inner}</table></div></div>"
+    return f"<div class='ThatsThem-results'>{inner}</div>"
+
+
+def page(title: str, body: str, status: int = 200) -> web.Response:
+    return html_page(BRAND, f"{title} | {BRAND}", body, status=status)
+
+
+def lookup_page(request: web.Request, title: str, found: list[Person]) -> web.Response:
+    site = request.app[SITE]
+    try:
+        number = max(1, int(request.query.get("page", "1")))
+    except ValueError:
+        return page(title, "<p class='error'>Invalid page.</p>", status=400)
+    shown = found[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+    if not shown:
+        return page(title, f"<h1>{escape(title)}</h1><div class='no-results'>No results found</div>")
+    body = f"<h1>{escape(title)}</h1><p class='results-count'>{len(found)} results</p>" + records_html(site, shown)
+    if number * PAGE_SIZE < len(found):
+        href = escape(f"{request.path}?{urlencode({'page': number + 1})}")
+        body += f"<a class='next-page' rel='next' href='{href}'>Next</a>"
+    return page(title, body)
+
+
+async def by_name(request: web.Request) -> web.Response:
+    site = request.app[SITE]
+    name = parse_name(request.match_info["name"])
+    if name is None:
+        return page("Not found", "<h1>Not found</h1>", status=404)
+    place = request.match_info.get("place", "")
+    city, state, zip_code = parse_place(place.split("-"))
+    found = site.search(*name, city=city, state=state, zip_code=zip_code)
+    title = " ".join(request.match_info["name"].split("-")) + (f" in {' '.join(place.split('-'))}" if place else "")
+    return lookup_page(request, title, found)
+
+
+async def by_phone(request: web.Request) -> web.Response:
+    digits = "".join(c for c in request.match_info["phone"] if c.isdigit())
+    return lookup_page(request, dashed(digits), request.app[SITE].by_phone.get(digits, []))
+
+
+async def by_email(request: web.Request) -> web.Response:
+    address = request.match_info["address"]
+    return lookup_page(request, address, request.app[SITE].by_email.get(address.casefold(), []))
+
+
+async def person_page(request: web.Request) -> web.Response:
+    site = request.app[SITE]
+    person = request.app[RECORDS].get(request.match_info["rid"])
+    if person is None:
+        return page("Not found", "<h1>Record not found</h1>", status=404)
+    if request.path != listing_url(person):
+        raise web.HTTPMovedPermanently(listing_url(person))
+    relatives = [r for r in map(site.population.get, person.relatives) if r]
+    names = ", ".join(escape(f"{r.first_name} {r.last_name}") for r in relatives)
+    extra = ""
+    if names and site.v2:
+        extra = f"<tr class='row-relatives'><th>Possible relatives</th><td>{names}</td></tr>"
+    elif names:
+        extra = f"<div class='ThatsThem-record-relatives'><span class='label'>Possible relatives:</span> {names}</div>"
+    return page(display_name(person), f"<h1>{escape(display_name(person))}</h1>" + records_html(site, [person], extra))
+
+
+async def home(_request: web.Request) -> web.Response:
+    return page("Free people search", "<h1>Free people search</h1><p>Look up /name/First-Last/City-ST-ZIP, "
+                "/phone/xxx-xxx-xxxx or /email/address.</p>")  # fmt: skip
+
+
+async def gate(request: web.Request, site: Site) -> web.Response | None:
+    wait = site.admit("minute", request, site.config["rate_limit_per_minute"], 60)
+    if wait is None:
+        return None
+    site.counters["forbidden"] += 1
+    return web.Response(status=403, text="Access denied", headers={"Retry-After": str(wait), "Server": "cdn"})
+
+
+def make_app(options: dict) -> web.Application:
+    app, site = make_site_app(SITE_ID, options, SHARE, DEFAULTS, gate)
+    app[RECORDS] = {record_id(p): p for p in site.people}
+    routes = app.router
+    routes.add_get("/", home)
+    routes.add_get("/name/{name}", by_name)
+    routes.add_get("/name/{name}/{place}", by_name)
+    routes.add_get(r"/phone/{phone:[\d-]{10,14}}", by_phone)
+    routes.add_get("/email/{address}", by_email)
+    routes.add_get(r"/person/{name}/{rid:[0-9a-f]{10}}", person_page)
+    return app
+
+
+SERVICE = register(Service(SITE_ID, 8405, make_app, "ThatsThem-like broker (direct lookups, 403 rate limit)"))
