@@ -99,3 +99,13 @@ def test_a_missing_key_is_one_line(events_env, sandbox):
     env = {k: v for k, v in events_env.items() if k != "EVENTS_API_KEY"}
     result = run_scrapy(events_args(sandbox), env)
     assert result.returncode == 2 and "error: -a api_key: required (or set EVENTS_API_KEY)" in result.stderr
+
+
+def test_expired_cursors_resume_from_the_last_timestamp_without_loss(events_env, sandbox):
+    # a budget of 5 requests/s shared by 3 chains: each cursor waits ~0.6 s, longer than it lives
+    configure(sandbox, cursor_ttl=0.3, expired_status=410, rate_limit=10, rate_window=2, duplicate_rate=0.1)
+    result = run_scrapy(events_args(sandbox, "-a", "page_size=2000", "-a", "partitions=3"), events_env, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "cursor expired after" in result.stderr and "'events/cursor_expired'" in result.stderr
+    assert server_stats(sandbox)["requests"].get("410", 0) > 0
+    assert counts(events_env["DATABASE_URL"]) == (TOTAL, TOTAL)
