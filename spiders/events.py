@@ -112,7 +112,7 @@ class EventsSpider(scrapy.Spider):
         return scrapy.Request(
             f"{self.base_url}/events?{urlencode(params)}", callback=callback, dont_filter=True,
             meta={"ratelimit_key": f"events:{self.source}", "expect_json": True,
-                  "handle_httpstatus_list": [400, 410], "partition": partition},
+                  "handle_httpstatus_list": [400, 401, 403, 410], "partition": partition},
         )  # fmt: skip
 
     def page_request(self, partition: Partition) -> scrapy.Request:

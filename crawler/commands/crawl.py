@@ -2,7 +2,9 @@
 
 A bad setting or an unreachable database prints one line naming it and exits 1;
 a missing or malformed spider argument prints one line naming the argument and
-exits 2. Nothing is crawled in either case.
+exits 2. Nothing is crawled in either case. A crawl that ends for a reason other
+than finishing (or a requested shutdown / CloseSpider limit), such as an API
+refusing the key or a failing ``start()``, prints that reason and exits 1.
 """
 
 from __future__ import annotations
@@ -18,7 +20,25 @@ from crawler.runtime import preflight
 from crawler.spider_args import SpiderArgumentError
 
 
+NORMAL_ENDINGS = ("finished", "shutdown", "closespider_")
+
+
 class Command(ScrapyCrawlCommand):
+    def run(self, args, opts) -> None:
+        if len(args) != 1:
+            return super().run(args, opts)
+        crawler = self._create_crawler(args[0])
+        self.crawler_process.crawl(crawler, **opts.spargs)
+        self.crawler_process.start()
+        if self.crawler_process.bootstrap_failed:
+            self.exitcode = 1
+            return None
+        reason = str(crawler.stats.get_value("finish_reason") or "")
+        if reason and not reason.startswith(NORMAL_ENDINGS):
+            print(f"error: {args[0]} stopped: {reason}", file=sys.stderr)
+            self.exitcode = 1
+        return None
+
     def process_options(self, args, opts) -> None:
         super().process_options(args, opts)
         try:

@@ -109,3 +109,10 @@ def test_expired_cursors_resume_from_the_last_timestamp_without_loss(events_env,
     assert "cursor expired after" in result.stderr and "'events/cursor_expired'" in result.stderr
     assert server_stats(sandbox)["requests"].get("410", 0) > 0
     assert counts(events_env["DATABASE_URL"]) == (TOTAL, TOTAL)
+
+
+def test_a_refused_key_stops_with_one_line_and_exit_1(events_env, sandbox):
+    configure(sandbox)
+    result = run_scrapy(events_args(sandbox, "-a", "api_key=wrong"), events_env)
+    assert result.returncode == 1
+    assert "error: events stopped: events API answered 401 (UNAUTHORIZED) to the first request" in result.stderr
