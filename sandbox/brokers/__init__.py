@@ -6,5 +6,6 @@ counterpart does (rate-limit pages, interstitials, CAPTCHA redirects, plain 403s
 so spiders and the matching benchmark meet realistic variety. Every module exposes
 ``SITE_ID`` and ``listing_url(person)`` (the ground truth: the person's detail page
 path, or None when the site does not list them) and registers its service when
-imported; ``sandbox/sites/__init__.py`` imports them. Shared helpers: ``common.py``.
+imported; ``sandbox/sites/__init__.py`` imports them. Shared: ``common.py`` (who is
+listed, ids, search, formats) and ``control.py`` (config, counters, rate limits, ``/_sandbox``).
 """

@@ -1,32 +1,24 @@
-"""What the simulated broker sites share: who is listed, search, formats, rate counters, control endpoints.
+"""What the simulated broker sites share: who is listed, ids, search, formats (run-time state: ``control.py``).
 
-- Who a site lists: a hash of the site id and the person decides, so every site lists its own
-  stable ~70-85 % of the population and ``listing_url(person)`` (the matching benchmark's ground
-  truth) needs no server state.
+- Who a site lists: real brokers each hold a different, incomplete copy of the public record, so a
+  hash of the site id and the person decides, and every site lists its own stable ~70-85 % of the
+  population (its ``SHARE``). The person's name and birth year are mixed in (``person_key``), so other
+  seeds differ; ``listing_url(person)`` (the matching benchmark's ground truth) needs no server state.
+- Ids: profile URLs carry ids derived the same way (``opaque_id``), never the population's own
+  ``P000123`` ids, which would let a crawler guess them.
 - Search: the name or an alias, case-insensitive, as ``Population.search``; but a place filter
   (city, state, ZIP area) must hold for ONE address, current or past. ``Population.search`` tests
   city and state against any addresses independently, so "Springfield, MO" would wrongly find a
   person who once lived in Springfield IL and later in Kansas City MO.
 - Formats: helpers each site combines its own way (name order, phone style, street words).
-- Rate counters: per client IP, sliding windows; refused requests are not counted, so a client
-  that waits the advertised time gets in.
-- Control, on every broker app (never rate limited or challenged)::
-
-      POST /_sandbox/config  {"layout": "v1"|"v2", "rate_limit_per_minute": N, <site keys>,
-                              "defaults": true (start from the defaults), "reset": true (clear counters)}
-      GET  /_sandbox/config  the config
-      GET  /_sandbox/stats   counters, requests per client IP, listed count, config
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
-import time
-from collections import Counter, defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
 from html import escape
 from typing import Any
 
@@ -34,26 +26,48 @@ from aiohttp import web
 
 from sandbox.population import DEFAULT_SEED, DEFAULT_SIZE, REFERENCE_DATE, Address, Person, default_population
 
-LAYOUTS = ("v1", "v2")
+ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]  # fmt: skip
 STREET_WORDS = {"St": "Street", "Ave": "Avenue", "Dr": "Drive", "Ln": "Lane", "Rd": "Road", "Pl": "Place",
                 "Blvd": "Boulevard"}  # fmt: skip
 
-Gate = Callable[[web.Request, "Site"], Awaitable[web.StreamResponse | None]]
-
 
 # ---- determinism -------------------------------------------------------------------------------------
 
 
-def digest(*parts: object) -> int:
-    """A stable 64-bit number from the parts (Python's hash() is salted per process)."""
-    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "big")
+def digest(*parts: object, size: int = 8) -> int:
+    """A stable number of ``size`` bytes from the parts (Python's hash() is salted per process)."""
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:size], "big")
+
+
+def person_key(person: Person) -> str:
+    """The person's identity across seeds: the id alone repeats for every seed."""
+    return f"{person.id}|{person.first_name}|{person.last_name}|{person.birth_year}"
 
 
 def is_listed(site_id: str, person: Person, share: float) -> bool:
-    """Whether the site lists the person; the name and birth year are mixed in so other seeds differ."""
-    return digest(site_id, "listed", person.id, person.first_name, person.last_name, person.birth_year) < share * 2**64
+    """Whether the site lists the person: the same answer on every run, a different draw for every site."""
+    return digest(site_id, "listed", person_key(person)) < share * 2**64
+
+
+def base_n(number: int, alphabet: str, length: int | None = None) -> str:
+    """The number in the alphabet, least significant digit first; ``length`` digits, or as many as it takes."""
+    chars: list[str] = []
+    while number if length is None else len(chars) < length:
+        number, index = divmod(number, len(alphabet))
+        chars.append(alphabet[index])
+    return "".join(chars)
+
+
+def opaque_id(site_id: str, person: Person, length: int = 11, alphabet: str = ALPHANUMERIC) -> str:
+    """A profile id of the site's own; 16 bytes of hash, so even 11 alphanumerics are all unpredictable."""
+    return base_n(digest(site_id, "id", person_key(person), size=16), alphabet, length)
+
+
+def stable_order(site_id: str, key: str, people: list[Person]) -> list[Person]:
+    """A deterministic shuffle (for picks such as associates) that needs no random state."""
+    return sorted(people, key=lambda p: digest(site_id, "order", key, p.id))
 
 
 def since_month(site_id: str, person: Person, address: Address) -> tuple[int, int]:
@@ -154,14 +168,14 @@ def html_page(brand: str, title: str, body: str, *, head: str = "", status: int 
     return web.Response(text=html, status=status, headers=headers, content_type="text/html")
 
 
-# ---- the site ----------------------------------------------------------------------------------------
+# ---- who is listed -----------------------------------------------------------------------------------
 
 
-class Site:
-    """One broker's listed people with name/phone/e-mail indexes, its config, counters and rate windows."""
+class Listing:
+    """One broker's listed people with name/phone/e-mail indexes, and its search over them."""
 
-    def __init__(self, site_id: str, options: dict, share: float, defaults: dict, gate: Gate | None = None):
-        self.id, self.gate = site_id, gate
+    def __init__(self, site_id: str, options: dict, share: float):
+        self.id = site_id
         self.population = default_population(options.get("seed", DEFAULT_SEED), options.get("people", DEFAULT_SIZE))
         self.people = [p for p in self.population.people if is_listed(site_id, p, share)]
         self.ids = {p.id for p in self.people}
@@ -175,15 +189,6 @@ class Site:
                 self.by_phone[phone].append(person)
             for email in person.emails:
                 self.by_email[email.casefold()].append(person)
-        self.defaults = {"layout": "v1", **defaults}
-        self.config = dict(self.defaults)
-        self.counters: Counter = Counter()
-        self.clients: Counter = Counter()
-        self.windows: dict[str, dict[str, deque]] = defaultdict(lambda: defaultdict(deque))
-
-    @property
-    def v2(self) -> bool:
-        return self.config["layout"] == "v2"
 
     def listed(self, person: Person | None) -> bool:
         return person is not None and person.id in self.ids
@@ -200,104 +205,3 @@ class Site:
                     and (not zip_code or a.zip[:3] == zip_code[:3]))  # fmt: skip
 
         return [p for p in found if any(map(there, p.addresses))]
-
-    def admit(self, window: str, request: web.Request, limit: int, seconds: float) -> int | None:
-        """Count the request if the client's window has room (None); otherwise the seconds to wait."""
-        if limit <= 0:
-            return None
-        times, now = self.windows[window][client_ip(request)], time.monotonic()
-        while times and times[0] <= now - seconds:
-            times.popleft()
-        if len(times) < limit:
-            times.append(now)
-            return None
-        return max(1, math.ceil(times[len(times) - limit] + seconds - now))
-
-    def configure(self, changes: dict) -> dict:
-        """Validate everything first, then apply; raises ValueError naming the bad setting."""
-        defaults, reset = changes.pop("defaults", False) is True, changes.pop("reset", False) is True
-        for key, value in changes.items():
-            if key not in self.defaults:
-                raise ValueError(f"{key}: unknown setting; known: {', '.join(self.defaults)}")
-            default = self.defaults[key]
-            if key == "layout":
-                ok = value in LAYOUTS
-            elif isinstance(default, bool):
-                ok = isinstance(value, bool)
-            elif isinstance(default, int):
-                ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-            else:
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-            if not ok:
-                raise ValueError(f"{key}: invalid value {value!r} (default {default!r})")
-        if defaults:
-            self.config = dict(self.defaults)
-        if reset:
-            self.counters.clear()
-            self.clients.clear()
-            self.windows.clear()
-        self.config.update(changes)
-        return self.config
-
-
-def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
-
-
-SITE = web.AppKey("broker_site", Site)
-
-
-@web.middleware
-async def protect(request: web.Request, handler) -> web.StreamResponse:
-    """Count every request and put the site's defences (its gate) in front of its pages."""
-    site = request.app[SITE]
-    if request.path.startswith("/_sandbox/") or request.path == "/health":
-        return await handler(request)
-    site.counters["requests"] += 1
-    site.clients[client_ip(request)] += 1
-    early = await site.gate(request, site) if site.gate else None
-    if early is not None:
-        return early
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        site.counters[f"status_{exc.status}"] += 1
-        raise
-    site.counters[f"status_{response.status}"] += 1
-    return response
-
-
-async def configure(request: web.Request) -> web.Response:
-    site = request.app[SITE]
-    if request.method == "GET":
-        return web.json_response(site.config)
-    try:
-        changes = await request.json() if request.can_read_body else {}
-    except ValueError:
-        changes = None
-    if not isinstance(changes, dict):
-        return web.json_response({"error": "expected a JSON object"}, status=400)
-    try:
-        return web.json_response(site.configure(changes))
-    except ValueError as exc:
-        return web.json_response({"error": str(exc)}, status=400)
-
-
-async def stats(request: web.Request) -> web.Response:
-    site = request.app[SITE]
-    return web.json_response({
-        "site": site.id, "listed": len(site.people), "people": len(site.population.people),
-        "counters": dict(site.counters), "clients": dict(site.clients), "config": site.config,
-    })  # fmt: skip
-
-
-def make_site_app(site_id: str, options: dict, share: float, defaults: dict,
-                  gate: Gate | None = None) -> tuple[web.Application, Site]:  # fmt: skip
-    """The application with the control endpoints and the counting middleware; the caller adds its routes."""
-    site = Site(site_id, options, share, defaults, gate)
-    app = web.Application(middlewares=[protect])
-    app[SITE] = site
-    app.router.add_get("/_sandbox/config", configure)
-    app.router.add_post("/_sandbox/config", configure)
-    app.router.add_get("/_sandbox/stats", stats)
-    return app, site

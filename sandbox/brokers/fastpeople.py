@@ -30,8 +30,6 @@ from html import escape
 from aiohttp import web
 
 from sandbox.brokers.common import (
-    SITE,
-    Site,
     cf_encode,
     dashed,
     digest,
@@ -40,13 +38,13 @@ from sandbox.brokers.common import (
     html_page,
     is_listed,
     ld_json,
-    make_site_app,
     month_year,
     parse_name,
     parse_place,
     since_month,
     slug,
 )
+from sandbox.brokers.control import SITE, Site, make_site_app, minute_limit
 from sandbox.population import Address, Person
 from sandbox.server import Service, register
 
@@ -247,16 +245,13 @@ async def home(request: web.Request) -> web.Response:
                 "<p>Search: /name/first-last or /name/first-last_city-st</p>")  # fmt: skip
 
 
-async def gate(request: web.Request, site: Site) -> web.Response | None:
-    if site.admit("minute", request, site.config["rate_limit_per_minute"], 60) is None:
-        return None
-    site.counters["rate_limited"] += 1
+def rate_limited(_request: web.Request, site: Site, _wait: int) -> web.Response:
     return page(site, "Rate Limit Exceeded", "<h1>Rate Limit Exceeded</h1>"
                 "<p>You have made too many requests. Please wait a minute and try again.</p>")  # fmt: skip
 
 
 def make_app(options: dict) -> web.Application:
-    app, site = make_site_app(SITE_ID, options, SHARE, DEFAULTS, gate)
+    app, site = make_site_app(SITE_ID, options, SHARE, DEFAULTS, minute_limit(rate_limited))
     app[DETAILS] = {detail_id(p): p for p in site.people}
     routes = app.router
     routes.add_get("/", home)

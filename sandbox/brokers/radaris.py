@@ -26,17 +26,18 @@ from html import escape
 
 from aiohttp import web
 
-from sandbox.brokers.shared_b import STATE_KEY, is_listed, opaque_id, setup_site, stable_order
-from sandbox.population import DEFAULT_SEED, DEFAULT_SIZE, Person, Population, default_population
+from sandbox.brokers.common import is_listed, opaque_id, stable_order
+from sandbox.brokers.control import SITE, Site, make_site_app, minute_limit
+from sandbox.population import Person
 from sandbox.server import Service, register
 
 SITE_ID = "radaris"
+SHARE = 0.82
 PAGE_SIZE = 10
 DEFAULT_RATE_LIMIT = 30
 SESSION_COOKIE = "rdr_session"
 MAX_SESSIONS = 10_000
 ID_DIGITS = "0123456789"
-POPULATION_KEY = web.AppKey("population", Population)
 INDEX_KEY = web.AppKey("index", dict)  # radaris id -> Person (listed people only)
 SESSIONS_KEY = web.AppKey("sessions", dict)  # session id -> CSRF token
 SECTIONS = ["Phone Numbers", "Email Addresses", "Address History", "Possible Relatives", "Possible Associates"]
@@ -49,7 +50,7 @@ def radaris_id(person: Person) -> str:
 
 def listing_url(person: Person) -> str | None:
     """Ground truth: this person's profile path on the site, or None when the site does not list them."""
-    if not is_listed(SITE_ID, person):
+    if not is_listed(SITE_ID, person, SHARE):
         return None
     return f"/p/{person.first_name}/{person.last_name}/{radaris_id(person)}"
 
@@ -78,7 +79,7 @@ def past_cities(person: Person) -> list[str]:
 
 
 def page(request: web.Request, title: str, body: str, status: int = 200) -> web.Response:
-    layout = request.app[STATE_KEY].layout
+    layout = request.app[SITE].config["layout"]
     html = (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)} - Radaris</title>"
         f"</head><body class='layout-{layout}'><header class='top'><a href='/' class='logo'>Radaris</a></header>"
@@ -87,12 +88,12 @@ def page(request: web.Request, title: str, body: str, status: int = 200) -> web.
     return web.Response(text=html, status=status, content_type="text/html")
 
 
-def refuse(retry_after: int) -> web.Response:
+def refuse(_request: web.Request, _site: Site, wait: int) -> web.Response:
     body = (
         "<!doctype html><html><head><title>Access denied</title></head><body><h1>Access denied</h1>"
-        f"<p>Too many requests from your network. Try again in {retry_after} seconds.</p></body></html>"
+        f"<p>Too many requests from your network. Try again in {wait} seconds.</p></body></html>"
     )
-    return web.Response(text=body, status=403, content_type="text/html")
+    return web.Response(text=body, status=403, content_type="text/html", headers={"Retry-After": str(wait)})
 
 
 def search_form(token: str) -> str:
@@ -153,11 +154,12 @@ def parse_results_path(tail: str) -> tuple[str, str, str, str, int] | None:
 
 
 def found_people(request: web.Request, first: str, last: str, state: str, city: str) -> list[Person]:
-    people = request.app[POPULATION_KEY].search(first, last, state=state or None)
+    site = request.app[SITE]
+    people = site.population.search(first, last, state=state or None)
     wanted = city.casefold()
     return [
         p for p in people
-        if is_listed(SITE_ID, p) and (not wanted or any(slug(a.city).casefold() == wanted for a in p.addresses))
+        if site.listed(p) and (not wanted or any(slug(a.city).casefold() == wanted for a in p.addresses))
     ]  # fmt: skip
 
 
@@ -212,7 +214,7 @@ async def results(request: web.Request) -> web.Response:
         return page(request, "Not found", "<p class='error'>Page not found</p>", status=404)
     first, last, state, city, number = parsed
     found = found_people(request, first, last, state, city)
-    layout = request.app[STATE_KEY].layout
+    layout = request.app[SITE].config["layout"]
     title = f"{first.title()} {last.title()}"
     if not found:
         return page(request, title, f"<h1>{escape(title)}</h1><p class='no-results'>No people found</p>")
@@ -235,7 +237,7 @@ async def results(request: web.Request) -> web.Response:
 
 def section_items(request: web.Request, person: Person) -> dict[str, list[str]]:
     """Each section's list items as HTML, whatever the layout."""
-    population, index = request.app[POPULATION_KEY], request.app[INDEX_KEY]
+    site = request.app[SITE]
 
     def link(other: Person) -> str:
         url = listing_url(other)
@@ -247,10 +249,10 @@ def section_items(request: web.Request, person: Person) -> dict[str, list[str]]:
         dates = f"<span class='dates'>{a.since} - {until}</span>"
         addresses.append(f"<span class='address'>{escape(a.line())}</span> {dates}")
         until = str(a.since)
-    relatives = [population.get(r) for r in person.relatives]
+    relatives = [site.population.get(r) for r in person.relatives]
     home = (person.current.city, person.current.state)
     neighbours = [
-        p for p in index.values()
+        p for p in site.people
         if (p.current.city, p.current.state) == home and p.id != person.id and p.id not in person.relatives
     ]  # fmt: skip
     associates = stable_order(SITE_ID, person.id, neighbours)[:3]
@@ -275,7 +277,7 @@ async def profile(request: web.Request) -> web.Response:
     items = section_items(request, person)
     where = escape(city_state(person.current.city, person.current.state))
     aka = escape(", ".join(person.aliases))
-    if request.app[STATE_KEY].layout == "v1":
+    if not request.app[SITE].v2:
         body = f"<div class='profile'><h1 class='profile-name'>{escape(display_name(person))}</h1>"
         body += f"<div class='profile-age'>Age {person.age}</div><div class='profile-location'>{where}</div>"
         body += f"<dl class='profile-aka'><dt>Also known as</dt><dd>{aka}</dd></dl>" if aka else ""
@@ -297,12 +299,10 @@ async def profile(request: web.Request) -> web.Response:
 
 
 def make_app(options: dict) -> web.Application:
-    app = web.Application()
-    population = default_population(options.get("seed", DEFAULT_SEED), options.get("people", DEFAULT_SIZE))
-    app[POPULATION_KEY] = population
-    app[INDEX_KEY] = {radaris_id(p): p for p in population.people if is_listed(SITE_ID, p)}
+    defaults = {"rate_limit_per_minute": DEFAULT_RATE_LIMIT}
+    app, site = make_site_app(SITE_ID, options, SHARE, defaults, minute_limit(refuse), flat=True)
+    app[INDEX_KEY] = {radaris_id(p): p for p in site.people}
     app[SESSIONS_KEY] = {}
-    setup_site(app, SITE_ID, population, DEFAULT_RATE_LIMIT, refuse)
     app.router.add_get("/", home)
     app.router.add_post("/ng/search", search_post)
     app.router.add_get("/people/{tail:.+}", results)

@@ -28,22 +28,23 @@ import re
 
 from aiohttp import web
 
-from sandbox.brokers.shared_b import STATE_KEY, is_listed, opaque_id, setup_site
+from sandbox.brokers.common import decade, is_listed, opaque_id
+from sandbox.brokers.control import SITE, Site, make_site_app, minute_limit
 from sandbox.brokers.spa_assets import app_js, shell_html
-from sandbox.population import DEFAULT_SEED, DEFAULT_SIZE, Person, Population, default_population
+from sandbox.population import Person, Population
 from sandbox.server import Service, register
 
 SITE_ID = "spa"
+SHARE = 0.74
 PAGE_SIZE = 10
 DEFAULT_RATE_LIMIT = 120
 TOS_COOKIE, TOS_VERSION = "ps_tos", "2024-06"
-POPULATION_KEY = web.AppKey("population", Population)
 INDEX_KEY = web.AppKey("index", dict)  # 11-char id -> Person (listed people only)
 
 
 def listing_url(person: Person) -> str | None:
     """Ground truth: this person's profile path on the site, or None when the site does not list them."""
-    return f"/person/{opaque_id(SITE_ID, person)}" if is_listed(SITE_ID, person) else None
+    return f"/person/{opaque_id(SITE_ID, person)}" if is_listed(SITE_ID, person, SHARE) else None
 
 
 def display_name(person: Person) -> str:
@@ -68,14 +69,10 @@ def mask_email(email: str) -> str:
     return f"{user[0]}***@{domain}"
 
 
-def age_range(age: int) -> str:
-    return f"in their {age // 10 * 10}s"
-
-
 def teaser(person: Person) -> dict:
     past = list(dict.fromkeys(location(a.city, a.state) for a in person.addresses[1:]))
     return {
-        "id": opaque_id(SITE_ID, person), "name": display_name(person), "age_range": age_range(person.age),
+        "id": opaque_id(SITE_ID, person), "name": display_name(person), "age_range": decade(person.age),
         "location": location(person.current.city, person.current.state), "past_locations": past[:3],
         "phone": mask_phone(person.phones[0].number) if person.phones else None,
         "email": mask_email(person.emails[0]) if person.emails else None,
@@ -149,8 +146,8 @@ async def api_search(request: web.Request) -> web.Response:
     offset = decode_cursor(request.query["cursor"], key) if request.query.get("cursor") else 0
     if offset is None:
         return web.json_response({"error": "Invalid cursor"}, status=400)
-    population = request.app[POPULATION_KEY]
-    found = [p for p in population.search(first, last, state or None, city or None) if is_listed(SITE_ID, p)]
+    site = request.app[SITE]
+    found = [p for p in site.population.search(first, last, state or None, city or None) if site.listed(p)]
     end = offset + PAGE_SIZE
     return web.json_response({
         "query": {"q": q, "loc": loc}, "total": len(found),
@@ -165,7 +162,7 @@ async def api_person(request: web.Request) -> web.Response:
     person = request.app[INDEX_KEY].get(request.match_info["pid"])
     if person is None:
         return web.json_response({"error": "Not found"}, status=404)
-    return web.json_response(profile(person, request.app[POPULATION_KEY]))
+    return web.json_response(profile(person, request.app[SITE].population))
 
 
 async def shell(request: web.Request) -> web.Response:
@@ -177,23 +174,27 @@ async def shell(request: web.Request) -> web.Response:
 
 
 async def script(request: web.Request) -> web.Response:
-    layout = request.app[STATE_KEY].layout
+    layout = request.app[SITE].config["layout"]
     return web.Response(
         text=app_js(layout, TOS_COOKIE, TOS_VERSION), content_type="application/javascript",
         headers={"Cache-Control": "no-store"},
     )  # fmt: skip
 
 
-def refuse(retry_after: int) -> web.Response:
-    return web.json_response({"error": "Too many requests", "retry_after": retry_after}, status=429)
+def refuse(_request: web.Request, _site: Site, wait: int) -> web.Response:
+    body = {"error": "Too many requests", "retry_after": wait}
+    return web.json_response(body, status=429, headers={"Retry-After": str(wait)})
+
+
+def api_call(request: web.Request) -> bool:
+    """Only API calls are counted and limited; the pages and the script never are."""
+    return request.path.startswith("/api/")
 
 
 def make_app(options: dict) -> web.Application:
-    app = web.Application()
-    population = default_population(options.get("seed", DEFAULT_SEED), options.get("people", DEFAULT_SIZE))
-    app[POPULATION_KEY] = population
-    app[INDEX_KEY] = {opaque_id(SITE_ID, p): p for p in population.people if is_listed(SITE_ID, p)}
-    setup_site(app, SITE_ID, population, DEFAULT_RATE_LIMIT, refuse, counted=lambda r: r.path.startswith("/api/"))
+    defaults = {"rate_limit_per_minute": DEFAULT_RATE_LIMIT}
+    app, site = make_site_app(SITE_ID, options, SHARE, defaults, minute_limit(refuse), counted=api_call, flat=True)
+    app[INDEX_KEY] = {opaque_id(SITE_ID, p): p for p in site.people}
     for path in ("/", "/search", "/person/{pid}"):
         app.router.add_get(path, shell)
     app.router.add_get("/static/app.js", script)

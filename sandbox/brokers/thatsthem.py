@@ -27,17 +27,15 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from sandbox.brokers.common import (
-    SITE,
-    Site,
     dashed,
     digest,
     html_page,
     is_listed,
-    make_site_app,
     month_year,
     parse_name,
     parse_place,
 )
+from sandbox.brokers.control import SITE, Site, make_site_app, minute_limit
 from sandbox.population import Address, Person
 from sandbox.server import Service, register
 
@@ -174,16 +172,12 @@ async def home(_request: web.Request) -> web.Response:
                 "/phone/xxx-xxx-xxxx or /email/address.</p>")  # fmt: skip
 
 
-async def gate(request: web.Request, site: Site) -> web.Response | None:
-    wait = site.admit("minute", request, site.config["rate_limit_per_minute"], 60)
-    if wait is None:
-        return None
-    site.counters["forbidden"] += 1
+def forbidden(_request: web.Request, _site: Site, wait: int) -> web.Response:
     return web.Response(status=403, text="Access denied", headers={"Retry-After": str(wait), "Server": "cdn"})
 
 
 def make_app(options: dict) -> web.Application:
-    app, site = make_site_app(SITE_ID, options, SHARE, DEFAULTS, gate)
+    app, site = make_site_app(SITE_ID, options, SHARE, DEFAULTS, minute_limit(forbidden, "forbidden"))
     app[RECORDS] = {record_id(p): p for p in site.people}
     routes = app.router
     routes.add_get("/", home)

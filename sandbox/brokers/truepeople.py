@@ -36,20 +36,18 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from sandbox.brokers.common import (
-    SITE,
-    Site,
-    client_ip,
+    base_n,
     decade,
     digest,
     html_page,
     is_listed,
     long_street,
-    make_site_app,
     month_year,
     parse_name,
     parse_place,
     reported_month,
 )
+from sandbox.brokers.control import SITE, Site, client_ip, make_site_app, minute_limit
 from sandbox.population import Address, Person
 from sandbox.server import Service, register
 
@@ -67,11 +65,7 @@ CHALLENGE_SCRIPT = (  # clearance_token in JavaScript, then a reload
 
 
 def opaque_id(person: Person) -> str:
-    number, chars = digest(SITE_ID, "opaque", person.id), []
-    while number:
-        number, rest = divmod(number, 36)
-        chars.append(ALPHABET[rest])
-    return "px" + "".join(chars)
+    return "px" + base_n(digest(SITE_ID, "opaque", person.id), ALPHABET)
 
 
 def listing_url(person: Person) -> str | None:
@@ -103,6 +97,14 @@ def page(title: str, body: str, status: int = 200, head: str = "") -> web.Respon
     return html_page(BRAND, title, body, status=status, head=head)
 
 
+def rate_limited(request: web.Request, _site: Site, _wait: int) -> web.Response:
+    return page("Rate limited", f"<h1>Your IP {escape(client_ip(request))} has been rate limited.</h1>"
+                "<p>Please try again later.</p>")  # fmt: skip
+
+
+per_minute = minute_limit(rate_limited)
+
+
 async def gate(request: web.Request, site: Site) -> web.StreamResponse | None:
     config = site.config
     if config["interstitial"]:
@@ -124,11 +126,7 @@ async def gate(request: web.Request, site: Site) -> web.StreamResponse | None:
         site.counters["captcha"] += 1
         location = f"/InternalCaptcha?{urlencode({'returnUrl': request.path_qs})}"
         return web.Response(status=302, headers={"Location": location}, text="Redirecting")
-    if site.admit("minute", request, config["rate_limit_per_minute"], 60) is not None:
-        site.counters["rate_limited"] += 1
-        return page("Rate limited", f"<h1>Your IP {escape(client_ip(request))} has been rate limited.</h1>"
-                    "<p>Please try again later.</p>")  # fmt: skip
-    return None
+    return await per_minute(request, site)
 
 
 async def captcha(request: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ import pytest
 from parsel import Selector
 from yarl import URL
 
-from sandbox.brokers import radaris, shared_b, spa
+from sandbox.brokers import control, radaris, spa
 from sandbox.brokers.spa_assets import class_names
 from sandbox.population import default_population
 
@@ -86,7 +86,7 @@ def test_each_site_lists_a_stable_70_to_85_percent_with_its_own_ids():
 
 def test_rate_counter_slides_and_tells_how_long_to_wait():
     now = [0.0]
-    counter = shared_b.RateCounter(2, clock=lambda: now[0])
+    counter = control.RateCounter(2, clock=lambda: now[0])
     assert counter.hit("a") is None and counter.hit("a") is None and counter.hit("b") is None
     now[0] = 10.2
     assert counter.hit("a") == 50  # the oldest request leaves the window at 60 s
