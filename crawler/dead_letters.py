@@ -71,16 +71,16 @@ class DeadLetters:
 
 # never stored, even encrypted: a replay fetches fresh credentials
 SECRET_HEADERS = frozenset({b"authorization", b"proxy-authorization", b"x-api-key", b"cookie"})
-SECRET_QUERY_PARAMS = frozenset({"api_key", "apikey", "access_token", "token", "key"})
+SECRET_QUERY_PARAMS = frozenset({"api_key", "apikey", "access_token", "token", "key", "client_secret"})
 
 
-def _without_secret_params(url: str) -> str:
+def _without_secret_params(url: str, secret: set[str] | frozenset[str] = SECRET_QUERY_PARAMS) -> str:
     from urllib.parse import parse_qsl, urlencode, urlsplit  # noqa: PLC0415
 
     parts = urlsplit(url)
     if not parts.query:
         return url
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in SECRET_QUERY_PARAMS]
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in secret]
     return parts._replace(query=urlencode(query)).geturl()
 
 
@@ -92,15 +92,20 @@ def _plain(value: Any) -> bool:
     return True
 
 
-def serialize_request(request, spider) -> dict[str, Any]:
+def serialize_request(request, spider, settings=None) -> dict[str, Any]:
     """A JSON-able form of ``request`` sufficient to replay it, without credentials
-    or internal/unserialisable meta (keys starting with ``_``)."""
+    (the standard ones and the configured API key header and parameter) or
+    internal/unserialisable meta (keys starting with ``_``)."""
+    secret_headers, secret_params = set(SECRET_HEADERS), set(SECRET_QUERY_PARAMS)
+    if settings is not None:
+        secret_headers.add(str(settings.get("API_KEY_HEADER") or "").lower().encode("latin-1"))
+        secret_params.add(str(settings.get("API_KEY_QUERY_PARAM") or "").lower())
     data = request.to_dict(spider=spider)
-    data["url"] = _without_secret_params(data["url"])
+    data["url"] = _without_secret_params(data["url"], secret_params)
     data["headers"] = {
         key.decode("latin-1"): [v.decode("latin-1") for v in values]
         for key, values in data.get("headers", {}).items()
-        if key.lower() not in SECRET_HEADERS
+        if key.lower() not in secret_headers
     }
     data["body"] = data.get("body", b"").decode("latin-1")
     data["meta"] = {k: v for k, v in data.get("meta", {}).items() if not k.startswith("_") and _plain(v)}
@@ -123,7 +128,7 @@ def deserialize_request(data: dict[str, Any], spider):
 def request_dead_letter(dead_letters: DeadLetters, request, spider, reason: str, *, attempts: int,
                         last_status: int | None) -> tuple:  # fmt: skip
     payload = {
-        "request": serialize_request(request, spider),
+        "request": serialize_request(request, spider, dead_letters.crawler.settings),
         "spider_args": getattr(spider, "spider_arguments", None),
     }
     from scrapy.utils.httpobj import urlparse_cached  # noqa: PLC0415

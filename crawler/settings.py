@@ -69,8 +69,9 @@ RATELIMIT_SITES = _env("RATELIMIT_SITES")
 RATELIMIT_BURST = _env("RATELIMIT_BURST", "1")
 # Pace by X-RateLimit-Limit/Remaining/Reset when a server sends them.
 RATELIMIT_ADAPTIVE = _env("RATELIMIT_ADAPTIVE", "true")
-# Extra wait after the (estimated) end of a used-up budget window before spending the next one.
-RATELIMIT_RESET_MARGIN = _env("RATELIMIT_RESET_MARGIN", "0.1")
+# Extra wait after the (estimated) end of a used-up budget window before spending the next one:
+# a Reset in whole seconds may be rounded down, so up to a second early.
+RATELIMIT_RESET_MARGIN = _env("RATELIMIT_RESET_MARGIN", "1")
 # A request reserves its slot at most this far ahead (so a faster budget applies at once).
 RATELIMIT_MAX_RESERVE_SECONDS = _env("RATELIMIT_MAX_RESERVE_SECONDS", "1")
 # Waits longer than this go back to the scheduler instead of holding a download slot.

@@ -28,6 +28,8 @@ from scrapy import Request
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 
+from crawler.scheduling.deferring import defer
+
 logger = logging.getLogger(__name__)
 
 GENERATION = "_auth_generation"  # meta: which token a request carried
@@ -46,6 +48,8 @@ class AuthTokenMiddleware:
         self.expires_at = 0.0
         self.generation = 0
         self.lock = asyncio.Lock()
+        self.failures = 0  # consecutive failed refreshes
+        self.retry_at = 0.0
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -76,6 +80,10 @@ class AuthTokenMiddleware:
 
     async def process_request(self, request):
         if not self.applies(request):
+            # e.g. redirected to another host: what we attached earlier must not follow it
+            request.headers.pop(self.settings.get("API_KEY_HEADER"), None)
+            if request.meta.pop(GENERATION, None) is not None:
+                request.headers.pop("Authorization", None)
             return None
         if key := self.api_key:
             param = self.settings.get("API_KEY_QUERY_PARAM")
@@ -83,7 +91,13 @@ class AuthTokenMiddleware:
                 return self.with_query_key(request, param, key)
             request.headers[self.settings.get("API_KEY_HEADER")] = key
         if self.token_url:
-            token = await self.current_token()
+            try:
+                token = await self.current_token()
+            except Exception as exc:  # noqa: BLE001 - no token now: the request waits, it is not lost
+                delay = min(60.0, 2.0 ** min(self.failures, 6))
+                self.stats.inc_value("auth/token_failures")
+                logger.warning("auth: no token (%s); request deferred %.0fs", type(exc).__name__, delay)
+                return await defer(self.crawler, request, time.time() + delay, "auth")
             request.headers["Authorization"] = f"Bearer {token}"
             request.meta[GENERATION] = self.generation
         return None
@@ -120,7 +134,15 @@ class AuthTokenMiddleware:
         async with self.lock:
             stale = stale_generation is not None and stale_generation == self.generation
             if self.token is None or stale or time.monotonic() >= self.expires_at:
-                await self.refresh()
+                if time.monotonic() < self.retry_at:  # a refresh just failed: no burst of attempts
+                    raise TokenError("token endpoint failed a moment ago")
+                try:
+                    await self.refresh()
+                except Exception:
+                    self.failures += 1
+                    self.retry_at = time.monotonic() + min(60.0, 2.0 ** min(self.failures, 6))
+                    raise
+                self.failures = 0
             return self.token
 
     async def refresh(self) -> None:
@@ -129,7 +151,8 @@ class AuthTokenMiddleware:
         request = Request(
             self.token_url, method="POST", body=orjson.dumps(body), dont_filter=True,
             headers={"Content-Type": "application/json", "Accept": "application/json"},
-            meta={"auth": False, "dont_ratelimit": True, "dont_circuit": True, "expect_json": True},
+            # its own backoff is ours (above); never dead-lettered: its body holds the client secret
+            meta={"auth": False, "dont_ratelimit": True, "dont_circuit": True, "dont_retry": True},
         )  # fmt: skip
         response = await self.crawler.engine.download_async(request)
         try:

@@ -64,13 +64,14 @@ class CircuitBreakerMiddleware:
         domain = urlparse_cached(request).hostname or ""
         if self.known_closed.get(domain, 0.0) > time.monotonic():
             return None
-        token = uuid.uuid4().hex
+        token = request.meta.get(PROBE_META) or uuid.uuid4().hex  # a deferred probe keeps its token
         gate = await self.circuits.gate(domain, token)
         self.changed(domain, gate.change)
         if gate.decision == PROBE:
             request.meta[PROBE_META] = token
             self.stats.inc_value("circuit/probes")
             return None
+        request.meta.pop(PROBE_META, None)
         if gate.decision == PASS:
             if self.closed_cache > 0:
                 self.known_closed[domain] = time.monotonic() + self.closed_cache

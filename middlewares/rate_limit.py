@@ -105,11 +105,14 @@ class RateLimitMiddleware:
             self.stats.inc_value("ratelimit/429")
             self.stats.inc_value(f"ratelimit/429/{key}")
         retry_after = parse_retry_after(response.headers) if response.status in (429, 503) else None
+        budget = parse_budget(response.headers) if self.adaptive else None
         if retry_after:
             await self.pause(key, retry_after, f"Retry-After on a {response.status}")
+        elif response.status == 429 and budget is not None:  # the budget says when it comes back
+            await self.pause(key, budget.reset_in + self.margin_ms / 1000, "429 without Retry-After")
         elif request.meta.get("block") == "rate_limited":
             await self.pause(key, self.block_pause, "soft rate-limit page")
-        if self.adaptive and (budget := parse_budget(response.headers)) is not None:
+        if budget is not None:
             await self.adapt(key, budget)
         return response
 

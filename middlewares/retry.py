@@ -100,7 +100,20 @@ class RetryMiddleware:
             delay = max(delay, retry_after)
         return delay
 
+    @staticmethod
+    def original(request):
+        """The request as the spider made it: a block reached through a redirect (say to
+        /InternalCaptcha) is retried, and dead-lettered, from where it started."""
+        urls = request.meta.get("redirect_urls")
+        if not urls:
+            return request
+        original = request.replace(url=urls[0])
+        for key in ("redirect_urls", "redirect_reasons", "redirect_times", "redirect_ttl"):
+            original.meta.pop(key, None)
+        return original
+
     async def retry(self, request, reason: str, *, response=None, exception=None):
+        request = self.original(request) if request.meta.get("block") else request
         attempt = request.meta.get("retry_times", 0) + 1
         if attempt <= self.max_retries(request):
             self.stats.inc_value("retry/count")

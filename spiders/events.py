@@ -7,7 +7,9 @@
    time fields, the timestamp formats, the page cap and the total; logged once.
    The rate limiter reads the budget from the same response.
 2. **Partition**: [since, until) is split into K ranges, each its own cursor
-   chain, after a probe shows that the API honours ``since``; otherwise one chain.
+   chain, after a probe shows that the API honours ``since`` (asked from the
+   first page's last timestamp, the answer must start there); otherwise one
+   chain. The plan is stored before any page is fetched.
 3. **Pages**: each page is one EventBatch through validate -> Bloom dedup ->
    COPY, its partition's checkpoint (cursor, last timestamp) committed in the
    same transaction as its rows. Truncated bodies, 5xx and 429 are retried by
@@ -33,7 +35,7 @@ from scrapy.exceptions import CloseSpider
 from crawler import normalize
 from crawler.db.writer import Checkpoint
 from crawler.ingest.api_shape import ID_FIELDS, TIME_FIELDS, Discovery, ShapeError, detect, read_page, timestamp_formats
-from crawler.ingest.partitions import Partition, plan, stored_partitions
+from crawler.ingest.partitions import Partition, plan, store_plan, stored_partitions
 from crawler.ingest.progress import Progress
 from crawler.items import EventBatch
 from crawler.spider_args import SpiderArgumentError, parse_http_url
@@ -65,6 +67,8 @@ class EventsSpider(scrapy.Spider):
     # a flaky API answers 5xx now and then: retry longer before giving up, open the circuit later
     retry_times = 8
     circuit_failure_threshold = 25
+    # an exhausted page is recovered by running the spider again (checkpoints), not by replay
+    replayable = False
 
     @classmethod
     def check_arguments(cls, kwargs: dict, settings=None) -> dict:
@@ -105,6 +109,7 @@ class EventsSpider(scrapy.Spider):
         self.partitions: list[Partition] = []
         self.progress: Progress | None = None
         self.data_end: int | None = None
+        self.probe_point = 0
 
     # --- requests ------------------------------------------------------------------
 
@@ -177,24 +182,27 @@ class EventsSpider(scrapy.Spider):
         since = self.since_ms if self.since_ms is not None else self.event_ms(first)
         until = self.until_ms if self.until_ms is not None else int(time.time() * 1000) + 1
         self.range = (since, until)
-        if self.partition_count > 1:
-            middle = (since + until) // 2
-            yield self.api_request({"limit": 1, "since": middle, "until": until}, self.parse_range_probe)
+        last = next((ms for ms in map(self.event_ms, reversed(page.events)) if ms is not None), None)
+        if self.partition_count > 1 and page.has_more and last is not None and last > since:
+            # does the API honour since? ask from the first page's last timestamp: the answer
+            # must start there (not at the beginning again, not empty)
+            self.probe_point = last
+            yield self.api_request({"limit": 1, "since": last, "until": until}, self.parse_range_probe)
         else:
             async for request in self.begin():
                 yield request
 
     async def parse_range_probe(self, response):
-        middle = (self.range[0] + self.range[1]) // 2
+        point = self.probe_point
         probe = read_page(self.body(response)) if response.status == 200 else None
         first = probe.events[0] if probe and probe.events else None
-        self.discovery.ranges = probe is not None and (first is None or (self.event_ms(first) or 0) >= middle)
+        self.discovery.ranges = first is not None and (self.event_ms(first) or 0) >= point
         total, after = self.discovery.total, probe.total if probe else None
         if self.discovery.ranges and total and after is not None and total > after:
-            # events per ms before the middle tell roughly where they end (a default
+            # the events before the probe point tell roughly where they end (a default
             # "until" of now may lie far beyond): partitions share the data, not empty time
             since = self.range[0]
-            self.data_end = middle + int((middle - since) * after / (total - after)) + 1
+            self.data_end = point + int((point - since) * after / (total - after)) + 1
         async for request in self.begin():
             yield request
 
@@ -204,10 +212,13 @@ class EventsSpider(scrapy.Spider):
         stored = await stored_partitions(self.settings, self.source)
         if not stored:
             self.partitions = plan(since, until, count, self.data_end)
+            await store_plan(self.settings, self.source, self.partitions)
         else:  # resume the earlier plan; newer events (after its end) get partitions of their own
             self.partitions, end = stored, max(p.until_ms for p in stored)
             if until > end and all(p.completed for p in stored):
-                self.partitions += plan(end, until, count if until - end > 3_600_000 else 1)
+                added = plan(end, until, count if until - end > 3_600_000 else 1)
+                await store_plan(self.settings, self.source, added)
+                self.partitions += added
         committed = sum(p.committed_before for p in self.partitions)
         logger.info("events API: %s", self.discovery.describe())
         pending = [p for p in self.partitions if not p.completed]
@@ -235,6 +246,11 @@ class EventsSpider(scrapy.Spider):
             yield self.page_request(partition)
             return
         page = read_page(self.body(response))
+        if page.has_more and not page.next_cursor:
+            self.crawler.stats.inc_value("events/partition_failed/NO_CURSOR")
+            logger.error("events partition %s stopped: hasMore without a nextCursor (run again to resume)",
+                         partition.key)  # fmt: skip
+            return
         if partition.total is None and page.total is not None and not partition.cursor:
             partition.total = page.total
         last_ms = next((ms for ms in map(self.event_ms, reversed(page.events)) if ms is not None), None)

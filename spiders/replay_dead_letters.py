@@ -48,6 +48,7 @@ class ReplayDeadLettersSpider(scrapy.Spider):
         self.only_spider, self.only_reason, self.limit = spider or None, reason or None, int(limit)
         self.originals: dict[str, scrapy.Spider] = {}
         self.marking: set[asyncio.Task] = set()
+        self.refused: set[str] = set()
 
     @classmethod
     def check_arguments(cls, kwargs: dict) -> dict:
@@ -65,6 +66,19 @@ class ReplayDeadLettersSpider(scrapy.Spider):
         crawler.signals.connect(spider.request_left, signal=signals.request_left_downloader)
         crawler.signals.connect(spider.finish_marking, signal=signals.spider_closed)
         return spider
+
+    def replayable(self, name: str) -> bool:
+        """Spiders that recover by themselves (the events spider resumes from its
+        checkpoints) say ``replayable = False``: their rows stay pending, untouched."""
+        cls = get_spider_loader(self.settings).load(name)
+        if getattr(cls, "replayable", True):
+            return True
+        if name not in self.refused:
+            self.refused.add(name)
+            logger.warning("dead letters of %s are not replayed: run `scrapy crawl %s` again instead "
+                           "(it resumes from its checkpoints)", name, name)  # fmt: skip
+        self.crawler.stats.inc_value(f"replay/not_replayable/{name}")
+        return False
 
     def original(self, name: str, arguments: dict | None) -> scrapy.Spider:
         """The spider that made a request, rebuilt so its callbacks have their state."""
@@ -91,6 +105,8 @@ class ReplayDeadLettersSpider(scrapy.Spider):
         logger.info("replaying %d dead-lettered request(s)", len(rows))
         for row_id, spider_name, sealed in rows:
             payload = orjson.loads(ring.decrypt(sealed, context.dead_letter("request", spider_name)))
+            if not self.replayable(spider_name):
+                continue
             try:
                 original = self.original(spider_name, payload.get("spider_args"))
                 request = deserialize_request(payload["request"], original)

@@ -136,11 +136,8 @@ class BulkWriter:
         fresh: bool = False,
         on_commit: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
-        if self.failure is not None:
-            failure, self.failure = self.failure, None
-            raise failure
-        if self.buffered >= self.max_buffer_rows:
-            await self.flush()  # backpressure: the caller (and so the engine) waits
+        # buffer first, whatever happens next: a failure raised below must never leave these
+        # rows out while a later checkpoint (covering them) gets committed
         if rows:
             self.buffers.setdefault((table, columns, fresh), []).extend(rows)
             self.buffered += len(rows)
@@ -151,6 +148,11 @@ class BulkWriter:
             self.checkpoints[key] = previous.merge(checkpoint) if previous else checkpoint
         if self.oldest is None and (rows or checkpoint):
             self.oldest = time.monotonic()
+        if self.failure is not None:  # an earlier background flush gave up: say so (rows stay buffered)
+            failure, self.failure = self.failure, None
+            raise failure
+        if self.buffered >= self.max_buffer_rows:
+            await self.flush()  # backpressure: the caller (and so the engine) waits
         if self.buffered >= self.batch_rows and (self.background is None or self.background.done()):
             self.background = asyncio.create_task(self._flush_in_background())
 

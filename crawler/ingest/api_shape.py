@@ -42,7 +42,7 @@ def read_page(body: Any) -> Page:
     expires = source.get("cursorExpiresIn")
     return Page(
         events=body["data"],
-        has_more=bool(cursor) if has_more is None else bool(has_more) and bool(cursor),
+        has_more=bool(cursor) if has_more is None else bool(has_more),
         next_cursor=cursor,
         total=meta.get("total") if isinstance(meta.get("total"), int) else None,
         cursor_expires_in=float(expires) if isinstance(expires, int | float) else None,

@@ -14,8 +14,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from crawler.db.pool import get_pool
+from crawler.db.pool import get_pool, run_in_transaction
 
+PLAN = """
+INSERT INTO ingest_checkpoints (source, partition_key) VALUES (%s, %s) ON CONFLICT DO NOTHING
+"""
 CHECKPOINTS = """
 SELECT partition_key, cursor, position_at, completed, rows_committed
 FROM ingest_checkpoints WHERE source = %s
@@ -75,3 +78,14 @@ async def stored_partitions(settings, source: str) -> list[Partition]:
         partition.position_ms = int(position_at.timestamp() * 1000) if position_at else None
         partitions.append(partition)
     return sorted(partitions, key=lambda p: p.since_ms)
+
+
+async def store_plan(settings, source: str, partitions: list[Partition]) -> None:
+    """Record every planned partition (empty checkpoints) before the first page is fetched,
+    in one transaction: a run killed before some partition's first commit resumes it too."""
+
+    async def insert(conn):
+        async with conn.cursor() as cur:
+            await cur.executemany(PLAN, [(source, p.key) for p in partitions])
+
+    await run_in_transaction(settings, insert)

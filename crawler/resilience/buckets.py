@@ -69,11 +69,15 @@ if available <= 0 then
 else
   -- new reservations start after the last one already taken: spread over what is left after it
   local queued = math.max(0, (tonumber(h[1]) or 0) - now)
-  interval = math.max(0, time_left - queued) / available
+  -- nothing left of this window after the queue: what is reserved now lands in the next one
+  if time_left > queued then interval = (time_left - queued) / available end
 end
-redis.call('HSET', KEYS[1], 'interval', interval, 'interval_until', now + time_left + tonumber(ARGV[5]))
+local interval_until = now + time_left + tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], 'interval', interval, 'interval_until', interval_until)
 if h[1] and interval < old then redis.call('HSET', KEYS[1], 'tat', tonumber(h[1]) - (old - interval)) end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
+-- never expire live state: a pause or a learned interval may outlast the default TTL (daily quotas)
+local keep = math.max(tonumber(ARGV[6]), interval_until - now, (tonumber(redis.call('HGET', KEYS[1], 'pause_until')) or 0) - now)
+redis.call('PEXPIRE', KEYS[1], math.floor(keep) + 60000)
 return {available, tostring(interval), paused}
 """
 
@@ -209,7 +213,9 @@ class LocalBuckets:
             if until > bucket.pause_until:
                 bucket.pause_until, paused = until, until - now
         else:  # new reservations start after the last one already taken
-            interval = max(0.0, time_left_ms - max(0.0, bucket.tat - now)) / available
+            queued = max(0.0, bucket.tat - now)
+            if time_left_ms > queued:  # else: what is reserved now lands in the next window
+                interval = (time_left_ms - queued) / available
         bucket.interval, bucket.interval_until = interval, now + time_left_ms + window_ms
         if bucket.tat and interval < old:
             bucket.tat -= old - interval

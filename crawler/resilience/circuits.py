@@ -27,6 +27,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local h = redis.call('HMGET', KEYS[1], 'state', 'opened_at')
 if not h[1] or h[1] == 'closed' then return {0, 0, ''} end
+-- the probe itself, back from a deferral (rate limit, retry): still the probe
+if redis.call('GET', KEYS[2]) == ARGV[3] then return {2, 0, ''} end
 local ready = tonumber(h[2]) + tonumber(ARGV[1])
 if now < ready then return {1, ready - now, ''} end
 if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[2]) then
@@ -136,6 +138,8 @@ class LocalCircuits:
         circuit, now = self.circuits.get(domain), self._now()
         if circuit is None or circuit.state == "closed":
             return Gate(PASS)
+        if circuit.probe == token and circuit.probe_expires > now:  # the probe, back from a deferral
+            return Gate(PROBE)
         ready = circuit.opened_at + self.reset_ms
         if now < ready:
             return Gate(WAIT, ready - now)
