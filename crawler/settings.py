@@ -101,6 +101,8 @@ AUTH_TOKEN_URL = _env("AUTH_TOKEN_URL")
 AUTH_CLIENT_ID = _env("AUTH_CLIENT_ID")
 AUTH_CLIENT_SECRET = _env("AUTH_CLIENT_SECRET")
 AUTH_TOKEN_REFRESH_MARGIN = _env("AUTH_TOKEN_REFRESH_MARGIN", "30")
+# After this many failed refreshes in a row, waiting requests become dead letters.
+AUTH_TOKEN_MAX_FAILURES = _env("AUTH_TOKEN_MAX_FAILURES", "5")
 # Static API key, sent in a header (or as a query parameter when API_KEY_QUERY_PARAM is set).
 API_KEY = _env("API_KEY")
 API_KEY_HEADER = _env("API_KEY_HEADER", "X-API-Key")

@@ -5,7 +5,9 @@ fetched with ``POST <url>`` (JSON ``{client_id, client_secret}``) before the
 first request, refreshed AUTH_TOKEN_REFRESH_MARGIN seconds before it expires
 (at most a fifth of its lifetime, for short-lived tokens) and at once on a 401,
 with one refresh in flight however many requests wait; the request that got
-the 401 is replayed with the new token.
+the 401 is replayed with the new token. While the token endpoint fails,
+requests are deferred with exponential backoff; after AUTH_TOKEN_MAX_FAILURES
+failed refreshes in a row they become dead letters (``auth_token_unavailable``).
 
 Static keys (API_KEY, or the spider's ``api_key``): sent in API_KEY_HEADER, or
 as the query parameter API_KEY_QUERY_PARAM when that is set.
@@ -25,9 +27,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 from scrapy import Request
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 
+from crawler.dead_letters import DeadLetters, request_dead_letter
 from crawler.scheduling.deferring import defer
 
 logger = logging.getLogger(__name__)
@@ -94,13 +97,24 @@ class AuthTokenMiddleware:
             try:
                 token = await self.current_token()
             except Exception as exc:  # noqa: BLE001 - no token now: the request waits, it is not lost
-                delay = min(60.0, 2.0 ** min(self.failures, 6))
                 self.stats.inc_value("auth/token_failures")
+                if self.failures >= self.settings.getint("AUTH_TOKEN_MAX_FAILURES"):
+                    await self.give_up(request, exc)
+                delay = min(60.0, 2.0 ** min(self.failures, 6))
                 logger.warning("auth: no token (%s); request deferred %.0fs", type(exc).__name__, delay)
                 return await defer(self.crawler, request, time.time() + delay, "auth")
             request.headers["Authorization"] = f"Bearer {token}"
             request.meta[GENERATION] = self.generation
         return None
+
+    async def give_up(self, request, exc: Exception):
+        """The token endpoint keeps failing: the request becomes a dead letter (replayable
+        once the credentials work) instead of waiting forever."""
+        dead_letters = DeadLetters.for_crawler(self.crawler)
+        row = request_dead_letter(dead_letters, request, self.crawler.spider, "auth_token_unavailable",
+                                  attempts=request.meta.get("retry_times", 0) + 1, last_status=None)  # fmt: skip
+        await dead_letters.record_rows([row])
+        raise IgnoreRequest(f"no token after {self.failures} failed refreshes ({type(exc).__name__}); dead letter recorded")
 
     @staticmethod
     def with_query_key(request, param: str, key: str):

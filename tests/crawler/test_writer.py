@@ -133,3 +133,17 @@ async def test_buffer_is_bounded_while_the_database_is_blocked(database_url, db)
     await writer.close()
     await close_pools()
     assert count(db, "w6") == 5000
+
+
+async def test_a_page_added_after_a_failed_background_flush_is_kept_not_skipped(database_url, db):
+    writer, _ = make_writer(database_url, PG_BATCH_ROWS=1000, PG_FLUSH_SECONDS=60)
+    await writer.open()
+    writer.failure = WriteFailed("an earlier background flush gave up")  # as _flush_in_background leaves it
+    with pytest.raises(WriteFailed):
+        await writer.add("events", COLUMNS, events("w9", 0, 3), Checkpoint("w9", "p0", "c1", T0, rows=3))
+    # page N+1 then succeeds: its checkpoint must not commit without page N's rows
+    await writer.add("events", COLUMNS, events("w9", 3, 2), Checkpoint("w9", "p0", "c2", T0, rows=2))
+    await writer.close()
+    await close_pools()
+    row = db.execute("SELECT cursor, rows_committed FROM ingest_checkpoints WHERE source = 'w9'").fetchone()
+    assert row == ("c2", 5) and count(db, "w9") == 5

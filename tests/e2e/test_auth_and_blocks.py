@@ -5,7 +5,7 @@ import threading
 import time
 
 from lab_support import Tenant, run_lab
-from support import run_scrapy
+from support import crawl_keyring, run_scrapy
 
 FAST = {"RATELIMIT_DEFAULT_RPS": 40, "RETRY_BACKOFF_BASE": 0.05, "RETRY_BACKOFF_MAX": 0.2, "CIRCUIT_ENABLED": "false"}
 
@@ -74,3 +74,17 @@ def test_soft_rate_limit_pages_pause_the_site(crawl_env, sandbox, tmp_path):
     assert sorted(r["n"] for r in records) == list(range(12)) and all(r["status"] == 200 for r in records)
     assert "paused 2.5s (soft rate-limit page)" in result.stderr
     assert time.time() - started >= 2.5
+
+
+def test_a_token_endpoint_that_keeps_refusing_turns_requests_into_dead_letters(crawl_env, sandbox, tmp_path, db):
+    tenant = Tenant(sandbox["lab"])
+    settings = dict(auth_settings(tenant), AUTH_CLIENT_SECRET="wrong", AUTH_TOKEN_MAX_FAILURES=2)
+    result, records = run_lab(crawl_env, tmp_path, tenant.base, path="protected", count=3, settings=settings)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(r["n"] for r in records) == [0, 1, 2] and {r["error"] for r in records} == {"IgnoreRequest"}
+    assert tenant.stats()["invalid_client"] == 2  # two refreshes, a backoff apart; no burst
+    rows = db.execute("SELECT spider, payload_ciphertext FROM dead_letters WHERE reason = 'auth_token_unavailable'")
+    payloads = [crawl_keyring().decrypt(p, f"dead_letter|request|{s}".encode()) for s, p in rows.fetchall()]
+    mine = [p for p in payloads if tenant.base.encode() in p]
+    assert len(mine) == 3 and not any(b"wrong" in p or b"client_secret" in p for p in payloads)
+    assert "wrong" not in result.stderr
