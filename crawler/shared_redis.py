@@ -15,7 +15,11 @@ def redis_for(crawler):
     if client is None:
         import redis.asyncio  # noqa: PLC0415 - only with REDIS_URL
 
-        client = crawler._shared_redis = redis.asyncio.Redis.from_url(url)
+        # bounded waits: a hung Redis must degrade the components, not stall every request
+        timeout = crawler.settings.getfloat("PG_CONNECT_TIMEOUT")
+        client = crawler._shared_redis = redis.asyncio.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
 
         async def close():
             await client.aclose()

@@ -22,6 +22,7 @@ from scrapy.utils.httpobj import urlparse_cached
 
 from crawler.config import flag
 from crawler.resilience.circuits import PASS, PROBE, LocalCircuits, RedisCircuits
+from crawler.resilience.fallback import SharedOrLocal
 from crawler.scheduling.deferring import defer
 from crawler.shared_redis import redis_for
 
@@ -48,9 +49,10 @@ class CircuitBreakerMiddleware:
         self.closed_cache = settings.getfloat("CIRCUIT_CLOSED_CACHE_SECONDS")
         self.known_closed: dict[str, float] = {}
         redis = redis_for(crawler)
-        if redis is not None:
-            self.circuits = RedisCircuits(redis, settings.get("REDIS_KEY_PREFIX"), reset_ms, probe_ttl_ms,
-                                          threshold, window_ms)  # fmt: skip
+        if redis is not None:  # shared by all workers; this worker's own while Redis fails
+            shared = RedisCircuits(redis, settings.get("REDIS_KEY_PREFIX"), reset_ms, probe_ttl_ms, threshold, window_ms)
+            local = LocalCircuits(reset_ms, probe_ttl_ms, threshold, window_ms)
+            self.circuits = SharedOrLocal(shared, local, crawler.stats, "circuit")
         else:
             self.circuits = LocalCircuits(reset_ms, probe_ttl_ms, threshold, window_ms)
 

@@ -32,6 +32,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from crawler.config import flag
 from crawler.resilience.budget import ResetClock, parse_budget, parse_retry_after
 from crawler.resilience.buckets import LocalBuckets, RedisBuckets
+from crawler.resilience.fallback import SharedOrLocal
 from crawler.scheduling.deferring import defer
 from crawler.shared_redis import redis_for
 
@@ -57,7 +58,11 @@ class RateLimitMiddleware:
         self.block_pause = settings.getfloat("RATELIMIT_BLOCK_PAUSE_SECONDS")
         self.lease_ms = (settings.getfloat("DOWNLOAD_TIMEOUT") + 30) * 1000
         redis = redis_for(crawler)
-        self.buckets = RedisBuckets(redis, settings.get("REDIS_KEY_PREFIX")) if redis else LocalBuckets()
+        if redis is not None:  # shared by all workers; this worker's own while Redis fails
+            shared = RedisBuckets(redis, settings.get("REDIS_KEY_PREFIX"))
+            self.buckets = SharedOrLocal(shared, LocalBuckets(), crawler.stats, "ratelimit")
+        else:
+            self.buckets = LocalBuckets()
         self.clocks: dict[str, ResetClock] = {}  # key -> where the server's window ends
         self.reported: set[str] = set()
 

@@ -152,3 +152,18 @@ def test_retry_after_seconds_or_http_date():
     assert 18 <= parse_retry_after({"Retry-After": date}) <= 20
     assert parse_retry_after({"Retry-After": "soon"}) is None
     assert parse_retry_after({}) is None
+
+
+async def test_shared_state_falls_back_to_the_worker_while_redis_is_down():
+    from scrapy.statscollectors import MemoryStatsCollector  # noqa: PLC0415
+    from scrapy.utils.test import get_crawler  # noqa: PLC0415
+
+    from crawler.resilience.fallback import SharedOrLocal  # noqa: PLC0415
+
+    down = redis.asyncio.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)  # nothing listens
+    stats = MemoryStatsCollector(get_crawler())
+    buckets = SharedOrLocal(RedisBuckets(down, "test:"), LocalBuckets(), stats, "ratelimit")
+    waits = [(await buckets.reserve("k", 100, 1, f"t{i}", 60_000, 10_000))[1] for i in range(3)]
+    assert waits[0] == 0 and waits[2] >= 190  # still limited, by this worker alone
+    assert stats.get_value("ratelimit/redis_errors") == 3
+    await down.aclose()
