@@ -5,8 +5,8 @@
 Reads pending ``dead_letters`` rows of kind ``request`` (oldest first), decrypts
 each serialised request and crawls it again with the callbacks of the spider
 that made it (rebuilt from its original arguments, kept in the encrypted
-payload). A row is marked replayed once its request has been downloaded
-again; if it fails again, the retry middleware writes a new dead letter.
+payload). A row is marked replayed once its request has a final response
+(after any retries); if it fails again, the retry middleware writes a new dead letter.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class ReplayDeadLettersSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
         spider = super().from_crawler(crawler, *args, **kwargs)
-        crawler.signals.connect(spider.request_left, signal=signals.request_left_downloader)
+        crawler.signals.connect(spider.response_received, signal=signals.response_received)
         crawler.signals.connect(spider.finish_marking, signal=signals.spider_closed)
         return spider
 
@@ -118,9 +118,10 @@ class ReplayDeadLettersSpider(scrapy.Spider):
             self.crawler.stats.inc_value("replay/requeued")
             yield request.replace(dont_filter=True)
 
-    def request_left(self, request, spider):
-        """The request came back from the downloader: its dead letter is done with (the signal
-        is sent synchronously, so the write runs as a task, awaited before the spider closes)."""
+    def response_received(self, response, request, spider):
+        """A final response came back (retries done): its dead letter is done with; if it failed
+        again, the retry middleware has written a new one. (The signal is sent synchronously, so
+        the write runs as a task, awaited before the spider closes.)"""
         if (row_id := request.meta.get(META_ID)) is not None:
 
             async def mark(conn):
