@@ -74,7 +74,7 @@ def check_redis_url(value: str) -> None:
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise ConfigError("REDIS_URL", f"scheme must be redis://, rediss:// or unix://, got {parts.scheme or 'none'!r}")
     try:
-        parts.port
+        parts.port  # noqa: B018 - reading it validates the port
     except ValueError as exc:
         raise ConfigError("REDIS_URL", f"malformed URL {redact_url(value)!r} ({exc})") from None
     if parts.scheme != "unix" and not parts.hostname:

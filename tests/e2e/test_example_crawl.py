@@ -4,7 +4,6 @@ import json
 import subprocess
 import uuid
 
-import psycopg
 import pytest
 
 from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS
