@@ -37,5 +37,12 @@ migrate: install
 sandbox: install
 	$(PY) -m sandbox
 
+## scrapyd: run scrapyd in the foreground with scrapyd/scrapyd.conf, state under .data/scrapyd
+## (deploy with `.venv/bin/scrapyd-deploy`; see scrapyd/README.md)
+scrapyd: install
+	mkdir -p .data/scrapyd
+	ln -sf ../../scrapyd/scrapyd.conf .data/scrapyd/scrapyd.conf
+	cd .data/scrapyd && DATA_DIR="$(abspath $(or $(DATA_DIR),.data))" exec "$(abspath $(VENV))/bin/scrapyd" --pidfile=
+
 clean:
 	rm -rf $(VENV) .coverage .coverage.* htmlcov

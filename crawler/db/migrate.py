@@ -8,16 +8,19 @@ concurrent runs (several workers starting at once) wait for each other.
 
 from __future__ import annotations
 
+import importlib.resources
+
 import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 
 from crawler.config import ConfigError, redact_url
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# through importlib.resources: scrapyd runs the project from a zipped egg, where
+# Path(__file__) points inside the archive and finds nothing
+MIGRATIONS_DIR = importlib.resources.files("crawler.db") / "migrations"
 FILENAME_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 LOCK_ID = 0x6372_6177_6C65_72  # "crawler": one advisory lock for schema changes
 
@@ -48,9 +51,10 @@ class Migration:
         return f"{self.version}_{self.name}"
 
 
-def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def discover(directory=MIGRATIONS_DIR) -> list[Migration]:
+    """The migrations in ``directory`` (a Path or an importlib.resources Traversable)."""
     migrations = []
-    for path in sorted(directory.glob("*.sql")):
+    for path in sorted((p for p in directory.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name):
         match = FILENAME_RE.match(path.name)
         if not match:
             raise MigrationError(f"{path.name}: migration files are named NNNN_name.sql")

@@ -1,0 +1,18 @@
+"""The egg `scrapyd-deploy` builds and uploads to scrapyd (see scrapyd/README.md).
+
+It holds the project's code only: the `crawler` package (with its SQL
+migrations), the spiders, pipelines and middlewares. The sandbox, tests and
+benches stay out; dependencies are installed on the scrapyd host from
+requirements.txt.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="crawler",
+    version="1.0",
+    packages=find_packages(include=["crawler", "crawler.*", "spiders", "pipelines", "middlewares"]),
+    package_data={"crawler.db": ["migrations/*.sql"]},
+    entry_points={"scrapy": ["settings = crawler.settings"]},
+    zip_safe=False,
+)

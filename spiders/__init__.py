@@ -1,0 +1,1 @@
+"""Spider classes, one module each (``scrapy list`` shows them)."""
