@@ -15,11 +15,9 @@ Needs PostgreSQL (superuser, for server-side COPY) and Redis on localhost.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,23 +28,17 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sandbox.launch import running  # noqa: E402
 ADMIN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 
 
-def start_sandbox(workdir: Path, count: int) -> tuple[subprocess.Popen, str]:
-    ports = workdir / f"ports-{count}.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--only", "events", "--events-port", "0", "--events-count", str(count),
-         "--events-rate-limit", "1000000", "--events-rate-window", "60", "--ports-file", str(ports)],
-        cwd=ROOT, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not ports.exists():
-        if time.monotonic() > deadline or process.poll() is not None:
-            sys.exit("bench: the sandbox did not start")
-        time.sleep(0.1)
-    return process, json.loads(ports.read_text())["events"]
+def events_sandbox(count: int):
+    """The sandbox events API alone, limits out of the way, faults off (a context manager)."""
+    return running(["--only", "events", "--events-port", "0", "--events-count", str(count),
+                    "--events-rate-limit", "1000000", "--events-rate-window", "60"])  # fmt: skip
 
 
 def fresh_database() -> tuple[str, str]:
@@ -85,7 +77,7 @@ def ingest(api: str, url: str, partitions: int, workdir: Path) -> tuple[float, i
     return float(elapsed.group(1)), rows, peak / 1024
 
 
-def raw_copy(url: str, workdir: Path) -> float:
+def raw_copy(url: str) -> float:
     """Seconds for a server-side COPY of the stored rows into an identical empty table."""
     path = Path(tempfile.gettempdir()) / f"bench-events-{uuid.uuid4().hex[:8]}.copy"
     with psycopg.connect(url, autocommit=True) as conn:
@@ -99,16 +91,14 @@ def raw_copy(url: str, workdir: Path) -> float:
 
 
 def run(count: int, partitions: int, workdir: Path) -> tuple[float, float, float]:
-    sandbox, api = start_sandbox(workdir, count)
     name, url = fresh_database()
     try:
-        seconds, rows, rss = ingest(api, url, partitions, workdir)
+        with events_sandbox(count) as urls:
+            seconds, rows, rss = ingest(urls["events"], url, partitions, workdir)
         if rows != count:
             sys.exit(f"bench: stored {rows} of {count} events")
-        copy_seconds = raw_copy(url, workdir)
+        copy_seconds = raw_copy(url)
     finally:
-        sandbox.send_signal(signal.SIGTERM)
-        sandbox.wait(timeout=15)
         drop_database(name)
     return count / seconds, count / copy_seconds, rss
 

@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from events import REDIS, ROOT, drop_database, fresh_database, start_sandbox  # noqa: E402
+from events import REDIS, ROOT, drop_database, events_sandbox, fresh_database  # noqa: E402
 
 
 def main() -> None:
@@ -35,17 +35,16 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=3)
     parser.add_argument("--reset-style", choices=("seconds", "epoch"), default="seconds")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        sandbox, api = start_sandbox(workdir, 1_000_000)
-        name, url = fresh_database()
-        try:
+    name, url = fresh_database()
+    try:
+        with tempfile.TemporaryDirectory() as tmp, events_sandbox(1_000_000) as urls:
+            api = urls["events"]
             config = {"rate_limit": args.limit, "rate_window": args.window, "reset_style": args.reset_style}
             request = urllib.request.Request(f"{api}/events/config", data=json.dumps(config).encode(), method="POST",
                                              headers={"Content-Type": "application/json"})  # fmt: skip
             urllib.request.urlopen(request, timeout=10).read()
             env = dict(os.environ, DATABASE_URL=url, REDIS_URL=REDIS, EVENTS_API_KEY="sandbox-key",
-                       REDIS_KEY_PREFIX=f"bench:{uuid.uuid4().hex[:8]}:", DATA_DIR=str(workdir / "data"))  # fmt: skip
+                       REDIS_KEY_PREFIX=f"bench:{uuid.uuid4().hex[:8]}:", DATA_DIR=str(Path(tmp) / "data"))  # fmt: skip
             crawl = subprocess.Popen(
                 [sys.executable, "-m", "scrapy", "crawl", "events", "-a", f"base_url={api}", "-a", "page_size=50",
                  "-a", "partitions=4", "-s", "LOG_LEVEL=WARNING"],
@@ -53,13 +52,11 @@ def main() -> None:
             )  # fmt: skip
             time.sleep(args.window * args.windows + 2)
             crawl.send_signal(signal.SIGTERM)
-            _, stderr = crawl.communicate(timeout=120)
+            crawl.communicate(timeout=120)
             with urllib.request.urlopen(f"{api}/events/stats", timeout=10) as response:
                 stats = json.loads(response.read())
-        finally:
-            sandbox.send_signal(signal.SIGTERM)
-            sandbox.wait(timeout=15)
-            drop_database(name)
+    finally:
+        drop_database(name)
     used = [w["used"] / args.limit for w in stats["windows"]][: args.windows]
     print("per window: " + ", ".join(f"{u:.3f}" for u in used))
     print(f"budget {args.limit} per {args.window:g}s (Reset as {args.reset_style}): used {min(used):.3f} of the "

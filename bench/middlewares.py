@@ -21,31 +21,19 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sandbox.launch import running  # noqa: E402
+
 OURS = ["middlewares.retry.RetryMiddleware", "middlewares.auth_token.AuthTokenMiddleware",
         "middlewares.circuit_breaker.CircuitBreakerMiddleware", "middlewares.rate_limit.RateLimitMiddleware",
         "middlewares.blocks.BlockDetectionMiddleware"]  # fmt: skip
-
-
-def start_lab(workdir: Path) -> tuple[subprocess.Popen, str]:
-    ports = workdir / "ports.json"
-    process = subprocess.Popen([sys.executable, "-m", "sandbox", "--only", "lab", "--lab-port", "0",
-                                "--ports-file", str(ports)], cwd=ROOT, stdout=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not ports.exists():
-        if time.monotonic() > deadline or process.poll() is not None:
-            sys.exit("bench: the sandbox did not start")
-        time.sleep(0.05)
-    return process, json.loads(ports.read_text())["lab"]
 
 
 def crawl(base: str, pages: int, concurrency: int, mode: str, redis_url: str) -> float:
@@ -77,19 +65,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as workdir:
-        lab, base = start_lab(Path(workdir))
-        try:
-            urllib.request.urlopen(f"{base}/health", timeout=5).read()
-            best: dict[str, float] = {}
-            for round_ in range(args.rounds):
-                for mode in ("bare", "stack", "stack+redis"):
-                    rate = crawl(base, args.pages, args.concurrency, mode, args.redis)
-                    best[mode] = max(best.get(mode, 0.0), rate)
-                    print(f"round {round_ + 1}: {mode:<12} {rate:8.0f} pages/s", flush=True)
-        finally:
-            lab.send_signal(signal.SIGTERM)
-            lab.wait(timeout=10)
+    best: dict[str, float] = {}
+    with running(["--only", "lab", "--lab-port", "0"]) as urls:
+        for round_ in range(args.rounds):
+            for mode in ("bare", "stack", "stack+redis"):
+                rate = crawl(urls["lab"], args.pages, args.concurrency, mode, args.redis)
+                best[mode] = max(best.get(mode, 0.0), rate)
+                print(f"round {round_ + 1}: {mode:<12} {rate:8.0f} pages/s", flush=True)
     bare = best["bare"]
     print(f"bare Scrapy {bare:,.0f} pages/s; stack {best['stack']:,.0f} pages/s (ratio {best['stack'] / bare:.2f}); "
           f"stack with Redis {best['stack+redis']:,.0f} pages/s (ratio {best['stack+redis'] / bare:.2f})")  # fmt: skip

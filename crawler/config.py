@@ -125,6 +125,14 @@ def check_logging(settings) -> None:
         raise ConfigError("LOG_LEVEL", f"expected one of {', '.join(sorted(LOG_LEVELS))}, got {level!r}")
 
 
+def _number(settings, name: str) -> float:
+    """The setting as a float; NaN (which fails every range check) when it is not a number."""
+    try:
+        return float(settings.get(name))
+    except (TypeError, ValueError):
+        return float("nan")
+
+
 def check_numbers(settings) -> None:
     for name in POSITIVE_INTS + POSITIVE_NUMBERS:
         raw = settings.get(name)
@@ -140,18 +148,10 @@ def check_numbers(settings) -> None:
         if not raw.isdigit():
             raise ConfigError(name, f"expected a whole number >= 0, got {settings.get(name)!r}")
     for name in NON_NEGATIVE_NUMBERS:
-        try:
-            value = float(settings.get(name))
-        except (TypeError, ValueError):
-            value = -1.0
-        if value < 0:
+        if not _number(settings, name) >= 0:
             raise ConfigError(name, f"expected a number >= 0, got {settings.get(name)!r}")
     for name in FRACTIONS:
-        try:
-            value = float(settings.get(name))
-        except (TypeError, ValueError):
-            value = -1.0
-        if not 0 < value < 1:
+        if not 0 < _number(settings, name) < 1:
             raise ConfigError(name, f"expected a number between 0 and 1, got {settings.get(name)!r}")
     if int(settings.get("PG_POOL_MIN_SIZE")) > int(settings.get("PG_POOL_MAX_SIZE")):
         raise ConfigError("PG_POOL_MIN_SIZE", "must not exceed PG_POOL_MAX_SIZE")

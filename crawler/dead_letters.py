@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
+from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.request import request_from_dict
 
 from crawler.db.writer import BulkWriter
 from crawler.security import context, keyring_from_settings
@@ -63,8 +66,13 @@ class DeadLetters:
 
     async def record_rows(self, rows: list[tuple]) -> None:
         if rows:
-            logger.warning("%d dead letter(s): %s", len(rows), ", ".join(sorted({r[4] for r in rows})))
+            announce(rows)
             await self.writer.add("dead_letters", DEAD_LETTER_COLUMNS, rows)
+
+
+def announce(rows: list[tuple]) -> None:
+    """One warning per batch: how many, and why (reasons only, never the payloads)."""
+    logger.warning("%d dead letter(s): %s", len(rows), ", ".join(sorted({row[4] for row in rows})))
 
 
 # --- requests: serialised so that `scrapy crawl replay_dead_letters` can re-queue them ---
@@ -75,8 +83,6 @@ SECRET_QUERY_PARAMS = frozenset({"api_key", "apikey", "access_token", "token", "
 
 
 def _without_secret_params(url: str, secret: set[str] | frozenset[str] = SECRET_QUERY_PARAMS) -> str:
-    from urllib.parse import parse_qsl, urlencode, urlsplit  # noqa: PLC0415
-
     parts = urlsplit(url)
     if not parts.query:
         return url
@@ -117,8 +123,6 @@ def serialize_request(request, spider, settings=None) -> dict[str, Any]:
 
 
 def deserialize_request(data: dict[str, Any], spider):
-    from scrapy.utils.request import request_from_dict  # noqa: PLC0415
-
     data = dict(data)
     data["headers"] = {k.encode("latin-1"): [v.encode("latin-1") for v in vs] for k, vs in data.get("headers", {}).items()}
     data["body"] = data.get("body", "").encode("latin-1")
@@ -131,8 +135,6 @@ def request_dead_letter(dead_letters: DeadLetters, request, spider, reason: str,
         "request": serialize_request(request, spider, dead_letters.crawler.settings),
         "spider_args": getattr(spider, "spider_arguments", None),
     }
-    from scrapy.utils.httpobj import urlparse_cached  # noqa: PLC0415
-
     return dead_letters.row(
         "request", reason, source=urlparse_cached(request).hostname, payload=payload, method=request.method,
         last_status=last_status, attempts=attempts,
@@ -151,5 +153,5 @@ async def write_now(settings, rows: list[tuple]) -> None:
             await cur.executemany(INSERT_NOW, rows)
 
     if rows:
-        logger.warning("%d dead letter(s): %s", len(rows), ", ".join(sorted({r[4] for r in rows})))
+        announce(rows)
         await run_in_transaction(settings, insert)

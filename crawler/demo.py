@@ -13,13 +13,9 @@ are already stored, so it adds no event rows (exactly once).
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -28,26 +24,11 @@ from scrapy.utils.project import get_project_settings
 
 from crawler.config import ConfigError, redact_url, validate
 from crawler.db.embedded import database_url
+from sandbox.launch import SandboxFailed, running
 from sandbox.population import default_population
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ("John", "Smith", "IL")
-
-
-def start_sandbox(workdir: Path, events: int) -> tuple[subprocess.Popen, dict[str, str]]:
-    ports_file = workdir / "sandbox-ports.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--free-ports", "--ports-file", str(ports_file),
-         "--events-count", str(events)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not ports_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit(f"demo: the sandbox did not start: {process.stderr.read().strip()}")
-        time.sleep(0.05)
-    return process, json.loads(ports_file.read_text())
 
 
 def events_line(url: str, source: str, before: int, log_file: Path) -> str:
@@ -109,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     logs_dir.mkdir(parents=True, exist_ok=True)
     scan_id = str(uuid.uuid4())
     log_file = (logs_dir / f"demo-{scan_id}.log").resolve()
-    with tempfile.TemporaryDirectory() as workdir:
-        sandbox, urls = start_sandbox(Path(workdir), args.events)
-        try:
+    events_log = (logs_dir / f"events-{scan_id}.log").resolve()
+    source = f"demo-{scan_id[:8]}"
+    try:
+        with running(["--free-ports", "--events-count", str(args.events)]) as urls:
             print(f"sandbox:    directory at {urls['directory']} ({len(default_population().people)} synthetic people)")
             print(f"target:     {first} {last} in {state} ({len(namesakes)} people of that name on the directory)")
             crawl = subprocess.run(
@@ -121,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
                  "-s", f"LOG_FILE={log_file}", "-s", "LOG_LEVEL=INFO"],
                 cwd=ROOT, check=False,
             )  # fmt: skip
-            events_log = (logs_dir / f"events-{scan_id}.log").resolve()
-            source = f"demo-{scan_id[:8]}"
+            if crawl.returncode != 0:
+                print(f"demo: the crawl failed (exit {crawl.returncode}); see {log_file}", file=sys.stderr)
+                return crawl.returncode
             with psycopg.connect(url) as conn:
                 events_before = conn.execute("SELECT count(*) FROM events").fetchone()[0]
             print(f"events:     ingesting {args.events:,} events from {urls['events']} (paced by its rate budget)...",
@@ -133,12 +116,9 @@ def main(argv: list[str] | None = None) -> int:
                  "-s", f"LOG_FILE={events_log}", "-s", "LOG_LEVEL=INFO"],
                 cwd=ROOT, check=False,
             )  # fmt: skip
-        finally:
-            sandbox.send_signal(signal.SIGTERM)
-            sandbox.wait(timeout=15)
-    if crawl.returncode != 0:
-        print(f"demo: the crawl failed (exit {crawl.returncode}); see {log_file}", file=sys.stderr)
-        return crawl.returncode
+    except SandboxFailed as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
     if ingest.returncode != 0:
         print(f"demo: the ingestion failed (exit {ingest.returncode}); see {events_log}", file=sys.stderr)
         return ingest.returncode

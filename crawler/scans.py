@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-
 from urllib.parse import urlsplit
 
 import orjson
 from scrapy import signals
 
+from crawler import signals as project_signals
 from crawler.db.pool import run_in_transaction
 from crawler.items import TableRows
 from crawler.security import context, keyring_from_settings
@@ -76,9 +76,7 @@ class ScanTracker:
         crawler.signals.connect(tracker.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(tracker.spider_error, signal=signals.spider_error)
         crawler.signals.connect(tracker.spider_closed, signal=signals.spider_closed)
-        from middlewares.blocks import block_detected  # noqa: PLC0415 - middlewares import crawler modules
-
-        crawler.signals.connect(tracker.block_detected, signal=block_detected)
+        crawler.signals.connect(tracker.block_detected, signal=project_signals.block_detected)
         return tracker
 
     def block_detected(self, request, kind, domain):

@@ -23,10 +23,10 @@ from scrapy.http import TextResponse
 from scrapy.utils.httpobj import urlparse_cached
 
 from crawler.config import flag
+from crawler.signals import block_detected
 
 logger = logging.getLogger(__name__)
 
-block_detected = object()  # signal: (request, kind, domain); the scan tracker reports it per site
 
 KINDS = ("captcha", "interstitial", "rate_limited", "blocked")
 GENERIC_SIGNATURES = {
@@ -88,9 +88,10 @@ class BlockDetectionMiddleware:
         path = urlparse_cached(response).path.lower()
         if "captcha" in path:
             return "captcha"
-        if isinstance(response, TextResponse) and "html" in response.headers.get(b"Content-Type", b"text/html").decode(
-            "latin-1").lower():  # fmt: skip
-            head = response.text[:SCAN_BYTES]
+        content_type = (response.headers.get(b"Content-Type") or b"text/html").lower()
+        if isinstance(response, TextResponse) and b"html" in content_type:
+            # decode only the head: signatures sit near the top, pages can be megabytes
+            head = response.body[:SCAN_BYTES].decode(response.encoding, errors="replace")
             for kind in KINDS:
                 if matches(site.get(kind, ()), head) or matches(self.generic.get(kind, ()), head):
                     return kind

@@ -25,10 +25,10 @@ from crawler.resilience.circuits import PASS, PROBE, LocalCircuits, RedisCircuit
 from crawler.resilience.fallback import SharedOrLocal
 from crawler.scheduling.deferring import defer
 from crawler.shared_redis import redis_for
+from crawler.signals import circuit_changed
 
 logger = logging.getLogger(__name__)
 
-circuit_changed = object()  # signal: (domain, state)
 PROBE_META = "_circuit_probe"
 FAILING_BLOCKS = frozenset({"captcha", "interstitial", "blocked"})
 

@@ -30,8 +30,8 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 
 from crawler.config import flag
-from crawler.resilience.budget import ResetClock, parse_budget, parse_retry_after
 from crawler.resilience.buckets import LocalBuckets, RedisBuckets
+from crawler.resilience.budget import ResetClock, parse_budget, parse_retry_after
 from crawler.resilience.fallback import SharedOrLocal
 from crawler.scheduling.deferring import defer
 from crawler.shared_redis import redis_for
@@ -79,9 +79,11 @@ class RateLimitMiddleware:
     async def process_request(self, request):
         if request.meta.get("dont_ratelimit"):
             return None
+        if held := request.meta.pop(TOKEN, None):  # back through a redirect: its old lease is over
+            await self.buckets.release(*held)
         key, rps = self.key_and_rate(request, self.crawler.spider)
         token = uuid.uuid4().hex
-        waited, started = 0.0, time.monotonic()
+        started = time.monotonic()
         while True:
             reserved, wait_ms = await self.buckets.reserve(
                 key, 1000 / rps, self.burst, token, self.lease_ms, self.max_wait_ms

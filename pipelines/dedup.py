@@ -36,6 +36,7 @@ from crawler.dedup.exact import LocalExactDedup, RedisExactDedup
 from crawler.dedup.fuzzy import FuzzyListingDedup
 from crawler.items import PersonListing, TableRows
 from crawler.security import keyring_from_settings
+from crawler.shared_redis import redis_for
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class DedupPipeline:
         self.prefix = settings.get("REDIS_KEY_PREFIX")
         self.fuzzy = FuzzyListingDedup(settings.getfloat("DEDUP_FUZZY_THRESHOLD"))
         self.in_flight = asyncio.Semaphore(settings.getint("DEDUP_MAX_IN_FLIGHT"))
-        self.redis = None
+        self.redis = redis_for(crawler)  # the crawler's shared client (closed when the engine stops)
         self.exact = None
         self.blooms: dict[str, BloomFilter | LocalBloomFilter] = {}
 
@@ -65,10 +66,7 @@ class DedupPipeline:
 
     async def open_spider(self):
         await self.writer.open()
-        if url := self.settings.get("REDIS_URL"):
-            import redis.asyncio  # noqa: PLC0415
-
-            self.redis = redis.asyncio.Redis.from_url(url)
+        if self.redis is not None:
             self.exact = RedisExactDedup(self.redis, self.prefix, self.window)
         else:
             self.exact = LocalExactDedup(self.window)
@@ -76,8 +74,6 @@ class DedupPipeline:
     async def close_spider(self):
         await self.writer.close()  # runs the last after-commit marks first
         self.log_summary()
-        if self.redis is not None:
-            await self.redis.aclose()
 
     async def process_item(self, item):
         if isinstance(item, PersonListing):

@@ -19,8 +19,8 @@ import scrapy
 from scrapy import signals
 from scrapy.spiderloader import get_spider_loader
 
-from crawler.dead_letters import deserialize_request
 from crawler.db.pool import get_pool, run_in_transaction
+from crawler.dead_letters import deserialize_request
 from crawler.security import context, keyring_from_settings
 from crawler.spider_args import SpiderArgumentError
 

@@ -7,12 +7,7 @@ the server where the throwaway database is created; TEST_REDIS_URL likewise.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 
 import psycopg
@@ -20,7 +15,8 @@ import pytest
 import redis
 
 import support
-from support import REDIS_URL, ROOT, create_database, drop_database, run_scrapy
+from sandbox.launch import running
+from support import REDIS_URL, create_database, drop_database, run_scrapy
 
 
 @pytest.fixture(scope="session")
@@ -58,22 +54,10 @@ def redis_prefix():
 
 
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory):
+def sandbox():
     """`python -m sandbox` with every service on a free port and a small events data set; yields {service: base URL}."""
-    ports_file = tmp_path_factory.mktemp("sandbox") / "ports.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--ports-file", str(ports_file), "--free-ports", "--events-count", "20000"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not ports_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"sandbox did not start: {process.stdout.read()}")
-        time.sleep(0.05)
-    yield json.loads(ports_file.read_text())
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=15)
+    with running(["--free-ports", "--events-count", "20000"], timeout=30) as urls:
+        yield urls
 
 
 @pytest.fixture

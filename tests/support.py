@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
-import uuid
 import subprocess
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -57,3 +61,33 @@ def create_database(migrated: bool = True) -> tuple[str, str]:
 def drop_database(name: str) -> None:
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Reply:
+    """An HTTP answer, whatever its status (4xx and 5xx included)."""
+
+    def __init__(self, status: int, headers, body: bytes):
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def http(url: str, *, params: dict | None = None, data=None, form=None, headers: dict | None = None,
+         timeout: float = 10) -> Reply:  # fmt: skip
+    """GET ``url`` (with ``params``), or POST ``data`` as JSON or ``form`` (a dict or
+    (name, value) pairs, for repeated names) as a form."""
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    headers = dict(headers or {})
+    body = None
+    if data is not None:
+        body, headers["Content-Type"] = json.dumps(data).encode(), "application/json"
+    elif form is not None:
+        body, headers["Content-Type"] = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Reply(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as error:
+        return Reply(error.code, error.headers, error.read())

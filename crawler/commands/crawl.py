@@ -19,7 +19,6 @@ from crawler.config import ConfigError
 from crawler.runtime import preflight
 from crawler.spider_args import SpiderArgumentError
 
-
 NORMAL_ENDINGS = ("finished", "shutdown", "closespider_")
 
 

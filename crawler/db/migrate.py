@@ -8,9 +8,8 @@ concurrent runs (several workers starting at once) wait for each other.
 
 from __future__ import annotations
 
-import importlib.resources
-
 import hashlib
+import importlib.resources
 import re
 from dataclasses import dataclass
 

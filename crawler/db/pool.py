@@ -6,7 +6,6 @@ import asyncio
 import random
 
 import psycopg
-
 from psycopg_pool import AsyncConnectionPool
 
 from crawler.db.embedded import database_url

@@ -3,10 +3,9 @@
 import json
 import subprocess
 import sys
-import urllib.request
 import uuid
 
-from support import ROOT
+from support import ROOT, http
 
 
 
@@ -17,11 +16,9 @@ class Tenant:
             self.configure(**config)
 
     def call(self, path: str, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.base}/{path}", data=data, method="POST" if data else "GET",
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
+        reply = http(f"{self.base}/{path}", data=body)
+        assert reply.status == 200, reply.body
+        return reply.json()
 
     def configure(self, **config):
         return self.call("config", config)

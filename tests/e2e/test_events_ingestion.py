@@ -1,32 +1,27 @@
 """The events spider against the sandbox events API: every fault on, exactly once,
 no 429 after the first response, crash and resume, shapes discovered, bad arguments."""
 
-import json
 import random
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import psycopg
 import pytest
 
-from support import ROOT, run_scrapy
+from support import ROOT, http, run_scrapy
 
 TOTAL = 20000  # the session sandbox's --events-count
 
 
 def configure(sandbox, **config):
-    request = urllib.request.Request(f"{sandbox['events']}/events/config", data=json.dumps(dict(config, defaults=True)).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+    """The events API from its startup settings, with ``config`` changed."""
+    return http(f"{sandbox['events']}/events/config", data=dict(config, defaults=True)).json()
 
 
 def server_stats(sandbox):
-    with urllib.request.urlopen(f"{sandbox['events']}/events/stats", timeout=10) as response:
-        return json.loads(response.read())
+    return http(f"{sandbox['events']}/events/stats").json()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from scrapy.settings import Settings
 from scrapy.spiderloader import SpiderLoader
 
 import crawler.settings
-from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS, ROOT
+from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS, ROOT, http
 
 PROJECT = "crawler"
 EVENTS_TOTAL = 20000  # the session sandbox's --events-count
@@ -34,21 +34,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def post(url: str, fields: list[tuple[str, str]] | None = None, body: dict | None = None) -> dict:
-    if body is not None:
-        data, headers = json.dumps(body).encode(), {"Content-Type": "application/json"}
-    else:
-        data, headers = urllib.parse.urlencode(fields).encode(), {}
-    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
 
 
 class Scrapyd:
@@ -92,7 +77,7 @@ def scrapyd(tmp_path):
         deadline = time.monotonic() + 30
         while True:
             try:
-                if get_json(server.url + "daemonstatus.json")["status"] == "ok":
+                if http(server.url + "daemonstatus.json").json()["status"] == "ok":
                     break
             except OSError:
                 pass
@@ -131,7 +116,7 @@ def schedule(server: Scrapyd, spider: str, settings: dict, **args) -> str:
     fields = [("project", PROJECT), ("spider", spider)]
     fields += [("setting", f"{name}={value}") for name, value in settings.items()]
     fields += list(args.items())
-    response = post(server.url + "schedule.json", fields)
+    response = http(server.url + "schedule.json", form=fields).json()
     assert response["status"] == "ok", response
     return response["jobid"]
 
@@ -139,7 +124,7 @@ def schedule(server: Scrapyd, spider: str, settings: dict, **args) -> str:
 def wait_finished(server: Scrapyd, jobs: set[str]) -> dict[str, dict]:
     deadline = time.monotonic() + JOBS_TIMEOUT
     while True:
-        finished = {job["id"]: job for job in get_json(server.url + f"listjobs.json?project={PROJECT}")["finished"]}
+        finished = {job["id"]: job for job in http(server.url + f"listjobs.json?project={PROJECT}").json()["finished"]}
         if jobs <= finished.keys():
             return {job: finished[job] for job in jobs}
         if server.process.poll() is not None:
@@ -153,10 +138,10 @@ def test_deployed_with_scrapyd_deploy_and_scheduled_over_http(scrapyd, sandbox, 
     response = deploy(scrapyd, tmp_path)
     source_spiders = SpiderLoader.from_settings(Settings({"SPIDER_MODULES": crawler.settings.SPIDER_MODULES})).list()
     assert response["status"] == "ok" and response["spiders"] == len(source_spiders), response
-    listed = get_json(scrapyd.url + f"listspiders.json?project={PROJECT}")
+    listed = http(scrapyd.url + f"listspiders.json?project={PROJECT}").json()
     assert sorted(listed["spiders"]) == sorted(source_spiders), listed
 
-    post(f"{sandbox['events']}/events/config", body={"defaults": True})  # earlier tests' settings don't carry over
+    http(f"{sandbox['events']}/events/config", data={"defaults": True})  # earlier tests' settings don't carry over
     settings = {
         "DATABASE_URL": own_database_url,
         "DATA_DIR": str(tmp_path / "data"),

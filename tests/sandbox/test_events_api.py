@@ -13,9 +13,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections import Counter
 
 import pytest
@@ -23,31 +20,15 @@ import pytest
 from sandbox.events.config import ID_FIELDS
 from sandbox.events.generate import END_MS, START_MS, generate
 from sandbox.events.ratelimit import FixedWindow
-from support import ROOT
+from support import ROOT, Reply, http
 
 COUNT = 20_000  # --events-count of the session's sandbox
 KEY = {"X-API-Key": "sandbox-key"}
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
 
-class Reply:
-    def __init__(self, status: int, headers, body: bytes):
-        self.status, self.headers, self.body = status, headers, body
-
-    def json(self):
-        return json.loads(self.body)
-
-
 def call(url: str, params: dict | None = None, headers: dict | None = KEY, data: dict | None = None) -> Reply:
-    if params:
-        url += "?" + urllib.parse.urlencode(params)
-    body = None if data is None else json.dumps(data).encode()
-    request = urllib.request.Request(url, data=body, headers=headers or {}, method="POST" if body else "GET")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return Reply(response.status, response.headers, response.read())
-    except urllib.error.HTTPError as error:
-        return Reply(error.code, error.headers, error.read())
+    return http(url, params=params, headers=headers, data=data)
 
 
 @pytest.fixture

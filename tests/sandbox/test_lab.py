@@ -17,31 +17,14 @@ import uuid
 
 import pytest
 
+from support import Reply, http
+
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
-
-
-class Reply:
-    def __init__(self, status: int, headers, body: bytes):
-        self.status, self.headers, self.body = status, headers, body
-
-    def json(self):
-        return json.loads(self.body)
 
 
 def call(url: str, data: dict | None = None, form: dict | None = None, headers: dict | None = None,
          timeout: float = 10) -> Reply:  # fmt: skip
-    headers = dict(headers or {})
-    body = None
-    if data is not None:
-        body, headers["Content-Type"] = json.dumps(data).encode(), "application/json"
-    elif form is not None:
-        body, headers["Content-Type"] = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body is not None else "GET")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return Reply(response.status, response.headers, response.read())
-    except urllib.error.HTTPError as error:
-        return Reply(error.code, error.headers, error.read())
+    return http(url, data=data, form=form, headers=headers, timeout=timeout)
 
 
 @pytest.fixture
