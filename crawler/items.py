@@ -34,11 +34,19 @@ class PersonListing:
     listing_url: str
     full_name: str
     age: int | None = None
+    # when a site shows only a range ("in their 40s": 40, 49) or a birth year
+    age_range: tuple[int, int] | None = None
+    birth_year: int | None = None
+    birth_month: int | None = None
+    # other names the listing shows (nicknames, maiden names, misspellings)
+    aliases: list[str] = field(default_factory=list)
+    # "City, ST" of current and past addresses
     locations: list[str] = field(default_factory=list)
     phones: list[str] = field(default_factory=list)
     emails: list[str] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)
     relatives: list[str] = field(default_factory=list)
+    # set by the match pipeline: how sure we are that the listing is the scan's target
     confidence: float = 1.0
     # full-page PNG of the listing (evidence); the screenshots pipeline stores it
     # encrypted and replaces it by its sha256

@@ -228,3 +228,15 @@ class Population:
 @cache
 def default_population(seed: int = DEFAULT_SEED, size: int = DEFAULT_SIZE) -> Population:
     return Population(seed, size)
+
+
+def ground_truth(person: Person) -> dict[str, str]:
+    """Which listing pages are this person's: {site id: detail page path} for every
+    simulated broker that lists them (paths are relative to the site's base URL)."""
+    from sandbox.brokers import fastpeople, radaris, spa, thatsthem, truepeople  # they import this module
+
+    found = {}
+    for site in (fastpeople, truepeople, spa, radaris, thatsthem):
+        if (path := site.listing_url(person)) is not None:
+            found[site.SITE_ID] = path
+    return found
