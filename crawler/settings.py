@@ -188,6 +188,24 @@ DOWNLOADER_MIDDLEWARES = {
     "middlewares.blocks.BlockDetectionMiddleware": 585,
 }
 
+# Pages marked ``meta["playwright"]`` (site definitions with render: browser, evidence
+# screenshots) are rendered by scrapy-playwright in the system Chromium; every other
+# request goes through Scrapy's own HTTP handler. The browser starts on first use.
+DOWNLOAD_HANDLERS = {
+    "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+    "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+}
+PLAYWRIGHT_BROWSER_TYPE = "chromium"
+PLAYWRIGHT_LAUNCH_OPTIONS = {
+    "executable_path": _env("CHROMIUM_PATH", "/usr/bin/chromium"),
+    "headless": True,
+    "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--no-first-run"],
+}  # fmt: skip
+PLAYWRIGHT_MAX_CONTEXTS = int(_env("PLAYWRIGHT_MAX_CONTEXTS", "2"))
+PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = int(_env("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT", "4"))
+PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT = 30_000
+
 ITEM_PIPELINES = {
     # normalise (E.164 phones, e-mails, addresses, UTC timestamps); invalid -> dead letters
     "pipelines.validate.ValidatePipeline": 100,
