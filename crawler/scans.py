@@ -8,7 +8,9 @@ is kept for lookups.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -54,6 +56,55 @@ ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = coalesce(scans.s
 FINISH_SCAN = """
 UPDATE scans SET status = %s, error = %s, counters = %s, finished_at = now(), updated_at = now()
 WHERE id = %s"""
+
+
+# Why a site's page was lost, as recorded on the scan row (counters[site]["errors"]).
+# The first four come from the blocks middleware's ``block_detected``; the rest from ``scan_error``.
+ERROR_KINDS = ("captcha", "interstitial", "rate_limited", "blocked", "not_found", "timeout", "parse_error",
+               "server_error", "unreachable", "http_error", "browser_error", "screenshot_failed", "other")
+
+
+def classify_failure(failure) -> str:
+    """The scan error kind of a request's failure (an errback's ``failure``, or an exception).
+
+    Spiders call it in their errback and send ``scan_error`` with the kind::
+
+        def errback(self, failure):
+            kind = classify_failure(failure)
+            self.crawler.signals.send_catch_log(scan_error, scan_id=..., site=..., kind=kind, request=failure.request)
+    """
+    from scrapy.exceptions import IgnoreRequest  # noqa: PLC0415
+    from scrapy.spidermiddlewares.httperror import HttpError  # noqa: PLC0415
+    from twisted.internet import error  # noqa: PLC0415
+
+    exc = getattr(failure, "value", failure)
+    if isinstance(exc, HttpError):
+        status = exc.response.status
+        if status in (404, 410):
+            return "not_found"
+        if status == 429:
+            return "rate_limited"
+        if status in (401, 403, 451):
+            return "blocked"
+        return "server_error" if status >= 500 else "http_error"
+    if isinstance(exc, error.TimeoutError | error.TCPTimedOutError | asyncio.TimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(exc, error.DNSLookupError | error.ConnectError | error.ConnectionLost | error.ConnectionDone):
+        return "unreachable"
+    if isinstance(exc, IgnoreRequest):
+        # the retry middleware gave up on a block page: "... block_captcha (dead letter recorded)"
+        request = getattr(failure, "request", None)
+        block = request.meta.get("block") if request is not None else None
+        if block is None and (match := re.search(r"\bblock_(\w+)", str(exc))):
+            block = match.group(1)
+        return block if block in ERROR_KINDS else "blocked"
+    name = type(exc).__name__
+    module = type(exc).__module__
+    if module.startswith("playwright"):  # playwright's TimeoutError is its own class
+        return "timeout" if name == "TimeoutError" else "browser_error"
+    if "ResponseNeverReceived" in name or "ResponseFailed" in name or "PotentialDataLoss" in name:
+        return "unreachable"
+    return "other"
 
 
 def final_status(reason: str) -> str:
