@@ -95,6 +95,13 @@ RETRY_BACKOFF_BASE = _env("RETRY_BACKOFF_BASE", "1")
 RETRY_BACKOFF_MAX = _env("RETRY_BACKOFF_MAX", "60")
 
 BLOCKS_ENABLED = _env("BLOCKS_ENABLED", "true")
+# After a captcha (SLOWDOWN_KINDS, comma-separated block kinds) a key pauses SLOWDOWN_PAUSE_SECONDS (or its
+# Retry-After) and its rate is cut to SLOWDOWN_FACTOR times the rate in use, not below SLOWDOWN_MIN_RPS.
+SLOWDOWN_ENABLED = _env("SLOWDOWN_ENABLED", "true")
+SLOWDOWN_KINDS = _env("SLOWDOWN_KINDS", "captcha")
+SLOWDOWN_FACTOR = _env("SLOWDOWN_FACTOR", "0.5")
+SLOWDOWN_MIN_RPS = _env("SLOWDOWN_MIN_RPS", "0.1")
+SLOWDOWN_PAUSE_SECONDS = _env("SLOWDOWN_PAUSE_SECONDS", "10")
 
 # Bearer tokens: POST AUTH_TOKEN_URL {client_id, client_secret} -> {access_token, expires_in}.
 AUTH_TOKEN_URL = _env("AUTH_TOKEN_URL")
@@ -182,6 +189,8 @@ DOWNLOADER_MIDDLEWARES = {
     "middlewares.auth_token.AuthTokenMiddleware": 555,
     # per domain: open after repeated failures, one probe after the cool-down
     "middlewares.circuit_breaker.CircuitBreakerMiddleware": 560,
+    # after a captcha: pause the key, then a slower rate for it (handed to the rate limiter)
+    "middlewares.slowdown.BlockSlowdownMiddleware": 565,
     # token bucket per key, paced by the server's X-RateLimit budget, Retry-After pauses
     "middlewares.rate_limit.RateLimitMiddleware": 570,
     # captcha / interstitial / soft rate limit / blocked pages (after decompression at 590)

@@ -111,7 +111,8 @@ class RateLimitMiddleware:
         if response.status == 429:
             self.stats.inc_value("ratelimit/429")
             self.stats.inc_value(f"ratelimit/429/{key}")
-        retry_after = parse_retry_after(response.headers) if response.status in (429, 503) else None
+        # a hard 403 with Retry-After (Radaris-like sites) says when to come back as plainly as a 429
+        retry_after = parse_retry_after(response.headers) if response.status in (403, 429, 503) else None
         budget = parse_budget(response.headers) if self.adaptive else None
         if retry_after:
             await self.pause(key, retry_after, f"Retry-After on a {response.status}")
