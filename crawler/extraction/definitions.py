@@ -1,0 +1,203 @@
+"""Loading and validating site definitions (``spiders/sites/*.yaml``).
+
+Errors name the file, the key path and the reason in one line, e.g.
+``spiders/sites/fastpeople.yaml: detail.fields.age.css: expected a string``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from crawler.extraction.filters import check_filter
+from crawler.extraction.schema import SCHEMA
+
+DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "spiders" / "sites"
+TYPE_NAMES = {"string": "a string", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+              "object": "a mapping", "array": "a list"}  # fmt: skip
+_validator = jsonschema.Draft202012Validator(SCHEMA)
+
+
+class DefinitionError(ValueError):
+    """``str(error)`` is the one line to show: file: key.path: reason."""
+
+
+@dataclass(frozen=True)
+class SiteDefinition:
+    id: str
+    name: str
+    base_url: str
+    enabled: bool
+    render: str
+    raw: dict = field(repr=False, compare=False, hash=False)
+    sha256: str = ""
+    path: str = ""
+
+    @property
+    def requests_per_minute(self) -> float:
+        return float(self.raw.get("politeness", {}).get("requests_per_minute", 30))
+
+    @property
+    def concurrency(self) -> int:
+        return int(self.raw.get("politeness", {}).get("concurrency", 1))
+
+    @property
+    def retry_times(self) -> int | None:
+        return self.raw.get("politeness", {}).get("retry_times")
+
+    @property
+    def blocks(self) -> dict[str, list[str]]:
+        return self.raw.get("blocks") or {}
+
+    @property
+    def opt_out(self) -> dict | None:
+        return self.raw.get("opt_out")
+
+    def with_base_url(self, base_url: str) -> SiteDefinition:
+        """The same definition served from another address (tests, staging)."""
+        from dataclasses import replace
+
+        return replace(self, base_url=base_url.rstrip("/"))
+
+
+def _where(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _reason(error: jsonschema.ValidationError) -> str:
+    validator = error.validator
+    if validator == "type":
+        expected = error.validator_value
+        names = [TYPE_NAMES.get(t, t) for t in (expected if isinstance(expected, list) else [expected])]
+        return f"expected {' or '.join(names)}"
+    if validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"missing required key {missing!r}"
+    if validator == "additionalProperties":
+        extra = re.findall(r"'([^']+)'", error.message)
+        return f"unknown key {extra[0]!r}" if extra else "unknown key"
+    if validator == "enum":
+        return f"expected one of {', '.join(map(str, error.validator_value))}"
+    if validator == "pattern":
+        return f"does not match {error.validator_value}"
+    if validator in ("minItems", "minProperties"):
+        return "must not be empty"
+    if validator == "maxProperties":
+        return "expected exactly one key"
+    return error.message
+
+
+def _best_error(errors) -> jsonschema.ValidationError:
+    """The deepest error: in a ``oneOf`` (short or long form), the branch that got furthest."""
+
+    def flatten(error):
+        if error.context:
+            for sub in error.context:
+                yield from flatten(sub)
+        else:
+            yield error
+
+    candidates = [e for error in errors for e in flatten(error)]
+    # prefer errors of the mapping form (deeper paths), then not "type" errors at the same depth
+    return max(candidates, key=lambda e: (len(e.absolute_path), e.validator not in ("type", "oneOf", "anyOf")))
+
+
+def _semantic_errors(raw: dict, stem: str):
+    if raw.get("id") != stem:
+        yield "id", f"must equal the file name {stem!r}"
+    listing = raw.get("list", {})
+    if listing.get("follow", True) and "url" not in listing.get("fields", {}):
+        yield "list.fields", "missing required key 'url' (the listing URL of each candidate)"
+    fetch = listing.get("fetch")
+    if fetch and fetch["from"] not in listing.get("fields", {}):
+        yield "list.fetch.from", f"no list field named {fetch['from']!r}"
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for i, spec in enumerate(node.get("filters", ()) or ()):
+                if reason := check_filter(spec):
+                    yield f"{path}.filters.{i}", reason
+            for key in ("any", "all"):
+                for i, sub in enumerate(node.get(key, ()) or ()):
+                    yield from walk(sub, f"{path}.{key}.{i}")
+            for key in ("regex",):
+                if key in node:
+                    try:
+                        re.compile(node[key])
+                    except re.error as exc:
+                        yield f"{path}.{key}", f"invalid regex: {exc}"
+
+    for section in ("list", "detail"):
+        for name, spec in raw.get(section, {}).get("fields", {}).items():
+            yield from walk(spec, f"{section}.fields.{name}")
+
+
+def validate(raw: Any, source: str) -> None:
+    """Raise DefinitionError naming ``source``, the key path and the reason."""
+    if not isinstance(raw, dict):
+        raise DefinitionError(f"{source}: (top level): expected a mapping")
+    errors = list(_validator.iter_errors(raw))
+    if errors:
+        error = _best_error(errors)
+        raise DefinitionError(f"{source}: {_where(error.absolute_path)}: {_reason(error)}")
+    for where, reason in _semantic_errors(raw, Path(source).stem):
+        raise DefinitionError(f"{source}: {where}: {reason}")
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def load_definition(path) -> SiteDefinition:
+    path = Path(path)
+    source = _display(path)
+    text = path.read_bytes()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(top level)"
+        raise DefinitionError(f"{source}: {where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    validate(raw, source)
+    # the digest is of the parsed content, so comments and layout do not count as changes
+    sha256 = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+    return SiteDefinition(
+        id=raw["id"],
+        name=raw["name"],
+        base_url=raw["base_url"].rstrip("/"),
+        enabled=raw.get("enabled", True),
+        render=raw.get("render", "http"),
+        raw=raw,
+        sha256=sha256,
+        path=source,
+    )
+
+
+def load_definitions(directory=None) -> dict[str, SiteDefinition]:
+    """Every ``*.yaml`` of the directory (default ``spiders/sites``), by id, sorted."""
+    directory = Path(directory) if directory else DEFAULT_DIRECTORY
+    definitions = [load_definition(p) for p in sorted(directory.glob("*.yaml"))]
+    return {d.id: d for d in definitions}
+
+
+def parse_base_urls(value) -> dict[str, str]:
+    """SITES_BASE_URLS: a dict, or ``id=url,id=url`` text (or JSON) from the environment."""
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        return {k: str(v).rstrip("/") for k, v in value.items()}
+    text = str(value).strip()
+    if text.startswith("{"):
+        return {k: str(v).rstrip("/") for k, v in json.loads(text).items()}
+    pairs = (item.split("=", 1) for item in text.split(",") if "=" in item)
+    return {site.strip(): url.strip().rstrip("/") for site, url in pairs}

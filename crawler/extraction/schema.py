@@ -1,0 +1,206 @@
+"""The JSON Schema of a site definition (see spiders/sites/FORMAT.md).
+
+Kept as a Python dict so the loader validates with jsonschema and the format
+reference stays next to it. Messages are made readable by ``definitions``.
+"""
+
+from __future__ import annotations
+
+RECORD_FIELDS = (
+    "full_name", "aliases", "age", "age_range", "birth_year", "birth_month", "locations",
+    "addresses", "phones", "emails", "relatives", "deceased",
+)  # fmt: skip
+LIST_FIELDS = ("aliases", "locations", "addresses", "phones", "emails", "relatives")
+QUERY_FIELDS = ("first_name", "last_name", "middle_name", "full_name", "city", "state", "age", "email", "phone")
+BLOCK_KINDS = ("captcha", "interstitial", "rate_limited", "blocked")
+
+_string = {"type": "string", "minLength": 1}
+_filter = {
+    "oneOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "object", "minProperties": 1, "maxProperties": 1},
+    ]
+}
+_marker_one = {
+    "type": "object",
+    "properties": {"css": _string, "xpath": _string, "text": _string},
+    "additionalProperties": False,
+    "minProperties": 1,
+    "maxProperties": 1,
+}
+_marker = {"oneOf": [_marker_one, {"type": "array", "items": _marker_one, "minItems": 1}]}
+_action = {
+    "type": "object",
+    "properties": {
+        "click": _string,
+        "wait_for": _string,
+        "fill": {
+            "type": "object",
+            "properties": {"selector": _string, "value": {"type": "string"}},
+            "required": ["selector", "value"],
+            "additionalProperties": False,
+        },
+        "press": {
+            "type": "object",
+            "properties": {"selector": _string, "key": _string},
+            "required": ["selector", "key"],
+            "additionalProperties": False,
+        },
+        "wait": {"type": "integer", "minimum": 0, "maximum": 60000},
+        "evaluate": _string,
+        "optional": {"type": "boolean"},
+    },
+    "additionalProperties": False,
+    "minProperties": 1,
+}
+_actions = {"type": "array", "items": _action}
+_str_map = {"type": "object", "additionalProperties": {"type": "string"}}
+
+SOURCES = ("css", "xpath", "jsonld", "json", "regex", "const", "any", "all")
+
+_field = {
+    "oneOf": [
+        {"type": "string", "minLength": 1},  # short form: a CSS selector
+        {
+            "type": "object",
+            "properties": {
+                "css": _string,
+                "xpath": _string,
+                "jsonld": {
+                    "oneOf": [
+                        _string,
+                        {
+                            "type": "object",
+                            "properties": {"type": _string, "path": _string},
+                            "required": ["path"],
+                            "additionalProperties": False,
+                        },
+                    ]
+                },
+                "json": _string,
+                "regex": _string,
+                "const": {},
+                "any": {"type": "array", "items": {"$ref": "#/$defs/field"}, "minItems": 1},
+                "all": {"type": "array", "items": {"$ref": "#/$defs/field"}, "minItems": 1},
+                "many": {"type": "boolean"},
+                "filters": {"type": "array", "items": _filter},
+                "default": {},
+            },
+            "additionalProperties": False,
+            "anyOf": [{"required": [s]} for s in SOURCES],
+        },
+    ]
+}
+
+_search_entry = {
+    "type": "object",
+    "properties": {
+        "requires": {"type": "array", "items": {"enum": list(QUERY_FIELDS)}, "minItems": 1},
+        "additional": {"type": "boolean"},
+        "url": _string,
+        "params": _str_map,
+        "headers": _str_map,
+        "json": {"type": "boolean"},
+        "actions": _actions,
+        "form": {
+            "type": "object",
+            "properties": {"page": _string, "selector": _string, "fields": _str_map},
+            "required": ["page", "fields"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["requires"],
+    "additionalProperties": False,
+    "oneOf": [{"required": ["url"]}, {"required": ["form"]}],
+}
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$defs": {"field": _field},
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+        "name": _string,
+        "base_url": {"type": "string", "pattern": "^https?://[^\\s/]+$"},
+        "enabled": {"type": "boolean"},
+        "render": {"enum": ["http", "browser"]},
+        "politeness": {
+            "type": "object",
+            "properties": {
+                "requests_per_minute": {"type": "number", "exclusiveMinimum": 0, "maximum": 6000},
+                "concurrency": {"type": "integer", "minimum": 1, "maximum": 64},
+                "retry_times": {"type": "integer", "minimum": 0, "maximum": 20},
+            },
+            "additionalProperties": False,
+        },
+        "headers": _str_map,
+        "cookies": _str_map,
+        "search": {"type": "array", "items": _search_entry, "minItems": 1},
+        "list": {
+            "type": "object",
+            "properties": {
+                "items": {
+                    "type": "object",
+                    "properties": {"css": _string, "xpath": _string, "json": {"type": "string"}},
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                },
+                "fields": {"type": "object", "additionalProperties": {"$ref": "#/$defs/field"}},
+                "fetch": {
+                    "type": "object",
+                    "properties": {"template": _string, "from": _string},
+                    "required": ["template", "from"],
+                    "additionalProperties": False,
+                },
+                "follow": {"type": "boolean"},
+                "next_page": {
+                    "type": "object",
+                    "properties": {"css": _string, "xpath": _string, "json": _string, "template": _string,
+                                   "last": _marker},  # fmt: skip
+                    "additionalProperties": False,
+                    "anyOf": [{"required": [k]} for k in ("css", "xpath", "json", "template")],
+                },
+                "no_results": _marker,
+                "actions": _actions,
+            },
+            "required": ["items", "fields"],
+            "additionalProperties": False,
+        },
+        "detail": {
+            "type": "object",
+            "properties": {
+                "fields": {
+                    "type": "object",
+                    "properties": {name: {"$ref": "#/$defs/field"} for name in RECORD_FIELDS},
+                    "patternProperties": {"^_[a-z0-9_]+$": {"$ref": "#/$defs/field"}},
+                    "additionalProperties": False,
+                    "required": ["full_name"],
+                },
+                "not_found": _marker,
+                "actions": _actions,
+            },
+            "required": ["fields"],
+            "additionalProperties": False,
+        },
+        "blocks": {
+            "type": "object",
+            "properties": {kind: {"type": "array", "items": _string} for kind in BLOCK_KINDS},
+            "additionalProperties": False,
+        },
+        "opt_out": {
+            "type": "object",
+            "properties": {
+                "url": _string,
+                "method": {"enum": ["form", "email", "web", "mail"]},
+                "requires": {"type": "array", "items": {"type": "string"}},
+                "processing_days": {"type": "integer", "minimum": 0},
+                "notes": {"type": "string"},
+            },
+            "required": ["url"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["id", "name", "base_url", "search", "list", "detail"],
+    "additionalProperties": False,
+}
