@@ -15,8 +15,24 @@ from crawler.extraction.definitions import (
     load_definitions,
     parse_base_urls,
 )
+from crawler.extraction.engine import (
+    ListPage,
+    detail_not_found,
+    extract_detail,
+    extract_list,
+    listing_from_record,
+    marker_matches,
+    record_from_candidate,
+)
 
 __all__ = [
+    "ListPage",
+    "detail_not_found",
+    "extract_detail",
+    "extract_list",
+    "listing_from_record",
+    "marker_matches",
+    "record_from_candidate",
     "DefinitionError",
     "SiteDefinition",
     "load_definition",

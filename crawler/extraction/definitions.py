@@ -18,6 +18,7 @@ import yaml
 
 from crawler.extraction.filters import check_filter
 from crawler.extraction.schema import SCHEMA
+from crawler.extraction.templates import check_template
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "spiders" / "sites"
 TYPE_NAMES = {"string": "a string", "integer": "a whole number", "number": "a number", "boolean": "true or false",
@@ -118,6 +119,19 @@ def _semantic_errors(raw: dict, stem: str):
     fetch = listing.get("fetch")
     if fetch and fetch["from"] not in listing.get("fields", {}):
         yield "list.fetch.from", f"no list field named {fetch['from']!r}"
+
+    for i, entry in enumerate(raw.get("search", ())):
+        templates = [("url", entry.get("url"))] + [(f"params.{k}", v) for k, v in (entry.get("params") or {}).items()]
+        form = entry.get("form") or {}
+        templates += [("form.page", form.get("page"))] + [(f"form.fields.{k}", v) for k, v in form.get("fields", {}).items()]
+        for where, template in templates:
+            if template and (reason := check_template(template)):
+                yield f"search.{i}.{where}", reason
+    next_page = listing.get("next_page") or {}
+    if next_page.get("template") and (reason := check_template(next_page["template"], ("value", "page"))):
+        yield "list.next_page.template", reason
+    if fetch and (reason := check_template(fetch["template"], ("value",))):
+        yield "list.fetch.template", reason
 
     def walk(node, path):
         if isinstance(node, dict):

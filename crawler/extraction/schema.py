@@ -83,6 +83,7 @@ _field = {
                 "any": {"type": "array", "items": {"$ref": "#/$defs/field"}, "minItems": 1},
                 "all": {"type": "array", "items": {"$ref": "#/$defs/field"}, "minItems": 1},
                 "many": {"type": "boolean"},
+                "sep": {"type": "string"},
                 "filters": {"type": "array", "items": _filter},
                 "default": {},
             },

@@ -1,0 +1,252 @@
+"""Extraction from responses by a site definition: pure functions, testable on saved pages."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from parsel import Selector
+
+from crawler.extraction import paths
+from crawler.extraction.definitions import SiteDefinition
+from crawler.extraction.filters import apply, collapse, regex_or_text
+from crawler.extraction.schema import LIST_FIELDS
+from crawler.extraction.templates import render
+from crawler.items import PersonListing
+
+
+@dataclass
+class ListPage:
+    candidates: list[dict] = field(default_factory=list)
+    next_url: str | None = None
+    empty: bool = False  # no candidates on this page
+    no_results: bool = False  # the site's own "no results" marker is on the page
+
+
+class Node:
+    """Where a field is read: an HTML node (Selector) or a JSON value, plus the page."""
+
+    def __init__(self, response, selector: Selector | None = None, data: Any = None):
+        self.response = response
+        self.selector = selector
+        self.data = data
+
+    def text(self) -> str:
+        if self.selector is not None:
+            return collapse(" ".join(self.selector.xpath(".//text()").getall()))
+        return self.response.text
+
+
+def _text_of(selector, sep: str = " ") -> str:
+    if isinstance(selector.root, str):
+        return selector.root
+    if not hasattr(selector.root, "tag"):  # an attribute or a number from XPath
+        return str(selector.get())
+    return sep.join(t for t in (collapse(t) for t in selector.xpath(".//text()").getall()) if t)
+
+
+def _is_json(response) -> bool:
+    content_type = (response.headers.get(b"Content-Type") or b"").lower() if hasattr(response, "headers") else b""
+    return b"json" in content_type or not hasattr(response, "css")
+
+
+def _raw_values(spec: Any, node: Node) -> list:
+    if isinstance(spec, str):
+        spec = {"css": spec}
+    sep = spec.get("sep", " ")
+    if "any" in spec:
+        for sub in spec["any"]:
+            values = field_values(sub, node)
+            if values:
+                return values
+        return []
+    if "all" in spec:
+        return [v for sub in spec["all"] for v in field_values(sub, node)]
+    if "const" in spec:
+        return [spec["const"]]
+    if "css" in spec or "xpath" in spec:
+        base = node.selector if node.selector is not None else node.response.selector
+        found = base.css(spec["css"]) if "css" in spec else base.xpath(spec["xpath"])
+        values = [_text_of(s, sep) for s in found]
+        if "regex" in spec:
+            values = [m for v in values for m in _matches(spec["regex"], v)]
+        return values
+    if "regex" in spec:
+        return _matches(spec["regex"], node.text())
+    if "jsonld" in spec:
+        target = spec["jsonld"]
+        kind, path = ("person", target) if isinstance(target, str) else (target.get("type", "Person").casefold(), target["path"])
+        return [v for block in paths.jsonld_blocks(node.response) if kind in paths.types_of(block)
+                for v in paths.resolve(block, path)]  # fmt: skip
+    if "json" in spec:
+        data = node.data if node.data is not None else paths.parse_json_body(node.response)
+        return paths.resolve(data, spec["json"])
+    return []
+
+
+def _matches(pattern: str, text: str) -> list[str]:
+    return [m.group(1) if m.groups() else m.group() for m in re.finditer(pattern, text)]
+
+
+def field_values(spec: Any, node: Node) -> list:
+    """Every value of the field, filtered (empty ones dropped)."""
+    values = [collapse(v) for v in _raw_values(spec, node)]
+    values = [v for v in values if v is not None and v != ""]
+    if isinstance(spec, dict) and spec.get("filters"):
+        values = apply(values, spec["filters"], node.response.url)
+    if not values and isinstance(spec, dict) and "default" in spec:
+        values = [spec["default"]]
+    return values
+
+
+def field_value(name: str, spec: Any, node: Node, list_field: bool):
+    values = field_values(spec, node)
+    many = list_field or (isinstance(spec, dict) and spec.get("many"))
+    if many:
+        unique = []
+        for v in values:
+            if v not in unique:
+                unique.append(v)
+        return unique
+    return values[0] if values else None
+
+
+def marker_matches(marker, response) -> bool:
+    """A ``{css|xpath|text}`` marker (or a list of them) is on the page."""
+    if not marker:
+        return False
+    for one in marker if isinstance(marker, list) else [marker]:
+        if "text" in one:
+            pattern = regex_or_text(one["text"])
+            text = response.text
+            if pattern.search(text) if isinstance(pattern, re.Pattern) else pattern in text:
+                return True
+        elif hasattr(response, "css"):
+            if ("css" in one and response.css(one["css"])) or ("xpath" in one and response.xpath(one["xpath"])):
+                return True
+    return False
+
+
+def _items(definition: SiteDefinition, response) -> list[Node]:
+    spec = definition.raw["list"]["items"]
+    if "json" in spec:
+        data = paths.parse_json_body(response)
+        return [Node(response, data=item) for item in paths.resolve(data, spec["json"])]
+    found = response.css(spec["css"]) if "css" in spec else response.xpath(spec["xpath"])
+    return [Node(response, selector=s) for s in found]
+
+
+def _fields(fields: dict, node: Node) -> dict:
+    return {name: field_value(name, spec, node, name in LIST_FIELDS) for name, spec in fields.items()}
+
+
+def _next_url(definition: SiteDefinition, response, page: int, values: dict) -> str | None:
+    spec = definition.raw["list"].get("next_page")
+    if not spec or marker_matches(spec.get("last"), response):
+        return None
+    value = None
+    source = {k: spec[k] for k in ("css", "xpath", "json") if k in spec}
+    if source:
+        found = field_values(source, Node(response))
+        if not found:
+            return None
+        value = str(found[0])
+    if "template" in spec:
+        url = render(spec["template"], {**values, "value": value or "", "page": str(page + 1)})
+    else:
+        url = value
+    return response.urljoin(url) if url else None
+
+
+def extract_list(definition: SiteDefinition, response, query_values: dict | None = None) -> ListPage:
+    """The candidates of a result page, its next page and whether it is empty."""
+    listing = definition.raw["list"]
+    page = int(response.meta.get("page", 1)) if paths._has_request(response) else 1
+    candidates = []
+    for node in _items(definition, response):
+        candidate = _fields(listing["fields"], node)
+        if candidate.get("url"):
+            candidate["url"] = response.urljoin(str(candidate["url"]))
+        if fetch := listing.get("fetch"):
+            value = candidate.get(fetch["from"])
+            if value:
+                candidate["fetch_url"] = response.urljoin(render(fetch["template"], {**(query_values or {}), "value": str(value)}))
+        if listing.get("follow", True) and not candidate.get("url"):
+            continue  # a card without a link cannot be followed (counted by the spider as fewer candidates)
+        candidates.append(candidate)
+    no_results = marker_matches(listing.get("no_results"), response)
+    next_url = None if no_results or not candidates else _next_url(definition, response, page, query_values or {})
+    if next_url == response.url:
+        next_url = None  # a "next" link to itself would loop
+    return ListPage(candidates=candidates, next_url=next_url, empty=not candidates, no_results=no_results)
+
+
+def detail_not_found(definition: SiteDefinition, response) -> bool:
+    return marker_matches(definition.raw["detail"].get("not_found"), response)
+
+
+def finish_record(record: dict) -> dict:
+    """Scratch fields out; the age-related fields consistent with each other."""
+    record = {k: v for k, v in record.items() if not k.startswith("_")}
+    age, age_range = record.get("age"), record.get("age_range")
+    if isinstance(age, list):  # parse_age_text on a decade
+        record["age"], age_range = None, age_range or age
+    if isinstance(age_range, (int, float)):
+        age_range = [int(age_range), int(age_range)]
+    if isinstance(age_range, (list, tuple)) and len(age_range) == 2:
+        low, high = int(age_range[0]), int(age_range[1])
+        record["age_range"] = (low, high)
+        if record.get("age") is None and low == high:
+            record["age"] = low
+    elif "age_range" in record:
+        record["age_range"] = None
+    for key in ("age", "birth_year", "birth_month"):
+        if record.get(key) is not None and not isinstance(record[key], int):
+            record[key] = _int_or_none(record[key])
+    if "deceased" in record:
+        record["deceased"] = bool(record["deceased"])
+    if isinstance(record.get("full_name"), str):
+        record["full_name"] = collapse(record["full_name"])
+    return record
+
+
+def _int_or_none(value) -> int | None:
+    match = re.search(r"\d+", str(value))
+    return int(match.group()) if match else None
+
+
+def extract_detail(definition: SiteDefinition, response) -> dict:
+    """The record of a detail page (JSON bodies when the page is JSON)."""
+    if _is_json(response):
+        node = Node(response, data=paths.parse_json_body(response))
+    else:
+        node = Node(response)
+    return finish_record(_fields(definition.raw["detail"]["fields"], node))
+
+
+def record_from_candidate(definition: SiteDefinition, candidate: dict) -> dict:
+    """With ``follow: false`` the card is the record."""
+    return finish_record({k: v for k, v in candidate.items() if k not in ("url", "fetch_url")})
+
+
+def listing_from_record(record: dict, site: str, scan_id: str, url: str) -> PersonListing:
+    def strings(key):
+        return [str(v) for v in record.get(key) or []]
+
+    return PersonListing(
+        site=site,
+        scan_id=scan_id,
+        listing_url=url,
+        full_name=str(record.get("full_name") or ""),
+        age=record.get("age"),
+        age_range=tuple(record["age_range"]) if record.get("age_range") else None,
+        birth_year=record.get("birth_year"),
+        birth_month=record.get("birth_month"),
+        aliases=strings("aliases"),
+        locations=strings("locations"),
+        phones=strings("phones"),
+        emails=strings("emails"),
+        addresses=strings("addresses"),
+        relatives=strings("relatives"),
+    )
