@@ -57,6 +57,9 @@ FINISH_SCAN = """
 UPDATE scans SET status = %s, error = %s, counters = %s, finished_at = now(), updated_at = now()
 WHERE id = %s"""
 
+UPDATE_COUNTERS = """
+UPDATE scans SET counters = %s, updated_at = now() WHERE id = %s AND status = 'running'"""
+
 
 # Why a site's page was lost, as recorded on the scan row (counters[site]["errors"]).
 # The first four come from the blocks middleware's ``block_detected``; the rest from ``scan_error``.
@@ -113,30 +116,104 @@ def final_status(reason: str) -> str:
     return "cancelled" if reason == "shutdown" else "failed"
 
 
+def site_outcome(counters: dict) -> str:
+    """found | no_match (candidates, none accepted) | partial (some pages lost) | error (pages lost,
+    nothing read) | no_results. A site whose pages were lost never reads as "no results"."""
+    errors = sum(counters["errors"].values())
+    matched = max(counters["accepted"], counters["stored"])
+    if errors and (matched or counters["rejected"]):
+        return "partial"
+    if errors or (not counters["listings"] and sum(counters["blocks"].values())):
+        return "error"
+    if matched:
+        return "found"
+    return "no_match" if counters["rejected"] else "no_results"
+
+
+def site_of(crawler, request=None, domain: str | None = None, site: str | None = None) -> str:
+    """The site id a signal is about: given, the request's ``meta["site"]``, the scan website on that
+    host, else the host itself."""
+    if site:
+        return site
+    if request is not None and (meta_site := request.meta.get("site")):
+        return meta_site
+    domain = domain or (urlsplit(request.url).hostname if request is not None else "") or ""
+    scan: ScanContext | None = getattr(crawler.spider, "scan", None)
+    websites = scan.websites if scan is not None else []
+    fallback = getattr(crawler.spider, "site_id", None) if len(websites) <= 1 else None
+    return next((w.id for w in websites if urlsplit(w.base_url).hostname == domain), fallback or domain)
+
+
 class ScanTracker:
+    """Extension: the scan row. Counters per site come from the scan signals, are written
+    every SCANS_UPDATE_SECONDS while they change, and once more with the final status;
+    then ``scan_completed`` is sent (crawler.observability.scan_events publishes it)."""
+
     def __init__(self, crawler):
         self.crawler = crawler
-        self.listings: Counter[str] = Counter()
+        self.interval = crawler.settings.getfloat("SCANS_UPDATE_SECONDS", 2.0)
+        self.stored: Counter[str] = Counter()
+        self.accepted: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self.screenshots: Counter[str] = Counter()
+        self.pages: dict[str, Counter[str]] = defaultdict(Counter)
         self.errors: dict[str, Counter[str]] = defaultdict(Counter)
         self.blocks: dict[str, Counter[str]] = defaultdict(Counter)
+        self.dirty = False
+        self.updater: asyncio.Task | None = None
 
     @classmethod
     def from_crawler(cls, crawler):
         tracker = cls(crawler)
-        crawler.signals.connect(tracker.spider_opened, signal=signals.spider_opened)
-        crawler.signals.connect(tracker.item_scraped, signal=signals.item_scraped)
-        crawler.signals.connect(tracker.spider_error, signal=signals.spider_error)
-        crawler.signals.connect(tracker.spider_closed, signal=signals.spider_closed)
-        crawler.signals.connect(tracker.block_detected, signal=project_signals.block_detected)
+        connect = crawler.signals.connect
+        connect(tracker.spider_opened, signal=signals.spider_opened)
+        connect(tracker.start_updates, signal=signals.spider_opened)
+        connect(tracker.item_scraped, signal=signals.item_scraped)
+        connect(tracker.spider_error, signal=signals.spider_error)
+        connect(tracker.spider_closed, signal=signals.spider_closed)
+        connect(tracker.block_detected, signal=project_signals.block_detected)
+        connect(tracker.progress, signal=project_signals.scan_progress)
+        connect(tracker.found_data, signal=project_signals.found_data)
+        connect(tracker.candidate_rejected, signal=project_signals.candidate_rejected)
+        connect(tracker.scan_error, signal=project_signals.scan_error)
         return tracker
 
-    def block_detected(self, request, kind, domain):
+    def scan(self) -> ScanContext | None:
+        return getattr(self.crawler.spider, "scan", None)
+
+    def ours(self, scan_id) -> bool:
+        scan = self.scan()
+        return scan is not None and (scan_id is None or str(scan_id) == str(scan.scan_id))
+
+    def block_detected(self, request, kind, domain, **_):
         """A captcha or block page is reported on the scan, never counted as "no results"."""
-        scan: ScanContext | None = getattr(self.crawler.spider, "scan", None)
+        scan = self.scan()
         if scan is None:
             return
-        site = next((w.id for w in scan.websites if urlsplit(w.base_url).hostname == domain), domain)
+        site = site_of(self.crawler, request, domain)
         self.blocks[site][kind] += 1
+        self.dirty = True
+
+    def progress(self, scan_id, site, stage, counts=None, **_):
+        if self.ours(scan_id):
+            self.pages[site][stage] += 1
+            self.dirty = True
+
+    def found_data(self, scan_id, site, listing=None, confidence=None, **_):
+        if self.ours(scan_id):
+            self.accepted[site] += 1
+            self.dirty = True
+
+    def candidate_rejected(self, scan_id, site, listing=None, confidence=None, **_):
+        if self.ours(scan_id):
+            self.rejected[site] += 1
+            self.dirty = True
+
+    def scan_error(self, scan_id, site, kind, request=None, **_):
+        if self.ours(scan_id):
+            self.errors[site or site_of(self.crawler, request)][kind] += 1
+            self.dirty = True
+
 
     async def spider_opened(self, spider):
         scan: ScanContext | None = getattr(spider, "scan", None)
@@ -158,28 +235,76 @@ class ScanTracker:
     def item_scraped(self, item, spider):
         # a listing reaches this signal already sealed into findings rows
         if isinstance(item, TableRows) and item.table == "findings":
-            self.listings[item.source] += 1
+            self.stored[item.source] += 1
+            if "screenshot_sha256" in item.columns and item.rows:
+                self.screenshots[item.source] += bool(item.rows[0][item.columns.index("screenshot_sha256")])
+            self.dirty = True
 
     def spider_error(self, failure, response, spider):
-        site = getattr(spider, "site_id", spider.name)
-        self.errors[site][type(failure.value).__name__] += 1
+        # a callback that raised could not read its page
+        self.errors[site_of(self.crawler, response.request if response is not None else None)]["parse_error"] += 1
+        self.dirty = True
 
     def counters(self) -> dict:
-        sites = set(self.listings) | set(self.errors) | set(self.blocks)
-        return {
-            s: {"listings": self.listings[s], "errors": dict(self.errors[s]), "blocks": dict(self.blocks[s])}
-            for s in sorted(sites)
-        }
+        scan = self.scan()
+        sites = {w.id for w in scan.websites} if scan is not None else set()
+        sites |= set(self.stored) | set(self.accepted) | set(self.rejected) | set(self.pages)
+        sites |= set(self.errors) | set(self.blocks)
+        result = {}
+        for s in sorted(sites):
+            c = {
+                # candidates seen: scored by the match pipeline, or stored without it
+                "listings": self.rejected[s] + max(self.accepted[s], self.stored[s]),
+                "accepted": self.accepted[s], "rejected": self.rejected[s], "stored": self.stored[s],
+                "screenshots": self.screenshots[s], "pages": dict(self.pages[s]),
+                "errors": dict(self.errors[s]), "blocks": dict(self.blocks[s]),
+            }  # fmt: skip
+            c["outcome"] = site_outcome(c)
+            result[s] = c
+        return result
+
+    async def start_updates(self, spider):
+        if getattr(spider, "scan", None) is not None and self.interval > 0:
+            self.updater = asyncio.get_running_loop().create_task(self.update_loop())
+
+    async def update_loop(self) -> None:
+        """Counters on the row while the scan runs, at most every SCANS_UPDATE_SECONDS."""
+        scan_id = self.scan().scan_id
+        while True:
+            await asyncio.sleep(self.interval)
+            if not self.dirty:
+                continue
+            self.dirty = False
+            values = (orjson.dumps(self.counters()).decode(), scan_id)
+            try:
+                await run_in_transaction(self.crawler.settings, lambda conn: conn.execute(UPDATE_COUNTERS, values))
+                self.crawler.stats.inc_value("scans/counter_updates")
+            except Exception as exc:  # a missed update is repaired by the next one or the final write
+                self.dirty = True
+                logger.warning("scan %s: counters not updated (%s)", scan_id, type(exc).__name__)
 
     async def spider_closed(self, spider, reason):
         scan: ScanContext | None = getattr(spider, "scan", None)
+        if self.updater is not None:
+            self.updater.cancel()
         if scan is None:
             return
-        status = final_status(reason)
-        values = (status, None if status == "completed" else reason, orjson.dumps(self.counters()).decode(), scan.scan_id)
+        status, counters = final_status(reason), self.counters()
+        error = None if status == "completed" else reason
+        outcomes = {s: c["outcome"] for s, c in counters.items()}
+        if status == "completed" and outcomes and all(o == "error" for o in outcomes.values()):
+            # nothing could be checked anywhere: the scan failed, whatever the crawl's own reason
+            status = "failed"
+            error = "every site failed: " + "; ".join(
+                f"{s} " + ",".join(sorted({**counters[s]["errors"], **counters[s]["blocks"]})) for s in sorted(counters)
+            )
+        values = (status, error, orjson.dumps(counters).decode(), scan.scan_id)
 
         async def finish(conn):
             await conn.execute(FINISH_SCAN, values)
 
         await run_in_transaction(self.crawler.settings, finish)
-        logger.info("scan %s %s: %d listing(s)", scan.scan_id, status, sum(self.listings.values()))
+        self.crawler.stats.set_value("scans/status", status)
+        await self.crawler.signals.send_catch_log_async(
+            project_signals.scan_completed, scan_id=scan.scan_id, status=status, counters=counters
+        )

@@ -1,40 +1,155 @@
-"""Stores the screenshot an item carries (encrypted, content-addressed) and records
-its ``screenshots`` row; the item keeps only the sha256 that findings reference."""
+"""Evidence: a full-page screenshot of every accepted listing, stored encrypted and
+content-addressed (crawler.security.evidence) with its ``screenshots`` row; the
+item keeps only the sha256 that its findings reference.
+
+A listing that already carries a PNG (a browser-rendered site may capture it on
+the detail page) is stored as it is. Otherwise the listing URL is requested again
+through the engine, rendered by scrapy-playwright in the system Chromium with a
+``screenshot(full_page=True)`` page method. The request goes through the
+scheduler and every downloader middleware, so it obeys the site's rate limit,
+deferrals and block detection like any page of the crawl (``engine.download_async``
+would hand a deferred copy straight back to the downloader instead of waiting).
+
+A listing is accepted when its ``accepted`` attribute says so or, without one,
+when its confidence reaches MATCH_THRESHOLD (the match pipeline runs before this
+one). Rejected candidates get no screenshot and lose any PNG they carried.
+
+A screenshot that fails (a block, a timeout, the browser) never loses the
+finding: it is stored without a screenshot, counted in ``screenshots/failed``
+and reported on the scan as the error kind ``screenshot_failed``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 
+import scrapy
+from scrapy_playwright.page import PageMethod
+
+from crawler.config import flag
 from crawler.db.writer import BulkWriter
 from crawler.items import PersonListing, Screenshot
 from crawler.security import keyring_from_settings
 from crawler.security.evidence import SCREENSHOT_COLUMNS, ScreenshotStore, screenshots_dir
+from crawler.signals import scan_error
+
+logger = logging.getLogger(__name__)
+
+PRIORITY = 100  # ahead of the crawl's own pages: an item waits in the pipeline for it
+
+
+def is_accepted(item: PersonListing, threshold: float) -> bool:
+    accepted = getattr(item, "accepted", None)
+    if accepted is not None:
+        return bool(accepted)
+    return item.confidence >= threshold
+
+
+def screenshot_meta(site: str) -> dict:
+    return {
+        "playwright": True,
+        "playwright_page_methods": [
+            # browser-rendered sites fill the page from their API after load
+            PageMethod("wait_for_load_state", "networkidle"),
+            PageMethod("screenshot", full_page=True, type="png"),
+        ],
+        "site": site,
+        "screenshot": True,
+    }
 
 
 class ScreenshotPipeline:
-    def __init__(self, store: ScreenshotStore, writer: BulkWriter, stats):
+    def __init__(self, crawler, store: ScreenshotStore, writer: BulkWriter):
+        self.crawler = crawler
         self.store = store
         self.writer = writer
-        self.stats = stats
+        self.stats = crawler.stats
+        settings = crawler.settings
+        self.enabled = flag(settings, "SCREENSHOTS_ENABLED") if settings.get("SCREENSHOTS_ENABLED") else True
+        self.timeout = settings.getfloat("SCREENSHOTS_TIMEOUT", 180.0)
+        self.threshold = settings.getfloat("MATCH_THRESHOLD", 0.85)
+        self.waiting: dict[int, asyncio.Future] = {}
+        self.ids = itertools.count()
 
     @classmethod
     def from_crawler(cls, crawler):
         store = ScreenshotStore(screenshots_dir(crawler.settings), keyring_from_settings(crawler.settings))
-        return cls(store, BulkWriter.for_crawler(crawler), crawler.stats)
+        return cls(crawler, store, BulkWriter.for_crawler(crawler))
 
     async def open_spider(self):
         await self.writer.open()
 
     async def close_spider(self):
+        for future in self.waiting.values():
+            future.cancel()
         await self.writer.close()
 
     async def process_item(self, item):
-        if isinstance(item, PersonListing | Screenshot):
-            png = item.screenshot if isinstance(item, PersonListing) else item.png
-            if png:
-                stored = await asyncio.to_thread(self.store.save, png)
-                await self.writer.add("screenshots", SCREENSHOT_COLUMNS, [stored.row()])
-                self.stats.inc_value("screenshots/stored")
-                if isinstance(item, PersonListing):
-                    item.screenshot, item.screenshot_sha256 = None, stored.sha256
+        if isinstance(item, Screenshot):
+            if item.png:
+                await self.save(item.png)
+            return item
+        if not isinstance(item, PersonListing):
+            return item
+        if not is_accepted(item, self.threshold):
+            item.screenshot = None  # no evidence kept about people who are not the target
+            return item
+        png = item.screenshot
+        if png is None and self.enabled and item.screenshot_sha256 is None:
+            png = await self.capture(item)
+        if png:
+            item.screenshot, item.screenshot_sha256 = None, await self.save(png)
         return item
+
+    async def save(self, png: bytes) -> str:
+        stored = await asyncio.to_thread(self.store.save, png)
+        await self.writer.add("screenshots", SCREENSHOT_COLUMNS, [stored.row()])
+        self.stats.inc_value("screenshots/stored")
+        return stored.sha256
+
+    async def capture(self, item: PersonListing) -> bytes | None:
+        """The listing page as a full-page PNG, or None (recorded) when it cannot be taken."""
+        key = next(self.ids)
+        future = self.waiting[key] = asyncio.get_running_loop().create_future()
+        request = scrapy.Request(
+            item.listing_url, callback=self.captured, errback=self.failed, cb_kwargs={"key": key},
+            meta=screenshot_meta(item.site), priority=PRIORITY, dont_filter=True,
+        )  # fmt: skip
+        request.meta["screenshot_key"] = key
+        reason = None
+        try:
+            self.crawler.engine.crawl(request)
+            png = await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            reason = "timeout"
+        except Exception as exc:  # a block given up on, an HTTP error, the browser: the finding stays
+            reason = type(exc).__name__
+        finally:
+            self.waiting.pop(key, None)
+        if reason is None and png:
+            self.stats.inc_value("screenshots/captured")
+            return png
+        reason = reason or "empty"
+        self.stats.inc_value("screenshots/failed")
+        self.stats.inc_value(f"screenshots/failed/{reason}")
+        logger.warning("scan %s %s: screenshot failed (%s); finding kept without it", item.scan_id, item.site, reason)
+        await self.crawler.signals.send_catch_log_async(
+            scan_error, scan_id=item.scan_id, site=item.site, kind="screenshot_failed", request=request
+        )
+        return None
+
+    def captured(self, response, key):
+        future = self.waiting.get(key)
+        if future is not None and not future.done():
+            methods = response.meta.get("playwright_page_methods") or []
+            png = next((m.result for m in methods if m.method == "screenshot"), None)
+            future.set_result(png if isinstance(png, bytes) else None)
+        return []
+
+    def failed(self, failure):
+        future = self.waiting.get(failure.request.meta.get("screenshot_key"))
+        if future is not None and not future.done():
+            future.set_exception(failure.value)
+        return []
