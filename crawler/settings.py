@@ -59,6 +59,18 @@ DEDUP_FUZZY_THRESHOLD = _env("DEDUP_FUZZY_THRESHOLD", "0.85")
 # At most this many dedup filter calls wait on Redis at once (the rest queue here).
 DEDUP_MAX_IN_FLIGHT = _env("DEDUP_MAX_IN_FLIGHT", "4")
 
+# --- Scans: events and evidence ----------------------------------------------
+# Per-site counters are written to the scan row at most this often while they change (0 = only at the end).
+SCANS_UPDATE_SECONDS = _env("SCANS_UPDATE_SECONDS", "2")
+# Scan lifecycle events to the log and, with REDIS_URL, to a pub/sub channel per scan.
+SCAN_EVENTS_ENABLED = _env("SCAN_EVENTS_ENABLED", "true")
+# Channel name template: {scan_id}, and {prefix} for REDIS_KEY_PREFIX.
+SCAN_EVENTS_CHANNEL = _env("SCAN_EVENTS_CHANNEL", "scans:{scan_id}:events")
+# A full-page screenshot of every accepted listing (Chromium through scrapy-playwright).
+SCREENSHOTS_ENABLED = _env("SCREENSHOTS_ENABLED", "true")
+# A screenshot not taken within this many seconds (rate-limit waits included) is recorded as failed.
+SCREENSHOTS_TIMEOUT = _env("SCREENSHOTS_TIMEOUT", "180")
+
 # --- Resilience (downloader middlewares) ------------------------------------
 # Requests per second per key (host, or meta["ratelimit_key"]) before a server
 # announces its own budget; polite for broker sites.
@@ -172,6 +184,8 @@ EXTENSIONS = {
     "crawler.runtime.RuntimeCheck": 0,
     # scans row lifecycle: pending -> running -> completed / failed, counters
     "crawler.scans.ScanTracker": 100,
+    # scan events (progress, found_data, error, completed) -> log and the scan's Redis channel
+    "crawler.observability.scan_events.ScanEvents": 110,
     # closes the database pools after everything else has written
     "crawler.db.pool.PoolCloser": 1000,
 }
