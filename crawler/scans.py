@@ -33,6 +33,16 @@ class Website:
     name: str
     base_url: str
     render_mode: str = "http"
+    # from the site definition (spiders/sites/<id>.yaml), mirrored into the websites row
+    enabled: bool = True
+    definition: dict | None = None
+    definition_sha256: str | None = None
+    opt_out: dict | None = None
+
+    def row(self) -> tuple:
+        dumps = lambda value: None if value is None else orjson.dumps(value).decode()  # noqa: E731
+        return (self.id, self.name, self.base_url, self.render_mode, self.enabled, dumps(self.definition),
+                self.definition_sha256, dumps(self.opt_out))  # fmt: skip
 
 
 @dataclass
@@ -43,9 +53,11 @@ class ScanContext:
 
 
 UPSERT_WEBSITE = """
-INSERT INTO websites (id, name, base_url, render_mode) VALUES (%s, %s, %s, %s)
+INSERT INTO websites (id, name, base_url, render_mode, enabled, definition, definition_sha256, opt_out)
+VALUES (%s, %s, %s, %s, %s, coalesce(%s::jsonb, '{}'::jsonb), %s, %s::jsonb)
 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, base_url = EXCLUDED.base_url,
-    render_mode = EXCLUDED.render_mode, updated_at = now()"""
+    render_mode = EXCLUDED.render_mode, enabled = EXCLUDED.enabled, definition = EXCLUDED.definition,
+    definition_sha256 = EXCLUDED.definition_sha256, opt_out = EXCLUDED.opt_out, updated_at = now()"""
 
 START_SCAN = """
 INSERT INTO scans (id, status, spider, target_ciphertext, target_name_index, sites, started_at)
@@ -223,7 +235,7 @@ class ScanTracker:
         target = ring.encrypt(orjson.dumps(scan.query.as_dict()), context.scan_target(scan.scan_id))
         async def start(conn):
             for site in scan.websites:
-                await conn.execute(UPSERT_WEBSITE, (site.id, site.name, site.base_url, site.render_mode))
+                await conn.execute(UPSERT_WEBSITE, site.row())
             await conn.execute(
                 START_SCAN,
                 (scan.scan_id, spider.name, target, ring.blind_index(scan.query.full_name), [w.id for w in scan.websites]),
