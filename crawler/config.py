@@ -33,6 +33,11 @@ NON_NEGATIVE_NUMBERS = ("CIRCUIT_CLOSED_CACHE_SECONDS", "RATELIMIT_RESET_MARGIN"
 BOOLEANS = ("LOG_REDACT_URLS", "RATELIMIT_ENABLED", "RATELIMIT_ADAPTIVE", "CIRCUIT_ENABLED", "BLOCKS_ENABLED",
             "SCAN_EVENTS_ENABLED", "SCREENSHOTS_ENABLED", "SLOWDOWN_ENABLED")
 
+# observability (crawler/observability/): METRICS_PORT is checked by check_metrics_port
+POSITIVE_NUMBERS += ("HEALTH_TIMEOUT_SECONDS",)
+NON_NEGATIVE_NUMBERS += ("HEALTH_STALL_SECONDS",)
+BOOLEANS += ("OTEL_ENABLED",)
+
 
 class ConfigError(Exception):
     """A bad setting: ``str(error)`` is the one line shown to the user."""
@@ -164,6 +169,15 @@ def check_numbers(settings) -> None:
             raise ConfigError(name, f"expected true or false, got {settings.get(name)!r}")
 
 
+def check_metrics_port(value) -> None:
+    from crawler.observability.server import PortsError, parse_ports  # noqa: PLC0415
+
+    try:
+        parse_ports(value)
+    except PortsError as exc:
+        raise ConfigError("METRICS_PORT", str(exc)) from None
+
+
 def validate(settings) -> None:
     """Raise ConfigError for the first bad setting."""
     check_database_url(settings.get("DATABASE_URL") or "")
@@ -172,6 +186,7 @@ def validate(settings) -> None:
     check_http_url("AUTH_TOKEN_URL", settings.get("AUTH_TOKEN_URL") or "")
     check_http_url("EVENTS_BASE_URL", settings.get("EVENTS_BASE_URL") or "")
     check_rate_sites(settings.get("RATELIMIT_SITES"))
+    check_metrics_port(settings.get("METRICS_PORT"))
     check_keys(settings)
     check_logging(settings)
     check_numbers(settings)

@@ -154,6 +154,18 @@ LOG_INSTALL_ROOT_HANDLER = False
 # Item contents never reach the log (they are personal data).
 LOG_FORMATTER = "crawler.observability.logs.PrivacyLogFormatter"
 
+# --- Metrics, health, tracing (crawler/observability/) -------------------------
+# /metrics and /health of this worker: empty = off; a port; a range "9410-9419" (first free
+# one, for several workers on one machine); 0 = any free port. The port is logged.
+METRICS_PORT = _env("METRICS_PORT")
+METRICS_HOST = _env("METRICS_HOST", "127.0.0.1")
+# Each /health dependency check (Redis, PostgreSQL) gives up after this long.
+HEALTH_TIMEOUT_SECONDS = _env("HEALTH_TIMEOUT_SECONDS", "2")
+# /health turns 503 after this long without a response or item (0 = never for that reason).
+HEALTH_STALL_SECONDS = _env("HEALTH_STALL_SECONDS", "0")
+# OpenTelemetry spans request -> item -> database write (needs opentelemetry-sdk installed).
+OTEL_ENABLED = _env("OTEL_ENABLED", "false")
+
 # --- Sites --------------------------------------------------------------------
 # Where the example spider finds the sandbox directory (`python -m sandbox`).
 EXAMPLE_BASE_URL = _env("EXAMPLE_BASE_URL", "http://127.0.0.1:8100")
@@ -184,6 +196,12 @@ EXTENSIONS = {
     "crawler.runtime.RuntimeCheck": 0,
     # scans row lifecycle: pending -> running -> completed / failed, counters
     "crawler.scans.ScanTracker": 100,
+    # logs and counts what a SIGTERM waits for (Scrapy drains; a second signal stops at once)
+    "crawler.observability.shutdown.GracefulShutdown": 120,
+    # /metrics (Prometheus) and /health on METRICS_PORT
+    "crawler.observability.server.ObservabilityServer": 130,
+    # OpenTelemetry traces when OTEL_ENABLED
+    "crawler.observability.tracing.Tracing": 140,
     # scan events (progress, found_data, error, completed) -> log and the scan's Redis channel
     "crawler.observability.scan_events.ScanEvents": 110,
     # closes the database pools after everything else has written

@@ -5,6 +5,8 @@ a missing or malformed spider argument prints one line naming the argument and
 exits 2. Nothing is crawled in either case. A crawl that ends for a reason other
 than finishing (or a requested shutdown / CloseSpider limit), such as an API
 refusing the key or a failing ``start()``, prints that reason and exits 1.
+A first SIGTERM / SIGINT drains the crawl and exits 0 (reason "shutdown"); a
+second one stops at once and exits 1 (see crawler/observability/shutdown.py).
 """
 
 from __future__ import annotations
@@ -33,7 +35,12 @@ class Command(ScrapyCrawlCommand):
             self.exitcode = 1
             return None
         reason = str(crawler.stats.get_value("finish_reason") or "")
-        if reason and not reason.startswith(NORMAL_ENDINGS):
+        if not reason and crawler.stats.get_value("start_time") is not None:
+            # the spider never closed: a second SIGTERM / SIGINT stopped the reactor at once
+            print(f"error: {args[0]} stopped at once: buffered rows were not written, leases are left to expire",
+                  file=sys.stderr)  # fmt: skip
+            self.exitcode = 1
+        elif reason and not reason.startswith(NORMAL_ENDINGS):
             print(f"error: {args[0]} stopped: {reason}", file=sys.stderr)
             self.exitcode = 1
         return None

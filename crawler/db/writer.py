@@ -93,6 +93,8 @@ class BulkWriter:
         self.buffers: dict[tuple[str, tuple[str, ...], bool], list[tuple]] = {}
         self.checkpoints: dict[tuple[str, str], Checkpoint] = {}
         self.on_commit: list[Callable[[], Awaitable[None]]] = []
+        # called with (seconds, rows) after each committed flush (metrics, tracing)
+        self.flush_observers: list[Callable[[float, int], None]] = []
         self.buffered = 0
         self.oldest: float | None = None
         self.lock = asyncio.Lock()
@@ -229,7 +231,10 @@ class BulkWriter:
         for table, count in offered.items():
             self.stats.inc_value(f"pg/rows_duplicate/{table}", count - inserted.get(table, 0))
         self.stats.inc_value("pg/flushes")
-        self.stats.max_value("pg/flush_seconds_max", round(time.monotonic() - started, 3))
+        seconds = time.monotonic() - started
+        self.stats.max_value("pg/flush_seconds_max", round(seconds, 3))
+        for observe in self.flush_observers:
+            observe(seconds, rows)
 
     async def _write(self, buffers, checkpoints) -> dict[str, int]:
         inserted: dict[str, int] = {}

@@ -1,0 +1,124 @@
+"""Extension: optional OpenTelemetry traces of request -> item -> database write.
+
+Off unless OTEL_ENABLED is true. OpenTelemetry is not a dependency of the
+project: install ``opentelemetry-sdk`` (and ``opentelemetry-exporter-otlp-proto-http``
+to ship spans to a collector; the SDK reads its standard OTEL_EXPORTER_OTLP_*
+and OTEL_SERVICE_NAME variables itself). Without the packages, the crawl says so
+once and runs untraced.
+
+Spans: ``crawl.request`` from the downloader to the response (host and status,
+never the URL path: broker URLs carry names); ``crawl.item`` as its child when an
+item has passed every pipeline; ``db.flush`` for each BulkWriter transaction,
+linked to the item spans it covers. A provider configured by the application
+(e.g. ``opentelemetry-instrument``) is used as is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import urlsplit
+
+from scrapy import signals
+from scrapy.exceptions import NotConfigured
+
+from crawler.config import flag
+
+logger = logging.getLogger(__name__)
+
+SPAN_META = "_otel_span"
+MAX_LINKS = 128  # item spans linked from one flush span
+
+
+def load_opentelemetry():
+    """(trace module, tracer provider) or None when the packages are missing."""
+    try:
+        from opentelemetry import trace  # noqa: PLC0415 - optional
+    except ImportError:
+        return None
+    if type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider":  # nobody configured one
+        try:
+            from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: PLC0415
+        except ImportError:
+            return trace, trace.get_tracer_provider()  # API only: spans are no-ops
+        provider = TracerProvider()
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        except ImportError:
+            logger.warning("OTEL_ENABLED: no OTLP exporter installed; spans are recorded but not exported")
+        trace.set_tracer_provider(provider)
+    return trace, trace.get_tracer_provider()
+
+
+class Tracing:
+    def __init__(self, crawler, trace, provider):
+        self.crawler = crawler
+        self.trace = trace
+        self.provider = provider
+        self.tracer = trace.get_tracer("crawler")
+        self.pending_links: list = []
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        if not flag(crawler.settings, "OTEL_ENABLED"):
+            raise NotConfigured("OTEL_ENABLED is off")
+        loaded = load_opentelemetry()
+        if loaded is None:
+            logger.warning("OTEL_ENABLED is set but the opentelemetry packages are not installed "
+                           "(pip install opentelemetry-sdk): running without tracing")  # fmt: skip
+            raise NotConfigured("opentelemetry is not installed")
+        tracing = cls(crawler, *loaded)
+        crawler.signals.connect(tracing.request_reached, signal=signals.request_reached_downloader)
+        crawler.signals.connect(tracing.response_received, signal=signals.response_received)
+        crawler.signals.connect(tracing.request_left, signal=signals.request_left_downloader)
+        crawler.signals.connect(tracing.item_scraped, signal=signals.item_scraped)
+        crawler.signals.connect(tracing.spider_closed, signal=signals.spider_closed)
+        from crawler.db.writer import BulkWriter  # noqa: PLC0415
+
+        BulkWriter.for_crawler(crawler).flush_observers.append(tracing.flushed)
+        return tracing
+
+    def request_reached(self, request, spider) -> None:
+        if SPAN_META in request.meta:
+            return  # a retry of a traced request keeps its span
+        span = self.tracer.start_span(
+            "crawl.request",
+            attributes={"http.request.method": request.method, "server.address": urlsplit(request.url).hostname or "",
+                        "crawler.spider": spider.name},
+        )  # fmt: skip
+        request.meta[SPAN_META] = span
+
+    def response_received(self, response, request, spider) -> None:
+        span = request.meta.get(SPAN_META)
+        if span is not None:
+            span.set_attribute("http.response.status_code", response.status)
+
+    def request_left(self, request, spider) -> None:
+        span = request.meta.get(SPAN_META)
+        if span is not None and span.is_recording():
+            span.end()
+
+    def item_scraped(self, item, response, spider) -> None:
+        request = getattr(response, "request", None)
+        parent = request.meta.get(SPAN_META) if request is not None else None
+        context = self.trace.set_span_in_context(parent) if parent is not None else None
+        span = self.tracer.start_span("crawl.item", context=context,
+                                      attributes={"crawler.item_type": type(item).__name__})  # fmt: skip
+        span.end()
+        if len(self.pending_links) < MAX_LINKS:
+            self.pending_links.append(self.trace.Link(span.get_span_context()))
+
+    def flushed(self, seconds: float, rows: int) -> None:
+        links, self.pending_links = self.pending_links, []
+        end = time.time_ns()
+        span = self.tracer.start_span("db.flush", links=links, start_time=end - int(seconds * 1e9),
+                                      attributes={"db.system": "postgresql", "db.rows": rows})  # fmt: skip
+        span.end(end_time=end)
+
+    def spider_closed(self, spider) -> None:
+        flush = getattr(self.provider, "force_flush", None)
+        if flush is not None:
+            flush()
