@@ -1,0 +1,79 @@
+"""Decides which candidate listings are the scan's target (between validate and dedup).
+
+Broker spiders yield every detail page they visit as a candidate ``PersonListing``. For a
+spider with a ``scan`` (a ScanContext), each candidate is scored against the scan's
+PersonQuery (``crawler.matching``):
+
+- confidence >= ``MATCH_THRESHOLD``: accepted. ``listing.confidence`` is set, ``found_data``
+  is sent, and the listing goes on down the chain to become findings rows.
+- below: rejected. ``candidate_rejected`` is sent and the listing is replaced by a
+  ``RejectedCandidate`` (URL, score, per-field evidence; no other personal value), which the
+  encrypt pipeline seals into a ``rejected_candidates`` row, so audits can see why.
+
+Nothing is dropped. Listings of spiders without a scan pass through untouched.
+Stats: ``match/accepted``, ``match/rejected`` (and per site, ``match/accepted/<site>``...).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from crawler import signals as project_signals
+from crawler.items import PersonListing, RejectedCandidate
+from crawler.matching import Matcher, Target
+
+logger = logging.getLogger(__name__)
+
+
+class MatchPipeline:
+    def __init__(self, crawler, threshold: float, age_tolerance: int, phone_region: str):
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.threshold = threshold
+        self.age_tolerance = age_tolerance
+        self.phone_region = phone_region
+        self.matchers: dict[str, Matcher] = {}  # scan id -> its matcher (the target's folded values)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        settings = crawler.settings
+        return cls(
+            crawler, settings.getfloat("MATCH_THRESHOLD", 0.85), settings.getint("MATCH_AGE_TOLERANCE", 1),
+            settings.get("VALIDATE_PHONE_REGION") or "US",
+        )  # fmt: skip
+
+    def matcher(self, scan) -> Matcher:
+        if (matcher := self.matchers.get(scan.scan_id)) is None:
+            target = Target.from_query(scan.query)
+            matcher = self.matchers[scan.scan_id] = Matcher(
+                target, self.threshold, self.age_tolerance, self.phone_region, dt.date.today()
+            )
+        return matcher
+
+    async def process_item(self, item):
+        if not isinstance(item, PersonListing):
+            return item
+        scan = getattr(self.crawler.spider, "scan", None)
+        if scan is None:
+            return item
+        result = self.matcher(scan).score(item)
+        levels = {name: e["level"] for name, e in result.evidence.items() if "level" in e}
+        send = self.crawler.signals.send_catch_log_async
+        if result.accepted:
+            item.confidence = result.confidence
+            self.stats.inc_value("match/accepted")
+            self.stats.inc_value(f"match/accepted/{item.site}")
+            logger.debug("accepted a %s listing: confidence %.3f %s", item.site, result.confidence, levels)
+            await send(project_signals.found_data, scan_id=item.scan_id, site=item.site, listing=item,
+                       confidence=result.confidence)  # fmt: skip
+            return item
+        self.stats.inc_value("match/rejected")
+        self.stats.inc_value(f"match/rejected/{item.site}")
+        logger.debug("rejected a %s listing: confidence %.3f %s", item.site, result.confidence, levels)
+        await send(project_signals.candidate_rejected, scan_id=item.scan_id, site=item.site, listing=item,
+                   confidence=result.confidence)  # fmt: skip
+        return RejectedCandidate(
+            site=item.site, scan_id=item.scan_id, listing_url=item.listing_url, confidence=result.confidence,
+            threshold=self.threshold, evidence=result.evidence,
+        )  # fmt: skip
