@@ -70,6 +70,21 @@ class PersonListing:
 
 
 @dataclass
+class RejectedCandidate:
+    """A listing the match pipeline judged not to be the scan's target, kept for audit.
+
+    Only the listing URL is personal (the encrypt pipeline seals it); the evidence holds
+    agreement levels and weights per field, never values."""
+
+    site: str
+    scan_id: str
+    listing_url: str
+    confidence: float
+    threshold: float
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Screenshot:
     """Evidence captured on its own (e.g. from a browser callback)."""
 

@@ -47,6 +47,11 @@ PG_RETRY_SECONDS = _env("PG_RETRY_SECONDS", "120")
 # --- Pipelines ---------------------------------------------------------------
 # Region assumed for phone numbers written without a country code.
 VALIDATE_PHONE_REGION = _env("VALIDATE_PHONE_REGION", "US")
+# A candidate listing whose match confidence (0-1) reaches this is the scan's target (findings);
+# below it, a rejected candidate (kept for audit). 0.85: best measured by bench/matching.py.
+MATCH_THRESHOLD = _env("MATCH_THRESHOLD", "0.85")
+# Ages a listing may differ from the target's by and still agree (birthdays, the site's own date).
+MATCH_AGE_TOLERANCE = _env("MATCH_AGE_TOLERANCE", "1")
 
 # Exact dedup window for listings (seconds; 0 = forever).
 DEDUP_WINDOW_SECONDS = _env("DEDUP_WINDOW_SECONDS", "86400")
@@ -250,6 +255,8 @@ PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT = 30_000
 ITEM_PIPELINES = {
     # normalise (E.164 phones, e-mails, addresses, UTC timestamps); invalid -> dead letters
     "pipelines.validate.ValidatePipeline": 100,
+    # candidates of a scan: accepted (confidence, found_data) or rejected candidates (audit rows)
+    "pipelines.match.MatchPipeline": 150,
     # drop stored listings (exact), group the same person (fuzzy), Bloom-check event ids;
     # before encryption: fuzzy matching needs clear values, and nothing is sealed twice
     "pipelines.dedup.DedupPipeline": 200,

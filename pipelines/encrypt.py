@@ -3,17 +3,30 @@
 Each value is AES-256-GCM encrypted with associated data binding it to its
 scan and data type, and blind-indexed (HMAC) so equality and dedup work
 without decrypting. After this pipeline no clear personal value travels on.
+A RejectedCandidate (see pipelines/match.py) becomes one ``rejected_candidates``
+row: its listing URL sealed the same way, its score and evidence in the clear.
 """
 
 from __future__ import annotations
 
-from crawler.items import PersonListing, TableRows
+import orjson
+
+from crawler.items import PersonListing, RejectedCandidate, TableRows
 from crawler.security import context, keyring_from_settings
 
 FINDING_COLUMNS = (
     "scan_id", "website_id", "data_type", "value_ciphertext", "value_index",
     "listing_url_ciphertext", "listing_url_index", "key_id", "confidence", "screenshot_sha256", "listing_group",
 )  # fmt: skip
+REJECTED_COLUMNS = (
+    "scan_id", "website_id", "listing_url_ciphertext", "listing_url_index", "key_id", "confidence", "threshold",
+    "evidence",
+)  # fmt: skip
+
+
+def rejected_listing_url_context(scan_id: str) -> bytes:
+    """AAD of a rejected candidate's listing URL (distinct from a finding's)."""
+    return f"rejected_candidate|{scan_id}|listing_url".encode()
 
 
 class EncryptPipeline:
@@ -26,6 +39,8 @@ class EncryptPipeline:
         return cls(keyring_from_settings(crawler.settings), crawler.stats)
 
     def process_item(self, item):
+        if isinstance(item, RejectedCandidate):
+            return self.seal_rejected(item)
         if not isinstance(item, PersonListing):
             return item
         ring, scan_id = self.keyring, item.scan_id
@@ -42,3 +57,13 @@ class EncryptPipeline:
         ]
         self.stats.inc_value("encrypt/values", len(rows))
         return TableRows("findings", FINDING_COLUMNS, rows, source=item.site, on_commit=item.on_commit)
+
+    def seal_rejected(self, item: RejectedCandidate) -> TableRows:
+        ring = self.keyring
+        row = (
+            item.scan_id, item.site, ring.encrypt(item.listing_url, rejected_listing_url_context(item.scan_id)),
+            ring.blind_index(item.listing_url), ring.current_key_id, item.confidence, item.threshold,
+            orjson.dumps(item.evidence).decode(),
+        )  # fmt: skip
+        self.stats.inc_value("encrypt/rejected_candidates")
+        return TableRows("rejected_candidates", REJECTED_COLUMNS, [row], source=item.site)
