@@ -1,0 +1,292 @@
+"""BrokerSpider: a generic people-search spider driven by site definitions (spiders/sites/*.yaml).
+
+    scrapy crawl <site id> -a first_name=Jane -a last_name=Doe [-a state=IL -a city=... -a age=...
+                           -a email=... -a phone=... -a scan_id=UUID -a base_url=http://...]
+
+search request(s) from the query -> result pages (next pages up to SITES_MAX_PAGES) -> every candidate's
+detail page (up to SITES_MAX_CANDIDATES a site) -> one PersonListing per detail page. Candidates are not
+judged here: the match pipeline scores them against ``self.scan.query``. Requests carry the site id in
+``meta["site"]``, its rate (``ratelimit_key``/``ratelimit_rps``), block signatures and download slot, so
+one crawl can run several sites (``spiders/scan.py``). Lost pages are reported with ``scan_error``
+(not_found, timeout, parse_error...), handled pages with ``scan_progress``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+
+import scrapy
+from scrapy.http import FormRequest
+
+from crawler import signals as project_signals
+from crawler.extraction import (
+    SiteDefinition,
+    detail_not_found,
+    extract_detail,
+    extract_list,
+    listing_from_record,
+    parse_base_urls,
+    record_from_candidate,
+)
+from crawler.extraction.actions import page_methods
+from crawler.extraction.templates import query_values, render, render_params
+from crawler.observability.logs import register_pii
+from crawler.scans import ScanContext, Website, classify_failure
+from crawler.spider_args import PersonQuery, SpiderArgumentError, parse_http_url, parse_person, parse_scan_id
+
+logger = logging.getLogger(__name__)
+
+PERSONAL_ARGUMENTS = ("first_name", "last_name", "middle_name", "city", "state", "age", "email", "phone")
+
+
+def applicable_searches(definition: SiteDefinition, query: PersonQuery) -> list[dict]:
+    """The first search entry whose required fields the query has, plus every ``additional`` one that applies."""
+    values = query_values(query)
+    chosen, primary = [], False
+    for entry in definition.raw["search"]:
+        if not all(values.get(name) for name in entry["requires"]):
+            continue
+        if entry.get("additional"):
+            chosen.append(entry)
+        elif not primary:
+            chosen.append(entry)
+            primary = True
+    return chosen
+
+
+class BrokerSpider(scrapy.Spider):
+    """Subclasses set ``definition`` (spiders/sites/__init__.py makes one per YAML file)."""
+
+    definition: SiteDefinition | None = None
+
+    @classmethod
+    def site_definitions(cls, settings=None) -> dict[str, SiteDefinition]:
+        """The sites this spider runs, with SITES_BASE_URLS applied."""
+        overrides = parse_base_urls(settings.get("SITES_BASE_URLS")) if settings is not None else {}
+        definition = cls.definition
+        if definition.id in overrides:
+            definition = definition.with_base_url(overrides[definition.id])
+        return {definition.id: definition}
+
+    @classmethod
+    def chosen_sites(cls, kwargs: dict, settings=None) -> dict[str, SiteDefinition]:
+        """The sites of this run (``-a base_url`` overrides the single site's address)."""
+        sites = cls.site_definitions(settings)
+        if "base_url" in kwargs and len(sites) == 1:
+            ((site_id, definition),) = sites.items()
+            sites = {site_id: definition.with_base_url(parse_http_url(kwargs, "base_url"))}
+        return sites
+
+    @classmethod
+    def check_arguments(cls, kwargs: dict, settings=None) -> dict:
+        query = parse_person(kwargs)
+        sites = cls.chosen_sites(kwargs, settings)
+        runnable = {i: d for i, d in sites.items() if applicable_searches(d, query)}
+        if not runnable:
+            needs = sorted({f for d in sites.values() for e in d.raw["search"] for f in e["requires"]})
+            raise SpiderArgumentError(needs[0] if needs else "last_name", "the site's search needs " + ", ".join(needs))
+        return {"query": query, "scan_id": parse_scan_id(kwargs), "sites": runnable}
+
+    @classmethod
+    def update_settings(cls, settings):
+        super().update_settings(settings)
+        if cls.definition is None and not getattr(cls, "runs_all_sites", False):
+            return
+        # one download slot per site: sites sharing a host (the sandbox) keep their own concurrency
+        slots = dict(settings.getdict("DOWNLOAD_SLOTS"))
+        for site_id, definition in cls.site_definitions(settings).items():
+            slots.setdefault(site_id, {"concurrency": definition.concurrency, "delay": 0})
+        settings.set("DOWNLOAD_SLOTS", slots, priority="spider")
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        kwargs["_settings"] = crawler.settings
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.max_pages = crawler.settings.getint("SITES_MAX_PAGES", 5)
+        spider.max_candidates = crawler.settings.getint("SITES_MAX_CANDIDATES", 50)
+        return spider
+
+    def __init__(self, *args, **kwargs):
+        settings = kwargs.pop("_settings", None)
+        parsed = self.check_arguments(kwargs, settings)
+        # kept for replaying dead letters (stored only inside their encrypted payload)
+        self.spider_arguments = {k: v for k, v in kwargs.items() if not k.startswith("_") and isinstance(v, str)}
+        for key in (*PERSONAL_ARGUMENTS, "base_url", "sites"):
+            kwargs.pop(key, None)  # personal values stay in self.scan, not as loose attributes
+        super().__init__(*args, **kwargs)
+        query: PersonQuery = parsed["query"]
+        register_pii(*query.pii_values())
+        self.sites: dict[str, SiteDefinition] = parsed["sites"]
+        self.values = query_values(query)
+        self.max_pages, self.max_candidates = 5, 50
+        self.counts: dict[str, Counter] = defaultdict(Counter)
+        self.seen_detail: dict[str, set[str]] = defaultdict(set)
+        if len(self.sites) == 1:  # a single-site spider: the middlewares may read these attributes too
+            (definition,) = self.sites.values()
+            self.site_id = definition.id
+            self.ratelimit_rps = definition.requests_per_minute / 60
+            self.block_signatures = definition.blocks
+            if definition.retry_times is not None:
+                self.retry_times = definition.retry_times
+        self.scan = ScanContext(
+            scan_id=parsed["scan_id"],
+            query=query,
+            websites=[
+                Website(d.id, d.name, d.base_url, d.render, enabled=d.enabled, definition=d.raw,
+                        definition_sha256=d.sha256, opt_out=d.opt_out)
+                for d in self.sites.values()
+            ],  # fmt: skip
+        )
+
+    # ---- requests ---------------------------------------------------------------------------------
+
+    def site_meta(self, definition: SiteDefinition, **extra) -> dict:
+        meta = {
+            "site": definition.id,
+            "ratelimit_key": f"site:{definition.id}",
+            "ratelimit_rps": definition.requests_per_minute / 60,
+            "block_signatures": definition.blocks,
+            "download_slot": definition.id,
+            **extra,
+        }
+        if definition.retry_times is not None:
+            meta["max_retry_times"] = definition.retry_times
+        return meta
+
+    def site_request(self, definition: SiteDefinition, url: str, callback, *, actions=None, entry=None,
+                     **meta) -> scrapy.Request:  # fmt: skip
+        meta = self.site_meta(definition, **meta)
+        if entry is not None:
+            meta["search_entry"] = entry
+            if entry.get("json"):
+                meta["expect_json"] = True
+        if definition.render == "browser":
+            meta["playwright"] = True
+            if actions:
+                meta["playwright_page_methods"] = page_methods(actions, self.values)
+        headers = {**definition.raw.get("headers", {}), **((entry or {}).get("headers") or {})}
+        return scrapy.Request(url, callback=callback, errback=self.errback, meta=meta, headers=headers or None,
+                              cookies=definition.raw.get("cookies") or None)  # fmt: skip
+
+    async def start(self):
+        for definition in self.sites.values():
+            for entry in applicable_searches(definition, self.scan.query):
+                for request in self.search_requests(definition, entry):
+                    yield request
+
+    def search_requests(self, definition: SiteDefinition, entry: dict):
+        base = definition.base_url
+        if form := entry.get("form"):
+            url = base + render(form["page"], self.values, encode=True)
+            yield self.site_request(definition, url, self.submit_form, actions=entry.get("actions"), entry=entry,
+                                    stage="search")  # fmt: skip
+            return
+        url = base + render(entry["url"], self.values, encode=True)
+        if params := render_params(entry.get("params") or {}, self.values):
+            url += ("&" if "?" in url else "?") + params
+        yield self.site_request(definition, url, self.parse_results, actions=entry.get("actions"), entry=entry,
+                                page=1, stage="search")  # fmt: skip
+
+    def submit_form(self, response):
+        definition = self.sites[response.meta["site"]]
+        entry = response.meta["search_entry"]
+        form = entry["form"]
+        fields = {name: render(template, self.values) for name, template in form["fields"].items()}
+        self.progress(definition.id, "search")
+        request = FormRequest.from_response(
+            response, formcss=form.get("selector"), formdata=fields, callback=self.parse_results,
+            errback=self.errback, dont_click=True,
+            meta=self.site_meta(definition, search_entry=entry, page=1, stage="search"),
+        )  # fmt: skip
+        if definition.render == "browser":
+            request.meta["playwright"] = True
+        yield request
+
+    # ---- pages ------------------------------------------------------------------------------------
+
+    def parse_results(self, response):
+        definition = self.sites[response.meta["site"]]
+        page = response.meta.get("page", 1)
+        listing = definition.raw["list"]
+        result = extract_list(definition, response, self.values)
+        counts = self.counts[definition.id]
+        counts["pages"] += 1
+        counts["candidates"] += len(result.candidates)
+        if result.empty and not result.no_results:
+            # neither cards nor the site's "no results" text: a changed layout, never "no results"
+            self.error(definition.id, "parse_error", response.request)
+        for candidate in result.candidates:
+            url = candidate.get("url") or ""
+            if not listing.get("follow", True):
+                record = record_from_candidate(definition, candidate)
+                if record.get("full_name"):
+                    counts["listings"] += 1
+                    yield listing_from_record(record, definition.id, self.scan.scan_id, url or response.url)
+                continue
+            if url in self.seen_detail[definition.id]:
+                continue
+            if len(self.seen_detail[definition.id]) >= self.max_candidates:
+                counts["candidates_skipped"] += 1
+                continue
+            self.seen_detail[definition.id].add(url)
+            meta = {"listing_url": url, "stage": "detail"}
+            entry = response.meta.get("search_entry") or {}
+            yield self.site_request(definition, candidate.get("fetch_url") or url, self.parse_detail,
+                                    actions=definition.raw["detail"].get("actions"),
+                                    entry={"json": True} if entry.get("json") and candidate.get("fetch_url") else None,
+                                    **meta)  # fmt: skip
+        if result.next_url and page < self.max_pages:
+            yield self.site_request(definition, result.next_url, self.parse_results,
+                                    actions=listing.get("actions"), entry=response.meta.get("search_entry"),
+                                    page=page + 1, stage="results")  # fmt: skip
+        elif result.next_url:
+            counts["pages_skipped"] += 1
+        self.progress(definition.id, "search" if page == 1 else "results")
+
+    def parse_detail(self, response):
+        definition = self.sites[response.meta["site"]]
+        url = response.meta.get("listing_url") or response.url
+        if detail_not_found(definition, response):
+            self.error(definition.id, "not_found", response.request)
+        else:
+            record = extract_detail(definition, response)
+            if record.get("full_name"):
+                self.counts[definition.id]["listings"] += 1
+                yield listing_from_record(record, definition.id, self.scan.scan_id, url)
+            else:
+                self.error(definition.id, "parse_error", response.request)
+        self.counts[definition.id]["details"] += 1
+        self.progress(definition.id, "detail")
+
+    # ---- errors and progress ----------------------------------------------------------------------
+
+    def errback(self, failure):
+        request = failure.request
+        site = request.meta.get("site") or getattr(self, "site_id", self.name)
+        kind = classify_failure(failure)
+        if request.meta.get("block") or kind in ("captcha", "interstitial", "rate_limited") or (
+            kind == "blocked" and "block" in str(failure.value)):
+            # the block detector already reported it (block_detected); counted, not sent twice
+            self.crawler.stats.inc_value(f"broker/{site}/blocked_pages")
+            return
+        self.error(site, kind, request)
+
+    def error(self, site: str, kind: str, request) -> None:
+        self.counts[site][f"error_{kind}"] += 1
+        self.crawler.stats.inc_value(f"broker/{site}/errors/{kind}")
+        # no URL: search and profile URLs carry names
+        logger.warning("%s: %s at stage %s", site, kind, request.meta.get("stage"))
+        self.crawler.signals.send_catch_log(
+            project_signals.scan_error, scan_id=self.scan.scan_id, site=site, kind=kind, request=request
+        )
+
+    def progress(self, site: str, stage: str) -> None:
+        self.crawler.signals.send_catch_log(
+            project_signals.scan_progress, scan_id=self.scan.scan_id, site=site, stage=stage,
+            counts=dict(self.counts[site]),
+        )  # fmt: skip
+
+    def closed(self, reason):
+        for site, counts in self.counts.items():
+            logger.info("%s: %s", site, ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
