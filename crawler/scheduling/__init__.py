@@ -1,1 +1,3 @@
-"""Scheduling: deferred requests now; Redis-shared scheduling arrives with issue 7."""
+"""Scheduling: deferred requests (deferring.py) and, with REDIS_URL, the Redis-shared
+lease-based scheduler (shared.py, lease_queue.py, dupefilter.py), its start-URL feed
+(spiders.py) and shared stats (stats.py)."""

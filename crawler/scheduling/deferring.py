@@ -41,7 +41,9 @@ def deferred_copy(request, until: float, reason: str):
 def supports_deferral(crawler) -> bool:
     engine = getattr(crawler, "engine", None)
     slot = getattr(engine, "_slot", None)
-    return isinstance(getattr(slot, "scheduler", None), DeferringScheduler)
+    scheduler = getattr(slot, "scheduler", None)
+    # the shared scheduler (shared.py) keeps deferred requests in Redis
+    return isinstance(scheduler, DeferringScheduler) or getattr(scheduler, "supports_deferral", False)
 
 
 async def defer(crawler, request, until: float, reason: str):

@@ -1,0 +1,223 @@
+"""A shared priority queue on Redis whose pops are leases, not deletions.
+
+scrapy-redis pops destructively (``ZRANGE`` + ``ZREMRANGEBYRANK``): whatever a
+killed worker had popped is gone. Here a pop moves the entry, in one Lua call,
+from the queue to a lease that expires; the worker renews its leases while it
+holds them and acknowledges each when the request is handled. Any worker that
+pops also returns expired leases (their worker is gone) to the queue first, so
+another worker crawls them: delivery is at-least-once.
+
+Keys, all under one base key with a ``{hash tag}`` (one Redis Cluster slot):
+
+    <base>:queue    ZSET  score -priority, member = 16-digit sequence + payload
+                          (the sequence keeps FIFO order within one priority and
+                          lets identical payloads coexist)
+    <base>:delayed  ZSET  score = not-before epoch ms, member = "<score>|<member>"
+    <base>:leases   ZSET  score = expiry epoch ms, member = lease id (the sequence)
+    <base>:held     HASH  lease id -> "<score>|<member>" (what to put back)
+    <base>:owners   HASH  lease id -> worker token (only the holder acks or renews)
+    <base>:seq      counter; <base>:stats HASH (shared counters, see stats.py)
+
+Serialisation is scrapy-redis's (``Base._encode_request``: ``request.to_dict``
++ pickle by default, SCHEDULER_SERIALIZER to change it).
+"""
+
+from __future__ import annotations
+
+from scrapy_redis.queue import Base
+
+SEQ_DIGITS = 16
+
+# Promote due delayed entries, return expired leases, then lease the best entry.
+# KEYS: queue delayed leases held owners stats seq ; ARGV: now_ms expiry_ms token limit
+LUA_POP = """
+local queue, delayed, leases, held, owners, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local now, expiry, token, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local function requeue(entry)
+  local sep = string.find(entry, '|', 1, true)
+  redis.call('ZADD', queue, string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1))
+end
+for _, entry in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, limit)) do
+  requeue(entry)
+  redis.call('ZREM', delayed, entry)
+end
+local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(expired) do
+  local entry = redis.call('HGET', held, id)
+  if entry then requeue(entry) end
+  redis.call('ZREM', leases, id)
+  redis.call('HDEL', held, id)
+  redis.call('HDEL', owners, id)
+end
+if #expired > 0 then redis.call('HINCRBY', stats, 'scheduler/leases/expired_returned', #expired) end
+local top = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
+if #top == 0 then return {#expired} end
+local member, score = top[1], top[2]
+redis.call('ZREM', queue, member)
+local id = string.sub(member, 1, %(digits)d)
+redis.call('HSET', held, id, score .. '|' .. member)
+redis.call('ZADD', leases, expiry, id)
+redis.call('HSET', owners, id, token)
+return {#expired, member}
+""" % {"digits": SEQ_DIGITS}
+
+# Push one entry (into delayed when not_before > 0) and, in the same step, ack the
+# lease it replaces (a retry, redirect or deferral carries its parent's lease).
+# KEYS: queue delayed leases held owners seq ; ARGV: score payload not_before_ms lease_id token
+LUA_PUSH = """
+local seq = redis.call('INCR', KEYS[6])
+local member = string.format('%%0%(digits)dd', seq) .. ARGV[2]
+if tonumber(ARGV[3]) > 0 then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1] .. '|' .. member)
+else
+  redis.call('ZADD', KEYS[1], ARGV[1], member)
+end
+local acked = 0
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[5], ARGV[4]) == ARGV[5] then
+  redis.call('ZREM', KEYS[3], ARGV[4])
+  redis.call('HDEL', KEYS[4], ARGV[4])
+  redis.call('HDEL', KEYS[5], ARGV[4])
+  acked = 1
+end
+return acked
+""" % {"digits": SEQ_DIGITS}
+
+# KEYS: leases held owners ; ARGV: token id... -> number acked
+LUA_ACK = """
+local n = 0
+for i = 2, #ARGV do
+  if redis.call('HGET', KEYS[3], ARGV[i]) == ARGV[1] then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    redis.call('HDEL', KEYS[3], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+"""
+
+# KEYS: leases owners ; ARGV: token expiry_ms id... -> ids no longer ours (expired and taken)
+LUA_RENEW = """
+local lost = {}
+for i = 3, #ARGV do
+  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[1] then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[i])
+  else
+    table.insert(lost, ARGV[i])
+  end
+end
+return lost
+"""
+
+# Put our own leases back in the queue (graceful close). KEYS: queue leases held owners ; ARGV: token id...
+LUA_RELEASE = """
+local n = 0
+for i = 2, #ARGV do
+  if redis.call('HGET', KEYS[4], ARGV[i]) == ARGV[1] then
+    local entry = redis.call('HGET', KEYS[3], ARGV[i])
+    if entry then
+      local sep = string.find(entry, '|', 1, true)
+      redis.call('ZADD', KEYS[1], string.sub(entry, 1, sep - 1), string.sub(entry, sep + 1))
+    end
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    redis.call('HDEL', KEYS[3], ARGV[i])
+    redis.call('HDEL', KEYS[4], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+"""
+
+# Delete the job's keys only when nothing is queued, delayed or leased.
+# KEYS: queue delayed leases, then every key to delete
+LUA_CLEANUP = """
+if redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3]) > 0 then
+  return 0
+end
+for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
+return 1
+"""
+
+
+class LeaseQueue(Base):
+    """Priority queue with leases; ``pop`` returns ``(lease_id, request)`` or None."""
+
+    def __init__(self, server, spider, key, serializer=None, token: str = "", lease_seconds: float = 60,
+                 reclaim_limit: int = 100):  # fmt: skip
+        super().__init__(server, spider, key, serializer)
+        self.token = token
+        self.lease_ms = int(lease_seconds * 1000)
+        self.reclaim_limit = reclaim_limit
+        self.keys = {name: f"{self.key}:{name}" for name in
+                     ("queue", "delayed", "leases", "held", "owners", "stats", "seq")}  # fmt: skip
+        self._pop = server.register_script(LUA_POP)
+        self._push = server.register_script(LUA_PUSH)
+        self._ack = server.register_script(LUA_ACK)
+        self._renew = server.register_script(LUA_RENEW)
+        self._release = server.register_script(LUA_RELEASE)
+        self._cleanup = server.register_script(LUA_CLEANUP)
+        self.last_expired = 0
+
+    def _k(self, *names: str) -> list[str]:
+        return [self.keys[name] for name in names]
+
+    def encode(self, request) -> bytes:
+        return self._encode_request(request)
+
+    def push_encoded(self, payload: bytes, priority: int, not_before: float = 0.0,
+                     replaces: str = "") -> bool:  # fmt: skip
+        """Queue ``payload``; ack lease ``replaces`` atomically. True when that lease was ours and is acked."""
+        args = [-priority, payload, int(not_before * 1000) if not_before else 0, replaces, self.token]
+        return bool(self._push(keys=self._k("queue", "delayed", "leases", "held", "owners", "seq"), args=args))
+
+    def push(self, request):
+        self.push_encoded(self.encode(request), request.priority)
+
+    def pop(self, now: float):
+        reply = self._pop(keys=self._k("queue", "delayed", "leases", "held", "owners", "stats", "seq"),
+                          args=[int(now * 1000), int(now * 1000) + self.lease_ms, self.token, self.reclaim_limit])
+        self.last_expired = int(reply[0])
+        if len(reply) < 2:
+            return None
+        member = reply[1]
+        return member[:SEQ_DIGITS].decode(), self._decode_request(member[SEQ_DIGITS:])
+
+    def ack(self, lease_ids) -> int:
+        if not lease_ids:
+            return 0
+        return int(self._ack(keys=self._k("leases", "held", "owners"), args=[self.token, *lease_ids]))
+
+    def renew(self, lease_ids, now: float) -> list[str]:
+        """Extend our leases; returns the ids that expired and went to another worker meanwhile."""
+        if not lease_ids:
+            return []
+        lost = self._renew(keys=self._k("leases", "owners"), args=[self.token, int(now * 1000) + self.lease_ms, *lease_ids])
+        return [item.decode() for item in lost]
+
+    def release(self, lease_ids) -> int:
+        if not lease_ids:
+            return 0
+        return int(self._release(keys=self._k("queue", "leases", "held", "owners"), args=[self.token, *lease_ids]))
+
+    def counts(self) -> dict[str, int]:
+        """Shared totals: queued, delayed and leased (by any worker)."""
+        with self.server.pipeline(transaction=False) as pipe:
+            for name in ("queue", "delayed", "leases"):
+                pipe.zcard(self.keys[name])
+            queued, delayed, leased = pipe.execute()
+        return {"queued": queued, "delayed": delayed, "leased": leased}
+
+    def __len__(self):
+        counts = self.counts()
+        return counts["queued"] + counts["delayed"]
+
+    def cleanup(self, extra_keys=()) -> bool:
+        """Delete the job's keys (and ``extra_keys``) if nothing is queued, delayed or leased."""
+        keys = [*self._k("queue", "delayed", "leases"), *self._k("held", "owners", "seq"), *extra_keys]
+        done = bool(self._cleanup(keys=keys, args=[]))
+        if done:  # the job's totals stay readable for a day, then go
+            self.server.expire(self.keys["stats"], 86400)
+        return done
+
+    def clear(self):
+        self.server.delete(*self.keys.values())

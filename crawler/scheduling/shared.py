@@ -1,0 +1,334 @@
+"""SharedScheduler: one job's requests shared by any number of workers through Redis.
+
+Built on scrapy-redis's Scheduler (connection, serialisation), with what it lacks:
+
+- **Leases, not destructive pops** (lease_queue.py). A request is acknowledged
+  when Scrapy has finished with its response: the callback (or errback) ran,
+  every item it produced went through the item pipelines, and the rows those
+  pipelines buffered in the BulkWriter are committed (the scheduler flushes the
+  writer before acking). A callback that raises is finished too (Scrapy logged
+  it; crawling it again would raise again). A retry, redirect or deferral comes
+  back to ``enqueue_request`` carrying its parent's lease: the replacement is
+  queued and the parent acked in one Lua call. Leases are renewed every
+  SCHEDULER_LEASE_SECONDS / 3; a worker that dies stops renewing, and any live
+  worker returns its expired leases to the queue. At-least-once: a request may
+  be crawled twice (a worker killed after its rows were committed but before the
+  ack); the pipelines write idempotently, so rows are stored exactly once.
+- **Priority**: higher ``Request.priority`` first, FIFO within one priority;
+  SCHEDULER_JOB_PRIORITY (or spider argument ``job_priority``, e.g. from
+  scrapyd's schedule.json) is added to every request of the job.
+- **Deferred requests** (``defer_until`` meta, see deferring.py) wait in a
+  shared delayed set, not in one worker's memory.
+- **Shared state is never deleted while others work**: on close a worker
+  returns its unfinished leases; only a worker closing with reason "finished"
+  while nothing is queued, delayed or leased deletes the job's keys (the
+  dupefilter included), unless SCHEDULER_PERSIST keeps them.
+- **Idle**: polling backs off from SCHEDULER_POLL_MIN_SECONDS to
+  SCHEDULER_POLL_MAX_SECONDS while the queue is empty; the spider closes after
+  SCHEDULER_IDLE_CLOSE_SECONDS with nothing queued, delayed or leased anywhere
+  (0 = never).
+
+Requests that cannot be serialised (a callback that is not a spider method, meta
+that does not pickle) stay in this worker's memory, unleased, with a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import time
+import uuid
+from collections import deque
+
+from scrapy_redis.scheduler import Scheduler as RedisScheduler
+
+from crawler.scheduling.deferring import DEFER_REASON, DEFER_UNTIL, DeferringScheduler
+from crawler.scheduling.dupefilter import BloomDupeFilter, RedisDupeFilter
+from crawler.scheduling.lease_queue import LeaseQueue
+
+logger = logging.getLogger(__name__)
+
+LEASE = "_scheduler_lease"  # meta: the lease id of a request popped from the shared queue
+
+
+def job_key(settings, spider_name: str) -> str:
+    return settings.get("SCHEDULER_KEY") % {"prefix": settings.get("REDIS_KEY_PREFIX") or "", "spider": spider_name}
+
+
+class SharedScheduler(RedisScheduler):
+    supports_deferral = True  # crawler.scheduling.deferring.defer() hands requests to us
+
+    def __init__(self, server, crawler, **kwargs):
+        super().__init__(server, persist=crawler.settings.getbool("SCHEDULER_PERSIST"), **kwargs)
+        settings = crawler.settings
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.token = f"{uuid.uuid4().hex[:12]}"
+        self.lease_seconds = settings.getfloat("SCHEDULER_LEASE_SECONDS")
+        self.ack_seconds = settings.getfloat("SCHEDULER_ACK_SECONDS")
+        self.idle_close = settings.getfloat("SCHEDULER_IDLE_CLOSE_SECONDS")
+        self.poll_min = settings.getfloat("SCHEDULER_POLL_MIN_SECONDS")
+        self.poll_max = settings.getfloat("SCHEDULER_POLL_MAX_SECONDS")
+        self.bloom = settings.getbool("SCHEDULER_DUPEFILTER_BLOOM")
+        self.held: dict[str, str] = {}  # lease id -> "downloading" | "scraping" | "done"
+        self.to_ack: list[str] = []
+        self.local: deque = deque()  # requests that cannot be shared
+        self.poll_delay = 0.0
+        self.next_poll = 0.0
+        self.idle_since: float | None = None
+        self._counts: tuple[float, dict] = (0.0, {})
+        self._tasks: list[asyncio.Task] = []
+        self._wakeup: asyncio.TimerHandle | None = None
+        self._original_enqueue_scrape = None
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        settings = crawler.settings
+        if not settings.get("REDIS_URL"):  # `-s REDIS_URL=` overrides the environment's choice
+            return DeferringScheduler.from_crawler(crawler)
+        import redis  # noqa: PLC0415
+
+        timeout = settings.getfloat("PG_CONNECT_TIMEOUT")
+        server = redis.Redis.from_url(settings.get("REDIS_URL"), socket_timeout=timeout,
+                                      socket_connect_timeout=timeout)  # fmt: skip
+        server.ping()
+        serializer = settings.get("SCHEDULER_SERIALIZER")
+        if isinstance(serializer, str):
+            serializer = importlib.import_module(serializer)
+        return cls(server, crawler, serializer=serializer)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def open(self, spider):
+        self.spider = spider
+        self.key = job_key(self.crawler.settings, spider.name)
+        self.job_priority = int(getattr(spider, "job_priority", None) or self.crawler.settings.getint("SCHEDULER_JOB_PRIORITY"))
+        self.queue = LeaseQueue(self.server, spider, self.key, serializer=self.serializer, token=self.token,
+                                lease_seconds=self.lease_seconds)  # fmt: skip
+        dupefilter_cls = BloomDupeFilter if self.bloom else RedisDupeFilter
+        self.df = dupefilter_cls.for_scheduler(self.server, f"{self.key}:dupefilter", self.crawler)
+        counts = self.queue.counts()
+        if counts["queued"] or counts["delayed"] or counts["leased"]:
+            logger.info("Joining shared job %s: %d queued, %d delayed, %d leased", self.key,
+                        counts["queued"], counts["delayed"], counts["leased"])  # fmt: skip
+        # the ack must follow the response's whole processing: Scrapy's scraper returns a
+        # Deferred that fires exactly then (callback output and item pipelines included)
+        scraper = self.crawler.engine.scraper
+        self._original_enqueue_scrape = scraper.enqueue_scrape
+        scraper.enqueue_scrape = self._enqueue_scrape
+        loop = asyncio.get_event_loop()
+        self._tasks = [loop.create_task(self._renew_forever()), loop.create_task(self._ack_forever())]
+
+    def close(self, reason):
+        from scrapy.utils.defer import deferred_from_coro  # noqa: PLC0415
+
+        return deferred_from_coro(self._close(reason))
+
+    async def _close(self, reason):
+        for task in self._tasks:
+            task.cancel()
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        if self._original_enqueue_scrape is not None:
+            self.crawler.engine.scraper.enqueue_scrape = self._original_enqueue_scrape
+        await self.flush_acks()
+        released = self.release_leases()
+        if released:
+            logger.info("Returned %d unfinished lease(s) to the shared queue (%s)", released, reason)
+        if self.local:
+            logger.warning("%d unshareable request(s) left in memory at close", len(self.local))
+        if reason == "finished" and not self.persist:
+            extra = self.df.keys()
+            if self.queue.cleanup(extra):
+                logger.info("Shared job %s finished: its queue and dupefilter are deleted", self.key)
+        self.server.close()
+
+    def release_leases(self) -> int:
+        """Return every lease this worker still holds to the queue (for a graceful shutdown)."""
+        ids = [lease for lease, state in self.held.items() if state != "done"]
+        released = self.queue.release(ids) if ids else 0
+        for lease in ids:
+            self.held.pop(lease, None)
+        self._inc("scheduler/leases/released", released)
+        return released
+
+    # -- enqueue / dequeue ---------------------------------------------------------------------------
+    def enqueue_request(self, request) -> bool:
+        lease = request.meta.pop(LEASE, None)
+        # a request carrying a lease still downloading replaces it (retry, redirect, deferral);
+        # one whose lease is being scraped is a new request from the callback
+        replaces = lease if lease is not None and self.held.get(lease) == "downloading" else ""
+        if not request.dont_filter and self.df.request_seen(request):
+            self.df.log(request, self.spider)
+            if replaces:
+                self._finished(replaces)
+            return False
+        until = request.meta.get(DEFER_UNTIL)
+        if until is not None and until <= time.time():
+            request.meta.pop(DEFER_UNTIL, None)
+            until = None
+        try:
+            payload = self.queue.encode(request)
+        except Exception as exc:  # noqa: BLE001 - anything to_dict or the serializer refuses
+            self._keep_local(request, replaces, exc)
+            return True
+        acked = self.queue.push_encoded(payload, request.priority + self.job_priority, until or 0.0, replaces)
+        if replaces:
+            self.held.pop(replaces, None)
+            self._inc("scheduler/leases/acked", int(acked))
+        if until is not None:
+            self._inc(f"scheduler/deferred/{request.meta.get(DEFER_REASON, 'other')}")
+        self._inc("scheduler/enqueued/redis")
+        self.next_poll = 0.0  # there is work: ask Redis at once
+        return True
+
+    def next_request(self):
+        if self.local:
+            return self.local.popleft()
+        now = time.time()
+        if now < self.next_poll:
+            return None
+        popped = self.queue.pop(now)
+        self._inc("scheduler/leases/expired_returned", self.queue.last_expired)
+        if popped is None:
+            self.poll_delay = min(self.poll_max, max(self.poll_min, self.poll_delay * 2))
+            self.next_poll = now + self.poll_delay
+            self._wake_engine_at(self.poll_delay)
+            return None
+        self.poll_delay, self.idle_since = 0.0, None
+        lease, request = popped
+        request.meta[LEASE] = lease
+        self.held[lease] = "downloading"
+        self._inc("scheduler/dequeued/redis")
+        return request
+
+    def has_pending_requests(self) -> bool:
+        if self.local or self.held or self.to_ack:
+            return True
+        counts = self.shared_counts()
+        if counts["queued"] or counts["delayed"] or counts["leased"]:
+            self.idle_since = None
+            if counts["queued"] or counts["delayed"]:
+                self._wake_engine_at(self.poll_delay or self.poll_min)
+            return True
+        return not self.idle_expired()
+
+    def idle_expired(self) -> bool:
+        """True once the shared job has been empty (nothing queued, delayed or leased) long enough to close."""
+        if self.idle_close <= 0:
+            return False
+        now = time.monotonic()
+        if self.idle_since is None:
+            self.idle_since = now
+        remaining = self.idle_close - (now - self.idle_since)
+        if remaining > 0:
+            self._wake_engine_at(min(remaining, self.poll_max))
+            return False
+        return True
+
+    def shared_counts(self, max_age: float | None = None) -> dict[str, int]:
+        """Queued / delayed / leased across all workers, cached for a poll interval."""
+        max_age = self.poll_min if max_age is None else max_age
+        at, counts = self._counts
+        if time.monotonic() - at > max_age or not counts:
+            counts = self.queue.counts()
+            self._counts = (time.monotonic(), counts)
+        return counts
+
+    def __len__(self):
+        counts = self.shared_counts()
+        return len(self.local) + counts["queued"] + counts["delayed"]
+
+    # -- acknowledgement ---------------------------------------------------------------------------
+    def _enqueue_scrape(self, result, request):
+        lease = request.meta.get(LEASE)
+        if lease is not None and lease in self.held:
+            self.held[lease] = "scraping"
+        d = self._original_enqueue_scrape(result, request)
+        if lease is not None:
+            d.addBoth(self._scraped, lease)
+        return d
+
+    def _scraped(self, result, lease):
+        self._finished(lease)
+        return result
+
+    def _finished(self, lease: str) -> None:
+        if self.held.get(lease) in ("downloading", "scraping"):
+            self.held[lease] = "done"
+            self.to_ack.append(lease)
+
+    async def flush_acks(self) -> int:
+        """Ack finished leases once the rows they produced are committed."""
+        if not self.to_ack:
+            return 0
+        ids, self.to_ack = self.to_ack, []
+        try:
+            await self._commit_rows()
+            acked = self.queue.ack(ids)
+        except Exception:
+            self.to_ack = ids + self.to_ack  # retried at the next tick; the leases stay renewed
+            logger.warning("Acknowledging %d lease(s) failed; retrying", len(ids), exc_info=True)
+            return 0
+        for lease in ids:
+            self.held.pop(lease, None)
+        self._inc("scheduler/leases/acked", acked)
+        self._inc("scheduler/leases/lost", len(ids) - acked)  # expired meanwhile: another worker has them
+        self._wake_engine_at(0)
+        return acked
+
+    async def _commit_rows(self) -> None:
+        from crawler.db.writer import BulkWriter  # noqa: PLC0415
+
+        writer = BulkWriter.for_crawler(self.crawler)
+        if writer.users > 0:  # open: rows buffered before now are committed when this returns
+            await writer.flush()
+
+    async def _ack_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.ack_seconds)
+            await self.flush_acks()
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.05, self.lease_seconds / 3))
+            try:
+                lost = self.queue.renew(list(self.held), time.time())
+                counts = self.shared_counts(max_age=0)
+            except Exception:  # Redis down: the leases may expire; at-least-once still holds
+                logger.warning("Renewing %d lease(s) failed", len(self.held), exc_info=True)
+                continue
+            for lease in lost:
+                self.held.pop(lease, None)
+            self._inc("scheduler/leases/lost", len(lost))
+            self.stats.set_value("scheduler/shared/queue_depth", counts["queued"])
+            self.stats.set_value("scheduler/shared/delayed", counts["delayed"])
+            self.stats.set_value("scheduler/shared/leases_outstanding", counts["leased"])
+            self.stats.set_value("scheduler/leases/held", len(self.held))
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _keep_local(self, request, replaces: str, exc: Exception) -> None:
+        logger.warning("Request cannot be shared (%s: %s); kept in this worker's memory",
+                       type(exc).__name__, str(exc)[:200])  # fmt: skip
+        self._inc("scheduler/unshareable")
+        if replaces:
+            self._finished(replaces)
+        self.local.append(request)
+
+    def _inc(self, key: str, count: int = 1) -> None:
+        if count and self.stats is not None:
+            self.stats.inc_value(key, count)
+
+    def _wake_engine_at(self, delay: float) -> None:
+        """Ask the engine for requests after ``delay`` (its own heartbeat polls only every 5 s)."""
+        if self._wakeup is not None and self._wakeup.when() <= asyncio.get_event_loop().time() + delay:
+            return
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        self._wakeup = asyncio.get_event_loop().call_later(max(0.0, delay), self._wake_engine)
+
+    def _wake_engine(self) -> None:
+        self._wakeup = None
+        slot = getattr(getattr(self.crawler, "engine", None), "_slot", None)
+        if slot is not None and slot.closing is None:
+            slot.nextcall.schedule()
