@@ -88,6 +88,7 @@ def classify_failure(failure) -> str:
             kind = classify_failure(failure)
             self.crawler.signals.send_catch_log(scan_error, scan_id=..., site=..., kind=kind, request=failure.request)
     """
+    from scrapy import exceptions  # noqa: PLC0415
     from scrapy.exceptions import IgnoreRequest  # noqa: PLC0415
     from scrapy.spidermiddlewares.httperror import HttpError  # noqa: PLC0415
     from twisted.internet import error  # noqa: PLC0415
@@ -102,9 +103,13 @@ def classify_failure(failure) -> str:
         if status in (401, 403, 451):
             return "blocked"
         return "server_error" if status >= 500 else "http_error"
-    if isinstance(exc, error.TimeoutError | error.TCPTimedOutError | asyncio.TimeoutError | TimeoutError):
+    # Scrapy 2.19 wraps download errors in its own classes; older handlers raise Twisted's
+    if isinstance(exc, error.TimeoutError | error.TCPTimedOutError | asyncio.TimeoutError | TimeoutError
+                  | exceptions.DownloadTimeoutError):  # fmt: skip
         return "timeout"
-    if isinstance(exc, error.DNSLookupError | error.ConnectError | error.ConnectionLost | error.ConnectionDone):
+    if isinstance(exc, error.DNSLookupError | error.ConnectError | error.ConnectionLost | error.ConnectionDone
+                  | exceptions.DownloadConnectionRefusedError | exceptions.CannotResolveHostError
+                  | exceptions.DownloadFailedError | exceptions.ResponseDataLossError):  # fmt: skip
         return "unreachable"
     if isinstance(exc, IgnoreRequest):
         # the retry middleware gave up on a block page: "... block_captcha (dead letter recorded)"
