@@ -173,3 +173,24 @@ def test_counters_reach_the_row_while_the_scan_runs(crawl_env, sandbox, db, targ
     assert len(running) >= 3 and 0 < running[1] < len(people), running  # several partial counts on a running row
     final = db.execute("SELECT status, counters FROM scans WHERE id = %s", (scan_id,)).fetchone()
     assert final[0] == "completed" and final[1]["directory"]["pages"] == {"detail": len(people)}
+
+
+def test_a_broker_spider_scan_sends_progress_found_data_and_completed(scrapy_cmd, redis_env, sandbox, db):
+    from sandbox.population import ground_truth  # noqa: PLC0415
+
+    person = next(p for p in default_population().people[40:] if "fastpeople" in ground_truth(p) and p.age)
+    scan_id = str(uuid.uuid4())
+    subscription = Subscription(scan_id)
+    result = scrapy_cmd(
+        ["crawl", "fastpeople", *person_args(person, scan_id), "-s", f"SITES_BASE_URLS=fastpeople={sandbox['fastpeople']}"],
+        redis_env, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    messages = subscription.messages()
+    stages = {m["stage"] for m in messages if m["event"] == "progress"}
+    assert {"detail"} <= stages and stages & {"search", "results"}, stages
+    assert [m["site"] for m in messages if m["event"] == "found_data"] == ["fastpeople"]
+    assert messages[-1]["event"] == "completed" and messages[-1]["status"] == "completed"
+    counters = db.execute("SELECT counters FROM scans WHERE id = %s", (scan_id,)).fetchone()[0]["fastpeople"]
+    assert counters["accepted"] == 1 and counters["screenshots"] == 1 and counters["outcome"] in ("found", "partial")
+    assert counters["pages"]["detail"] >= 1
