@@ -53,7 +53,8 @@ class BloomDupeFilter(RedisDupeFilter):
         super().__init__(server, key, debug, fingerprinter, stats)
         # BloomFilter's key layout and Lua script, called with our synchronous client
         # (the scheduler interface is synchronous)
-        self.bloom = BloomFilter(server, name=key, capacity=capacity, error_rate=error_rate, prefix="")
+        # keys "<key>:bloom:{fp}:..."; the job's {hash tag} comes first, so one Cluster slot
+        self.bloom = BloomFilter(server, name="fp", capacity=capacity, error_rate=error_rate, prefix=f"{key}:")
 
     @classmethod
     def for_scheduler(cls, server, key: str, crawler):

@@ -143,11 +143,12 @@ def test_workers_share_one_dupefilter_and_close_when_idle(job, sandbox, db, tmp_
 def test_bloom_dupefilter(job, sandbox, db, tmp_path):
     lab = Lab(sandbox["lab"])
     proc = worker(job, TREE, "-a", f"base={lab.base}", "-a", "limit=150", log=tmp_path / "w.log",
-                  settings={"SCHEDULER_DUPEFILTER_BLOOM": "true", "SCHEDULER_PERSIST": "true"})  # fmt: skip
+                  settings={"SCHEDULER_DUPEFILTER_BLOOM": "true", "SCHEDULER_PERSIST": "true",
+                            "SCHEDULER_BLOOM_CAPACITY": 100_000})  # fmt: skip
     assert proc.wait(timeout=90) == 0, (tmp_path / "w.log").read_text()[-3000:]
     assert lab.page_requests() == Counter(range(150))
     assert sorted(rows(db, lab)) == list(range(150))
-    assert keys(job, "bloom:*")  # the fingerprints are in the Bloom filter's bitmaps, kept (SCHEDULER_PERSIST)
+    assert keys(job, "sched:{lab_tree}:dupefilter:bloom:*")  # the fingerprints are in the Bloom filter's bitmaps, kept (SCHEDULER_PERSIST)
     assert not keys(job, "sched:{lab_tree}:dupefilter")
 
 
