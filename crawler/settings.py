@@ -76,6 +76,33 @@ SCREENSHOTS_ENABLED = _env("SCREENSHOTS_ENABLED", "true")
 # A screenshot not taken within this many seconds (rate-limit waits included) is recorded as failed.
 SCREENSHOTS_TIMEOUT = _env("SCREENSHOTS_TIMEOUT", "180")
 
+# --- Shared scheduling (with REDIS_URL; crawler/scheduling/) -----------------
+# Base key of a job's shared state (queue, leases, dupefilter, stats); %(prefix)s = REDIS_KEY_PREFIX.
+# Workers running the same spider with the same key share one job.
+SCHEDULER_KEY = _env("SCHEDULER_KEY", "%(prefix)ssched:{%(spider)s}")
+# Redis list a RedisStartMixin spider reads start URLs / JSON requests from.
+SCHEDULER_START_KEY = _env("SCHEDULER_START_KEY", "%(prefix)sstart:%(spider)s")
+# A popped request is leased this long, renewed every third of it; a dead worker's leases return to the queue.
+SCHEDULER_LEASE_SECONDS = _env("SCHEDULER_LEASE_SECONDS", "60")
+# Finished requests are acknowledged in batches this often (after the rows they produced are committed).
+SCHEDULER_ACK_SECONDS = _env("SCHEDULER_ACK_SECONDS", "1")
+# Close after this long with nothing queued, delayed or leased by any worker (0 = run forever).
+SCHEDULER_IDLE_CLOSE_SECONDS = _env("SCHEDULER_IDLE_CLOSE_SECONDS", "3")
+# Polling an empty queue backs off from MIN to MAX seconds.
+SCHEDULER_POLL_MIN_SECONDS = _env("SCHEDULER_POLL_MIN_SECONDS", "0.05")
+SCHEDULER_POLL_MAX_SECONDS = _env("SCHEDULER_POLL_MAX_SECONDS", "1")
+# Added to every request's priority (higher first); scrapyd: -d setting=SCHEDULER_JOB_PRIORITY=N or -d job_priority=N.
+SCHEDULER_JOB_PRIORITY = _env("SCHEDULER_JOB_PRIORITY", "0")
+# true: keep a finished job's queue and dupefilter; false: the last worker to finish deletes them.
+SCHEDULER_PERSIST = _env("SCHEDULER_PERSIST", "false")
+# A Bloom filter instead of an exact set of fingerprints (very large crawls; false positives skip requests).
+SCHEDULER_DUPEFILTER_BLOOM = _env("SCHEDULER_DUPEFILTER_BLOOM", "false")
+# Sized for this many requests at this false-positive rate (17 MiB; it grows by layers beyond).
+SCHEDULER_BLOOM_CAPACITY = _env("SCHEDULER_BLOOM_CAPACITY", "10000000")
+SCHEDULER_BLOOM_ERROR_RATE = _env("SCHEDULER_BLOOM_ERROR_RATE", "0.001")
+# Each worker adds its counters to the job's shared stats hash this often.
+SCHEDULER_STATS_SECONDS = _env("SCHEDULER_STATS_SECONDS", "10")
+
 # --- Resilience (downloader middlewares) ------------------------------------
 # Requests per second per key (host, or meta["ratelimit_key"]) before a server
 # announces its own budget; polite for broker sites.
@@ -209,12 +236,16 @@ EXTENSIONS = {
     "crawler.observability.tracing.Tracing": 140,
     # scan events (progress, found_data, error, completed) -> log and the scan's Redis channel
     "crawler.observability.scan_events.ScanEvents": 110,
+    # with REDIS_URL: each worker adds its counters to the job's shared stats hash (HINCRBY)
+    "crawler.scheduling.stats.SharedStats": 900,
     # closes the database pools after everything else has written
     "crawler.db.pool.PoolCloser": 1000,
 }
 
 # Requests that must wait long (backoff, Retry-After, open circuit) wait here, not in a download slot.
-SCHEDULER = "crawler.scheduling.deferring.DeferringScheduler"
+# With REDIS_URL: one job's queue shared by every worker, with leases (crawler/scheduling/shared.py).
+SCHEDULER = ("crawler.scheduling.shared.SharedScheduler" if REDIS_URL
+             else "crawler.scheduling.deferring.DeferringScheduler")  # fmt: skip
 
 # process_request runs top to bottom, process_response and process_exception bottom to top:
 # blocks are classified first, the rate limiter and circuit learn from them, retry decides last.
