@@ -115,7 +115,7 @@ class ScreenshotPipeline:
         future = self.waiting[key] = asyncio.get_running_loop().create_future()
         request = scrapy.Request(
             item.listing_url, callback=self.captured, errback=self.failed, cb_kwargs={"key": key},
-            meta=screenshot_meta(item.site), priority=PRIORITY, dont_filter=True,
+            meta=self.site_meta(item.site) | screenshot_meta(item.site), priority=PRIORITY, dont_filter=True,
         )  # fmt: skip
         request.meta["screenshot_key"] = key
         reason = None
@@ -139,6 +139,13 @@ class ScreenshotPipeline:
             scan_error, scan_id=item.scan_id, site=item.site, kind="screenshot_failed", request=request
         )
         return None
+
+    def site_meta(self, site: str) -> dict:
+        """The broker spider's own meta for this site (its rate key and rate, block signatures,
+        download slot, retries), so the screenshot counts against the site's politeness."""
+        spider = self.crawler.spider
+        site_meta, definition = getattr(spider, "site_meta", None), getattr(spider, "sites", {}).get(site)
+        return dict(site_meta(definition)) if callable(site_meta) and definition is not None else {}
 
     def captured(self, response, key):
         future = self.waiting.get(key)
