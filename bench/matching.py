@@ -88,6 +88,7 @@ def real(seed: int, count: int, threshold: float, contact: bool, concurrency: in
 
     from crawler import signals as project_signals  # noqa: PLC0415
     from crawler.db.migrate import connect, migrate  # noqa: PLC0415
+    from crawler.db.pool import close_pools  # noqa: PLC0415
     from sandbox.launch import running  # noqa: PLC0415
     from sandbox.population import default_population, ground_truth  # noqa: PLC0415
 
@@ -112,6 +113,8 @@ def real(seed: int, count: int, threshold: float, contact: bool, concurrency: in
                 "SITES_BASE_URLS": ",".join(f"{s}={urls[s]}" for s in SITES), "SCREENSHOTS_ENABLED": "false",
                 "RATELIMIT_ENABLED": "false", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "ERROR"),
                 "DATA_DIR": str(ROOT / ".data" / name),
+                # the crawls of this process share one database pool: closed once, after the last crawl
+                "EXTENSIONS": {**settings.getdict("EXTENSIONS"), "crawler.db.pool.PoolCloser": None},
             }, priority="cmdline")  # fmt: skip
             runner = AsyncCrawlerRunner(settings)
             limit = asyncio.Semaphore(concurrency)
@@ -137,7 +140,10 @@ def real(seed: int, count: int, threshold: float, contact: bool, concurrency: in
                 return person, scan_id, query
 
             async def scan_all():
-                return await asyncio.gather(*(scan(p) for p in targets))
+                try:
+                    return await asyncio.gather(*(scan(p) for p in targets))
+                finally:
+                    await close_pools()
 
             started = time.perf_counter()
             results = []
