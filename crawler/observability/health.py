@@ -49,7 +49,9 @@ class HealthCheck:
         redis_ok, postgres_ok = await asyncio.gather(self._timed(self.redis()), self._timed(self.postgres()))
         engine = getattr(self.crawler, "engine", None)
         running = bool(engine is not None and engine.running)
-        report: dict = {"engine": {"ok": running, "state": "running" if running else "stopped or stopping"}}
+        # not running: starting (the spider is being opened) or stopping (draining after a signal, or done)
+        state = "running" if running else "stopping" if getattr(engine, "_stopping", True) else "starting"
+        report: dict = {"engine": {"ok": running, "state": state}}
         if redis_ok is not None:
             report["redis"] = redis_ok
         report["postgres"] = postgres_ok

@@ -58,8 +58,10 @@ ERROR_STATS = [
     ("item_dropped_reasons_count/", "pipeline"),
     ("dedup/errors/", "dedup"),
 ]
-# gauges a scheduler may keep in stats (the shared Redis scheduler does)
-LEASE_STATS = ("scheduler/leases/outstanding", "scheduler/leases_outstanding")
+# gauges the shared Redis scheduler keeps in stats (crawler/scheduling/shared.py), refreshed at each lease renewal
+LEASES_HELD = "scheduler/leases/held"
+SHARED_COUNTS = {"queued": "scheduler/shared/queue_depth", "delayed": "scheduler/shared/delayed",
+                 "leased": "scheduler/shared/leases_outstanding"}  # fmt: skip
 
 
 def _number(value) -> float | None:
@@ -119,14 +121,16 @@ class StatsCollector:
             in_flight.add_metric([], float(len(slot.inprogress)))
         yield in_flight
         leases = GaugeMetricFamily("crawler_leases_outstanding",
-                                   "Requests leased from the shared queue and not yet acknowledged.")  # fmt: skip
-        value = getattr(scheduler, "leases_outstanding", None)
-        value = value() if callable(value) else value
-        if _number(value) is None:
-            value = next((stats[k] for k in LEASE_STATS if _number(stats.get(k)) is not None), None)
-        if value is not None:
-            leases.add_metric([], float(value))
+                                   "Requests this worker leased from the shared queue and has not acknowledged.")
+        if (held := _number(stats.get(LEASES_HELD))) is not None:
+            leases.add_metric([], held)
         yield leases
+        shared = GaugeMetricFamily("crawler_shared_queue", "The shared job across all workers: queued, delayed "
+                                   "and leased requests (with REDIS_URL).", labels=("state",))
+        for state, key in SHARED_COUNTS.items():
+            if (value := _number(stats.get(key))) is not None:
+                shared.add_metric([state], value)
+        yield shared
 
 
 class CrawlMetrics:

@@ -112,7 +112,7 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(sandbox, crawl_env, tmp
 
 
 def test_second_sigterm_stops_at_once_with_exit_1(sandbox, crawl_env, tmp_path):
-    worker, tenant = lab_fetch(sandbox, tmp_path, crawl_env, count=4, concurrency=4, delay=60)
+    worker, tenant = lab_fetch(sandbox, tmp_path, crawl_env, count=4, concurrency=4, delay=20)
     try:
         wait_arrivals(tenant, worker, 4)
         worker.process.send_signal(signal.SIGTERM)
@@ -125,7 +125,7 @@ def test_second_sigterm_stops_at_once_with_exit_1(sandbox, crawl_env, tmp_path):
         worker.kill()
     log = worker.text()
     assert code == 1, log[-3000:]
-    assert stopped_after < 10, stopped_after  # not the 60 s the answers take
+    assert stopped_after < 8, stopped_after  # not the 20 s the answers take
     assert "forcing unclean shutdown" in log and "stopped at once" in log
 
 
@@ -204,7 +204,7 @@ def test_shared_scheduler_returns_leases_on_sigterm_and_leaves_them_on_a_forced_
     for forced in (False, True):
         prefix = f"{redis_prefix}shutdown{int(forced)}:"
         env = shared_env(crawl_env, prefix)
-        worker, tenant = lab_fetch(sandbox, tmp_path, env, count=8, concurrency=2, delay=2 if not forced else 60)
+        worker, tenant = lab_fetch(sandbox, tmp_path, env, count=8, concurrency=2, delay=2 if not forced else 20)
         try:
             wait_arrivals(tenant, worker, 2)
             worker.process.send_signal(signal.SIGTERM)
