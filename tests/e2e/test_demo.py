@@ -16,6 +16,10 @@ def test_demo_runs_twice_and_summarises(crawl_env, db):
         assert result.returncode == 0, result.stderr[-3000:]
         assert "== demo summary ==" in result.stdout and "-> completed" in result.stdout
         assert "encrypted findings rows (address" in result.stdout
+        for site in ("fastpeople", "truepeople", "spa", "radaris", "thatsthem"):  # the sample is listed on all five
+            line = next(line for line in result.stdout.splitlines() if line.startswith(f"  {site} "))
+            assert "accepted  1," in line, line
+        assert result.stdout.count(" screenshot /") >= 4
         assert "20,000 fetched" in result.stdout and "committed with checkpoints" in result.stdout
     demo_events = "SELECT count(*), count(DISTINCT id) FROM events WHERE source LIKE 'demo-%'"
     assert db.execute(demo_events).fetchone() == (20000, 20000)  # twice ingested, stored once
