@@ -1,0 +1,112 @@
+"""Requests/s through the shared (Redis, leased) scheduler vs Scrapy's in-memory scheduler.
+
+    .venv/bin/python bench/scheduler.py [--pages 3000] [--redis-url redis://127.0.0.1:6379/0]
+
+Every run crawls the same lab page tree (page/n links to page/3n+1..3n+3, pages below
+--pages) in a fresh lab tenant with no item pipelines, rate limits or circuit breaker,
+so the scheduler path is what differs:
+
+- memory:   one worker, Scrapy's own scheduler (``scrapy.core.scheduler.Scheduler``)
+- shared x1 one worker on the shared scheduler (Redis queue, leases, acks, dupefilter)
+- shared x3 three workers on one shared job
+
+The rate is pages / (last arrival - first arrival) at the lab, so process start-up and
+the idle-close wait are not counted. Workers and sandbox share the machine's cores
+(``os.cpu_count()`` is printed): with 2 cores, three workers compete with each other
+and with the sandbox for CPU, which caps what x3 can show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import scrapy
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+class BenchTreeSpider(scrapy.Spider):
+    """Follows the lab tree below ``limit``; yields nothing."""
+
+    name = "bench_tree"
+    custom_settings = {"ITEM_PIPELINES": {}}
+
+    def __init__(self, base: str = "", limit: str = "1000", **kwargs):
+        super().__init__(**kwargs)
+        self.base, self.limit = base, int(limit)
+
+    async def start(self):
+        yield scrapy.Request(f"{self.base}/page/0", cb_kwargs={"n": 0})
+
+    def parse(self, response, n):
+        for child in (3 * n + 1, 3 * n + 2, 3 * n + 3):
+            if child < self.limit:
+                yield scrapy.Request(f"{self.base}/page/{child}", cb_kwargs={"n": child})
+
+
+def spider_file() -> str:
+    """runspider puts the file's directory first on sys.path, and bench/middlewares.py would shadow
+    the project's middlewares package: run a one-line module from a temporary directory instead."""
+    path = Path(tempfile.mkdtemp(prefix="bench-scheduler-")) / "bench_tree.py"
+    path.write_text("from bench.scheduler import BenchTreeSpider\n\n\nclass Spider(BenchTreeSpider):\n    pass\n")
+    return str(path)
+
+
+def run(lab: str, pages: int, workers: int, env: dict, settings: dict) -> float:
+    from tests.support import http  # noqa: PLC0415
+
+    base = f"{lab}/t/bench-{uuid.uuid4().hex[:10]}"
+    command = [sys.executable, "-m", "scrapy", "runspider", spider_file(), "-a", f"base={base}", "-a", f"limit={pages}"]
+    for name, value in settings.items():
+        command += ["-s", f"{name}={value}"]
+    procs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for _ in range(workers)]  # fmt: skip
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        if proc.returncode:
+            raise SystemExit(f"worker failed ({proc.returncode}):\n{err[-2000:]}")
+    arrivals = [a for a in http(f"{base}/stats", timeout=30).json()["arrivals"] if "/page/" in a[1]]
+    distinct = {a[1] for a in arrivals}
+    if len(distinct) != pages:
+        raise SystemExit(f"expected {pages} distinct pages, the lab saw {len(distinct)}")
+    times = [a[0] for a in arrivals]
+    return len(arrivals) / (max(times) - min(times))
+
+
+def main() -> None:
+    from sandbox.launch import running  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=3000)
+    parser.add_argument("--redis-url", default=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    args = parser.parse_args()
+    base_env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    base_env.update(DATABASE_URL=args.database_url, RATELIMIT_ENABLED="false", CIRCUIT_ENABLED="false",
+                    LOG_LEVEL="WARNING", DATA_DIR=str(ROOT / ".data"), PYTHONPATH=str(ROOT))  # fmt: skip
+    common = {"CONCURRENT_REQUESTS": 16, "CONCURRENT_REQUESTS_PER_DOMAIN": 16}
+    with running(["--free-ports", "--only", "lab"], timeout=30) as urls:
+        lab = urls["lab"]
+        memory = run(lab, args.pages, 1, base_env, {**common, "SCHEDULER": "scrapy.core.scheduler.Scheduler"})
+        shared_env = dict(base_env, REDIS_URL=args.redis_url, REDIS_KEY_PREFIX=f"bench:{uuid.uuid4().hex[:8]}:",
+                          SCHEDULER_IDLE_CLOSE_SECONDS="1")  # fmt: skip
+        one = run(lab, args.pages, 1, shared_env, common)
+        shared_env["REDIS_KEY_PREFIX"] = f"bench:{uuid.uuid4().hex[:8]}:"
+        three = run(lab, args.pages, 3, shared_env, common)
+    print(f"scheduler bench: {args.pages} lab pages, CONCURRENT_REQUESTS=16 per worker, {os.cpu_count()} CPU cores "
+          f"(sandbox and workers share them)")  # fmt: skip
+    print(f"  memory   (Scrapy's scheduler, 1 worker): {memory:8.0f} requests/s   1.00")
+    print(f"  shared x1 (Redis leases, 1 worker):      {one:8.0f} requests/s   {one / memory:.2f} of memory")
+    print(f"  shared x3 (Redis leases, 3 workers):     {three:8.0f} requests/s   {three / memory:.2f} of memory, "
+          f"{three / one:.2f} of shared x1")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
