@@ -201,11 +201,16 @@ class LeaseQueue(Base):
 
     def counts(self) -> dict[str, int]:
         """Shared totals: queued, delayed and leased (by any worker)."""
+        return self.counts_and_next_due()[0]
+
+    def counts_and_next_due(self) -> tuple[dict[str, int], float | None]:
+        """The totals, and when (epoch seconds) the earliest delayed request is due."""
         with self.server.pipeline(transaction=False) as pipe:
             for name in ("queue", "delayed", "leases"):
                 pipe.zcard(self.keys[name])
-            queued, delayed, leased = pipe.execute()
-        return {"queued": queued, "delayed": delayed, "leased": leased}
+            pipe.zrange(self.keys["delayed"], 0, 0, withscores=True)
+            queued, delayed, leased, first = pipe.execute()
+        return {"queued": queued, "delayed": delayed, "leased": leased}, (first[0][1] / 1000 if first else None)
 
     def __len__(self):
         counts = self.counts()

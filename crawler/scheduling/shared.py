@@ -77,6 +77,7 @@ class SharedScheduler(RedisScheduler):
         self.poll_delay = 0.0
         self.next_poll = 0.0
         self.idle_since: float | None = None
+        self.next_due: float | None = None  # when the first shared deferred request is due
         self._counts: tuple[float, dict] = (0.0, {})
         self._tasks: list[asyncio.Task] = []
         self._wakeup: asyncio.TimerHandle | None = None
@@ -208,8 +209,11 @@ class SharedScheduler(RedisScheduler):
         counts = self.shared_counts()
         if counts["queued"] or counts["delayed"] or counts["leased"]:
             self.idle_since = None
-            if counts["queued"] or counts["delayed"]:
+            if counts["queued"]:
                 self._wake_engine_at(self.poll_delay or self.poll_min)
+            elif self.next_due is not None:  # wake when the first deferred request is due, not a poll later
+                self.next_poll = min(self.next_poll, self.next_due)
+                self._wake_engine_at(max(0.0, self.next_due - time.time()) + 0.001)
             return True
         return not self.idle_expired()
 
@@ -231,7 +235,7 @@ class SharedScheduler(RedisScheduler):
         max_age = self.poll_min if max_age is None else max_age
         at, counts = self._counts
         if time.monotonic() - at > max_age or not counts:
-            counts = self.queue.counts()
+            counts, self.next_due = self.queue.counts_and_next_due()
             self._counts = (time.monotonic(), counts)
         return counts
 
@@ -288,6 +292,17 @@ class SharedScheduler(RedisScheduler):
         while True:
             await asyncio.sleep(self.ack_seconds)
             await self.flush_acks()
+            try:
+                self._publish(self.shared_counts(max_age=self.ack_seconds))
+            except Exception:  # Redis down: the gauges keep their last values
+                logger.debug("Reading shared queue counts failed", exc_info=True)
+
+    def _publish(self, counts: dict) -> None:
+        """Gauges in stats (read by crawler/observability/metrics.py)."""
+        self.stats.set_value("scheduler/shared/queue_depth", counts["queued"])
+        self.stats.set_value("scheduler/shared/delayed", counts["delayed"])
+        self.stats.set_value("scheduler/shared/leases_outstanding", counts["leased"])
+        self.stats.set_value("scheduler/leases/held", len(self.held))
 
     async def _renew_forever(self) -> None:
         while True:
@@ -301,10 +316,7 @@ class SharedScheduler(RedisScheduler):
             for lease in lost:
                 self.held.pop(lease, None)
             self._inc("scheduler/leases/lost", len(lost))
-            self.stats.set_value("scheduler/shared/queue_depth", counts["queued"])
-            self.stats.set_value("scheduler/shared/delayed", counts["delayed"])
-            self.stats.set_value("scheduler/shared/leases_outstanding", counts["leased"])
-            self.stats.set_value("scheduler/leases/held", len(self.held))
+            self._publish(counts)
 
     # -- helpers -------------------------------------------------------------------------------------
     def _keep_local(self, request, replaces: str, exc: Exception) -> None:

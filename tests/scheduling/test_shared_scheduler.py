@@ -248,3 +248,15 @@ def test_expired_lease_returns_to_the_queue_and_only_its_holder_acks():
         server.delete(*server.keys(key + "*"))
         server.close()
 
+
+
+def test_retries_wait_in_the_shared_delayed_set_and_replace_their_lease(job, sandbox, db, tmp_path):
+    lab = Lab(sandbox["lab"], fail_mode="first_n", fail_n=2, fail_status=503, retry_after=1)
+    proc = worker(job, TREE, "-a", f"base={lab.base}", "-a", "limit=30", log=tmp_path / "w.log")
+    assert proc.wait(timeout=90) == 0, (tmp_path / "w.log").read_text()[-3000:]
+    log = (tmp_path / "w.log").read_text()
+    assert lab.page_requests() == Counter({n: 3 for n in range(30)})  # two 503s, then the page
+    assert sorted(rows(db, lab)) == list(range(30))
+    assert "'scheduler/deferred/retry': 60" in log
+    assert "'scheduler/leases/acked': 90" in log  # each attempt's lease acked (two by its retry)
+    assert keys(job, "sched:*") == [job["REDIS_KEY_PREFIX"].encode() + b"sched:{lab_tree}:stats"]
