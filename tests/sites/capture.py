@@ -107,6 +107,16 @@ async def capture_spa(base: str) -> None:
         save("spa", "person_api.json", json.dumps(await (await api.value).json(), indent=1))
         await page.wait_for_selector("[data-qa-person]")
         save("spa", "person.html", await page.content())
+        # layout v2 (a redesign: other hashed classes, a table, reordered sections): same data-qa-* attributes
+        request = urllib.request.Request(f"{base}/_sandbox/config", data=json.dumps({"layout": "v2"}).encode(),
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        urllib.request.urlopen(request, timeout=10).close()
+        await page.goto(f"{base}/search?q=John+Smith&loc=IL")
+        await page.wait_for_selector("[data-qa-result]")
+        save("spa", "search_v2.html", await page.content())
+        await page.goto(base + path)
+        await page.wait_for_selector("[data-qa-person]")
+        save("spa", "person_v2.html", await page.content())
         await browser.close()
 
 

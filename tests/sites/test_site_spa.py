@@ -77,3 +77,14 @@ def test_hashed_class_names_are_not_used(definition):
     """A redesign renames every class: the definition reads data-qa-* attributes only."""
     text = json.dumps(definition.raw)
     assert "css-" not in text and "class" not in text
+
+
+def test_a_redesign_with_other_hashed_classes_gives_the_same_records(definition):
+    """Layout v2 renders results as a table and reorders the profile; the data-qa-* attributes stay."""
+    v1 = extract_detail(definition, page("person.html", "/person/4qqBHPnUBvc"))
+    v2 = extract_detail(definition, page("person_v2.html", "/person/4qqBHPnUBvc"))
+    assert v2 == v1 and v2["full_name"] == "John Larry Smith"
+    assert (FIXTURES / "person_v2.html").read_text().count("css-") == 0  # really other class names
+    result = extract_list(definition, page("search_v2.html", "/search?q=John+Smith&loc=IL"))
+    in_illinois = [p for p in default_population().search("John", "Smith", state="IL") if spa.listing_url(p)]
+    assert [c["url"] for c in result.candidates] == [BASE + spa.listing_url(p) for p in in_illinois]
