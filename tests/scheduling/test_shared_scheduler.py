@@ -260,3 +260,23 @@ def test_retries_wait_in_the_shared_delayed_set_and_replace_their_lease(job, san
     assert "'scheduler/deferred/retry': 60" in log
     assert "'scheduler/leases/acked': 90" in log  # each attempt's lease acked (two by its retry)
     assert keys(job, "sched:*") == [job["REDIS_KEY_PREFIX"].encode() + b"sched:{lab_tree}:stats"]
+
+
+def test_sigterm_returns_leases_and_another_worker_finishes_the_job(job, sandbox, db, tmp_path):
+    lab = Lab(sandbox["lab"], delay=0.2)
+    args = ["-a", f"base={lab.base}", "-a", "limit=200"]
+    first = worker(job, TREE, *args, log=tmp_path / "first.log", settings={"CONCURRENT_REQUESTS": 4})
+    deadline = time.monotonic() + 60
+    while lab.stats()["requests"] < 20:
+        assert time.monotonic() < deadline and first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+        time.sleep(0.1)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=60) == 0, (tmp_path / "first.log").read_text()[-3000:]
+    counts = staged_queue(job, "lab_tree").counts()
+    assert counts["leased"] == 0 and counts["queued"] > 0  # nothing left leased by the stopped worker
+    done = len(rows(db, lab))
+    assert 0 < done < 200
+    second = worker(job, TREE, *args, log=tmp_path / "second.log")  # its start request is a duplicate: it resumes
+    assert second.wait(timeout=90) == 0, (tmp_path / "second.log").read_text()[-3000:]
+    assert sorted(rows(db, lab)) == list(range(200))
+    assert set(lab.page_requests()) == set(range(200))
