@@ -48,11 +48,3 @@ def test_the_hard_403_is_waited_out(limited_crawl):
     assert "retry/max_reached" not in stats and stats["item_scraped_count"] >= 2  # ...and nothing was lost
     assert seconds > 30  # a minute's window: the crawl waited instead of hammering
 
-
-def test_one_person_crawl(scrapy_cmd, crawl_env, sandbox, db):
-    configure(sandbox[SITE])
-    target = default_population().get("P000129")  # John M. Johnson, Orlando FL: 2 candidates in FL
-    scan_id, _, seconds = crawl_site(scrapy_cmd, crawl_env, sandbox, SITE, person_arguments(target))
-    print(f"radaris one-person crawl: {seconds:.1f} s wall")
-    assert scan_row(db, scan_id)[0] == "completed"
-    assert finding_urls(db, scan_id, SITE) == {sandbox[SITE] + ground_truth(target)[SITE]}
