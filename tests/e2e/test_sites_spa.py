@@ -1,8 +1,6 @@
 """`scrapy crawl spa` against the sandbox: pages rendered in Chromium, the terms modal accepted by a page
 action, every cursor page loaded, values read from the profile page (the teasers are masked)."""
 
-import pytest
-
 from sandbox.brokers import spa
 from sandbox.population import default_population, ground_truth
 from sites_support import configure, crawl_site, crawl_stats, finding_urls, person_arguments, scan_row, site_stats
