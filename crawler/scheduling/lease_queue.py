@@ -191,7 +191,8 @@ class LeaseQueue(Base):
         """Extend our leases; returns the ids that expired and went to another worker meanwhile."""
         if not lease_ids:
             return []
-        lost = self._renew(keys=self._k("leases", "owners"), args=[self.token, int(now * 1000) + self.lease_ms, *lease_ids])
+        expiry = int(now * 1000) + self.lease_ms
+        lost = self._renew(keys=self._k("leases", "owners"), args=[self.token, expiry, *lease_ids])
         return [item.decode() for item in lost]
 
     def release(self, lease_ids) -> int:

@@ -103,7 +103,9 @@ class SharedScheduler(RedisScheduler):
     def open(self, spider):
         self.spider = spider
         self.key = job_key(self.crawler.settings, spider.name)
-        self.job_priority = int(getattr(spider, "job_priority", None) or self.crawler.settings.getint("SCHEDULER_JOB_PRIORITY"))
+        # scrapyd passes its form fields as spider arguments: -d job_priority=N
+        self.job_priority = int(getattr(spider, "job_priority", None)
+                                or self.crawler.settings.getint("SCHEDULER_JOB_PRIORITY"))  # fmt: skip
         self.queue = LeaseQueue(self.server, spider, self.key, serializer=self.serializer, token=self.token,
                                 lease_seconds=self.lease_seconds)  # fmt: skip
         dupefilter_cls = BloomDupeFilter if self.bloom else RedisDupeFilter

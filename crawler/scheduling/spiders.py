@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 
 
 def start_key(settings, spider_name: str) -> str:
-    return settings.get("SCHEDULER_START_KEY") % {"prefix": settings.get("REDIS_KEY_PREFIX") or "", "spider": spider_name}
+    prefix = settings.get("REDIS_KEY_PREFIX") or ""
+    return settings.get("SCHEDULER_START_KEY") % {"prefix": prefix, "spider": spider_name}
 
 
 class RedisStartMixin:
@@ -46,7 +47,8 @@ class RedisStartMixin:
         if client is None:
             raise RuntimeError(f"{type(self).__name__} reads its start requests from Redis: set REDIS_URL")
         key = self.redis_start_key or start_key(settings, self.name)
-        poll_min, poll_max = settings.getfloat("SCHEDULER_POLL_MIN_SECONDS"), settings.getfloat("SCHEDULER_POLL_MAX_SECONDS")
+        poll_min = settings.getfloat("SCHEDULER_POLL_MIN_SECONDS")
+        poll_max = settings.getfloat("SCHEDULER_POLL_MAX_SECONDS")
         delay = 0.0
         while True:
             # one line at a time: a worker killed between LPOP and the scheduler's push loses

@@ -116,13 +116,16 @@ def test_stock_scrapy_redis_loses_a_killed_workers_requests(job, sandbox, db, tm
     """The same crawl on scrapy-redis's own scheduler: what the killed worker had popped is gone for good."""
     lab = Lab(sandbox["lab"], delay=0.1)
     limit = 600
-    stock = {"SCHEDULER": "scrapy_redis.scheduler.Scheduler", "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
-             "SCHEDULER_PERSIST": "true", "SCHEDULER_QUEUE_KEY": job["REDIS_KEY_PREFIX"] + "%(spider)s:requests",
-             "SCHEDULER_DUPEFILTER_KEY": job["REDIS_KEY_PREFIX"] + "%(spider)s:dupefilter", "CONCURRENT_REQUESTS": 6}  # fmt: skip
+    stock = {"SCHEDULER": "scrapy_redis.scheduler.Scheduler",
+             "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter", "SCHEDULER_PERSIST": "true",
+             "SCHEDULER_QUEUE_KEY": job["REDIS_KEY_PREFIX"] + "%(spider)s:requests",
+             "SCHEDULER_DUPEFILTER_KEY": job["REDIS_KEY_PREFIX"] + "%(spider)s:dupefilter",
+             "CONCURRENT_REQUESTS": 6}  # fmt: skip
     procs, logs = crawl_with_a_kill(job, lab, tmp_path, limit, settings=stock)
     assert [p.returncode for p in procs[1:]] == [0, 0], logs[1].read_text()[-3000:]
     missing = set(range(limit)) - set(lab.page_requests())
-    print(f"stock scrapy-redis: {len(missing)} of {limit} pages never requested, {limit - len(rows(db, lab))} rows missing")
+    lost_rows = limit - len(rows(db, lab))
+    print(f"stock scrapy-redis: {len(missing)} of {limit} pages never requested, {lost_rows} rows missing")
     assert missing  # the subtrees below the killed worker's popped requests were never discovered
     assert len(rows(db, lab)) < limit
 
@@ -148,7 +151,8 @@ def test_bloom_dupefilter(job, sandbox, db, tmp_path):
     assert proc.wait(timeout=90) == 0, (tmp_path / "w.log").read_text()[-3000:]
     assert lab.page_requests() == Counter(range(150))
     assert sorted(rows(db, lab)) == list(range(150))
-    assert keys(job, "sched:{lab_tree}:dupefilter:bloom:*")  # the fingerprints are in the Bloom filter's bitmaps, kept (SCHEDULER_PERSIST)
+    # the fingerprints are in the Bloom filter's bitmaps, kept (SCHEDULER_PERSIST)
+    assert keys(job, "sched:{lab_tree}:dupefilter:bloom:*")
     assert not keys(job, "sched:{lab_tree}:dupefilter")
 
 
@@ -171,7 +175,8 @@ def test_higher_priority_first_and_start_urls_from_redis(job, sandbox, tmp_path)
         queue.push(Request(f"{lab.base}/page/{n}", priority=priority))
     client = redis.Redis.from_url(REDIS_URL)
     start_key = f"{job['REDIS_KEY_PREFIX']}start:lab_feed"
-    client.rpush(start_key, f"{lab.base}/page/6", json.dumps({"url": f"{lab.base}/page/7", "priority": 20}), "not a url")
+    feed = [f"{lab.base}/page/6", json.dumps({"url": f"{lab.base}/page/7", "priority": 20}), "not a url"]
+    client.rpush(start_key, *feed)
     out = tmp_path / "out.jsonl"
     proc = worker(job, FEED, "-O", f"{out}:jsonlines", log=tmp_path / "w.log")
     assert proc.wait(timeout=60) == 0, (tmp_path / "w.log").read_text()[-3000:]
