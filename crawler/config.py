@@ -174,7 +174,7 @@ def check_numbers(settings) -> None:
 
 
 def check_metrics_port(value) -> None:
-    from crawler.observability.server import PortsError, parse_ports  # noqa: PLC0415
+    from crawler.observability.ports import PortsError, parse_ports  # noqa: PLC0415
 
     try:
         parse_ports(value)
