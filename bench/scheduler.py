@@ -1,6 +1,6 @@
 """Requests/s through the shared (Redis, leased) scheduler vs Scrapy's in-memory scheduler.
 
-    .venv/bin/python bench/scheduler.py [--pages 3000] [--redis-url redis://127.0.0.1:6379/0]
+    .venv/bin/python bench/scheduler.py [--pages 2000] [--rounds 3] [--redis-url redis://127.0.0.1:6379/0]
 
 Every run crawls the same lab page tree (page/n links to page/3n+1..3n+3, pages below
 --pages) in a fresh lab tenant with no item pipelines, rate limits or circuit breaker,
@@ -10,8 +10,9 @@ so the scheduler path is what differs:
 - shared x1 one worker on the shared scheduler (Redis queue, leases, acks, dupefilter)
 - shared x3 three workers on one shared job
 
-The rate is pages / (last arrival - first arrival) at the lab, so process start-up and
-the idle-close wait are not counted. Workers and sandbox share the machine's cores
+The rate is requests / (last arrival - first arrival) at the lab, so process start-up and
+the idle-close wait are not counted. The three set-ups run in turn, --rounds times, and the
+median of each is reported (a busy machine shifts single runs a lot). Workers and sandbox share the machine's cores
 (``os.cpu_count()`` is printed): with 2 cores, three workers compete with each other
 and with the sandbox for CPU, which caps what x3 can show.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -84,7 +86,8 @@ def main() -> None:
     from sandbox.launch import running  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pages", type=int, default=3000)
+    parser.add_argument("--pages", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--redis-url", default=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--database-url",
                         default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
@@ -93,16 +96,21 @@ def main() -> None:
     base_env.update(DATABASE_URL=args.database_url, RATELIMIT_ENABLED="false", CIRCUIT_ENABLED="false",
                     LOG_LEVEL="WARNING", DATA_DIR=str(ROOT / ".data"), PYTHONPATH=str(ROOT))  # fmt: skip
     common = {"CONCURRENT_REQUESTS": 16, "CONCURRENT_REQUESTS_PER_DOMAIN": 16}
+    runs: dict[str, list[float]] = {"memory": [], "x1": [], "x3": []}
     with running(["--free-ports", "--only", "lab"], timeout=30) as urls:
         lab = urls["lab"]
-        memory = run(lab, args.pages, 1, base_env, {**common, "SCHEDULER": "scrapy.core.scheduler.Scheduler"})
-        shared_env = dict(base_env, REDIS_URL=args.redis_url, REDIS_KEY_PREFIX=f"bench:{uuid.uuid4().hex[:8]}:",
-                          SCHEDULER_IDLE_CLOSE_SECONDS="1")  # fmt: skip
-        one = run(lab, args.pages, 1, shared_env, common)
-        shared_env["REDIS_KEY_PREFIX"] = f"bench:{uuid.uuid4().hex[:8]}:"
-        three = run(lab, args.pages, 3, shared_env, common)
+        for _ in range(args.rounds):
+            runs["memory"].append(run(lab, args.pages, 1, base_env,
+                                      {**common, "SCHEDULER": "scrapy.core.scheduler.Scheduler"}))  # fmt: skip
+            for name, workers in (("x1", 1), ("x3", 3)):
+                shared_env = dict(base_env, REDIS_URL=args.redis_url, SCHEDULER_IDLE_CLOSE_SECONDS="1",
+                                  REDIS_KEY_PREFIX=f"bench:{uuid.uuid4().hex[:8]}:")  # fmt: skip
+                runs[name].append(run(lab, args.pages, workers, shared_env, common))
+    memory, one, three = (statistics.median(runs[name]) for name in ("memory", "x1", "x3"))
     print(f"scheduler bench: {args.pages} lab pages, CONCURRENT_REQUESTS=16 per worker, {os.cpu_count()} CPU cores "
-          f"(sandbox and workers share them)")  # fmt: skip
+          f"(sandbox and workers share them); load average {os.getloadavg()[0]:.1f}; medians of {args.rounds} rounds")
+    for name, values in runs.items():
+        print(f"  {name:6s} runs: " + ", ".join(f"{v:.0f}" for v in values))
     print(f"  memory   (Scrapy's scheduler, 1 worker): {memory:8.0f} requests/s   1.00")
     print(f"  shared x1 (Redis leases, 1 worker):      {one:8.0f} requests/s   {one / memory:.2f} of memory")
     print(f"  shared x3 (Redis leases, 3 workers):     {three:8.0f} requests/s   {three / memory:.2f} of memory, "

@@ -28,8 +28,8 @@ from scrapy_redis.queue import Base
 
 SEQ_DIGITS = 16
 
-# Promote due delayed entries, return expired leases, then lease the best entry.
-# KEYS: queue delayed leases held owners stats seq ; ARGV: now_ms expiry_ms token limit
+# Promote due delayed entries, return expired leases, then lease the best ``count`` entries.
+# KEYS: queue delayed leases held owners stats seq ; ARGV: now_ms expiry_ms token limit count
 LUA_POP = """
 local queue, delayed, leases, held, owners, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, expiry, token, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -50,15 +50,18 @@ for _, id in ipairs(expired) do
   redis.call('HDEL', owners, id)
 end
 if #expired > 0 then redis.call('HINCRBY', stats, 'scheduler/leases/expired_returned', #expired) end
-local top = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
-if #top == 0 then return {#expired} end
-local member, score = top[1], top[2]
-redis.call('ZREM', queue, member)
-local id = string.sub(member, 1, %(digits)d)
-redis.call('HSET', held, id, score .. '|' .. member)
-redis.call('ZADD', leases, expiry, id)
-redis.call('HSET', owners, id, token)
-return {#expired, member}
+local reply = {#expired}
+local top = redis.call('ZRANGE', queue, 0, tonumber(ARGV[5]) - 1, 'WITHSCORES')
+for i = 1, #top, 2 do
+  local member, score = top[i], top[i + 1]
+  redis.call('ZREM', queue, member)
+  local id = string.sub(member, 1, %(digits)d)
+  redis.call('HSET', held, id, score .. '|' .. member)
+  redis.call('ZADD', leases, expiry, id)
+  redis.call('HSET', owners, id, token)
+  table.insert(reply, member)
+end
+return reply
 """ % {"digits": SEQ_DIGITS}
 
 # Push one entry (into delayed when not_before > 0) and, in the same step, ack the
@@ -174,13 +177,17 @@ class LeaseQueue(Base):
         self.push_encoded(self.encode(request), request.priority)
 
     def pop(self, now: float):
+        """The best request as ``(lease_id, request)``, leased; None when the queue is empty."""
+        popped = self.pop_many(now, 1)
+        return popped[0] if popped else None
+
+    def pop_many(self, now: float, count: int) -> list:
+        """Up to ``count`` requests, best first, each leased: one round trip for them all."""
         reply = self._pop(keys=self._k("queue", "delayed", "leases", "held", "owners", "stats", "seq"),
-                          args=[int(now * 1000), int(now * 1000) + self.lease_ms, self.token, self.reclaim_limit])
+                          args=[int(now * 1000), int(now * 1000) + self.lease_ms, self.token, self.reclaim_limit,
+                                count])  # fmt: skip
         self.last_expired = int(reply[0])
-        if len(reply) < 2:
-            return None
-        member = reply[1]
-        return member[:SEQ_DIGITS].decode(), self._decode_request(member[SEQ_DIGITS:])
+        return [(member[:SEQ_DIGITS].decode(), self._decode_request(member[SEQ_DIGITS:])) for member in reply[1:]]
 
     def ack(self, lease_ids) -> int:
         if not lease_ids:

@@ -74,6 +74,9 @@ class SharedScheduler(RedisScheduler):
         self.held: dict[str, str] = {}  # lease id -> "downloading" | "scraping" | "done"
         self.to_ack: list[str] = []
         self.local: deque = deque()  # requests that cannot be shared
+        # leased in one round trip, handed to the engine one by one (a few, so workers stay balanced)
+        self.prefetched: deque = deque()
+        self.prefetch = max(1, min(8, settings.getint("CONCURRENT_REQUESTS") // 4))
         self.poll_delay = 0.0
         self.next_poll = 0.0
         self.idle_since: float | None = None
@@ -148,6 +151,7 @@ class SharedScheduler(RedisScheduler):
 
     def release_leases(self) -> int:
         """Return every lease this worker still holds to the queue (for a graceful shutdown)."""
+        self.prefetched.clear()
         ids = [lease for lease, state in self.held.items() if state != "done"]
         released = self.queue.release(ids) if ids else 0
         for lease in ids:
@@ -188,25 +192,27 @@ class SharedScheduler(RedisScheduler):
     def next_request(self):
         if self.local:
             return self.local.popleft()
-        now = time.time()
-        if now < self.next_poll:
-            return None
-        popped = self.queue.pop(now)
-        self._inc("scheduler/leases/expired_returned", self.queue.last_expired)
-        if popped is None:
-            self.poll_delay = min(self.poll_max, max(self.poll_min, self.poll_delay * 2))
-            self.next_poll = now + self.poll_delay
-            self._wake_engine_at(self.poll_delay)
-            return None
-        self.poll_delay, self.idle_since = 0.0, None
-        lease, request = popped
-        request.meta[LEASE] = lease
-        self.held[lease] = "downloading"
+        if not self.prefetched:
+            now = time.time()
+            if now < self.next_poll:
+                return None
+            popped = self.queue.pop_many(now, self.prefetch)
+            self._inc("scheduler/leases/expired_returned", self.queue.last_expired)
+            if not popped:
+                self.poll_delay = min(self.poll_max, max(self.poll_min, self.poll_delay * 2))
+                self.next_poll = now + self.poll_delay
+                self._wake_engine_at(self.poll_delay)
+                return None
+            self.poll_delay, self.idle_since = 0.0, None
+            for lease, request in popped:
+                request.meta[LEASE] = lease
+                self.held[lease] = "downloading"
+            self.prefetched.extend(request for _, request in popped)
         self._inc("scheduler/dequeued/redis")
-        return request
+        return self.prefetched.popleft()
 
     def has_pending_requests(self) -> bool:
-        if self.local or self.held or self.to_ack:
+        if self.local or self.prefetched or self.held or self.to_ack:
             return True
         counts = self.shared_counts()
         if counts["queued"] or counts["delayed"] or counts["leased"]:
@@ -243,7 +249,7 @@ class SharedScheduler(RedisScheduler):
 
     def __len__(self):
         counts = self.shared_counts()
-        return len(self.local) + counts["queued"] + counts["delayed"]
+        return len(self.local) + len(self.prefetched) + counts["queued"] + counts["delayed"]
 
     # -- acknowledgement ---------------------------------------------------------------------------
     def _enqueue_scrape(self, result, request):
