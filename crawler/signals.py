@@ -6,6 +6,8 @@ scan tracker can listen without importing the middlewares.
 
 block_detected = object()  # (request, kind, domain): a captcha / interstitial / rate-limit / block page
 circuit_changed = object()  # (domain, state): a circuit breaker opened, went half-open or closed
+shutdown_requested = object()  # (signal_name): the first SIGTERM/SIGINT; the engine drains. Components waiting on
+#                                 requests the scheduler will no longer hand out (screenshots) should stop waiting
 
 # Scan lifecycle (person scans over broker sites). Arguments never carry personal values in the clear
 # except the PersonListing objects, which stay in memory.

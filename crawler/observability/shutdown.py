@@ -13,8 +13,9 @@ command exits 1.
 This extension wraps the handler Scrapy installed so that, at the first
 signal, it logs and records in stats how much is in flight, queued and deferred
 (``shutdown/in_flight``, ``shutdown/queued``, ``shutdown/deferred``), and at
-close how long draining took (``shutdown/drain_seconds``). It never changes
-what the signal does.
+close how long draining took (``shutdown/drain_seconds``), and sends the
+project's ``shutdown_requested`` signal, for components that wait on requests the
+scheduler will no longer hand out. It never changes what the signal does.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import time
 from functools import partial
 
 from scrapy import signals
+
+from crawler import signals as project_signals
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,7 @@ class GracefulShutdown:
             "(buffered rows are then lost and leases left to expire).",
             signal.Signals(signum).name, in_flight, queued if queued >= 0 else "the", deferred,
         )  # fmt: skip
+        self.crawler.signals.send_catch_log(project_signals.shutdown_requested, signal_name=signal.Signals(signum).name)
 
     def spider_closed(self, spider, reason: str) -> None:
         if self.requested_at is None:
