@@ -10,7 +10,8 @@ PersonQuery (``crawler.matching``):
   ``RejectedCandidate`` (URL, score, per-field evidence; no other personal value), which the
   encrypt pipeline seals into a ``rejected_candidates`` row, so audits can see why.
 
-Nothing is dropped. Listings of spiders without a scan pass through untouched.
+Nothing is dropped. Listings of spiders without a scan, or with ``match_listings = False``
+(spiders whose own search already decided, such as ``example``), pass through untouched.
 Stats: ``match/accepted``, ``match/rejected`` (and per site, ``match/accepted/<site>``...).
 """
 
@@ -54,8 +55,10 @@ class MatchPipeline:
     async def process_item(self, item):
         if not isinstance(item, PersonListing):
             return item
-        scan = getattr(self.crawler.spider, "scan", None)
-        if scan is None:
+        spider = self.crawler.spider
+        scan = getattr(spider, "scan", None)
+        # a spider whose listings are already its decision opts out with ``match_listings = False``
+        if scan is None or getattr(spider, "match_listings", True) is False:
             return item
         result = self.matcher(scan).score(item)
         levels = {name: e["level"] for name, e in result.evidence.items() if "level" in e}

@@ -45,6 +45,8 @@ def result_fits(query: PersonQuery, name: str, age_text: str, location: str) -> 
 
 class ExampleSpider(scrapy.Spider):
     name = "example"
+    # the directory's own search already narrows to the person; its listings are not candidates to match
+    match_listings = False
     site_id = SITE_ID
     # the sandbox directory runs on this machine; broker sites keep RATELIMIT_DEFAULT_RPS
     ratelimit_rps = 20
