@@ -24,11 +24,6 @@ REJECTED_COLUMNS = (
 )  # fmt: skip
 
 
-def rejected_listing_url_context(scan_id: str) -> bytes:
-    """AAD of a rejected candidate's listing URL (distinct from a finding's)."""
-    return f"rejected_candidate|{scan_id}|listing_url".encode()
-
-
 class EncryptPipeline:
     def __init__(self, keyring, stats):
         self.keyring = keyring
@@ -61,7 +56,7 @@ class EncryptPipeline:
     def seal_rejected(self, item: RejectedCandidate) -> TableRows:
         ring = self.keyring
         row = (
-            item.scan_id, item.site, ring.encrypt(item.listing_url, rejected_listing_url_context(item.scan_id)),
+            item.scan_id, item.site, ring.encrypt(item.listing_url, context.rejected_listing_url(item.scan_id)),
             ring.blind_index(item.listing_url), ring.current_key_id, item.confidence, item.threshold,
             orjson.dumps(item.evidence).decode(),
         )  # fmt: skip

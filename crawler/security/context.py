@@ -14,6 +14,11 @@ def finding_listing_url(scan_id: str) -> bytes:
     return f"finding|{scan_id}|listing_url".encode()
 
 
+def rejected_listing_url(scan_id: str) -> bytes:
+    """A rejected candidate's listing URL (distinct from a finding's)."""
+    return f"rejected_candidate|{scan_id}|listing_url".encode()
+
+
 def scan_target(scan_id: str) -> bytes:
     return f"scan|{scan_id}|target".encode()
 

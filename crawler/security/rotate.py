@@ -44,6 +44,11 @@ TABLES = (
         },
         "key_id",
     ),
+    SealedColumns(
+        "rejected_candidates", "id", ("scan_id",),
+        {"listing_url_ciphertext": lambda r: context.rejected_listing_url(str(r["scan_id"]))},
+        "key_id",
+    ),
     SealedColumns("scans", "id", (), {"target_ciphertext": lambda r: context.scan_target(str(r["id"]))}, None),
     SealedColumns(
         "dead_letters", "id", ("kind", "spider"),

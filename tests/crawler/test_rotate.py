@@ -36,6 +36,11 @@ def seed(conn, keys, store):
             (scan, keys.encrypt(f"ann{n}@example.com", context.finding_value(scan, "email")), bytes([n]),
              keys.encrypt("http://r/ann", context.finding_listing_url(scan)), b"u", keys.current_key_id),
         )  # fmt: skip
+    conn.execute(
+        "INSERT INTO rejected_candidates (scan_id, website_id, listing_url_ciphertext, listing_url_index, key_id, "
+        "confidence, threshold) VALUES (%s, 'rot', %s, 'u', %s, 0.2, 0.85)",
+        (scan, keys.encrypt("http://r/someone-else", context.rejected_listing_url(scan)), keys.current_key_id),
+    )
     conn.execute("INSERT INTO dead_letters (kind, spider, reason, payload_ciphertext, key_id) VALUES ('record', 'rot', 'x', %s, %s)",
                  (keys.encrypt("{}", context.dead_letter("record", "rot")), keys.current_key_id))  # fmt: skip
     return scan, stored.sha256
@@ -47,8 +52,9 @@ def test_rotation_reencrypts_everything_and_resumes(own_database_url, tmp_path):
         scan, sha = seed(conn, old, ScreenshotStore(tmp_path, old))
         first = rotate(conn, rotated, ScreenshotStore(tmp_path, rotated), batch=2)
         assert first["findings"] >= 5 and first["scans"] >= 1 and first["dead_letters"] >= 1 and first["screenshots"] >= 1
+        assert first["rejected_candidates"] >= 1
         assert rotate(conn, rotated, ScreenshotStore(tmp_path, rotated), batch=2) == {
-            "findings": 0, "scans": 0, "dead_letters": 0, "screenshots": 0}  # fmt: skip
+            "findings": 0, "rejected_candidates": 0, "scans": 0, "dead_letters": 0, "screenshots": 0}  # fmt: skip
         new_only = ring(NEW)
         values = conn.execute("SELECT value_ciphertext, key_id FROM findings WHERE scan_id = %s", (scan,)).fetchall()
         assert {new_only.decrypt_text(v["value_ciphertext"], context.finding_value(scan, "email")) for v in values} == {
@@ -56,6 +62,9 @@ def test_rotation_reencrypts_everything_and_resumes(own_database_url, tmp_path):
         assert {v["key_id"] for v in values} == {"new"}
         target = conn.execute("SELECT target_ciphertext FROM scans WHERE id = %s", (scan,)).fetchone()["target_ciphertext"]
         assert new_only.decrypt_text(target, context.scan_target(scan)) == '{"first_name": "Ann"}'
+        rejected = conn.execute("SELECT listing_url_ciphertext FROM rejected_candidates WHERE scan_id = %s", (scan,))
+        assert new_only.decrypt_text(rejected.fetchone()["listing_url_ciphertext"], context.rejected_listing_url(scan)) == (
+            "http://r/someone-else")
         assert ScreenshotStore(tmp_path, new_only).load(sha) == b"png-" + scan.encode()
 
 

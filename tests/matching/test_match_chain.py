@@ -14,7 +14,7 @@ from crawler.db.pool import close_pools
 from crawler.items import PersonListing, TableRows
 from crawler.matching.evaluate import site_listing, target_query
 from crawler.scans import ScanContext
-from pipelines.encrypt import rejected_listing_url_context
+from crawler.security.context import rejected_listing_url
 from sandbox.population import default_population
 from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS, crawl_keyring
 
@@ -100,7 +100,7 @@ async def test_candidates_are_accepted_or_kept_as_rejected(database_url, tmp_pat
     site, ciphertext, index, confidence, threshold, evidence = rows[0]
     ring = crawl_keyring()
     assert site == "thatsthem" and confidence < threshold == pytest.approx(project_settings_threshold())
-    assert ring.decrypt_text(ciphertext, rejected_listing_url_context(scan_row)) == theirs.listing_url
+    assert ring.decrypt_text(ciphertext, rejected_listing_url(scan_row)) == theirs.listing_url
     assert bytes(index) == ring.blind_index(theirs.listing_url) and theirs.listing_url.encode() not in bytes(ciphertext)
     assert evidence["age"]["level"] == "disagree" and evidence["name"]["level"] == "exact"
     assert "smith" not in str(evidence).casefold()  # levels and weights, no values
