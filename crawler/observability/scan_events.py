@@ -29,6 +29,7 @@ import orjson
 
 from crawler import signals as project_signals
 from crawler.config import flag
+from crawler.scans import site_of
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +104,6 @@ class ScanEvents:
         self.emit(message("error", scan_id, site=site, kind=kind, source=source))
 
     def block_detected(self, request, kind, domain, **_):
-        from crawler.scans import site_of  # noqa: PLC0415 - crawler.scans imports the pipelines' world
-
         scan = getattr(self.crawler.spider, "scan", None)
         if scan is not None:
             self.error(scan.scan_id, site_of(self.crawler, request, domain), kind, source="block")
