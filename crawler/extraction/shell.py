@@ -35,7 +35,9 @@ def run(site, response, kind: str | None = None) -> ListPage | dict:
             print(f"{definition.id}: this page matches the {block_kind} signature")
     if kind != "detail":
         page = extract_list(definition, response)
-        if kind == "list" or not page.empty or page.no_results:
+        # a record page may show its record as the one card linking to itself: that is a detail page
+        own_card = [c.get("url") for c in page.candidates] == [response.url]
+        if kind == "list" or (not page.empty and not own_card) or page.no_results:
             print(f"{definition.id} list: {len(page.candidates)} candidate(s), next page {page.next_url}, "
                   f"no-results marker {'yes' if page.no_results else 'no'}")  # fmt: skip
             for candidate in page.candidates:
