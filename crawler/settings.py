@@ -201,6 +201,11 @@ OTEL_ENABLED = _env("OTEL_ENABLED", "false")
 # --- Sites --------------------------------------------------------------------
 # Where the example spider finds the sandbox directory (`python -m sandbox`).
 EXAMPLE_BASE_URL = _env("EXAMPLE_BASE_URL", "http://127.0.0.1:8100")
+# Broker site definitions (spiders/sites/*.yaml): base URLs overriding the YAML's, as
+# "id=url,id=url" (e.g. the sandbox's ports); result pages followed per search; detail pages per site.
+SITES_BASE_URLS = _env("SITES_BASE_URLS")
+SITES_MAX_PAGES = _env("SITES_MAX_PAGES", "5")
+SITES_MAX_CANDIDATES = _env("SITES_MAX_CANDIDATES", "50")
 
 # The events spider: its API (overridden by -a base_url / -a api_key) and how often it logs progress.
 EVENTS_BASE_URL = _env("EVENTS_BASE_URL", "http://127.0.0.1:8200")
