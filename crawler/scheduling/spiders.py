@@ -60,7 +60,7 @@ class RedisStartMixin:
                 if request is not None:
                     yield request
                 continue
-            scheduler = getattr(self.crawler.engine, "_slot", None) and self.crawler.engine._slot.scheduler
+            scheduler = self.crawler.engine.scheduler
             if scheduler is not None and hasattr(scheduler, "idle_expired"):
                 counts = scheduler.shared_counts(max_age=0)
                 busy = counts["queued"] or counts["delayed"] or counts["leased"] or scheduler.held or scheduler.local

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
@@ -26,6 +27,7 @@ from crawler.shared_redis import redis_for
 logger = logging.getLogger(__name__)
 
 NOT_SUMMED = ("scheduler/shared/", "scheduler/leases/held", "scheduler/leases/expired_returned")
+EXTREMES = re.compile(r"(^|[/_])(max|min)($|[/_])")  # memusage/max, pg/flush_seconds_max, request_depth_max
 
 
 class SharedStats:
@@ -59,7 +61,7 @@ class SharedStats:
         for name, value in self.crawler.stats.get_stats().items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
-            if name.startswith(NOT_SUMMED) or name.endswith(("_max", "_min")) or "max_" in name:
+            if name.startswith(NOT_SUMMED) or EXTREMES.search(name):
                 continue
             if delta := value - self.pushed.get(name, 0):
                 changes[name] = delta
