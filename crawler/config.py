@@ -154,11 +154,11 @@ def check_numbers(settings) -> None:
             raise ConfigError(name, f"expected {kind}, got {raw!r}") from None
         if value <= 0:
             raise ConfigError(name, f"must be positive, got {raw!r}")
-    for name in NON_NEGATIVE_INTS:
-        raw = str(settings.get(name)).strip()
     raw = str(settings.get("SCHEDULER_JOB_PRIORITY", "0")).strip()
     if not raw.lstrip("-").isdigit():
         raise ConfigError("SCHEDULER_JOB_PRIORITY", f"expected a whole number, got {raw!r}")
+    for name in NON_NEGATIVE_INTS:
+        raw = str(settings.get(name)).strip()
         if not raw.isdigit():
             raise ConfigError(name, f"expected a whole number >= 0, got {settings.get(name)!r}")
     for name in NON_NEGATIVE_NUMBERS:

@@ -77,9 +77,11 @@ SCREENSHOTS_ENABLED = _env("SCREENSHOTS_ENABLED", "true")
 SCREENSHOTS_TIMEOUT = _env("SCREENSHOTS_TIMEOUT", "180")
 
 # --- Shared scheduling (with REDIS_URL; crawler/scheduling/) -----------------
-# Base key of a job's shared state (queue, leases, dupefilter, stats); %(prefix)s = REDIS_KEY_PREFIX.
-# Workers running the same spider with the same key share one job.
-SCHEDULER_KEY = _env("SCHEDULER_KEY", "%(prefix)ssched:{%(spider)s}")
+# Base key of a job's shared state (queue, leases, dupefilter, stats); %(prefix)s = REDIS_KEY_PREFIX,
+# %(job)s = the job: SCHEDULER_JOB when set, else the scan id (scan spiders) or the spider and a digest
+# of its arguments, so workers started with the same command share one job and different crawls never mix.
+SCHEDULER_KEY = _env("SCHEDULER_KEY", "%(prefix)ssched:{%(job)s}")
+SCHEDULER_JOB = _env("SCHEDULER_JOB")
 # Redis list a RedisStartMixin spider reads start URLs / JSON requests from.
 SCHEDULER_START_KEY = _env("SCHEDULER_START_KEY", "%(prefix)sstart:%(spider)s")
 # A popped request is leased this long, renewed every third of it; a dead worker's leases return to the queue.
@@ -233,14 +235,14 @@ EXTENSIONS = {
     "crawler.runtime.RuntimeCheck": 0,
     # scans row lifecycle: pending -> running -> completed / failed, counters
     "crawler.scans.ScanTracker": 100,
+    # scan events (progress, found_data, error, completed) -> log and the scan's Redis channel
+    "crawler.observability.scan_events.ScanEvents": 110,
     # logs and counts what a SIGTERM waits for (Scrapy drains; a second signal stops at once)
     "crawler.observability.shutdown.GracefulShutdown": 120,
     # /metrics (Prometheus) and /health on METRICS_PORT
     "crawler.observability.server.ObservabilityServer": 130,
     # OpenTelemetry traces when OTEL_ENABLED
     "crawler.observability.tracing.Tracing": 140,
-    # scan events (progress, found_data, error, completed) -> log and the scan's Redis channel
-    "crawler.observability.scan_events.ScanEvents": 110,
     # with REDIS_URL: each worker adds its counters to the job's shared stats hash (HINCRBY)
     "crawler.scheduling.stats.SharedStats": 900,
     # closes the database pools after everything else has written

@@ -35,12 +35,14 @@ that does not pickle) stay in this worker's memory, unleased, with a warning.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import logging
 import time
 import uuid
 from collections import deque
 
+import orjson
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
 
 from crawler.scheduling.deferring import DEFER_REASON, DEFER_UNTIL, DeferringScheduler
@@ -52,8 +54,26 @@ logger = logging.getLogger(__name__)
 LEASE = "_scheduler_lease"  # meta: the lease id of a request popped from the shared queue
 
 
-def job_key(settings, spider_name: str) -> str:
-    return settings.get("SCHEDULER_KEY") % {"prefix": settings.get("REDIS_KEY_PREFIX") or "", "spider": spider_name}
+def job_id(settings, spider) -> str:
+    """Which shared job a worker joins. SCHEDULER_JOB names one explicitly; otherwise a spider
+    with a scan joins its scan (pass the same ``-a scan_id`` to split one scan over workers), and
+    any other spider the job of its exact arguments: workers started with the same command share
+    the work, while two scans or two different crawls of one spider never mix their requests
+    (their callbacks would run with the wrong spider state)."""
+    if explicit := settings.get("SCHEDULER_JOB"):
+        return f"{spider.name}:{explicit}"
+    if (scan := getattr(spider, "scan", None)) is not None:
+        return f"{spider.name}:{scan.scan_id}"
+    arguments = {k: v for k, v in (getattr(spider, "spider_arguments", None) or {}).items() if k != "job_priority"}
+    if not arguments:
+        return spider.name
+    digest = hashlib.sha256(orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
+    return f"{spider.name}:{digest[:12]}"
+
+
+def job_key(settings, spider) -> str:
+    values = {"prefix": settings.get("REDIS_KEY_PREFIX") or "", "spider": spider.name, "job": job_id(settings, spider)}
+    return settings.get("SCHEDULER_KEY") % values
 
 
 class SharedScheduler(RedisScheduler):
@@ -105,7 +125,7 @@ class SharedScheduler(RedisScheduler):
     # -- lifecycle ---------------------------------------------------------------------------------
     def open(self, spider):
         self.spider = spider
-        self.key = job_key(self.crawler.settings, spider.name)
+        self.key = job_key(self.crawler.settings, spider)
         # scrapyd passes its form fields as spider arguments: -d job_priority=N
         self.job_priority = int(getattr(spider, "job_priority", None)
                                 or self.crawler.settings.getint("SCHEDULER_JOB_PRIORITY"))  # fmt: skip

@@ -9,7 +9,7 @@ HINCRBY / HINCRBYFLOAT (atomic, so totals are exact whatever the number of
 workers). Gauges (``scheduler/shared/*``, ``scheduler/leases/held``) and
 ``*_max``/``*_min`` values are not summed. The hash is ``<SCHEDULER_KEY>:stats``:
 
-    redis-cli HGETALL 'crawler:sched:{fetch}:stats'
+    redis-cli HGETALL 'crawler:sched:{fetch:<job digest>}:stats'
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class SharedStats:
         return extension
 
     def spider_opened(self, spider):
-        self.key = job_key(self.crawler.settings, spider.name) + ":stats"
+        self.key = job_key(self.crawler.settings, spider) + ":stats"
         self.task = asyncio.get_event_loop().create_task(self._push_forever())
 
     async def spider_closed(self, spider, reason):

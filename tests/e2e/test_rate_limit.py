@@ -32,10 +32,11 @@ def test_two_workers_sharing_redis_stay_within_one_limit(crawl_env, sandbox, tmp
     tenant = Tenant(sandbox["lab"], rate_limit=60, rate_window=3)
     env = dict(crawl_env, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=redis_prefix + "rl:")
     settings = {"RATELIMIT_ADAPTIVE": "false", "RATELIMIT_DEFAULT_RPS": "19"}  # 57 per 3 s window, together
+    # two separate jobs (each crawls all 150 pages) that share one rate limit through Redis
     workers = [
-        subprocess.Popen([*fetch_command(tenant.base, count=150), *sum((["-s", f"{k}={v}"] for k, v in settings.items()), [])],
-                         cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
-        for _ in range(2)
+        subprocess.Popen([*fetch_command(tenant.base, count=150), *sum((["-s", f"{k}={v}"] for k, v in settings.items()), []),
+                          "-s", f"SCHEDULER_JOB=worker{n}"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for n in range(2)
     ]
     for worker in workers:
         _, stderr = worker.communicate(timeout=120)

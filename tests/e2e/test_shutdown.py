@@ -186,13 +186,13 @@ def test_deferred_requests_stay_recoverable_as_dead_letters(sandbox, crawl_env, 
 
 
 def shared_env(crawl_env, prefix: str) -> dict:
-    return {**crawl_env, "REDIS_URL": REDIS_URL, "REDIS_KEY_PREFIX": prefix}
+    return {**crawl_env, "REDIS_URL": REDIS_URL, "REDIS_KEY_PREFIX": prefix, "SCHEDULER_JOB": "shutdown"}
 
 
 def leased(prefix: str) -> tuple[int, int]:
     """(queued, leased) of the fetch spider's shared job."""
     client = redis.Redis.from_url(REDIS_URL)
-    base = f"{prefix}sched:{{fetch}}"
+    base = f"{prefix}sched:{{fetch:shutdown}}"
     try:
         return client.zcard(f"{base}:queue"), client.zcard(f"{base}:leases")
     finally:
