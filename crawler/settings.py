@@ -260,14 +260,15 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     # backoff with full jitter, Retry-After, truncated JSON; dead letters when attempts run out
     "middlewares.retry.RetryMiddleware": 550,
-    # bearer tokens (refreshed ahead of expiry and on 401) and static API keys
-    "middlewares.auth_token.AuthTokenMiddleware": 555,
     # per domain: open after repeated failures, one probe after the cool-down
     "middlewares.circuit_breaker.CircuitBreakerMiddleware": 560,
     # after a captcha: pause the key, then a slower rate for it (handed to the rate limiter)
     "middlewares.slowdown.BlockSlowdownMiddleware": 565,
     # token bucket per key, paced by the server's X-RateLimit budget, Retry-After pauses
     "middlewares.rate_limit.RateLimitMiddleware": 570,
+    # bearer tokens (refreshed ahead of expiry and on 401) and static API keys; after the rate
+    # limiter, so the token a request carries is checked when it leaves, not before it waited
+    "middlewares.auth_token.AuthTokenMiddleware": 575,
     # captcha / interstitial / soft rate limit / blocked pages (after decompression at 590)
     "middlewares.blocks.BlockDetectionMiddleware": 585,
 }

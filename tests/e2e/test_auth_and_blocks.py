@@ -36,7 +36,13 @@ def test_short_lived_tokens_are_refreshed_once_per_lifetime(crawl_env, sandbox, 
 
 def test_a_revoked_token_is_refreshed_once_and_the_requests_replayed(crawl_env, sandbox, tmp_path):
     tenant = Tenant(sandbox["lab"], token_ttl=3600)
-    revoker = threading.Timer(1.5, lambda: tenant.call("revoke", {}))
+    def revoke_mid_crawl():  # once some requests went through with the first token (start-up time varies)
+        deadline = time.monotonic() + 60
+        while tenant.stats()["statuses"].get("200", 0) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tenant.call("revoke", {})
+
+    revoker = threading.Thread(target=revoke_mid_crawl)
     revoker.start()
     settings = dict(auth_settings(tenant), RATELIMIT_DEFAULT_RPS=20, CONCURRENT_REQUESTS=8)
     result, records = run_lab(crawl_env, tmp_path, tenant.base, path="protected", count=80, settings=settings)

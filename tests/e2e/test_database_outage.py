@@ -25,7 +25,8 @@ def crawl(crawl_env, sandbox, scan_id, **settings):
 
 
 def test_connections_killed_mid_crawl_lose_nothing(crawl_env, sandbox, database_url, db):
-    slow = {"PG_BATCH_ROWS": 5, "PG_FLUSH_SECONDS": 0.1, "DOWNLOAD_DELAY": 0.05, "CONCURRENT_REQUESTS": 2}
+    slow = {"PG_BATCH_ROWS": 5, "PG_FLUSH_SECONDS": 0.1, "DOWNLOAD_DELAY": 0.05, "CONCURRENT_REQUESTS": 2,
+            "SCREENSHOTS_ENABLED": "false"}  # rows must flow while connections are killed
     calm_id, chaos_id = str(uuid.uuid4()), str(uuid.uuid4())
     assert crawl(crawl_env, sandbox, calm_id, **slow).wait(timeout=120) == 0
 
