@@ -277,8 +277,8 @@ DOWNLOADER_MIDDLEWARES = {
 # screenshots) are rendered by scrapy-playwright in the system Chromium; every other
 # request goes through Scrapy's own HTTP handler. The browser starts on first use.
 DOWNLOAD_HANDLERS = {
-    "http": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
-    "https": "scrapy_playwright.handler.ScrapyPlaywrightDownloadHandler",
+    "http": "crawler.browser.LazyPlaywrightDownloadHandler",
+    "https": "crawler.browser.LazyPlaywrightDownloadHandler",
 }
 PLAYWRIGHT_BROWSER_TYPE = "chromium"
 PLAYWRIGHT_LAUNCH_OPTIONS = {
