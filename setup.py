@@ -11,8 +11,8 @@ from setuptools import find_packages, setup
 setup(
     name="crawler",
     version="1.0",
-    packages=find_packages(include=["crawler", "crawler.*", "spiders", "pipelines", "middlewares"]),
-    package_data={"crawler.db": ["migrations/*.sql"]},
+    packages=find_packages(include=["crawler", "crawler.*", "spiders", "spiders.*", "pipelines", "middlewares"]),
+    package_data={"crawler.db": ["migrations/*.sql"], "spiders.sites": ["*.yaml", "FORMAT.md"]},
     entry_points={"scrapy": ["settings = crawler.settings"]},
     zip_safe=False,
 )

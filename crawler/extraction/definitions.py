@@ -174,8 +174,11 @@ def _display(path: Path) -> str:
 
 def load_definition(path) -> SiteDefinition:
     path = Path(path)
-    source = _display(path)
-    text = path.read_bytes()
+    return load_definition_text(path.read_bytes(), _display(path))
+
+
+def load_definition_text(text: bytes | str, source: str) -> SiteDefinition:
+    """A definition from its YAML text; ``source`` names it in errors (a path, or a name inside an egg)."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -7,12 +7,11 @@ definition that does not validate is left out with one line on stderr naming the
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from importlib.resources import files
 
-from crawler.extraction import DefinitionError, load_definition
+from crawler.extraction import DefinitionError
+from crawler.extraction.definitions import load_definition_text
 from spiders.broker import BrokerSpider
-
-DIRECTORY = Path(__file__).resolve().parent
 
 
 def _spider_class(definition) -> type[BrokerSpider]:
@@ -24,9 +23,10 @@ def _spider_class(definition) -> type[BrokerSpider]:
 
 
 SPIDERS: dict[str, type[BrokerSpider]] = {}
-for _path in sorted(DIRECTORY.glob("*.yaml")):
+# importlib.resources: the files are also read from inside a scrapyd egg (a zip)
+for _path in sorted((p for p in files(__name__).iterdir() if p.name.endswith(".yaml")), key=lambda p: p.name):
     try:
-        _definition = load_definition(_path)
+        _definition = load_definition_text(_path.read_bytes(), f"spiders/sites/{_path.name}")
     except DefinitionError as _error:
         print(f"error: {_error} (site left out)", file=sys.stderr)
         continue
