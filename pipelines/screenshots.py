@@ -16,7 +16,9 @@ one). Rejected candidates get no screenshot and lose any PNG they carried.
 
 A screenshot that fails (a block, a timeout, the browser) never loses the
 finding: it is stored without a screenshot, counted in ``screenshots/failed``
-and reported on the scan as the error kind ``screenshot_failed``.
+and reported on the scan as the error kind ``screenshot_failed``. After a SIGTERM
+the scheduler hands out nothing new, so pending screenshots are given up at once
+(reason ``shutdown``) and the findings are written without them.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from crawler.db.writer import BulkWriter
 from crawler.items import PersonListing, Screenshot
 from crawler.security import keyring_from_settings
 from crawler.security.evidence import SCREENSHOT_COLUMNS, ScreenshotStore, screenshots_dir
-from crawler.signals import scan_error
+from crawler.signals import scan_error, shutdown_requested
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,10 @@ def screenshot_meta(site: str) -> dict:
     }
 
 
+class ShutdownInProgress(Exception):
+    """The crawl is draining after a SIGTERM: the screenshot request will not be scheduled."""
+
+
 class ScreenshotPipeline:
     def __init__(self, crawler, store: ScreenshotStore, writer: BulkWriter):
         self.crawler = crawler
@@ -72,11 +78,20 @@ class ScreenshotPipeline:
         self.threshold = settings.getfloat("MATCH_THRESHOLD", 0.85)
         self.waiting: dict[int, asyncio.Future] = {}
         self.ids = itertools.count()
+        self.stopping = False
 
     @classmethod
     def from_crawler(cls, crawler):
         store = ScreenshotStore(screenshots_dir(crawler.settings), keyring_from_settings(crawler.settings))
-        return cls(crawler, store, BulkWriter.for_crawler(crawler))
+        pipeline = cls(crawler, store, BulkWriter.for_crawler(crawler))
+        crawler.signals.connect(pipeline.shutdown, signal=shutdown_requested)
+        return pipeline
+
+    def shutdown(self, **_):
+        self.stopping = True
+        for future in self.waiting.values():
+            if not future.done():
+                future.set_exception(ShutdownInProgress())
 
     async def open_spider(self):
         await self.writer.open()
@@ -97,7 +112,7 @@ class ScreenshotPipeline:
             item.screenshot = None  # no evidence kept about people who are not the target
             return item
         png = item.screenshot
-        if png is None and self.enabled and item.screenshot_sha256 is None:
+        if png is None and self.enabled and not self.stopping and item.screenshot_sha256 is None:
             png = await self.capture(item)
         if png:
             item.screenshot, item.screenshot_sha256 = None, await self.save(png)
@@ -124,6 +139,8 @@ class ScreenshotPipeline:
             png = await asyncio.wait_for(future, self.timeout)
         except TimeoutError:
             reason = "timeout"
+        except ShutdownInProgress:
+            reason = "shutdown"
         except Exception as exc:  # a block given up on, an HTTP error, the browser: the finding stays
             reason = type(exc).__name__
         finally:
