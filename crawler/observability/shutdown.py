@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 import time
 from functools import partial
 
@@ -55,6 +56,8 @@ class GracefulShutdown:
             self.loop = asyncio.get_running_loop()
         except RuntimeError:
             return
+        if threading.current_thread() is not threading.main_thread():
+            return  # `scrapy shell` runs the crawler in a thread: its signals stay the shell's
         for signum in HANDLED:
             previous = signal.getsignal(signum)
             if callable(previous):
