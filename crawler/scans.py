@@ -135,12 +135,14 @@ def final_status(reason: str) -> str:
 
 def site_outcome(counters: dict) -> str:
     """found | no_match (candidates, none accepted) | partial (some pages lost) | error (pages lost,
-    nothing read) | no_results. A site whose pages were lost never reads as "no results"."""
+    nothing read) | no_results. A site whose pages were lost never reads as "no results"; blocks that
+    were passed (an interstitial cookie, a rate limit waited out) lose nothing and do not count: a
+    block whose retries ran out arrives as an error of its kind."""
     errors = sum(counters["errors"].values())
     matched = max(counters["accepted"], counters["stored"])
     if errors and (matched or counters["rejected"]):
         return "partial"
-    if errors or (not counters["listings"] and sum(counters["blocks"].values())):
+    if errors:
         return "error"
     if matched:
         return "found"

@@ -267,9 +267,8 @@ class BrokerSpider(scrapy.Spider):
         kind = classify_failure(failure)
         if request.meta.get("block") or kind in ("captcha", "interstitial", "rate_limited") or (
             kind == "blocked" and "block" in str(failure.value)):
-            # the block detector already reported it (block_detected); counted, not sent twice
+            # retries ran out on a block page: the page is lost (block_detected only said it was met)
             self.crawler.stats.inc_value(f"broker/{site}/blocked_pages")
-            return
         self.error(site, kind, request)
 
     def error(self, site: str, kind: str, request) -> None:

@@ -11,8 +11,11 @@ second one stops at once and exits 1 (see crawler/observability/shutdown.py).
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import sys
+
+import orjson
 
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.spiderloader import get_spider_loader
@@ -22,6 +25,17 @@ from crawler.runtime import preflight
 from crawler.spider_args import SpiderArgumentError
 
 NORMAL_ENDINGS = ("finished", "shutdown", "closespider_")
+
+
+def arguments_digest(spargs: dict) -> str:
+    """Names the shared-scheduler job of this crawl (crawler/scheduling/shared.py: job_id): the same
+    spider arguments give the same job. scrapyd's own ``_job`` id and the priority do not count."""
+    if "job_priority" in spargs and not str(spargs["job_priority"]).strip().lstrip("-").isdigit():
+        raise SpiderArgumentError("job_priority", "expected a whole number")
+    arguments = {k: v for k, v in spargs.items() if not k.startswith("_") and k != "job_priority"}
+    if not arguments:
+        return ""
+    return hashlib.sha256(orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()[:12]
 
 
 class Command(ScrapyCrawlCommand):
@@ -50,6 +64,7 @@ class Command(ScrapyCrawlCommand):
         try:
             if args:
                 self._check_spider_arguments(args[0], opts.spargs)
+                self.settings.set("SCHEDULER_JOB_ARGUMENTS", arguments_digest(opts.spargs), priority="cmdline")
             preflight(self.settings)
         except SpiderArgumentError as exc:
             print(f"error: {exc}", file=sys.stderr)

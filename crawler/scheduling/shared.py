@@ -56,19 +56,21 @@ LEASE = "_scheduler_lease"  # meta: the lease id of a request popped from the sh
 
 def job_id(settings, spider) -> str:
     """Which shared job a worker joins. SCHEDULER_JOB names one explicitly; otherwise a spider
-    with a scan joins its scan (pass the same ``-a scan_id`` to split one scan over workers), and
-    any other spider the job of its exact arguments: workers started with the same command share
-    the work, while two scans or two different crawls of one spider never mix their requests
-    (their callbacks would run with the wrong spider state)."""
+    with a scan joins its scan, and any other spider the job of its exact arguments (a digest the
+    ``crawl`` command computes; ``spider_arguments`` for crawls started in-process): workers
+    started with the same command share the work, while two crawls with different arguments
+    never mix their requests (their callbacks would run with the other crawl's spider state)."""
     if explicit := settings.get("SCHEDULER_JOB"):
         return f"{spider.name}:{explicit}"
     if (scan := getattr(spider, "scan", None)) is not None:
         return f"{spider.name}:{scan.scan_id}"
-    arguments = {k: v for k, v in (getattr(spider, "spider_arguments", None) or {}).items() if k != "job_priority"}
-    if not arguments:
-        return spider.name
-    digest = hashlib.sha256(orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
-    return f"{spider.name}:{digest[:12]}"
+    digest = settings.get("SCHEDULER_JOB_ARGUMENTS")
+    if not digest:
+        arguments = {k: v for k, v in (getattr(spider, "spider_arguments", None) or {}).items()
+                     if k != "job_priority"}  # fmt: skip
+        if arguments:
+            digest = hashlib.sha256(orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()[:12]
+    return f"{spider.name}:{digest}" if digest else spider.name
 
 
 def job_key(settings, spider) -> str:

@@ -67,7 +67,8 @@ def counters(**values):
     [
         ({}, "no_results"), ({"listings": 2, "rejected": 2}, "no_match"),
         ({"listings": 1, "accepted": 1, "stored": 1}, "found"),
-        ({"errors": {"captcha": 1}}, "error"), ({"blocks": {"rate_limited": 3}}, "error"),
+        ({"errors": {"captcha": 1}}, "error"),  # a captcha whose retries ran out: the page is lost
+        ({"blocks": {"interstitial": 1}}, "no_results"),  # passed with the cookie: the site's answer stands
         ({"listings": 1, "stored": 1, "errors": {"timeout": 1}}, "partial"),
         ({"listings": 1, "stored": 1, "blocks": {"captcha": 1}}, "found"),  # a block passed on retry lost nothing
     ],
