@@ -234,7 +234,10 @@ class BulkWriter:
         seconds = time.monotonic() - started
         self.stats.max_value("pg/flush_seconds_max", round(seconds, 3))
         for observe in self.flush_observers:
-            observe(seconds, rows)
+            try:  # the rows are committed: an observer's failure must not put them back in the buffer
+                observe(seconds, rows)
+            except Exception:
+                logger.exception("flush observer %r failed", observe)
 
     async def _write(self, buffers, checkpoints) -> dict[str, int]:
         inserted: dict[str, int] = {}

@@ -16,23 +16,29 @@ from __future__ import annotations
 from scrapy_redis.dupefilter import RFPDupeFilter
 
 from crawler.dedup.bloom import BloomFilter, digest
+from crawler.scheduling.sealed import keyed_fingerprint
+from crawler.security import keyring_from_settings
 
 
 class RedisDupeFilter(RFPDupeFilter):
-    def __init__(self, server, key, debug=False, fingerprinter=None, stats=None):
+    def __init__(self, server, key, debug=False, fingerprinter=None, stats=None, ring=None):
         super().__init__(server, key, debug)
         self.fingerprinter = fingerprinter
         self.stats = stats
+        self.ring = ring
 
     @classmethod
     def for_scheduler(cls, server, key: str, crawler):
         return cls(server, key, debug=crawler.settings.getbool("DUPEFILTER_DEBUG"),
-                   fingerprinter=crawler.request_fingerprinter, stats=crawler.stats)  # fmt: skip
+                   fingerprinter=crawler.request_fingerprinter, stats=crawler.stats,
+                   ring=keyring_from_settings(crawler.settings))  # fmt: skip
 
     def request_fingerprint(self, request) -> str:
         if self.fingerprinter is None:
             return super().request_fingerprint(request)
-        return self.fingerprinter.fingerprint(request).hex()
+        fingerprint = self.fingerprinter.fingerprint(request)
+        # keyed: a bare SHA-1 of a search URL is reversed by hashing common names
+        return keyed_fingerprint(self.ring, fingerprint) if self.ring is not None else fingerprint.hex()
 
     def request_seen(self, request) -> bool:
         seen = super().request_seen(request)
@@ -48,9 +54,9 @@ class RedisDupeFilter(RFPDupeFilter):
 
 
 class BloomDupeFilter(RedisDupeFilter):
-    def __init__(self, server, key, debug=False, fingerprinter=None, stats=None, capacity=10_000_000,
+    def __init__(self, server, key, debug=False, fingerprinter=None, stats=None, ring=None, capacity=10_000_000,
                  error_rate=0.001):  # fmt: skip
-        super().__init__(server, key, debug, fingerprinter, stats)
+        super().__init__(server, key, debug, fingerprinter, stats, ring)
         # BloomFilter's key layout and Lua script, called with our synchronous client
         # (the scheduler interface is synchronous)
         # keys "<key>:bloom:{fp}:..."; the job's {hash tag} comes first, so one Cluster slot
@@ -61,7 +67,7 @@ class BloomDupeFilter(RedisDupeFilter):
         settings = crawler.settings
         return cls(server, key, debug=settings.getbool("DUPEFILTER_DEBUG"),
                    fingerprinter=crawler.request_fingerprinter, stats=crawler.stats,
-                   capacity=settings.getint("SCHEDULER_BLOOM_CAPACITY"),
+                   ring=keyring_from_settings(settings), capacity=settings.getint("SCHEDULER_BLOOM_CAPACITY"),
                    error_rate=settings.getfloat("SCHEDULER_BLOOM_ERROR_RATE"))  # fmt: skip
 
     def request_seen(self, request) -> bool:

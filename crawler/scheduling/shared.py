@@ -36,18 +36,23 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
 import importlib
+import itertools
 import logging
 import time
 import uuid
 from collections import deque
 
 import orjson
+import redis
+from scrapy_redis import picklecompat
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
 
 from crawler.scheduling.deferring import DEFER_REASON, DEFER_UNTIL, DeferringScheduler
 from crawler.scheduling.dupefilter import BloomDupeFilter, RedisDupeFilter
 from crawler.scheduling.lease_queue import LeaseQueue
+from crawler.scheduling.sealed import SealedSerializer
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +100,10 @@ class SharedScheduler(RedisScheduler):
         self.bloom = settings.getbool("SCHEDULER_DUPEFILTER_BLOOM")
         self.held: dict[str, str] = {}  # lease id -> "downloading" | "scraping" | "done"
         self.to_ack: list[str] = []
-        self.local: deque = deque()  # requests that cannot be shared
+        # requests that cannot be shared: (due time, sequence, request), a heap, so a deferred one
+        # (backoff, Retry-After, a paused key) still waits here until it is due
+        self.local: list[tuple[float, int, object]] = []
+        self._local_sequence = itertools.count()
         # leased in one round trip, handed to the engine one by one (a few, so workers stay balanced)
         self.prefetched: deque = deque()
         self.prefetch = max(1, min(8, settings.getint("CONCURRENT_REQUESTS") // 4))
@@ -113,8 +121,6 @@ class SharedScheduler(RedisScheduler):
         settings = crawler.settings
         if not settings.get("REDIS_URL"):  # `-s REDIS_URL=` overrides the environment's choice
             return DeferringScheduler.from_crawler(crawler)
-        import redis  # noqa: PLC0415
-
         timeout = settings.getfloat("PG_CONNECT_TIMEOUT")
         server = redis.Redis.from_url(settings.get("REDIS_URL"), socket_timeout=timeout,
                                       socket_connect_timeout=timeout)  # fmt: skip
@@ -122,7 +128,8 @@ class SharedScheduler(RedisScheduler):
         serializer = settings.get("SCHEDULER_SERIALIZER")
         if isinstance(serializer, str):
             serializer = importlib.import_module(serializer)
-        return cls(server, crawler, serializer=serializer)
+        inner = serializer or picklecompat  # scrapy-redis's default
+        return cls(server, crawler, serializer=SealedSerializer.for_settings(inner, settings))
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def open(self, spider):
@@ -155,6 +162,8 @@ class SharedScheduler(RedisScheduler):
     async def _close(self, reason):
         for task in self._tasks:
             task.cancel()
+        # a cancelled ack tick may have taken lease ids off to_ack: wait for it to put them back
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._wakeup is not None:
             self._wakeup.cancel()
         if self._original_enqueue_scrape is not None:
@@ -201,7 +210,11 @@ class SharedScheduler(RedisScheduler):
         except Exception as exc:  # noqa: BLE001 - anything to_dict or the serializer refuses
             self._keep_local(request, replaces, exc)
             return True
-        acked = self.queue.push_encoded(payload, request.priority + self.job_priority, until or 0.0, replaces)
+        try:
+            acked = self.queue.push_encoded(payload, request.priority + self.job_priority, until or 0.0, replaces)
+        except redis.RedisError as exc:  # Redis unreachable: crawled from this worker's memory, not dropped
+            self._keep_local(request, replaces, exc)
+            return True
         if replaces:
             self.held.pop(replaces, None)
             self._inc("scheduler/leases/acked", int(acked))
@@ -213,7 +226,12 @@ class SharedScheduler(RedisScheduler):
 
     def next_request(self):
         if self.local:
-            return self.local.popleft()
+            due = self.local[0][0] - time.time()
+            if due <= 0:
+                request = heapq.heappop(self.local)[2]
+                request.meta.pop(DEFER_UNTIL, None)
+                return request
+            self._wake_engine_at(due)
         if not self.prefetched:
             now = time.time()
             if now < self.next_poll:
@@ -300,8 +318,10 @@ class SharedScheduler(RedisScheduler):
         try:
             await self._commit_rows()
             acked = self.queue.ack(ids)
-        except Exception:
+        except BaseException as exc:  # also a cancellation: the ids must not be forgotten
             self.to_ack = ids + self.to_ack  # retried at the next tick; the leases stay renewed
+            if not isinstance(exc, Exception):
+                raise
             logger.warning("Acknowledging %d lease(s) failed; retrying", len(ids), exc_info=True)
             return 0
         for lease in ids:
@@ -317,6 +337,10 @@ class SharedScheduler(RedisScheduler):
         writer = BulkWriter.for_crawler(self.crawler)
         if writer.users > 0:  # open: rows buffered before now are committed when this returns
             await writer.flush()
+        elif writer.buffered or writer.checkpoints or writer.on_commit:
+            # closed with rows its last flush could not write (database down at close): the leases
+            # must not be acked, they expire and another worker crawls them again
+            raise RuntimeError(f"{writer.buffered} row(s) were never committed")
 
     async def _ack_forever(self) -> None:
         while True:
@@ -355,7 +379,7 @@ class SharedScheduler(RedisScheduler):
         self._inc("scheduler/unshareable")
         if replaces:
             self._finished(replaces)
-        self.local.append(request)
+        heapq.heappush(self.local, (request.meta.get(DEFER_UNTIL) or 0.0, next(self._local_sequence), request))
 
     def _inc(self, key: str, count: int = 1) -> None:
         if count and self.stats is not None:

@@ -112,6 +112,10 @@ class KeyRing:
     def decrypt_text(self, envelope: bytes, aad: bytes = b"") -> str:
         return self.decrypt(envelope, aad).decode()
 
+    def keyed_digest(self, data: bytes) -> bytes:
+        """HMAC-SHA256 of raw bytes under the blind-index key (e.g. request fingerprints in Redis)."""
+        return hmac.new(self._blind_key, data, hashlib.sha256).digest()
+
     def blind_index(self, value: str) -> bytes:
         """HMAC-SHA256 of the normalised value: equality lookups without decrypting."""
         return hmac.new(self._blind_key, normalise_for_index(value).encode(), hashlib.sha256).digest()

@@ -20,7 +20,7 @@ import pytest
 import redis
 from scrapy import Request
 
-from support import REDIS_URL, ROOT, http
+from support import REDIS_URL, ROOT, crawl_keyring, http
 
 HERE = Path(__file__).resolve().parent
 TREE = str(HERE / "lab_tree_spider.py")
@@ -164,15 +164,20 @@ def test_bloom_dupefilter(job, sandbox, db, tmp_path):
 
 
 def staged_queue(env, spider: str, token: str = "stager"):
-    """The job's LeaseQueue, as another worker would see it (requests pushed from the test)."""
+    """The job's LeaseQueue, as another worker would see it (requests pushed from the test), sealing
+    requests with the crawls' keys as every worker does."""
+    from scrapy_redis import picklecompat  # noqa: PLC0415
+
     from crawler.scheduling.lease_queue import LeaseQueue  # noqa: PLC0415
+    from crawler.scheduling.sealed import SealedSerializer  # noqa: PLC0415
 
     class Named:
         name = spider
 
     server = redis.Redis.from_url(REDIS_URL)
     key = f"{env['REDIS_KEY_PREFIX']}sched:{{{spider}}}"
-    return LeaseQueue(server, Named(), key, token=token, lease_seconds=300)
+    return LeaseQueue(server, Named(), key, serializer=SealedSerializer(picklecompat, crawl_keyring()), token=token,
+                      lease_seconds=300)  # fmt: skip
 
 
 def test_higher_priority_first_and_start_urls_from_redis(job, sandbox, tmp_path):
@@ -218,6 +223,7 @@ def test_dupefilter_uses_the_configured_request_fingerprinter():
     from scrapy.utils.test import get_crawler  # noqa: PLC0415
 
     from crawler.scheduling.dupefilter import RedisDupeFilter  # noqa: PLC0415
+    from crawler.scheduling.sealed import keyed_fingerprint  # noqa: PLC0415
 
     crawler = get_crawler(settings_dict={"REQUEST_FINGERPRINTER_CLASS": "scrapy.utils.request.RequestFingerprinter"})
     server = redis.Redis.from_url(REDIS_URL)
@@ -225,7 +231,8 @@ def test_dupefilter_uses_the_configured_request_fingerprinter():
     try:
         df = RedisDupeFilter.for_scheduler(server, key, crawler)
         request = Request("http://example.invalid/a?b=1&a=2")
-        assert df.request_fingerprint(request) == crawler.request_fingerprinter.fingerprint(request).hex()
+        # Scrapy's fingerprint, keyed with the blind-index key (no bare SHA-1 of a URL in Redis)
+        assert df.request_fingerprint(request) == keyed_fingerprint(df.ring, crawler.request_fingerprinter.fingerprint(request))
         assert not df.request_seen(request)
         assert df.request_seen(Request("http://example.invalid/a?a=2&b=1"))  # canonicalised by Scrapy's fingerprinter
     finally:
