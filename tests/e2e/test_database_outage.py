@@ -37,7 +37,11 @@ def test_connections_killed_mid_crawl_lose_nothing(crawl_env, sandbox, database_
     def killer():
         nonlocal kills
         with psycopg.connect(database_url, autocommit=True) as admin:
-            time.sleep(0.8)  # let the scan row be written, then cut the crawler off again and again
+            # once the scan row is written (start-up time varies with load), cut the crawler off again and again
+            deadline = time.monotonic() + 60
+            while not stop.is_set() and time.monotonic() < deadline and not admin.execute(
+                    "SELECT 1 FROM scans WHERE id = %s", (chaos_id,)).fetchone():  # fmt: skip
+                time.sleep(0.05)
             for _ in range(40):
                 if stop.is_set():
                     break

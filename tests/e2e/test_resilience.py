@@ -73,7 +73,7 @@ def test_an_open_circuit_defers_requests_lets_one_probe_through_and_loses_none(c
     if shared:
         crawl_env = dict(crawl_env, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=f"{redis_prefix}circuit:")
     tenant = Tenant(sandbox["lab"])
-    tenant.call("down", {"seconds": 2.0})
+    tenant.call("down", {"seconds": 5.0})  # longer than a loaded machine takes to start the crawl
     settings = dict(FAST, CIRCUIT_ENABLED="true", CIRCUIT_FAILURE_THRESHOLD=3, CIRCUIT_RESET_SECONDS=1, RETRY_TIMES=10,
                     CONCURRENT_REQUESTS=4, RETRY_BACKOFF_BASE=0.1)  # fmt: skip
     started = time.time()
