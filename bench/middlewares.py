@@ -5,10 +5,11 @@
 Starts the sandbox lab, then crawls N local pages with ``scrapy crawl fetch``:
 - **bare**: Scrapy's default downloader middlewares and scheduler (its own
   RetryMiddleware), none of ours;
-- **stack**: ours (retry + dead letters, auth, circuit breaker, rate limiter,
-  block detection, deferring scheduler) with limits out of the way
+- **stack**: ours (retry + dead letters, circuit breaker, captcha slowdown, rate
+  limiter, auth, block detection, deferring scheduler) with limits out of the way
   (RATELIMIT_DEFAULT_RPS=100000), in process;
-- **stack+redis**: the same with shared state in Redis (three round trips per request).
+- **stack+redis**: the same with shared state in Redis (three round trips per request),
+  still with the in-process scheduler (the shared one: bench/scheduler.py).
 Item pipelines are off in every run, so only the middlewares differ. Each
 configuration runs --rounds times (alternating); the best run counts. Prints
 pages/s per configuration and the ratio to bare (goal: overhead <= 15%, i.e.
@@ -32,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 from sandbox.launch import running  # noqa: E402
 
 OURS = ["middlewares.retry.RetryMiddleware", "middlewares.auth_token.AuthTokenMiddleware",
-        "middlewares.circuit_breaker.CircuitBreakerMiddleware", "middlewares.rate_limit.RateLimitMiddleware",
-        "middlewares.blocks.BlockDetectionMiddleware"]  # fmt: skip
+        "middlewares.circuit_breaker.CircuitBreakerMiddleware", "middlewares.slowdown.BlockSlowdownMiddleware",
+        "middlewares.rate_limit.RateLimitMiddleware", "middlewares.blocks.BlockDetectionMiddleware"]  # fmt: skip
 
 
 def crawl(base: str, pages: int, concurrency: int, mode: str, redis_url: str) -> float:
@@ -47,6 +48,8 @@ def crawl(base: str, pages: int, concurrency: int, mode: str, redis_url: str) ->
         settings["SCHEDULER"] = "scrapy.core.scheduler.Scheduler"
     elif mode == "stack+redis":
         env["REDIS_URL"] = redis_url
+        # the middlewares' shared state only: the shared scheduler has its own bench (bench/scheduler.py)
+        settings["SCHEDULER"] = "crawler.scheduling.deferring.DeferringScheduler"
     tenant = f"{base}/t/{uuid.uuid4().hex[:10]}"
     command = [sys.executable, "-m", "scrapy", "crawl", "fetch", "-a", f"url_template={tenant}/page/{{n}}",
                "-a", f"count={pages}"] + [a for k, v in settings.items() for a in ("-s", f"{k}={v}")]  # fmt: skip
