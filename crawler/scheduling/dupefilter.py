@@ -46,6 +46,17 @@ class RedisDupeFilter(RFPDupeFilter):
             self.stats.inc_value("dupefilter/filtered")
         return seen
 
+    # The shared scheduler checks, pushes, then marks: a worker killed between the push and the
+    # mark causes at worst a duplicate crawl; marking first could lose the request for good.
+    def seen(self, request) -> bool:
+        seen = bool(self.server.sismember(self.key, self.request_fingerprint(request)))
+        if seen and self.stats:
+            self.stats.inc_value("dupefilter/filtered")
+        return seen
+
+    def mark(self, request) -> None:
+        self.server.sadd(self.key, self.request_fingerprint(request))
+
     def close(self, reason=""):
         """Keep the shared fingerprints: the scheduler decides when a job's state goes (see shared.py)."""
 
@@ -70,14 +81,25 @@ class BloomDupeFilter(RedisDupeFilter):
                    ring=keyring_from_settings(settings), capacity=settings.getint("SCHEDULER_BLOOM_CAPACITY"),
                    error_rate=settings.getfloat("SCHEDULER_BLOOM_ERROR_RATE"))  # fmt: skip
 
+    def _bloom(self, mode: str, request) -> bytes:
+        return self.bloom.script(keys=[self.bloom.meta_key, self.bloom.layer_prefix],
+                                 args=[mode, self.bloom.capacity, self.bloom.error_rate,
+                                       digest(self.request_fingerprint(request))])  # fmt: skip
+
     def request_seen(self, request) -> bool:
-        fingerprint = self.request_fingerprint(request)
-        reply = self.bloom.script(keys=[self.bloom.meta_key, self.bloom.layer_prefix],
-                                  args=["add", self.bloom.capacity, self.bloom.error_rate, digest(fingerprint)])
-        seen = reply != b"1"
+        seen = self._bloom("add", request) != b"1"  # "1": newly added
         if seen and self.stats:
             self.stats.inc_value("dupefilter/filtered")
         return seen
+
+    def seen(self, request) -> bool:
+        seen = self._bloom("check", request) == b"1"  # "1": present
+        if seen and self.stats:
+            self.stats.inc_value("dupefilter/filtered")
+        return seen
+
+    def mark(self, request) -> None:
+        self._bloom("add", request)
 
     def keys(self) -> list[str]:
         layers = int(self.server.hget(self.bloom.meta_key, "layers") or 0)

@@ -196,7 +196,7 @@ class SharedScheduler(RedisScheduler):
         # a request carrying a lease still downloading replaces it (retry, redirect, deferral);
         # one whose lease is being scraped is a new request from the callback
         replaces = lease if lease is not None and self.held.get(lease) == "downloading" else ""
-        if not request.dont_filter and self.df.request_seen(request):
+        if not request.dont_filter and self.df.seen(request):
             self.df.log(request, self.spider)
             if replaces:
                 self._finished(replaces)
@@ -215,6 +215,11 @@ class SharedScheduler(RedisScheduler):
         except redis.RedisError as exc:  # Redis unreachable: crawled from this worker's memory, not dropped
             self._keep_local(request, replaces, exc)
             return True
+        if not request.dont_filter:
+            try:  # marked only once queued (see dupefilter.py): a crash in between costs a duplicate, not a loss
+                self.df.mark(request)
+            except redis.RedisError:
+                logger.debug("Marking a queued request seen failed; it may be crawled twice", exc_info=True)
         if replaces:
             self.held.pop(replaces, None)
             self._inc("scheduler/leases/acked", int(acked))
