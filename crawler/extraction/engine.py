@@ -10,7 +10,7 @@ from parsel import Selector
 
 from crawler.extraction import paths
 from crawler.extraction.definitions import SiteDefinition
-from crawler.extraction.filters import apply, collapse, regex_or_text
+from crawler.extraction.filters import apply, collapse, regex_or_text, to_int
 from crawler.extraction.schema import LIST_FIELDS
 from crawler.extraction.templates import render
 from crawler.items import PersonListing
@@ -203,17 +203,12 @@ def finish_record(record: dict) -> dict:
         record["age_range"] = None
     for key in ("age", "birth_year", "birth_month"):
         if record.get(key) is not None and not isinstance(record[key], int):
-            record[key] = _int_or_none(record[key])
+            record[key] = to_int(record[key])
     if "deceased" in record:
         record["deceased"] = bool(record["deceased"])
     if isinstance(record.get("full_name"), str):
         record["full_name"] = collapse(record["full_name"])
     return record
-
-
-def _int_or_none(value) -> int | None:
-    match = re.search(r"\d+", str(value))
-    return int(match.group()) if match else None
 
 
 def extract_detail(definition: SiteDefinition, response) -> dict:

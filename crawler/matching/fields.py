@@ -10,9 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-import phonenumbers
-
 from crawler.matching.names import fold, parse_name, related
+from crawler.normalize import phone_e164
 
 # "Springfield IL 62701", "SPRINGFIELD, IL 62701", "..., Springfield, IL" at the end of an address
 CITY_STATE_RE = re.compile(r"([A-Za-z][A-Za-z .'-]*?)\s*,?\s+([A-Za-z]{2})(?:\s+\d{5}(?:-\d{4})?)?\s*$")
@@ -72,12 +71,9 @@ def place_level(city: str, state: str, listing) -> str:
 
 def e164(value: str, region: str) -> str | None:
     try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
+        return phone_e164(value, region)
+    except ValueError:
         return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def phone_level(phone: str, listing, region: str) -> str:

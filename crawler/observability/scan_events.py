@@ -30,6 +30,7 @@ import orjson
 from crawler import signals as project_signals
 from crawler.config import flag
 from crawler.scans import site_of
+from crawler.shared_redis import redis_for
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,6 @@ class ScanEvents:
         self.prefix = settings.get("REDIS_KEY_PREFIX") or ""
         self.queue: list[tuple[str, bytes]] = []
         self.task: asyncio.Task | None = None
-        self.client = None
         self.failed_once = False
 
     @classmethod
@@ -130,7 +130,7 @@ class ScanEvents:
         while self.queue:
             batch, self.queue = self.queue, []
             try:
-                client = self.redis()
+                client = redis_for(self.crawler)
                 async with client.pipeline(transaction=False) as pipe:
                     for channel, data in batch:
                         pipe.publish(channel, data)
@@ -142,25 +142,13 @@ class ScanEvents:
                     self.failed_once = True
                     logger.warning("scan events not published to Redis: %s", type(exc).__name__)
 
-    def redis(self):
-        if self.client is None:
-            import redis.asyncio  # noqa: PLC0415 - only with REDIS_URL
-
-            timeout = self.crawler.settings.getfloat("PG_CONNECT_TIMEOUT") or 5.0
-            self.client = redis.asyncio.Redis.from_url(
-                self.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-            )
-        return self.client
-
     async def drain(self) -> None:
-        """Publish everything queued so far (the last scan event), then close the client."""
+        """Publish everything queued so far (the last scan event); the crawler's shared client
+        closes when the engine stops."""
         if self.task is not None and not self.task.done():
             await self.task
         if self.queue:
             await self.publish()
-        if self.client is not None:
-            await self.client.aclose()
-            self.client = None
 
 
 def summary(counters: dict) -> str:

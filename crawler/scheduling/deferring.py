@@ -54,6 +54,13 @@ async def defer(crawler, request, until: float, reason: str):
     return None
 
 
+def wake_engine(crawler) -> None:
+    """Ask the engine for the next request now (its own heartbeat polls only every 5 s)."""
+    slot = getattr(getattr(crawler, "engine", None), "_slot", None)
+    if slot is not None and slot.closing is None:
+        slot.nextcall.schedule()  # private, but stable; the heartbeat is the fallback
+
+
 class DeferringScheduler(Scheduler):
     """Scrapy's scheduler plus a heap of requests that must wait until a given time."""
 
@@ -104,9 +111,7 @@ class DeferringScheduler(Scheduler):
 
     def _wake_engine(self) -> None:
         self._wakeup = None
-        slot = getattr(getattr(self.crawler, "engine", None), "_slot", None)
-        if slot is not None and slot.closing is None:
-            slot.nextcall.schedule()  # private, but stable; the heartbeat is the fallback
+        wake_engine(self.crawler)
 
     def close(self, reason: str):
         if self._wakeup is not None:

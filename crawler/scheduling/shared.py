@@ -49,7 +49,7 @@ import redis
 from scrapy_redis import picklecompat
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
 
-from crawler.scheduling.deferring import DEFER_REASON, DEFER_UNTIL, DeferringScheduler
+from crawler.scheduling.deferring import DEFER_REASON, DEFER_UNTIL, DeferringScheduler, wake_engine
 from crawler.scheduling.dupefilter import BloomDupeFilter, RedisDupeFilter
 from crawler.scheduling.lease_queue import LeaseQueue
 from crawler.scheduling.sealed import SealedSerializer
@@ -400,6 +400,4 @@ class SharedScheduler(RedisScheduler):
 
     def _wake_engine(self) -> None:
         self._wakeup = None
-        slot = getattr(getattr(self.crawler, "engine", None), "_slot", None)
-        if slot is not None and slot.closing is None:
-            slot.nextcall.schedule()
+        wake_engine(self.crawler)
