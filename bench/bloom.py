@@ -25,7 +25,7 @@ import redis.asyncio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crawler.dedup.bloom import BloomFilter  # noqa: E402
+from crawler.dedup.bloom import BloomFilter
 
 MIB = 1024 * 1024
 
@@ -49,10 +49,15 @@ async def bloom_run(client, args, prefix: str) -> dict:
     layers = await bloom.layers()
     await bloom.clear()
     return {
-        "bits": bits, "hashes": hashes, "layers": layers, "memory": memory, "new": new,
-        "insert_rate": args.count / insert_seconds, "probe_rate": args.probes / probe_seconds,
+        "bits": bits,
+        "hashes": hashes,
+        "layers": layers,
+        "memory": memory,
+        "new": new,
+        "insert_rate": args.count / insert_seconds,
+        "probe_rate": args.probes / probe_seconds,
         "fp_rate": false_positives / args.probes,
-    }  # fmt: skip
+    }
 
 
 async def exact_set_run(client, args, prefix: str) -> dict:
@@ -88,8 +93,10 @@ async def main() -> int:
         await client.aclose()
     exact_mib = exact["memory_per_id"] * args.count / MIB
     bloom_mib = bloom["memory"] / MIB
-    print(f"  bits {bloom['bits']:,} ({bloom['bits'] / 8 / MIB:.1f} MiB), hashes {bloom['hashes']}, "
-          f"layers {bloom['layers']}, reported new {bloom['new']:,}")  # fmt: skip
+    print(
+        f"  bits {bloom['bits']:,} ({bloom['bits'] / 8 / MIB:.1f} MiB), hashes {bloom['hashes']}, "
+        f"layers {bloom['layers']}, reported new {bloom['new']:,}"
+    )
     print(
         f"bloom: {args.count:,} ids, {bloom_mib:.2f} MiB ({bloom['memory']:,} bytes; goal <= 20 MiB), fp {bloom['fp_rate'] * 100:.3f}% "
         f"(goal <= 0.1%), {bloom['insert_rate']:,.0f} inserts/s, {bloom['probe_rate']:,.0f} checks/s; "

@@ -31,14 +31,27 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sandbox.launch import running  # noqa: E402
+
 ADMIN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 
 
 def events_sandbox(count: int):
     """The sandbox events API alone, limits out of the way, faults off (a context manager)."""
-    return running(["--only", "events", "--events-port", "0", "--events-count", str(count),
-                    "--events-rate-limit", "1000000", "--events-rate-window", "60"])  # fmt: skip
+    return running(
+        [
+            "--only",
+            "events",
+            "--events-port",
+            "0",
+            "--events-count",
+            str(count),
+            "--events-rate-limit",
+            "1000000",
+            "--events-rate-window",
+            "60",
+        ]
+    )
 
 
 def fresh_database() -> tuple[str, str]:
@@ -46,8 +59,12 @@ def fresh_database() -> tuple[str, str]:
     with psycopg.connect(ADMIN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = ADMIN.rsplit("/", 1)[0] + "/" + name
-    subprocess.run([sys.executable, "-m", "crawler.db", "migrate", "-s", f"DATABASE_URL={url}"], cwd=ROOT,
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "crawler.db", "migrate", "-s", f"DATABASE_URL={url}"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     return name, url
 
 
@@ -58,14 +75,39 @@ def drop_database(name: str) -> None:
 
 def ingest(api: str, url: str, partitions: int, workdir: Path) -> tuple[float, int, float]:
     """(seconds from spider open to close, rows stored, peak RSS MiB of the crawl)."""
-    env = dict(os.environ, DATABASE_URL=url, REDIS_URL=REDIS, REDIS_KEY_PREFIX=f"bench:{uuid.uuid4().hex[:8]}:",
-               EVENTS_API_KEY="sandbox-key", DATA_DIR=str(workdir / "data"))  # fmt: skip
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        REDIS_URL=REDIS,
+        REDIS_KEY_PREFIX=f"bench:{uuid.uuid4().hex[:8]}:",
+        EVENTS_API_KEY="sandbox-key",
+        DATA_DIR=str(workdir / "data"),
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     result = subprocess.run(
-        [sys.executable, "-m", "scrapy", "crawl", "events", "-a", f"base_url={api}", "-a", f"partitions={partitions}",
-         "-s", "LOG_LEVEL=INFO", "-s", "PG_BATCH_ROWS=20000", "-s", "EVENTS_PROGRESS_SECONDS=5"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "scrapy",
+            "crawl",
+            "events",
+            "-a",
+            f"base_url={api}",
+            "-a",
+            f"partitions={partitions}",
+            "-s",
+            "LOG_LEVEL=INFO",
+            "-s",
+            "PG_BATCH_ROWS=20000",
+            "-s",
+            "EVENTS_PROGRESS_SECONDS=5",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB; the largest child so far
     elapsed = re.search(r"'elapsed_time_seconds': ([\d.]+)", result.stderr)
     if result.returncode != 0 or not elapsed:
@@ -106,18 +148,25 @@ def run(count: int, partitions: int, workdir: Path) -> tuple[float, float, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--small", type=int, default=200_000, help="a first, smaller run for the memory comparison (0: skip)")
+    parser.add_argument(
+        "--small", type=int, default=200_000, help="a first, smaller run for the memory comparison (0: skip)"
+    )
     parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         if args.small:
             rate, copy_rate, rss_small = run(args.small, args.partitions, workdir)
-            print(f"{args.small:,} events: {rate:,.0f} events/s, raw COPY {copy_rate:,.0f} rows/s, "
-                  f"ratio {rate / copy_rate:.2f}, peak RSS {rss_small:.0f} MiB", flush=True)  # fmt: skip
+            print(
+                f"{args.small:,} events: {rate:,.0f} events/s, raw COPY {copy_rate:,.0f} rows/s, "
+                f"ratio {rate / copy_rate:.2f}, peak RSS {rss_small:.0f} MiB",
+                flush=True,
+            )
         rate, copy_rate, rss = run(args.events, args.partitions, workdir)
-    print(f"{args.events:,} events: {rate:,.0f} events/s, raw COPY {copy_rate:,.0f} rows/s, "
-          f"ratio {rate / copy_rate:.2f}, peak RSS {rss:.0f} MiB")  # fmt: skip
+    print(
+        f"{args.events:,} events: {rate:,.0f} events/s, raw COPY {copy_rate:,.0f} rows/s, "
+        f"ratio {rate / copy_rate:.2f}, peak RSS {rss:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from events import REDIS, ROOT, drop_database, events_sandbox, fresh_database  # noqa: E402
+from events import REDIS, ROOT, drop_database, events_sandbox, fresh_database
 
 
 def main() -> None:
@@ -40,16 +40,43 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp, events_sandbox(1_000_000) as urls:
             api = urls["events"]
             config = {"rate_limit": args.limit, "rate_window": args.window, "reset_style": args.reset_style}
-            request = urllib.request.Request(f"{api}/events/config", data=json.dumps(config).encode(), method="POST",
-                                             headers={"Content-Type": "application/json"})  # fmt: skip
+            request = urllib.request.Request(
+                f"{api}/events/config",
+                data=json.dumps(config).encode(),
+                method="POST",
+                headers={"Content-Type": "application/json"},
+            )
             urllib.request.urlopen(request, timeout=10).read()
-            env = dict(os.environ, DATABASE_URL=url, REDIS_URL=REDIS, EVENTS_API_KEY="sandbox-key",
-                       REDIS_KEY_PREFIX=f"bench:{uuid.uuid4().hex[:8]}:", DATA_DIR=str(Path(tmp) / "data"))  # fmt: skip
+            env = dict(
+                os.environ,
+                DATABASE_URL=url,
+                REDIS_URL=REDIS,
+                EVENTS_API_KEY="sandbox-key",
+                REDIS_KEY_PREFIX=f"bench:{uuid.uuid4().hex[:8]}:",
+                DATA_DIR=str(Path(tmp) / "data"),
+            )
             crawl = subprocess.Popen(
-                [sys.executable, "-m", "scrapy", "crawl", "events", "-a", f"base_url={api}", "-a", "page_size=50",
-                 "-a", "partitions=4", "-s", "LOG_LEVEL=WARNING"],
-                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "scrapy",
+                    "crawl",
+                    "events",
+                    "-a",
+                    f"base_url={api}",
+                    "-a",
+                    "page_size=50",
+                    "-a",
+                    "partitions=4",
+                    "-s",
+                    "LOG_LEVEL=WARNING",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             time.sleep(args.window * args.windows + 2)
             crawl.send_signal(signal.SIGTERM)
             crawl.communicate(timeout=120)
@@ -59,9 +86,11 @@ def main() -> None:
         drop_database(name)
     used = [w["used"] / args.limit for w in stats["windows"]][: args.windows]
     print("per window: " + ", ".join(f"{u:.3f}" for u in used))
-    print(f"budget {args.limit} per {args.window:g}s (Reset as {args.reset_style}): used {min(used):.3f} of the "
-          f"budget in the worst window, {sum(used) / len(used):.3f} on average (ratio to budget); "
-          f"429s: {stats['rate_limited']}")  # fmt: skip
+    print(
+        f"budget {args.limit} per {args.window:g}s (Reset as {args.reset_style}): used {min(used):.3f} of the "
+        f"budget in the worst window, {sum(used) / len(used):.3f} on average (ratio to budget); "
+        f"429s: {stats['rate_limited']}"
+    )
 
 
 if __name__ == "__main__":

@@ -42,10 +42,12 @@ from crawler.matching.scorer import Target  # noqa: E402
 DEFAULT_SEED = 20261125
 SITES = ("fastpeople", "truepeople", "spa", "radaris", "thatsthem")
 SANDBOX_OFF = {  # per site: the settings that turn its rate limits off (interstitials stay)
-    "fastpeople": {"rate_limit_per_minute": 0}, "truepeople": {"rate_limit_per_minute": 0, "burst_limit": 0},
-    "spa": {"rate_limit_per_minute": 0}, "radaris": {"rate_limit_per_minute": 0},
+    "fastpeople": {"rate_limit_per_minute": 0},
+    "truepeople": {"rate_limit_per_minute": 0, "burst_limit": 0},
+    "spa": {"rate_limit_per_minute": 0},
+    "radaris": {"rate_limit_per_minute": 0},
     "thatsthem": {"rate_limit_per_minute": 0},
-}  # fmt: skip
+}
 
 
 def name_agrees(target: Target, full_name: str, aliases) -> bool:
@@ -73,27 +75,31 @@ def offline(seed: int, count: int, threshold: float, contact: bool) -> tuple[Out
 
 def sandbox_off(urls: dict[str, str]) -> None:
     for site, changes in SANDBOX_OFF.items():
-        request = urllib.request.Request(f"{urls[site]}/_sandbox/config", data=json.dumps(changes).encode(),
-                                         headers={"Content-Type": "application/json"}, method="POST")  # fmt: skip
+        request = urllib.request.Request(
+            f"{urls[site]}/_sandbox/config",
+            data=json.dumps(changes).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
 
 
 def real(seed: int, count: int, threshold: float, contact: bool, concurrency: int, admin_url: str):
     """Real scans in this process; returns (matcher outcome, baseline outcome, seconds, sites missed)."""
-    import psycopg  # noqa: PLC0415
-    from scrapy.crawler import AsyncCrawlerRunner  # noqa: PLC0415
-    from scrapy.utils.project import get_project_settings  # noqa: PLC0415
-    from scrapy.utils.reactor import install_reactor  # noqa: PLC0415
+    import psycopg
+    from scrapy.crawler import AsyncCrawlerRunner
+    from scrapy.utils.project import get_project_settings
+    from scrapy.utils.reactor import install_reactor
 
-    from crawler import signals as project_signals  # noqa: PLC0415
-    from crawler.db.migrate import connect, migrate  # noqa: PLC0415
-    from crawler.db.pool import close_pools  # noqa: PLC0415
-    from sandbox.launch import running  # noqa: PLC0415
-    from sandbox.population import default_population, ground_truth  # noqa: PLC0415
+    from crawler import signals as project_signals
+    from crawler.db.migrate import connect, migrate
+    from crawler.db.pool import close_pools
+    from sandbox.launch import running
+    from sandbox.population import default_population, ground_truth
 
     install_reactor("twisted.internet.asyncioreactor.AsyncioSelectorReactor")
-    from twisted.internet import defer, reactor  # noqa: PLC0415
+    from twisted.internet import defer, reactor
 
     population = default_population()
     targets = pick_targets(population, seed, count)
@@ -108,14 +114,21 @@ def real(seed: int, count: int, threshold: float, contact: bool, concurrency: in
         with running(["--free-ports", "--only", ",".join(SITES)], timeout=60) as urls:
             sandbox_off(urls)
             settings = get_project_settings()
-            settings.setdict({
-                "DATABASE_URL": database_url, "REDIS_URL": "", "MATCH_THRESHOLD": threshold,
-                "SITES_BASE_URLS": ",".join(f"{s}={urls[s]}" for s in SITES), "SCREENSHOTS_ENABLED": "false",
-                "RATELIMIT_ENABLED": "false", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "ERROR"),
-                "DATA_DIR": str(ROOT / ".data" / name),
-                # the crawls of this process share one database pool: closed once, after the last crawl
-                "EXTENSIONS": {**settings.getdict("EXTENSIONS"), "crawler.db.pool.PoolCloser": None},
-            }, priority="cmdline")  # fmt: skip
+            settings.setdict(
+                {
+                    "DATABASE_URL": database_url,
+                    "REDIS_URL": "",
+                    "MATCH_THRESHOLD": threshold,
+                    "SITES_BASE_URLS": ",".join(f"{s}={urls[s]}" for s in SITES),
+                    "SCREENSHOTS_ENABLED": "false",
+                    "RATELIMIT_ENABLED": "false",
+                    "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "ERROR"),
+                    "DATA_DIR": str(ROOT / ".data" / name),
+                    # the crawls of this process share one database pool: closed once, after the last crawl
+                    "EXTENSIONS": {**settings.getdict("EXTENSIONS"), "crawler.db.pool.PoolCloser": None},
+                },
+                priority="cmdline",
+            )
             runner = AsyncCrawlerRunner(settings)
             limit = asyncio.Semaphore(concurrency)
 
@@ -126,8 +139,9 @@ def real(seed: int, count: int, threshold: float, contact: bool, concurrency: in
                 crawler = runner.create_crawler("scan")
 
                 def found(scan_id, site, listing, confidence, accepted=True, seen=seen):
-                    seen.append((site, urlsplit(listing.listing_url).path, accepted, listing.full_name,
-                                 list(listing.aliases)))  # fmt: skip
+                    seen.append(
+                        (site, urlsplit(listing.listing_url).path, accepted, listing.full_name, list(listing.aliases))
+                    )
 
                 def rejected(scan_id, site, listing, confidence, seen=seen):
                     found(scan_id, site, listing, confidence, accepted=False)
@@ -185,9 +199,11 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, help="default: the MATCH_THRESHOLD setting")
     parser.add_argument("--contact", action="store_true", help="the query also gives the target's e-mail and phone")
     parser.add_argument("--offline", action="store_true", help="the offline evaluator instead of real scans")
-    parser.add_argument("--admin-url", default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--admin-url", default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     args = parser.parse_args()
-    from crawler import settings as project_settings  # noqa: PLC0415
+    from crawler import settings as project_settings
 
     threshold = args.threshold if args.threshold is not None else float(project_settings.MATCH_THRESHOLD)
     has_scan = importlib.util.find_spec("spiders.scan") is not None
@@ -198,17 +214,26 @@ def main() -> None:
         print(f"offline evaluator ({reason}): the sites' searches and formats without HTTP")
         outcome, baseline = offline(args.seed, args.targets, threshold, args.contact)
     else:
-        print("real scans over all five sites; sandbox rate limits turned off via POST /_sandbox/config, "
-              "our rate limiter off (RATELIMIT_ENABLED=false), screenshots off")  # fmt: skip
-        outcome, baseline, seconds, missed = real(args.seed, args.targets, threshold, args.contact, args.concurrency,
-                                                  args.admin_url)  # fmt: skip
-        print(f"{args.targets} scans in {seconds:.0f}s ({args.concurrency} at once); "
-              f"{missed} listed page(s) never reached as candidates")  # fmt: skip
-    print(f"candidates {outcome.candidates}: accepted {outcome.true_positive + outcome.false_positive} "
-          f"(wrong {outcome.false_positive}), target listings missed {outcome.false_negative}")  # fmt: skip
+        print(
+            "real scans over all five sites; sandbox rate limits turned off via POST /_sandbox/config, "
+            "our rate limiter off (RATELIMIT_ENABLED=false), screenshots off"
+        )
+        outcome, baseline, seconds, missed = real(
+            args.seed, args.targets, threshold, args.contact, args.concurrency, args.admin_url
+        )
+        print(
+            f"{args.targets} scans in {seconds:.0f}s ({args.concurrency} at once); "
+            f"{missed} listed page(s) never reached as candidates"
+        )
+    print(
+        f"candidates {outcome.candidates}: accepted {outcome.true_positive + outcome.false_positive} "
+        f"(wrong {outcome.false_positive}), target listings missed {outcome.false_negative}"
+    )
     print(f"baseline name-only matcher: precision {baseline.precision:.4f} recall {baseline.recall:.4f}")
-    print(f"ratio to baseline: precision x{outcome.precision / max(baseline.precision, 1e-9):.2f}, "
-          f"recall x{outcome.recall / max(baseline.recall, 1e-9):.2f}")  # fmt: skip
+    print(
+        f"ratio to baseline: precision x{outcome.precision / max(baseline.precision, 1e-9):.2f}, "
+        f"recall x{outcome.recall / max(baseline.recall, 1e-9):.2f}"
+    )
     print(f"precision {outcome.precision:.4f} recall {outcome.recall:.4f}")
 
 

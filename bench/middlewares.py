@@ -32,27 +32,47 @@ sys.path.insert(0, str(ROOT))
 
 from sandbox.launch import running  # noqa: E402
 
-OURS = ["middlewares.retry.RetryMiddleware", "middlewares.auth_token.AuthTokenMiddleware",
-        "middlewares.circuit_breaker.CircuitBreakerMiddleware", "middlewares.slowdown.BlockSlowdownMiddleware",
-        "middlewares.rate_limit.RateLimitMiddleware", "middlewares.blocks.BlockDetectionMiddleware"]  # fmt: skip
+OURS = [
+    "middlewares.retry.RetryMiddleware",
+    "middlewares.auth_token.AuthTokenMiddleware",
+    "middlewares.circuit_breaker.CircuitBreakerMiddleware",
+    "middlewares.slowdown.BlockSlowdownMiddleware",
+    "middlewares.rate_limit.RateLimitMiddleware",
+    "middlewares.blocks.BlockDetectionMiddleware",
+]
 
 
 def crawl(base: str, pages: int, concurrency: int, mode: str, redis_url: str) -> float:
-    settings = {"ITEM_PIPELINES": "{}", "LOG_LEVEL": "INFO", "CONCURRENT_REQUESTS": concurrency,
-                "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency, "RATELIMIT_DEFAULT_RPS": 100000,
-                "REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:"}  # fmt: skip
+    settings = {
+        "ITEM_PIPELINES": "{}",
+        "LOG_LEVEL": "INFO",
+        "CONCURRENT_REQUESTS": concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
+        "RATELIMIT_DEFAULT_RPS": 100000,
+        "REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:",
+    }
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     if mode == "bare":
-        settings["DOWNLOADER_MIDDLEWARES"] = json.dumps({name: None for name in OURS} | {
-            "scrapy.downloadermiddlewares.retry.RetryMiddleware": 550})
+        settings["DOWNLOADER_MIDDLEWARES"] = json.dumps(
+            dict.fromkeys(OURS) | {"scrapy.downloadermiddlewares.retry.RetryMiddleware": 550}
+        )
         settings["SCHEDULER"] = "scrapy.core.scheduler.Scheduler"
     elif mode == "stack+redis":
         env["REDIS_URL"] = redis_url
         # the middlewares' shared state only: the shared scheduler has its own bench (bench/scheduler.py)
         settings["SCHEDULER"] = "crawler.scheduling.deferring.DeferringScheduler"
     tenant = f"{base}/t/{uuid.uuid4().hex[:10]}"
-    command = [sys.executable, "-m", "scrapy", "crawl", "fetch", "-a", f"url_template={tenant}/page/{{n}}",
-               "-a", f"count={pages}"] + [a for k, v in settings.items() for a in ("-s", f"{k}={v}")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "scrapy",
+        "crawl",
+        "fetch",
+        "-a",
+        f"url_template={tenant}/page/{{n}}",
+        "-a",
+        f"count={pages}",
+    ] + [a for k, v in settings.items() for a in ("-s", f"{k}={v}")]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     elapsed = re.search(r"'elapsed_time_seconds': ([\d.]+)", result.stderr)
     count = re.search(r"'response_received_count': (\d+)", result.stderr)
@@ -76,8 +96,10 @@ def main() -> None:
                 best[mode] = max(best.get(mode, 0.0), rate)
                 print(f"round {round_ + 1}: {mode:<12} {rate:8.0f} pages/s", flush=True)
     bare = best["bare"]
-    print(f"bare Scrapy {bare:,.0f} pages/s; stack {best['stack']:,.0f} pages/s (ratio {best['stack'] / bare:.2f}); "
-          f"stack with Redis {best['stack+redis']:,.0f} pages/s (ratio {best['stack+redis'] / bare:.2f})")  # fmt: skip
+    print(
+        f"bare Scrapy {bare:,.0f} pages/s; stack {best['stack']:,.0f} pages/s (ratio {best['stack'] / bare:.2f}); "
+        f"stack with Redis {best['stack+redis']:,.0f} pages/s (ratio {best['stack+redis'] / bare:.2f})"
+    )
 
 
 if __name__ == "__main__":

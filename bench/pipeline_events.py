@@ -33,8 +33,16 @@ os.chdir(ROOT)
 
 from crawler.normalize import timestamp  # noqa: E402
 
-TYPES = [("page_view", 35), ("click", 25), ("api_call", 10), ("form_submit", 10), ("scroll", 5),
-         ("purchase", 5), ("error", 5), ("video_play", 5)]  # fmt: skip
+TYPES = [
+    ("page_view", 35),
+    ("click", 25),
+    ("api_call", 10),
+    ("form_submit", 10),
+    ("scroll", 5),
+    ("purchase", 5),
+    ("error", 5),
+    ("video_play", 5),
+]
 START = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
 
 
@@ -45,17 +53,22 @@ def make_events(count: int, seed: int = 7) -> list[dict]:
     for n in range(count):
         moment = START + dt.timedelta(seconds=rng.random() * 31 * 86400)
         style = n % 3  # the three timestamp formats, mixed within every page
-        stamp = moment.isoformat().replace("+00:00", "Z") if style == 0 else (
-            int(moment.timestamp() * 1000) if style == 1 else int(moment.timestamp()))
-        events.append({
-            "id": f"evt_{rng.getrandbits(64):016x}",
-            "type": rng.choices(names, weights)[0],
-            "timestamp": stamp,
-            "userId": f"u_{rng.randrange(3000):04d}",
-            "sessionId": f"s_{rng.randrange(60000):05d}",
-            "deviceType": rng.choice(["desktop", "mobile", "tablet"]),
-            "properties": {"path": f"/p/{rng.randrange(500)}", "durationMs": rng.randrange(20000)},
-        })  # fmt: skip
+        stamp = (
+            moment.isoformat().replace("+00:00", "Z")
+            if style == 0
+            else (int(moment.timestamp() * 1000) if style == 1 else int(moment.timestamp()))
+        )
+        events.append(
+            {
+                "id": f"evt_{rng.getrandbits(64):016x}",
+                "type": rng.choices(names, weights)[0],
+                "timestamp": stamp,
+                "userId": f"u_{rng.randrange(3000):04d}",
+                "sessionId": f"s_{rng.randrange(60000):05d}",
+                "deviceType": rng.choice(["desktop", "mobile", "tablet"]),
+                "properties": {"path": f"/p/{rng.randrange(500)}", "durationMs": rng.randrange(20000)},
+            }
+        )
     return events
 
 
@@ -74,13 +87,13 @@ def write_copy_file(events: list[dict], path: Path, source: str) -> None:
 
 
 def run_pipeline(database_url: str, redis_url: str, batches: list[list[dict]], source: str) -> float:
-    import scrapy  # noqa: PLC0415
-    from scrapy import signals  # noqa: PLC0415
-    from scrapy.crawler import AsyncCrawlerProcess  # noqa: PLC0415
-    from scrapy.utils.project import get_project_settings  # noqa: PLC0415
+    import scrapy
+    from scrapy import signals
+    from scrapy.crawler import AsyncCrawlerProcess
+    from scrapy.utils.project import get_project_settings
 
-    from crawler.items import EventBatch  # noqa: PLC0415
-    from pipelines.postgres import PostgresPipeline  # noqa: PLC0415
+    from crawler.items import EventBatch
+    from pipelines.postgres import PostgresPipeline
 
     timing: dict[str, float] = {}
 
@@ -108,15 +121,21 @@ def run_pipeline(database_url: str, redis_url: str, batches: list[list[dict]], s
     settings = get_project_settings()
     settings.setdict(
         {
-            "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-            "REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-            "PG_BATCH_ROWS": 20000, "PG_POOL_MAX_SIZE": 2,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:",
+            "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+            "PG_BATCH_ROWS": 20000,
+            "PG_POOL_MAX_SIZE": 2,
             "EXTENSIONS": {**settings.getdict("EXTENSIONS"), "crawler.scans.ScanTracker": None},
-            "ITEM_PIPELINES": {**settings.getdict("ITEM_PIPELINES"), "pipelines.postgres.PostgresPipeline": None,
-                               TimedPostgresPipeline: 800},
+            "ITEM_PIPELINES": {
+                **settings.getdict("ITEM_PIPELINES"),
+                "pipelines.postgres.PostgresPipeline": None,
+                TimedPostgresPipeline: 800,
+            },
         },
         priority="cmdline",
-    )  # fmt: skip
+    )
     process = AsyncCrawlerProcess(settings)
     crawler = process.create_crawler(BenchEvents)
     crawler.signals.connect(scraped, signal=signals.item_scraped)
@@ -129,7 +148,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=5000)
-    parser.add_argument("--admin-url", default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--admin-url", default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     parser.add_argument("--redis-url", default=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
     args = parser.parse_args()
 
@@ -138,7 +159,7 @@ def main() -> int:
         admin.execute(f'CREATE DATABASE "{name}"')
     database_url = args.admin_url.rpartition("/")[0] + f"/{name}"
     try:
-        from crawler.db.migrate import connect, migrate  # noqa: PLC0415
+        from crawler.db.migrate import connect, migrate
 
         with connect(database_url) as conn:
             migrate(conn)
@@ -164,8 +185,10 @@ def main() -> int:
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         rate, raw_rate = stored / seconds, raw_rows / raw_seconds
         assert stored == raw_rows == len({e["id"] for e in events}), (stored, raw_rows)
-        print(f"pipeline: {stored:,} events in {seconds:.2f}s; raw COPY: {raw_rows:,} rows in {raw_seconds:.2f}s; "
-              f"peak RSS {peak_mib:.0f} MiB (events held in memory for the run)")  # fmt: skip
+        print(
+            f"pipeline: {stored:,} events in {seconds:.2f}s; raw COPY: {raw_rows:,} rows in {raw_seconds:.2f}s; "
+            f"peak RSS {peak_mib:.0f} MiB (events held in memory for the run)"
+        )
         print(f"events/s {rate:,.0f}  raw COPY rows/s {raw_rate:,.0f}  ratio {rate / raw_rate:.2f}")
     finally:
         with psycopg.connect(args.admin_url, autocommit=True) as admin:

@@ -62,14 +62,16 @@ def spider_file() -> str:
 
 
 def run(lab: str, pages: int, workers: int, env: dict, settings: dict) -> float:
-    from tests.support import http  # noqa: PLC0415
+    from tests.support import http
 
     base = f"{lab}/t/bench-{uuid.uuid4().hex[:10]}"
     command = [sys.executable, "-m", "scrapy", "runspider", spider_file(), "-a", f"base={base}", "-a", f"limit={pages}"]
     for name, value in settings.items():
         command += ["-s", f"{name}={value}"]
-    procs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for _ in range(workers)]  # fmt: skip
+    procs = [
+        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(workers)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=600)
         if proc.returncode:
@@ -83,38 +85,54 @@ def run(lab: str, pages: int, workers: int, env: dict, settings: dict) -> float:
 
 
 def main() -> None:
-    from sandbox.launch import running  # noqa: PLC0415
+    from sandbox.launch import running
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--redis-url", default=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    parser.add_argument("--database-url",
-                        default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--database-url", default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    )
     args = parser.parse_args()
     base_env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    base_env.update(DATABASE_URL=args.database_url, RATELIMIT_ENABLED="false", CIRCUIT_ENABLED="false",
-                    LOG_LEVEL="WARNING", DATA_DIR=str(ROOT / ".data"), PYTHONPATH=str(ROOT))  # fmt: skip
+    base_env.update(
+        DATABASE_URL=args.database_url,
+        RATELIMIT_ENABLED="false",
+        CIRCUIT_ENABLED="false",
+        LOG_LEVEL="WARNING",
+        DATA_DIR=str(ROOT / ".data"),
+        PYTHONPATH=str(ROOT),
+    )
     common = {"CONCURRENT_REQUESTS": 16, "CONCURRENT_REQUESTS_PER_DOMAIN": 16}
     runs: dict[str, list[float]] = {"memory": [], "x1": [], "x3": []}
     with running(["--free-ports", "--only", "lab"], timeout=30) as urls:
         lab = urls["lab"]
         for _ in range(args.rounds):
-            runs["memory"].append(run(lab, args.pages, 1, base_env,
-                                      {**common, "SCHEDULER": "scrapy.core.scheduler.Scheduler"}))  # fmt: skip
+            runs["memory"].append(
+                run(lab, args.pages, 1, base_env, {**common, "SCHEDULER": "scrapy.core.scheduler.Scheduler"})
+            )
             for name, workers in (("x1", 1), ("x3", 3)):
-                shared_env = dict(base_env, REDIS_URL=args.redis_url, SCHEDULER_IDLE_CLOSE_SECONDS="1",
-                                  REDIS_KEY_PREFIX=f"bench:{uuid.uuid4().hex[:8]}:")  # fmt: skip
+                shared_env = dict(
+                    base_env,
+                    REDIS_URL=args.redis_url,
+                    SCHEDULER_IDLE_CLOSE_SECONDS="1",
+                    REDIS_KEY_PREFIX=f"bench:{uuid.uuid4().hex[:8]}:",
+                )
                 runs[name].append(run(lab, args.pages, workers, shared_env, common))
     memory, one, three = (statistics.median(runs[name]) for name in ("memory", "x1", "x3"))
-    print(f"scheduler bench: {args.pages} lab pages, CONCURRENT_REQUESTS=16 per worker, {os.cpu_count()} CPU cores "
-          f"(sandbox and workers share them); load average {os.getloadavg()[0]:.1f}; medians of {args.rounds} rounds")
+    print(
+        f"scheduler bench: {args.pages} lab pages, CONCURRENT_REQUESTS=16 per worker, {os.cpu_count()} CPU cores "
+        f"(sandbox and workers share them); load average {os.getloadavg()[0]:.1f}; medians of {args.rounds} rounds"
+    )
     for name, values in runs.items():
         print(f"  {name:6s} runs: " + ", ".join(f"{v:.0f}" for v in values))
     print(f"  memory   (Scrapy's scheduler, 1 worker): {memory:8.0f} requests/s   1.00")
     print(f"  shared x1 (Redis leases, 1 worker):      {one:8.0f} requests/s   {one / memory:.2f} of memory")
-    print(f"  shared x3 (Redis leases, 3 workers):     {three:8.0f} requests/s   {three / memory:.2f} of memory, "
-          f"{three / one:.2f} of shared x1")  # fmt: skip
+    print(
+        f"  shared x3 (Redis leases, 3 workers):     {three:8.0f} requests/s   {three / memory:.2f} of memory, "
+        f"{three / one:.2f} of shared x1"
+    )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,18 @@ from crawler.security import context, keyring_from_settings
 logger = logging.getLogger(__name__)
 
 DEAD_LETTER_COLUMNS = (
-    "kind", "spider", "source", "scan_id", "reason", "fields", "method", "last_status", "attempts",
-    "payload_ciphertext", "key_id",
-)  # fmt: skip
+    "kind",
+    "spider",
+    "source",
+    "scan_id",
+    "reason",
+    "fields",
+    "method",
+    "last_status",
+    "attempts",
+    "payload_ciphertext",
+    "key_id",
+)
 
 
 class DeadLetters:
@@ -39,7 +48,9 @@ class DeadLetters:
         dead_letters = getattr(crawler, "_dead_letters", None)
         if dead_letters is None:
             writer = BulkWriter.for_crawler(crawler)
-            dead_letters = crawler._dead_letters = cls(writer, keyring_from_settings(crawler.settings), crawler.stats, crawler)
+            dead_letters = crawler._dead_letters = cls(
+                writer, keyring_from_settings(crawler.settings), crawler.stats, crawler
+            )
         return dead_letters
 
     @property
@@ -47,9 +58,19 @@ class DeadLetters:
         spider = getattr(self.crawler, "spider", None)
         return spider.name if spider is not None else "?"
 
-    def row(self, kind: str, reason: str, *, source: str | None = None, fields: list[str] | None = None,
-            payload: Any = None, scan_id: str | None = None, method: str | None = None,
-            last_status: int | None = None, attempts: int = 0) -> tuple:  # fmt: skip
+    def row(
+        self,
+        kind: str,
+        reason: str,
+        *,
+        source: str | None = None,
+        fields: list[str] | None = None,
+        payload: Any = None,
+        scan_id: str | None = None,
+        method: str | None = None,
+        last_status: int | None = None,
+        attempts: int = 0,
+    ) -> tuple:
         spider = self.spider_name
         sealed = None
         if payload is not None:
@@ -57,9 +78,18 @@ class DeadLetters:
         self.stats.inc_value(f"dead_letters/{kind}")
         self.stats.inc_value(f"dead_letters/{kind}/{reason}")
         return (
-            kind, spider, source, scan_id, reason, sorted(fields or []), method, last_status, attempts,
-            sealed, self.keyring.current_key_id if sealed else None,
-        )  # fmt: skip
+            kind,
+            spider,
+            source,
+            scan_id,
+            reason,
+            sorted(fields or []),
+            method,
+            last_status,
+            attempts,
+            sealed,
+            self.keyring.current_key_id if sealed else None,
+        )
 
     async def record(self, kind: str, reason: str, **details) -> None:
         await self.record_rows([self.row(kind, reason, **details)])
@@ -124,21 +154,29 @@ def serialize_request(request, spider, settings=None) -> dict[str, Any]:
 
 def deserialize_request(data: dict[str, Any], spider):
     data = dict(data)
-    data["headers"] = {k.encode("latin-1"): [v.encode("latin-1") for v in vs] for k, vs in data.get("headers", {}).items()}
+    data["headers"] = {
+        k.encode("latin-1"): [v.encode("latin-1") for v in vs] for k, vs in data.get("headers", {}).items()
+    }
     data["body"] = data.get("body", "").encode("latin-1")
     return request_from_dict(data, spider=spider)
 
 
-def request_dead_letter(dead_letters: DeadLetters, request, spider, reason: str, *, attempts: int,
-                        last_status: int | None) -> tuple:  # fmt: skip
+def request_dead_letter(
+    dead_letters: DeadLetters, request, spider, reason: str, *, attempts: int, last_status: int | None
+) -> tuple:
     payload = {
         "request": serialize_request(request, spider, dead_letters.crawler.settings),
         "spider_args": getattr(spider, "spider_arguments", None),
     }
     return dead_letters.row(
-        "request", reason, source=urlparse_cached(request).hostname, payload=payload, method=request.method,
-        last_status=last_status, attempts=attempts,
-    )  # fmt: skip
+        "request",
+        reason,
+        source=urlparse_cached(request).hostname,
+        payload=payload,
+        method=request.method,
+        last_status=last_status,
+        attempts=attempts,
+    )
 
 
 INSERT_NOW = f"INSERT INTO dead_letters ({', '.join(DEAD_LETTER_COLUMNS)}) VALUES ({', '.join(['%s'] * len(DEAD_LETTER_COLUMNS))})"
@@ -146,7 +184,7 @@ INSERT_NOW = f"INSERT INTO dead_letters ({', '.join(DEAD_LETTER_COLUMNS)}) VALUE
 
 async def write_now(settings, rows: list[tuple]) -> None:
     """Insert dead letters at once (for shutdown paths where the bulk writer is closed)."""
-    from crawler.db.pool import run_in_transaction  # noqa: PLC0415
+    from crawler.db.pool import run_in_transaction
 
     async def insert(conn):
         async with conn.cursor() as cur:

@@ -44,9 +44,11 @@ def events_line(url: str, source: str, before: int, log_file: Path) -> str:
     text = log_file.read_text() if log_file.exists() else ""
     finished = re.findall(r"events finished: ([\d,]+) fetched.*?, ([\d,]+)/s", text)
     fetched, rate = finished[-1] if finished else ("?", "?")
-    return (f"events:     scrapy crawl events (source {source}): {fetched} fetched at {rate} events/s, "
-            f"{committed:,} committed with checkpoints, {total - before:,} new rows in events ({total:,} in all; "
-            "an event already stored is never stored twice)")  # fmt: skip
+    return (
+        f"events:     scrapy crawl events (source {source}): {fetched} fetched at {rate} events/s, "
+        f"{committed:,} committed with checkpoints, {total - before:,} new rows in events ({total:,} in all; "
+        "an event already stored is never stored twice)"
+    )
 
 
 def site_lines(counters: dict, shots: dict[str, list[str]]) -> list[str]:
@@ -54,8 +56,10 @@ def site_lines(counters: dict, shots: dict[str, list[str]]) -> list[str]:
     for site, c in counters.items():
         errors = {**c.get("errors", {}), **c.get("blocks", {})}
         passed = ", ".join(f"{kind} {n}" for kind, n in sorted(errors.items())) or "none"
-        lines.append(f"  {site:<11} {c.get('outcome', '?'):<10} listings {c.get('listings', 0):>2}, accepted "
-                     f"{c.get('accepted', 0):>2}, rejected {c.get('rejected', 0):>2}, errors/blocks met: {passed}")
+        lines.append(
+            f"  {site:<11} {c.get('outcome', '?'):<10} listings {c.get('listings', 0):>2}, accepted "
+            f"{c.get('accepted', 0):>2}, rejected {c.get('rejected', 0):>2}, errors/blocks met: {passed}"
+        )
         lines += [f"  {'':<11} screenshot {path}" for path in shots.get(site, [])]
     return lines
 
@@ -69,7 +73,8 @@ def summary(url: str, scan_id: str, log_file: Path, shots_dir: Path) -> str:
         shots: dict[str, list[str]] = {}
         for site, path in conn.execute(
             "SELECT DISTINCT f.website_id, s.path FROM findings f JOIN screenshots s ON s.sha256 = f.screenshot_sha256"
-            " WHERE f.scan_id = %s ORDER BY 1, 2", (scan_id,),
+            " WHERE f.scan_id = %s ORDER BY 1, 2",
+            (scan_id,),
         ):
             shots.setdefault(site, []).append(str((shots_dir / path).resolve()))
         totals = {
@@ -85,8 +90,7 @@ def summary(url: str, scan_id: str, log_file: Path, shots_dir: Path) -> str:
         f"this scan:  {sum(n for _, n in by_type)} encrypted findings rows ("
         + ", ".join(f"{kind} {n}" for kind, n in by_type)
         + ")",
-        f"database:   {redact_url(url)} -> totals: "
-        + ", ".join(f"{table} {n}" for table, n in totals.items()),
+        f"database:   {redact_url(url)} -> totals: " + ", ".join(f"{table} {n}" for table, n in totals.items()),
         f"log:        {log_file} (and events-*.log beside it)",
         "look:       .venv/bin/python -m crawler.db psql -c 'SELECT id, status, counters FROM scans'",
         "            values are AES-256-GCM ciphertexts (findings.value_ciphertext), screenshots are encrypted files",
@@ -117,29 +121,66 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with running(["--free-ports", "--events-count", str(args.events)]) as urls:
             base_urls = ",".join(f"{site}={urls[site]}" for site in BROKERS)
-            print(f"sandbox:    {len(BROKERS)} broker sites ({len(default_population().people)} synthetic people): "
-                  + ", ".join(f"{site} {urls[site]}" for site in BROKERS))  # fmt: skip
-            print(f"target:     {SAMPLE['first_name']} {SAMPLE['last_name']}, {SAMPLE['age']}, in {SAMPLE['city']} "
-                  f"{SAMPLE['state']} ({len(namesakes)} people of that name in the population)", flush=True)
+            print(
+                f"sandbox:    {len(BROKERS)} broker sites ({len(default_population().people)} synthetic people): "
+                + ", ".join(f"{site} {urls[site]}" for site in BROKERS)
+            )
+            print(
+                f"target:     {SAMPLE['first_name']} {SAMPLE['last_name']}, {SAMPLE['age']}, in {SAMPLE['city']} "
+                f"{SAMPLE['state']} ({len(namesakes)} people of that name in the population)",
+                flush=True,
+            )
             arguments = [part for key, value in SAMPLE.items() for part in ("-a", f"{key}={value}")]
             crawl = subprocess.run(
-                [sys.executable, "-m", "scrapy", "crawl", "scan", *arguments, "-a", f"scan_id={scan_id}",
-                 "-s", f"SITES_BASE_URLS={base_urls}", "-s", f"LOG_FILE={log_file}", "-s", "LOG_LEVEL=INFO"],
-                cwd=ROOT, check=False,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "scrapy",
+                    "crawl",
+                    "scan",
+                    *arguments,
+                    "-a",
+                    f"scan_id={scan_id}",
+                    "-s",
+                    f"SITES_BASE_URLS={base_urls}",
+                    "-s",
+                    f"LOG_FILE={log_file}",
+                    "-s",
+                    "LOG_LEVEL=INFO",
+                ],
+                cwd=ROOT,
+                check=False,
+            )
             if crawl.returncode != 0:
                 print(f"demo: the crawl failed (exit {crawl.returncode}); see {log_file}", file=sys.stderr)
                 return crawl.returncode
             with psycopg.connect(url) as conn:
                 events_before = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-            print(f"events:     ingesting {args.events:,} events from {urls['events']} (paced by its rate budget)...",
-                  flush=True)  # fmt: skip
+            print(
+                f"events:     ingesting {args.events:,} events from {urls['events']} (paced by its rate budget)...",
+                flush=True,
+            )
             ingest = subprocess.run(
-                [sys.executable, "-m", "scrapy", "crawl", "events", "-a", f"base_url={urls['events']}",
-                 "-a", "api_key=sandbox-key", "-a", f"source={source}",
-                 "-s", f"LOG_FILE={events_log}", "-s", "LOG_LEVEL=INFO"],
-                cwd=ROOT, check=False,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "scrapy",
+                    "crawl",
+                    "events",
+                    "-a",
+                    f"base_url={urls['events']}",
+                    "-a",
+                    "api_key=sandbox-key",
+                    "-a",
+                    f"source={source}",
+                    "-s",
+                    f"LOG_FILE={events_log}",
+                    "-s",
+                    "LOG_LEVEL=INFO",
+                ],
+                cwd=ROOT,
+                check=False,
+            )
     except SandboxFailed as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1

@@ -18,11 +18,31 @@ EMAIL_RE = re.compile(r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[a-z0-9](?:[a-z0-9-]{0
 EPOCH_MS_THRESHOLD = 1e11
 EPOCH_US_THRESHOLD = 1e14
 ADDRESS_ABBREVIATIONS = {
-    "street": "St", "st": "St", "avenue": "Ave", "ave": "Ave", "road": "Rd", "rd": "Rd", "drive": "Dr",
-    "dr": "Dr", "lane": "Ln", "ln": "Ln", "boulevard": "Blvd", "blvd": "Blvd", "place": "Pl", "pl": "Pl",
-    "court": "Ct", "ct": "Ct", "apartment": "Apt", "apt": "Apt", "suite": "Ste", "ste": "Ste",
-    "north": "N", "south": "S", "east": "E", "west": "W",
-}  # fmt: skip
+    "street": "St",
+    "st": "St",
+    "avenue": "Ave",
+    "ave": "Ave",
+    "road": "Rd",
+    "rd": "Rd",
+    "drive": "Dr",
+    "dr": "Dr",
+    "lane": "Ln",
+    "ln": "Ln",
+    "boulevard": "Blvd",
+    "blvd": "Blvd",
+    "place": "Pl",
+    "pl": "Pl",
+    "court": "Ct",
+    "ct": "Ct",
+    "apartment": "Apt",
+    "apt": "Apt",
+    "suite": "Ste",
+    "ste": "Ste",
+    "north": "N",
+    "south": "S",
+    "east": "E",
+    "west": "W",
+}
 
 
 def phone_e164(value: str, region: str = "US") -> str:

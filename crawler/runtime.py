@@ -41,9 +41,9 @@ def check_redis(settings) -> None:
     url = settings.get("REDIS_URL")
     if not url:
         return
-    import redis  # noqa: PLC0415
+    import redis
 
-    from crawler.config import redact_url  # noqa: PLC0415
+    from crawler.config import redact_url
 
     timeout = settings.getfloat("PG_CONNECT_TIMEOUT")
     try:

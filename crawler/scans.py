@@ -41,8 +41,16 @@ class Website:
 
     def row(self) -> tuple:
         dumps = lambda value: None if value is None else orjson.dumps(value).decode()  # noqa: E731
-        return (self.id, self.name, self.base_url, self.render_mode, self.enabled, dumps(self.definition),
-                self.definition_sha256, dumps(self.opt_out))  # fmt: skip
+        return (
+            self.id,
+            self.name,
+            self.base_url,
+            self.render_mode,
+            self.enabled,
+            dumps(self.definition),
+            self.definition_sha256,
+            dumps(self.opt_out),
+        )
 
 
 @dataclass
@@ -75,8 +83,21 @@ UPDATE scans SET counters = %s, updated_at = now() WHERE id = %s AND status = 'r
 
 # Why a site's page was lost, as recorded on the scan row (counters[site]["errors"]).
 # The first four come from the blocks middleware's ``block_detected``; the rest from ``scan_error``.
-ERROR_KINDS = ("captcha", "interstitial", "rate_limited", "blocked", "not_found", "timeout", "parse_error",
-               "server_error", "unreachable", "http_error", "browser_error", "screenshot_failed", "other")
+ERROR_KINDS = (
+    "captcha",
+    "interstitial",
+    "rate_limited",
+    "blocked",
+    "not_found",
+    "timeout",
+    "parse_error",
+    "server_error",
+    "unreachable",
+    "http_error",
+    "browser_error",
+    "screenshot_failed",
+    "other",
+)
 
 
 def classify_failure(failure) -> str:
@@ -88,10 +109,10 @@ def classify_failure(failure) -> str:
             kind = classify_failure(failure)
             self.crawler.signals.send_catch_log(scan_error, scan_id=..., site=..., kind=kind, request=failure.request)
     """
-    from scrapy import exceptions  # noqa: PLC0415
-    from scrapy.exceptions import IgnoreRequest  # noqa: PLC0415
-    from scrapy.spidermiddlewares.httperror import HttpError  # noqa: PLC0415
-    from twisted.internet import error  # noqa: PLC0415
+    from scrapy import exceptions
+    from scrapy.exceptions import IgnoreRequest
+    from scrapy.spidermiddlewares.httperror import HttpError
+    from twisted.internet import error
 
     exc = getattr(failure, "value", failure)
     if isinstance(exc, HttpError):
@@ -104,12 +125,26 @@ def classify_failure(failure) -> str:
             return "blocked"
         return "server_error" if status >= 500 else "http_error"
     # Scrapy 2.19 wraps download errors in its own classes; older handlers raise Twisted's
-    if isinstance(exc, error.TimeoutError | error.TCPTimedOutError | asyncio.TimeoutError | TimeoutError
-                  | exceptions.DownloadTimeoutError):  # fmt: skip
+    if isinstance(
+        exc,
+        error.TimeoutError
+        | error.TCPTimedOutError
+        | asyncio.TimeoutError
+        | TimeoutError
+        | exceptions.DownloadTimeoutError,
+    ):
         return "timeout"
-    if isinstance(exc, error.DNSLookupError | error.ConnectError | error.ConnectionLost | error.ConnectionDone
-                  | exceptions.DownloadConnectionRefusedError | exceptions.CannotResolveHostError
-                  | exceptions.DownloadFailedError | exceptions.ResponseDataLossError):  # fmt: skip
+    if isinstance(
+        exc,
+        error.DNSLookupError
+        | error.ConnectError
+        | error.ConnectionLost
+        | error.ConnectionDone
+        | exceptions.DownloadConnectionRefusedError
+        | exceptions.CannotResolveHostError
+        | exceptions.DownloadFailedError
+        | exceptions.ResponseDataLossError,
+    ):
         return "unreachable"
     if isinstance(exc, IgnoreRequest):
         # the retry middleware gave up on a block page: "... block_captcha (dead letter recorded)"
@@ -233,19 +268,25 @@ class ScanTracker:
             self.errors[site or site_of(self.crawler, request)][kind] += 1
             self.dirty = True
 
-
     async def spider_opened(self, spider):
         scan: ScanContext | None = getattr(spider, "scan", None)
         if scan is None:
             return
         ring = keyring_from_settings(self.crawler.settings)
         target = ring.encrypt(orjson.dumps(scan.query.as_dict()), context.scan_target(scan.scan_id))
+
         async def start(conn):
             for site in scan.websites:
                 await conn.execute(UPSERT_WEBSITE, site.row())
             await conn.execute(
                 START_SCAN,
-                (scan.scan_id, spider.name, target, ring.blind_index(scan.query.full_name), [w.id for w in scan.websites]),
+                (
+                    scan.scan_id,
+                    spider.name,
+                    target,
+                    ring.blind_index(scan.query.full_name),
+                    [w.id for w in scan.websites],
+                ),
             )
 
         await run_in_transaction(self.crawler.settings, start)
@@ -274,10 +315,14 @@ class ScanTracker:
             c = {
                 # candidates seen: scored by the match pipeline, or stored without it
                 "listings": self.rejected[s] + max(self.accepted[s], self.stored[s]),
-                "accepted": self.accepted[s], "rejected": self.rejected[s], "stored": self.stored[s],
-                "screenshots": self.screenshots[s], "pages": dict(self.pages[s]),
-                "errors": dict(self.errors[s]), "blocks": dict(self.blocks[s]),
-            }  # fmt: skip
+                "accepted": self.accepted[s],
+                "rejected": self.rejected[s],
+                "stored": self.stored[s],
+                "screenshots": self.screenshots[s],
+                "pages": dict(self.pages[s]),
+                "errors": dict(self.errors[s]),
+                "blocks": dict(self.blocks[s]),
+            }
             c["outcome"] = site_outcome(c)
             result[s] = c
         return result

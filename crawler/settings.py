@@ -251,8 +251,9 @@ EXTENSIONS = {
 
 # Requests that must wait long (backoff, Retry-After, open circuit) wait here, not in a download slot.
 # With REDIS_URL: one job's queue shared by every worker, with leases (crawler/scheduling/shared.py).
-SCHEDULER = ("crawler.scheduling.shared.SharedScheduler" if REDIS_URL
-             else "crawler.scheduling.deferring.DeferringScheduler")  # fmt: skip
+SCHEDULER = (
+    "crawler.scheduling.shared.SharedScheduler" if REDIS_URL else "crawler.scheduling.deferring.DeferringScheduler"
+)
 
 # process_request runs top to bottom, process_response and process_exception bottom to top:
 # blocks are classified first, the rate limiter and circuit learn from them, retry decides last.
@@ -284,9 +285,15 @@ PLAYWRIGHT_BROWSER_TYPE = "chromium"
 PLAYWRIGHT_LAUNCH_OPTIONS = {
     "executable_path": _env("CHROMIUM_PATH", "/usr/bin/chromium"),
     "headless": True,
-    "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--no-first-run"],
-}  # fmt: skip
+    "args": [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ],
+}
 PLAYWRIGHT_MAX_CONTEXTS = int(_env("PLAYWRIGHT_MAX_CONTEXTS", "2"))
 PLAYWRIGHT_MAX_PAGES_PER_CONTEXT = int(_env("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT", "4"))
 PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT = 30_000

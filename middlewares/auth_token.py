@@ -75,7 +75,9 @@ class AuthTokenMiddleware:
             return bool(wanted)
         if not (self.token_url or self.api_key):
             return False
-        domains = self.settings.getlist("AUTH_DOMAINS") or list(getattr(self.crawler.spider, "allowed_domains", None) or [])
+        domains = self.settings.getlist("AUTH_DOMAINS") or list(
+            getattr(self.crawler.spider, "allowed_domains", None) or []
+        )
         if not domains and self.token_url:
             domains = [urlsplit(self.token_url).hostname]
         host = urlparse_cached(request).hostname or ""
@@ -111,10 +113,18 @@ class AuthTokenMiddleware:
         """The token endpoint keeps failing: the request becomes a dead letter (replayable
         once the credentials work) instead of waiting forever."""
         dead_letters = DeadLetters.for_crawler(self.crawler)
-        row = request_dead_letter(dead_letters, request, self.crawler.spider, "auth_token_unavailable",
-                                  attempts=request.meta.get("retry_times", 0) + 1, last_status=None)  # fmt: skip
+        row = request_dead_letter(
+            dead_letters,
+            request,
+            self.crawler.spider,
+            "auth_token_unavailable",
+            attempts=request.meta.get("retry_times", 0) + 1,
+            last_status=None,
+        )
         await dead_letters.record_rows([row])
-        raise IgnoreRequest(f"no token after {self.failures} failed refreshes ({type(exc).__name__}); dead letter recorded")
+        raise IgnoreRequest(
+            f"no token after {self.failures} failed refreshes ({type(exc).__name__}); dead letter recorded"
+        )
 
     @staticmethod
     def with_query_key(request, param: str, key: str):
@@ -160,14 +170,19 @@ class AuthTokenMiddleware:
             return self.token
 
     async def refresh(self) -> None:
-        body = {"client_id": self.spider_or_setting("auth_client_id", "AUTH_CLIENT_ID") or "",
-                "client_secret": self.spider_or_setting("auth_client_secret", "AUTH_CLIENT_SECRET") or ""}  # fmt: skip
+        body = {
+            "client_id": self.spider_or_setting("auth_client_id", "AUTH_CLIENT_ID") or "",
+            "client_secret": self.spider_or_setting("auth_client_secret", "AUTH_CLIENT_SECRET") or "",
+        }
         request = Request(
-            self.token_url, method="POST", body=orjson.dumps(body), dont_filter=True,
+            self.token_url,
+            method="POST",
+            body=orjson.dumps(body),
+            dont_filter=True,
             headers={"Content-Type": "application/json", "Accept": "application/json"},
             # its own backoff is ours (above); never dead-lettered: its body holds the client secret
             meta={"auth": False, "dont_ratelimit": True, "dont_circuit": True, "dont_retry": True},
-        )  # fmt: skip
+        )
         response = await self.crawler.engine.download_async(request)
         try:
             data = orjson.loads(response.body)

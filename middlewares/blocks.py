@@ -31,11 +31,15 @@ logger = logging.getLogger(__name__)
 KINDS = ("captcha", "interstitial", "rate_limited", "blocked")
 GENERIC_SIGNATURES = {
     "captcha": ["g-recaptcha", "h-captcha", "cf-turnstile", "/captcha/i", "<title>Attention Required"],
-    "interstitial": ["Just a moment...", "/checking (if the site connection is secure|your browser)/i",
-                     "cf-browser-verification", "_cf_chl"],
+    "interstitial": [
+        "Just a moment...",
+        "/checking (if the site connection is secure|your browser)/i",
+        "cf-browser-verification",
+        "_cf_chl",
+    ],
     "rate_limited": ["/rate limit exceeded/i", "/too many requests/i"],
     "blocked": ["/access denied/i", "/you have been blocked/i"],
-}  # fmt: skip
+}
 SCAN_BYTES = 65536  # signatures sit near the top of a page; do not scan megabytes
 
 

@@ -50,7 +50,9 @@ class CircuitBreakerMiddleware:
         self.known_closed: dict[str, float] = {}
         redis = redis_for(crawler)
         if redis is not None:  # shared by all workers; this worker's own while Redis fails
-            shared = RedisCircuits(redis, settings.get("REDIS_KEY_PREFIX"), reset_ms, probe_ttl_ms, threshold, window_ms)
+            shared = RedisCircuits(
+                redis, settings.get("REDIS_KEY_PREFIX"), reset_ms, probe_ttl_ms, threshold, window_ms
+            )
             local = LocalCircuits(reset_ms, probe_ttl_ms, threshold, window_ms)
             self.circuits = SharedOrLocal(shared, local, crawler.stats, "circuit")
         else:

@@ -135,8 +135,13 @@ class RateLimitMiddleware:
         window = clock.longest
         if key not in self.reported:
             self.reported.add(key)
-            logger.info("rate limit %s: server budget %d per ~%.0fs (X-RateLimit-Reset as %s)",
-                        key, budget.limit, window, budget.reset_style)  # fmt: skip
+            logger.info(
+                "rate limit %s: server budget %d per ~%.0fs (X-RateLimit-Reset as %s)",
+                key,
+                budget.limit,
+                window,
+                budget.reset_style,
+            )
         steady_ms = window * 1000 / max(budget.limit, 1)
         adapted = await self.buckets.adapt(
             key, budget.remaining, time_left * 1000, steady_ms, self.margin_ms, window * 1000
@@ -144,8 +149,9 @@ class RateLimitMiddleware:
         self.stats.set_value(f"ratelimit/interval_ms/{key}", round(adapted.interval_ms, 1))
         if adapted.paused_ms > 0:
             self.stats.inc_value("ratelimit/budget_pauses")
-            logger.debug("rate limit %s: budget used up, pausing %.1fs until the window resets",
-                        key, adapted.paused_ms / 1000)  # fmt: skip
+            logger.debug(
+                "rate limit %s: budget used up, pausing %.1fs until the window resets", key, adapted.paused_ms / 1000
+            )
 
     async def pause(self, key: str, seconds: float, why: str) -> None:
         if await self.buckets.pause(key, seconds * 1000):

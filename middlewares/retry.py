@@ -53,7 +53,9 @@ class RetryMiddleware:
         self.stats = crawler.stats
         self.max_retry_times = settings.getint("RETRY_TIMES")
         self.retry_http_codes = {int(code) for code in settings.getlist("RETRY_HTTP_CODES")}
-        self.exceptions = tuple(load_object(e) if isinstance(e, str) else e for e in settings.getlist("RETRY_EXCEPTIONS"))
+        self.exceptions = tuple(
+            load_object(e) if isinstance(e, str) else e for e in settings.getlist("RETRY_EXCEPTIONS")
+        )
         self.priority_adjust = settings.getint("RETRY_PRIORITY_ADJUST")
         self.backoff_base = settings.getfloat("RETRY_BACKOFF_BASE")
         self.backoff_max = settings.getfloat("RETRY_BACKOFF_MAX")
@@ -131,8 +133,9 @@ class RetryMiddleware:
     async def give_up(self, request, reason: str, attempts: int, response, exception):
         self.stats.inc_value("retry/max_reached")
         status = response.status if response is not None else None
-        row = request_dead_letter(self.dead_letters, request, self.crawler.spider, reason,
-                                  attempts=attempts, last_status=status)  # fmt: skip
+        row = request_dead_letter(
+            self.dead_letters, request, self.crawler.spider, reason, attempts=attempts, last_status=status
+        )
         await self.dead_letters.record_rows([row])
         logger.warning("gave up on %s after %d attempt(s): %s (dead letter recorded)", request.url, attempts, reason)
         if response is None:

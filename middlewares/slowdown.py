@@ -70,8 +70,11 @@ class BlockSlowdownMiddleware:
         """The rate limiter's key and rate for the request, before any cut of ours."""
         host = urlparse_cached(request).hostname or ""
         key = request.meta.get("ratelimit_key") or host
-        rps = (request.meta.get(BASE_RPS) or request.meta.get("ratelimit_rps")
-               or getattr(self.crawler.spider, "ratelimit_rps", None))  # fmt: skip
+        rps = (
+            request.meta.get(BASE_RPS)
+            or request.meta.get("ratelimit_rps")
+            or getattr(self.crawler.spider, "ratelimit_rps", None)
+        )
         return key, float(rps or self.sites.get(host) or self.default_rps)
 
     async def process_request(self, request):

@@ -40,7 +40,15 @@ from crawler.shared_redis import redis_for
 
 logger = logging.getLogger(__name__)
 
-MERGE_COLUMNS = ("scan_id", "website_id", "listing_url_index", "merged_with_index", "listing_group", "score", "evidence")
+MERGE_COLUMNS = (
+    "scan_id",
+    "website_id",
+    "listing_url_index",
+    "merged_with_index",
+    "listing_group",
+    "score",
+    "evidence",
+)
 
 
 class DedupPipeline:
@@ -90,11 +98,20 @@ class DedupPipeline:
                 prefix = f"dedup/{kind}/seen/"
                 if not key.startswith(prefix) or not seen:
                     continue
-                source = key[len(prefix):]
-                duplicates = stats.get(f"dedup/{kind}/duplicate/{source}", 0) + stats.get(
-                    f"dedup/{kind}/duplicate_in_page/{source}", 0) + stats.get(f"dedup/{kind}/maybe_seen/{source}", 0)
-                logger.info("dedup %s from %s: %d seen, %d duplicate or maybe seen (%.1f%%)",
-                            kind, source, seen, duplicates, 100 * duplicates / seen)  # fmt: skip
+                source = key[len(prefix) :]
+                duplicates = (
+                    stats.get(f"dedup/{kind}/duplicate/{source}", 0)
+                    + stats.get(f"dedup/{kind}/duplicate_in_page/{source}", 0)
+                    + stats.get(f"dedup/{kind}/maybe_seen/{source}", 0)
+                )
+                logger.info(
+                    "dedup %s from %s: %d seen, %d duplicate or maybe seen (%.1f%%)",
+                    kind,
+                    source,
+                    seen,
+                    duplicates,
+                    100 * duplicates / seen,
+                )
 
     async def ask(self, call, fingerprints: list[str], default):
         """A filter call that never fails the item: on error, ``default`` for each fingerprint."""
@@ -105,8 +122,11 @@ class DedupPipeline:
                 return await call(fingerprints)
             except Exception as exc:  # noqa: BLE001 - Redis down or slow: dedup degrades, rows go on
                 self.stats.inc_value(f"dedup/errors/{type(exc).__name__}")
-                logger.warning("dedup filter unavailable (%s); %d record(s) passed on unchecked",
-                               type(exc).__name__, len(fingerprints))  # fmt: skip
+                logger.warning(
+                    "dedup filter unavailable (%s); %d record(s) passed on unchecked",
+                    type(exc).__name__,
+                    len(fingerprints),
+                )
                 result = [default] * len(fingerprints)
                 return None if default is None else result
 
@@ -123,10 +143,14 @@ class DedupPipeline:
         if decision is not None:
             self.stats.inc_value(f"dedup/listings/merged/{item.site}")
             row = (
-                item.scan_id, item.site, self.keyring.blind_index(item.listing_url),
-                self.keyring.blind_index(decision.merged_with_url), decision.group_id, decision.score,
+                item.scan_id,
+                item.site,
+                self.keyring.blind_index(item.listing_url),
+                self.keyring.blind_index(decision.merged_with_url),
+                decision.group_id,
+                decision.score,
                 orjson.dumps(decision.evidence).decode(),
-            )  # fmt: skip
+            )
             await self.writer.add("listing_merges", MERGE_COLUMNS, [row])
 
         async def mark():

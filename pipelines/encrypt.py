@@ -15,13 +15,28 @@ from crawler.items import PersonListing, RejectedCandidate, TableRows
 from crawler.security import context, keyring_from_settings
 
 FINDING_COLUMNS = (
-    "scan_id", "website_id", "data_type", "value_ciphertext", "value_index",
-    "listing_url_ciphertext", "listing_url_index", "key_id", "confidence", "screenshot_sha256", "listing_group",
-)  # fmt: skip
+    "scan_id",
+    "website_id",
+    "data_type",
+    "value_ciphertext",
+    "value_index",
+    "listing_url_ciphertext",
+    "listing_url_index",
+    "key_id",
+    "confidence",
+    "screenshot_sha256",
+    "listing_group",
+)
 REJECTED_COLUMNS = (
-    "scan_id", "website_id", "listing_url_ciphertext", "listing_url_index", "key_id", "confidence", "threshold",
+    "scan_id",
+    "website_id",
+    "listing_url_ciphertext",
+    "listing_url_index",
+    "key_id",
+    "confidence",
+    "threshold",
     "evidence",
-)  # fmt: skip
+)
 
 
 class EncryptPipeline:
@@ -43,11 +58,18 @@ class EncryptPipeline:
         url_index = ring.blind_index(item.listing_url)
         rows = [
             (
-                scan_id, item.site, finding.data_type,
-                ring.encrypt(finding.value, context.finding_value(scan_id, finding.data_type)), ring.blind_index(finding.value),
-                url_ciphertext, url_index, ring.current_key_id, item.confidence, item.screenshot_sha256,
+                scan_id,
+                item.site,
+                finding.data_type,
+                ring.encrypt(finding.value, context.finding_value(scan_id, finding.data_type)),
+                ring.blind_index(finding.value),
+                url_ciphertext,
+                url_index,
+                ring.current_key_id,
+                item.confidence,
+                item.screenshot_sha256,
                 item.listing_group,
-            )  # fmt: skip
+            )
             for finding in item.findings()
         ]
         self.stats.inc_value("encrypt/values", len(rows))
@@ -56,9 +78,14 @@ class EncryptPipeline:
     def seal_rejected(self, item: RejectedCandidate) -> TableRows:
         ring = self.keyring
         row = (
-            item.scan_id, item.site, ring.encrypt(item.listing_url, context.rejected_listing_url(item.scan_id)),
-            ring.blind_index(item.listing_url), ring.current_key_id, item.confidence, item.threshold,
+            item.scan_id,
+            item.site,
+            ring.encrypt(item.listing_url, context.rejected_listing_url(item.scan_id)),
+            ring.blind_index(item.listing_url),
+            ring.current_key_id,
+            item.confidence,
+            item.threshold,
             orjson.dumps(item.evidence).decode(),
-        )  # fmt: skip
+        )
         self.stats.inc_value("encrypt/rejected_candidates")
         return TableRows("rejected_candidates", REJECTED_COLUMNS, [row], source=item.site)

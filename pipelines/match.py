@@ -40,9 +40,11 @@ class MatchPipeline:
     def from_crawler(cls, crawler):
         settings = crawler.settings
         return cls(
-            crawler, settings.getfloat("MATCH_THRESHOLD", 0.85), settings.getint("MATCH_AGE_TOLERANCE", 1),
+            crawler,
+            settings.getfloat("MATCH_THRESHOLD", 0.85),
+            settings.getint("MATCH_AGE_TOLERANCE", 1),
             settings.get("VALIDATE_PHONE_REGION") or "US",
-        )  # fmt: skip
+        )
 
     def matcher(self, scan) -> Matcher:
         if (matcher := self.matchers.get(scan.scan_id)) is None:
@@ -68,15 +70,29 @@ class MatchPipeline:
             self.stats.inc_value("match/accepted")
             self.stats.inc_value(f"match/accepted/{item.site}")
             logger.debug("accepted a %s listing: confidence %.3f %s", item.site, result.confidence, levels)
-            await send(project_signals.found_data, scan_id=item.scan_id, site=item.site, listing=item,
-                       confidence=result.confidence)  # fmt: skip
+            await send(
+                project_signals.found_data,
+                scan_id=item.scan_id,
+                site=item.site,
+                listing=item,
+                confidence=result.confidence,
+            )
             return item
         self.stats.inc_value("match/rejected")
         self.stats.inc_value(f"match/rejected/{item.site}")
         logger.debug("rejected a %s listing: confidence %.3f %s", item.site, result.confidence, levels)
-        await send(project_signals.candidate_rejected, scan_id=item.scan_id, site=item.site, listing=item,
-                   confidence=result.confidence)  # fmt: skip
+        await send(
+            project_signals.candidate_rejected,
+            scan_id=item.scan_id,
+            site=item.site,
+            listing=item,
+            confidence=result.confidence,
+        )
         return RejectedCandidate(
-            site=item.site, scan_id=item.scan_id, listing_url=item.listing_url, confidence=result.confidence,
-            threshold=self.threshold, evidence=result.evidence,
-        )  # fmt: skip
+            site=item.site,
+            scan_id=item.scan_id,
+            listing_url=item.listing_url,
+            confidence=result.confidence,
+            threshold=self.threshold,
+            evidence=result.evidence,
+        )

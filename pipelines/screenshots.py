@@ -129,9 +129,14 @@ class ScreenshotPipeline:
         key = next(self.ids)
         future = self.waiting[key] = asyncio.get_running_loop().create_future()
         request = scrapy.Request(
-            item.listing_url, callback=self.captured, errback=self.failed, cb_kwargs={"key": key},
-            meta=self.site_meta(item.site) | screenshot_meta(item.site), priority=PRIORITY, dont_filter=True,
-        )  # fmt: skip
+            item.listing_url,
+            callback=self.captured,
+            errback=self.failed,
+            cb_kwargs={"key": key},
+            meta=self.site_meta(item.site) | screenshot_meta(item.site),
+            priority=PRIORITY,
+            dont_filter=True,
+        )
         request.meta["screenshot_key"] = key
         reason = None
         try:

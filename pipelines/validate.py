@@ -62,10 +62,16 @@ class ValidatePipeline:
             try:
                 normalised = normaliser(value)
             except ValueError as exc:
-                rejects.append(self.dead_letters.row(
-                    "record", f"invalid {field}: {exc}", source=item.site, fields=[field],
-                    payload={field: value, "listing_url": item.listing_url}, scan_id=item.scan_id,
-                ))  # fmt: skip
+                rejects.append(
+                    self.dead_letters.row(
+                        "record",
+                        f"invalid {field}: {exc}",
+                        source=item.site,
+                        fields=[field],
+                        payload={field: value, "listing_url": item.listing_url},
+                        scan_id=item.scan_id,
+                    )
+                )
                 continue
             if normalised not in kept:
                 kept.append(normalised)
@@ -76,13 +82,19 @@ class ValidatePipeline:
         missing = [f for f in ("full_name", "listing_url", "scan_id") if not str(getattr(item, f) or "").strip()]
         if missing:
             await self.dead_letters.record(
-                "record", "listing without " + ", ".join(missing), source=item.site, fields=missing,
-                payload={"site": item.site, "listing_url": item.listing_url}, scan_id=item.scan_id or None,
-            )  # fmt: skip
+                "record",
+                "listing without " + ", ".join(missing),
+                source=item.site,
+                fields=missing,
+                payload={"site": item.site, "listing_url": item.listing_url},
+                scan_id=item.scan_id or None,
+            )
             raise DropItem(f"invalid listing from {item.site}: missing {', '.join(missing)} (dead letter recorded)")
         rejects: list[tuple] = []
         item.full_name = " ".join(item.full_name.split())
-        item.phones = self._clean(item.phones, lambda v: normalize.phone_e164(v, self.phone_region), "phones", item, rejects)
+        item.phones = self._clean(
+            item.phones, lambda v: normalize.phone_e164(v, self.phone_region), "phones", item, rejects
+        )
         item.emails = self._clean(item.emails, normalize.email, "emails", item, rejects)
         item.addresses = self._clean(item.addresses, normalize.address, "addresses", item, rejects)
         item.relatives = [" ".join(r.split()) for r in item.relatives if r.strip()]
@@ -108,18 +120,36 @@ class ValidatePipeline:
                     raise KeyError
                 rows.append((str(event_id), str(event_type), timestamp(occurred), dumps(event).decode(), source))
             except orjson.JSONEncodeError as exc:
-                rejects.append(self.dead_letters.row(
-                    "record", f"event not JSON-serialisable: {exc}", source=source, fields=[], payload=repr(event),
-                ))  # fmt: skip
+                rejects.append(
+                    self.dead_letters.row(
+                        "record",
+                        f"event not JSON-serialisable: {exc}",
+                        source=source,
+                        fields=[],
+                        payload=repr(event),
+                    )
+                )
             except (KeyError, TypeError):
                 missing = [f or "?" for f in (id_field, type_field, time_field) if not f or not event.get(f)]
-                rejects.append(self.dead_letters.row(
-                    "record", "event missing id, type or timestamp", source=source, fields=missing, payload=event,
-                ))  # fmt: skip
+                rejects.append(
+                    self.dead_letters.row(
+                        "record",
+                        "event missing id, type or timestamp",
+                        source=source,
+                        fields=missing,
+                        payload=event,
+                    )
+                )
             except ValueError as exc:
-                rejects.append(self.dead_letters.row(
-                    "record", f"invalid timestamp: {exc}", source=source, fields=[time_field], payload=event,
-                ))  # fmt: skip
+                rejects.append(
+                    self.dead_letters.row(
+                        "record",
+                        f"invalid timestamp: {exc}",
+                        source=source,
+                        fields=[time_field],
+                        payload=event,
+                    )
+                )
         await self.dead_letters.record_rows(rejects)
         self.stats.inc_value("validate/events", len(rows))
         self.stats.inc_value("validate/events_rejected", len(rejects))

@@ -17,18 +17,23 @@ import signal
 import sys
 from pathlib import Path
 
+import sandbox.sites  # noqa: F401 - registers the services
 from sandbox.events import config as events_config
 from sandbox.population import DEFAULT_SEED, DEFAULT_SIZE
 from sandbox.server import SERVICES, PortInUse, start_services, stop_services
-import sandbox.sites  # noqa: F401 - registers the services
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     for service in SERVICES.values():
-        parser.add_argument(f"--{service.name}-port", type=int, default=service.default_port, metavar="N",
-                            help=f"{service.description} (default {service.default_port})")  # fmt: skip
+        parser.add_argument(
+            f"--{service.name}-port",
+            type=int,
+            default=service.default_port,
+            metavar="N",
+            help=f"{service.description} (default {service.default_port})",
+        )
     parser.add_argument("--free-ports", action="store_true", help="start every service on a free port (all ports 0)")
     parser.add_argument("--only", default="", help="comma-separated services to start (default: all)")
     parser.add_argument("--ports-file", type=Path, help="write {service: URL} as JSON here once all listen")

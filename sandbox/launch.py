@@ -31,8 +31,11 @@ def running(args: list[str], timeout: float = 120) -> Iterator[dict[str, str]]:
         ports_file = Path(workdir) / "ports.json"
         process = subprocess.Popen(
             [sys.executable, "-m", "sandbox", "--ports-file", str(ports_file), *args],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + timeout
             while not ports_file.exists():

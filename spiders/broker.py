@@ -133,10 +133,18 @@ class BrokerSpider(scrapy.Spider):
             scan_id=parsed["scan_id"],
             query=query,
             websites=[
-                Website(d.id, d.name, d.base_url, d.render, enabled=d.enabled, definition=d.raw,
-                        definition_sha256=d.sha256, opt_out=d.opt_out)
+                Website(
+                    d.id,
+                    d.name,
+                    d.base_url,
+                    d.render,
+                    enabled=d.enabled,
+                    definition=d.raw,
+                    definition_sha256=d.sha256,
+                    opt_out=d.opt_out,
+                )
                 for d in self.sites.values()
-            ],  # fmt: skip
+            ],
         )
 
     # ---- requests ---------------------------------------------------------------------------------
@@ -154,8 +162,9 @@ class BrokerSpider(scrapy.Spider):
             meta["max_retry_times"] = definition.retry_times
         return meta
 
-    def site_request(self, definition: SiteDefinition, url: str, callback, *, actions=None, entry=None,
-                     **meta) -> scrapy.Request:  # fmt: skip
+    def site_request(
+        self, definition: SiteDefinition, url: str, callback, *, actions=None, entry=None, **meta
+    ) -> scrapy.Request:
         meta = self.site_meta(definition, **meta)
         if entry is not None:
             meta["search_entry"] = entry
@@ -166,8 +175,14 @@ class BrokerSpider(scrapy.Spider):
             if actions:
                 meta["playwright_page_methods"] = page_methods(actions, self.values)
         headers = {**definition.raw.get("headers", {}), **((entry or {}).get("headers") or {})}
-        return scrapy.Request(url, callback=callback, errback=self.errback, meta=meta, headers=headers or None,
-                              cookies=definition.raw.get("cookies") or None)  # fmt: skip
+        return scrapy.Request(
+            url,
+            callback=callback,
+            errback=self.errback,
+            meta=meta,
+            headers=headers or None,
+            cookies=definition.raw.get("cookies") or None,
+        )
 
     async def start(self):
         for definition in self.sites.values():
@@ -179,14 +194,16 @@ class BrokerSpider(scrapy.Spider):
         base = definition.base_url
         if form := entry.get("form"):
             url = base + render(form["page"], self.values, encode=True)
-            yield self.site_request(definition, url, self.submit_form, actions=entry.get("actions"), entry=entry,
-                                    stage="search")  # fmt: skip
+            yield self.site_request(
+                definition, url, self.submit_form, actions=entry.get("actions"), entry=entry, stage="search"
+            )
             return
         url = base + render(entry["url"], self.values, encode=True)
         if params := render_params(entry.get("params") or {}, self.values):
             url += ("&" if "?" in url else "?") + params
-        yield self.site_request(definition, url, self.parse_results, actions=entry.get("actions"), entry=entry,
-                                page=1, stage="search")  # fmt: skip
+        yield self.site_request(
+            definition, url, self.parse_results, actions=entry.get("actions"), entry=entry, page=1, stage="search"
+        )
 
     def submit_form(self, response):
         definition = self.sites[response.meta["site"]]
@@ -195,10 +212,14 @@ class BrokerSpider(scrapy.Spider):
         fields = {name: render(template, self.values) for name, template in form["fields"].items()}
         self.progress(definition.id, "search")
         request = FormRequest.from_response(
-            response, formcss=form.get("selector"), formdata=fields, callback=self.parse_results,
-            errback=self.errback, dont_click=True,
+            response,
+            formcss=form.get("selector"),
+            formdata=fields,
+            callback=self.parse_results,
+            errback=self.errback,
+            dont_click=True,
             meta=self.site_meta(definition, search_entry=entry, page=1, stage="search"),
-        )  # fmt: skip
+        )
         if definition.render == "browser":
             request.meta["playwright"] = True
         yield request
@@ -232,14 +253,24 @@ class BrokerSpider(scrapy.Spider):
             self.seen_detail[definition.id].add(url)
             meta = {"listing_url": url, "stage": "detail"}
             entry = response.meta.get("search_entry") or {}
-            yield self.site_request(definition, candidate.get("fetch_url") or url, self.parse_detail,
-                                    actions=definition.raw["detail"].get("actions"),
-                                    entry={"json": True} if entry.get("json") and candidate.get("fetch_url") else None,
-                                    **meta)  # fmt: skip
+            yield self.site_request(
+                definition,
+                candidate.get("fetch_url") or url,
+                self.parse_detail,
+                actions=definition.raw["detail"].get("actions"),
+                entry={"json": True} if entry.get("json") and candidate.get("fetch_url") else None,
+                **meta,
+            )
         if result.next_url and page < self.max_pages:
-            yield self.site_request(definition, result.next_url, self.parse_results,
-                                    actions=listing.get("actions"), entry=response.meta.get("search_entry"),
-                                    page=page + 1, stage="results")  # fmt: skip
+            yield self.site_request(
+                definition,
+                result.next_url,
+                self.parse_results,
+                actions=listing.get("actions"),
+                entry=response.meta.get("search_entry"),
+                page=page + 1,
+                stage="results",
+            )
         elif result.next_url:
             counts["pages_skipped"] += 1
         self.progress(definition.id, "search" if page == 1 else "results")
@@ -265,8 +296,11 @@ class BrokerSpider(scrapy.Spider):
         request = failure.request
         site = request.meta.get("site") or getattr(self, "site_id", self.name)
         kind = classify_failure(failure)
-        if request.meta.get("block") or kind in ("captcha", "interstitial", "rate_limited") or (
-            kind == "blocked" and "block" in str(failure.value)):
+        if (
+            request.meta.get("block")
+            or kind in ("captcha", "interstitial", "rate_limited")
+            or (kind == "blocked" and "block" in str(failure.value))
+        ):
             # retries ran out on a block page: the page is lost (block_detected only said it was met)
             self.crawler.stats.inc_value(f"broker/{site}/blocked_pages")
         self.error(site, kind, request)
@@ -282,9 +316,12 @@ class BrokerSpider(scrapy.Spider):
 
     def progress(self, site: str, stage: str) -> None:
         self.crawler.signals.send_catch_log(
-            project_signals.scan_progress, scan_id=self.scan.scan_id, site=site, stage=stage,
+            project_signals.scan_progress,
+            scan_id=self.scan.scan_id,
+            site=site,
+            stage=stage,
             counts=dict(self.counts[site]),
-        )  # fmt: skip
+        )
 
     def closed(self, reason):
         for site, counts in self.counts.items():

@@ -73,14 +73,20 @@ class EventsSpider(scrapy.Spider):
     @classmethod
     def check_arguments(cls, kwargs: dict, settings=None) -> dict:
         parsed = {
-            "base_url": parse_http_url(kwargs, "base_url", (settings.get("EVENTS_BASE_URL") if settings else None) or None),
+            "base_url": parse_http_url(
+                kwargs, "base_url", (settings.get("EVENTS_BASE_URL") if settings else None) or None
+            ),
             "since_ms": parse_time_ms(kwargs, "since"),
             "until_ms": parse_time_ms(kwargs, "until"),
             "partitions": parse_positive(kwargs, "partitions", 4, 256),
             "page_size": parse_positive(kwargs, "page_size", 5000, 100_000),
             "id_field": (kwargs.get("id_field") or "").strip() or None,
         }
-        if parsed["since_ms"] is not None and parsed["until_ms"] is not None and parsed["since_ms"] >= parsed["until_ms"]:
+        if (
+            parsed["since_ms"] is not None
+            and parsed["until_ms"] is not None
+            and parsed["since_ms"] >= parsed["until_ms"]
+        ):
             raise SpiderArgumentError("until", "must be later than since")
         key = kwargs.get("api_key") or (settings.get("EVENTS_API_KEY") if settings else None)
         if settings is not None and not key:
@@ -115,10 +121,16 @@ class EventsSpider(scrapy.Spider):
 
     def api_request(self, params: dict, callback, partition: Partition | None = None) -> scrapy.Request:
         return scrapy.Request(
-            f"{self.base_url}/events?{urlencode(params)}", callback=callback, dont_filter=True,
-            meta={"ratelimit_key": f"events:{self.source}", "expect_json": True,
-                  "handle_httpstatus_list": [400, 401, 403, 410], "partition": partition},
-        )  # fmt: skip
+            f"{self.base_url}/events?{urlencode(params)}",
+            callback=callback,
+            dont_filter=True,
+            meta={
+                "ratelimit_key": f"events:{self.source}",
+                "expect_json": True,
+                "handle_httpstatus_list": [400, 401, 403, 410],
+                "partition": partition,
+            },
+        )
 
     def page_request(self, partition: Partition) -> scrapy.Request:
         if partition.cursor:
@@ -160,7 +172,9 @@ class EventsSpider(scrapy.Spider):
 
     async def parse_discovery(self, response):
         if response.status != 200:
-            raise CloseSpider(f"events API answered {response.status} ({self.api_error(response)}) to the first request")
+            raise CloseSpider(
+                f"events API answered {response.status} ({self.api_error(response)}) to the first request"
+            )
         try:
             page = read_page(self.body(response))
         except ShapeError as exc:
@@ -222,9 +236,15 @@ class EventsSpider(scrapy.Spider):
         committed = sum(p.committed_before for p in self.partitions)
         logger.info("events API: %s", self.discovery.describe())
         pending = [p for p in self.partitions if not p.completed]
-        logger.info("events: %d partition(s), %d to do; %d event(s) committed by earlier runs",
-                    len(self.partitions), len(pending), committed)  # fmt: skip
-        self.progress = Progress(self.partitions, self.discovery.total, self.settings.getfloat("EVENTS_PROGRESS_SECONDS"))
+        logger.info(
+            "events: %d partition(s), %d to do; %d event(s) committed by earlier runs",
+            len(self.partitions),
+            len(pending),
+            committed,
+        )
+        self.progress = Progress(
+            self.partitions, self.discovery.total, self.settings.getfloat("EVENTS_PROGRESS_SECONDS")
+        )
         for partition in pending:
             yield self.page_request(partition)
 
@@ -236,20 +256,28 @@ class EventsSpider(scrapy.Spider):
             code = self.api_error(response)
             if code != EXPIRED:
                 self.crawler.stats.inc_value(f"events/partition_failed/{code}")
-                logger.error("events partition %s stopped: API answered %d %s (run again to resume)",
-                             partition.key, response.status, code)  # fmt: skip
+                logger.error(
+                    "events partition %s stopped: API answered %d %s (run again to resume)",
+                    partition.key,
+                    response.status,
+                    code,
+                )
                 return
             self.crawler.stats.inc_value("events/cursor_expired")
-            logger.info("events partition %s: cursor expired after %.0fs; resuming from its last timestamp",
-                        partition.key, time.monotonic() - partition.cursor_issued)  # fmt: skip
+            logger.info(
+                "events partition %s: cursor expired after %.0fs; resuming from its last timestamp",
+                partition.key,
+                time.monotonic() - partition.cursor_issued,
+            )
             partition.take_cursor(None)
             yield self.page_request(partition)
             return
         page = read_page(self.body(response))
         if page.has_more and not page.next_cursor:
             self.crawler.stats.inc_value("events/partition_failed/NO_CURSOR")
-            logger.error("events partition %s stopped: hasMore without a nextCursor (run again to resume)",
-                         partition.key)  # fmt: skip
+            logger.error(
+                "events partition %s stopped: hasMore without a nextCursor (run again to resume)", partition.key
+            )
             return
         if partition.total is None and page.total is not None and not partition.cursor:
             partition.total = page.total
@@ -260,14 +288,22 @@ class EventsSpider(scrapy.Spider):
         partition.take_cursor(page.next_cursor if page.has_more else None)
         partition.completed = not page.has_more
         checkpoint = Checkpoint(
-            self.source, partition.key, cursor=partition.cursor,
+            self.source,
+            partition.key,
+            cursor=partition.cursor,
             position_at=dt.datetime.fromtimestamp(last_ms / 1000, dt.UTC) if last_ms is not None else None,
-            rows=len(page.events), completed=partition.completed,
-        )  # fmt: skip
+            rows=len(page.events),
+            completed=partition.completed,
+        )
         self.crawler.stats.inc_value("events/pages")
         self.crawler.stats.inc_value("events/fetched", len(page.events))
-        yield EventBatch(self.source, page.events, id_field=self.discovery.id_field,
-                         time_field=self.discovery.time_field, checkpoint=checkpoint)  # fmt: skip
+        yield EventBatch(
+            self.source,
+            page.events,
+            id_field=self.discovery.id_field,
+            time_field=self.discovery.time_field,
+            checkpoint=checkpoint,
+        )
         if page.has_more:
             yield self.page_request(partition)
         if self.progress is not None:

@@ -68,7 +68,17 @@ class ExampleSpider(scrapy.Spider):
         parsed = self.check_arguments(kwargs)
         # kept for replaying dead letters (stored only inside their encrypted payload)
         self.spider_arguments = {k: v for k, v in kwargs.items() if not k.startswith("_") and isinstance(v, str)}
-        for key in ("_default_base_url", "first_name", "last_name", "middle_name", "city", "state", "age", "email", "phone"):
+        for key in (
+            "_default_base_url",
+            "first_name",
+            "last_name",
+            "middle_name",
+            "city",
+            "state",
+            "age",
+            "email",
+            "phone",
+        ):
             kwargs.pop(key, None)  # personal values stay in self.scan, not as loose attributes
         super().__init__(*args, **kwargs)
         query: PersonQuery = parsed["query"]

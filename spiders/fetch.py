@@ -20,8 +20,12 @@ class FetchSpider(scrapy.Spider):
 
     def __init__(self, urls: str = "", url_template: str = "", count: str = "1", ratelimit_rps: str = "", **kwargs):
         super().__init__(**kwargs)
-        self.spider_arguments = {"urls": urls, "url_template": url_template, "count": count,
-                                 "ratelimit_rps": ratelimit_rps}  # fmt: skip
+        self.spider_arguments = {
+            "urls": urls,
+            "url_template": url_template,
+            "count": count,
+            "ratelimit_rps": ratelimit_rps,
+        }
         self.urls = self.parse_arguments(urls, url_template, count)
         if ratelimit_rps:
             try:
@@ -59,5 +63,8 @@ class FetchSpider(scrapy.Spider):
 
     def failed(self, failure):
         request = failure.request
-        yield {"n": request.cb_kwargs.get("n"), "error": type(failure.value).__name__,
-               "status": getattr(getattr(failure.value, "response", None), "status", None)}  # fmt: skip
+        yield {
+            "n": request.cb_kwargs.get("n"),
+            "error": type(failure.value).__name__,
+            "status": getattr(getattr(failure.value, "response", None), "status", None),
+        }

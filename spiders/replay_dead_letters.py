@@ -54,7 +54,7 @@ class ReplayDeadLettersSpider(scrapy.Spider):
     def check_arguments(cls, kwargs: dict) -> dict:
         cls(**{k: v for k, v in kwargs.items() if k in ("spider", "reason", "limit")})
         if (name := kwargs.get("spider")) and name != cls.name:
-            from scrapy.utils.project import get_project_settings  # noqa: PLC0415
+            from scrapy.utils.project import get_project_settings
 
             if name not in get_spider_loader(get_project_settings()).list():
                 raise SpiderArgumentError("spider", f"no spider named {name!r}")
@@ -75,8 +75,12 @@ class ReplayDeadLettersSpider(scrapy.Spider):
             return True
         if name not in self.refused:
             self.refused.add(name)
-            logger.warning("dead letters of %s are not replayed: run `scrapy crawl %s` again instead "
-                           "(it resumes from its checkpoints)", name, name)  # fmt: skip
+            logger.warning(
+                "dead letters of %s are not replayed: run `scrapy crawl %s` again instead "
+                "(it resumes from its checkpoints)",
+                name,
+                name,
+            )
         self.crawler.stats.inc_value(f"replay/not_replayable/{name}")
         return False
 

@@ -31,14 +31,19 @@ def url_for(database: str) -> str:
 def run_scrapy(args: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
     """`scrapy <args>` from the repository root, as a user would run it."""
     return subprocess.run(
-        [sys.executable, "-m", "scrapy", *args], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "scrapy", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def crawl_keyring():
     """The key ring the tests' crawls encrypt with."""
-    from crawler.security.keyring import KeyRing, parse_blind_index_key, parse_encryption_keys  # noqa: PLC0415
+    from crawler.security.keyring import KeyRing, parse_blind_index_key, parse_encryption_keys
 
     return KeyRing(parse_encryption_keys(ENCRYPTION_KEYS), parse_blind_index_key(BLIND_INDEX_KEY))
 
@@ -52,8 +57,11 @@ def create_database(migrated: bool = True) -> tuple[str, str]:
     if migrated:
         result = subprocess.run(
             [sys.executable, "-m", "crawler.db", "migrate", "-s", f"DATABASE_URL={url}"],
-            cwd=ROOT, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr
     return name, url
 
@@ -73,8 +81,9 @@ class Reply:
         return json.loads(self.body)
 
 
-def http(url: str, *, params: dict | None = None, data=None, form=None, headers: dict | None = None,
-         timeout: float = 10) -> Reply:  # fmt: skip
+def http(
+    url: str, *, params: dict | None = None, data=None, form=None, headers: dict | None = None, timeout: float = 10
+) -> Reply:
     """GET ``url`` (with ``params``), or POST ``data`` as JSON or ``form`` (a dict or
     (name, value) pairs, for repeated names) as a form."""
     if params:

@@ -16,7 +16,6 @@ import inspect
 import sys
 
 import orjson
-
 from scrapy.commands.crawl import Command as ScrapyCrawlCommand
 from scrapy.spiderloader import get_spider_loader
 
@@ -51,8 +50,10 @@ class Command(ScrapyCrawlCommand):
         reason = str(crawler.stats.get_value("finish_reason") or "")
         if not reason and crawler.stats.get_value("start_time") is not None:
             # the spider never closed: a second SIGTERM / SIGINT stopped the reactor at once
-            print(f"error: {args[0]} stopped at once: buffered rows were not written, leases are left to expire",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"error: {args[0]} stopped at once: buffered rows were not written, leases are left to expire",
+                file=sys.stderr,
+            )
             self.exitcode = 1
         elif reason and not reason.startswith(NORMAL_ENDINGS):
             print(f"error: {args[0]} stopped: {reason}", file=sys.stderr)

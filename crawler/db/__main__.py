@@ -22,7 +22,7 @@ def psql_binary() -> str:
     """The system psql, else the one bundled with the embedded server."""
     if found := shutil.which("psql"):
         return found
-    import pgserver  # noqa: PLC0415
+    import pgserver
 
     return str(Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql")
 

@@ -51,7 +51,7 @@ class PoolCloser:
 
     @classmethod
     def from_crawler(cls, crawler):
-        from scrapy import signals  # noqa: PLC0415
+        from scrapy import signals
 
         crawler.signals.connect(close_pools, signal=signals.engine_stopped)
         return cls()
@@ -60,7 +60,7 @@ class PoolCloser:
 async def run_in_transaction(settings, work, attempts: int = 8):
     """``await work(conn)`` in a transaction, retried with backoff on transient errors
     (connection lost, server restarting): for the few small writes outside BulkWriter."""
-    from crawler.db.writer import is_transient  # noqa: PLC0415 - writer imports this module
+    from crawler.db.writer import is_transient
 
     for attempt in range(1, attempts + 1):
         try:

@@ -66,9 +66,14 @@ class Checkpoint:
     def merge(self, later: Checkpoint) -> Checkpoint:
         """The newer position, with row counts summed."""
         return Checkpoint(
-            self.source, self.partition_key, later.cursor, later.position_at,
-            self.rows + later.rows, later.completed, later.state,
-        )  # fmt: skip
+            self.source,
+            self.partition_key,
+            later.cursor,
+            later.position_at,
+            self.rows + later.rows,
+            later.completed,
+            later.state,
+        )
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -219,7 +224,11 @@ class BulkWriter:
                     ) from exc
                 delay = random.uniform(0, min(30.0, 0.25 * 2**attempt))
                 logger.warning(
-                    "database write failed (%s); %d rows kept, retry %d in %.1fs", type(exc).__name__, rows, attempt, delay
+                    "database write failed (%s); %d rows kept, retry %d in %.1fs",
+                    type(exc).__name__,
+                    rows,
+                    attempt,
+                    delay,
                 )
                 self.stats.inc_value("pg/retries")
                 await asyncio.sleep(delay)
@@ -259,10 +268,17 @@ class BulkWriter:
                     await cursor.executemany(
                         UPSERT_CHECKPOINT,
                         [
-                            (c.source, c.partition_key, c.cursor, c.position_at, c.rows, c.completed,
-                             orjson.dumps(c.state).decode())
+                            (
+                                c.source,
+                                c.partition_key,
+                                c.cursor,
+                                c.position_at,
+                                c.rows,
+                                c.completed,
+                                orjson.dumps(c.state).decode(),
+                            )
                             for c in checkpoints.values()
-                        ],  # fmt: skip
+                        ],
                     )
         return inserted
 

@@ -155,7 +155,9 @@ class BloomFilter:
         if not fingerprints:
             return []
         blob = b"".join(map(digest, fingerprints))
-        result = await self.script(keys=[self.meta_key, self.layer_prefix], args=[mode, self.capacity, self.error_rate, blob])
+        result = await self.script(
+            keys=[self.meta_key, self.layer_prefix], args=[mode, self.capacity, self.error_rate, blob]
+        )
         return [flag == 49 for flag in result]  # b"1"
 
     async def check_and_add(self, fingerprints: Sequence[str | bytes]) -> list[bool]:

@@ -26,16 +26,16 @@ from crawler.extraction.engine import (
 )
 
 __all__ = [
+    "DefinitionError",
     "ListPage",
+    "SiteDefinition",
     "detail_not_found",
     "extract_detail",
     "extract_list",
     "listing_from_record",
-    "marker_matches",
-    "record_from_candidate",
-    "DefinitionError",
-    "SiteDefinition",
     "load_definition",
     "load_definitions",
+    "marker_matches",
     "parse_base_urls",
+    "record_from_candidate",
 ]

@@ -18,11 +18,17 @@ def page_methods(actions: list[dict], values: dict) -> list[PageMethod]:
     for action in actions or ():
         optional = action.get("optional", False)
         if "click" in action:
-            methods.append(PageMethod("evaluate", CLICK_IF_PRESENT, action["click"]) if optional
-                           else PageMethod("click", action["click"]))  # fmt: skip
+            methods.append(
+                PageMethod("evaluate", CLICK_IF_PRESENT, action["click"])
+                if optional
+                else PageMethod("click", action["click"])
+            )
         elif "wait_for" in action:
-            methods.append(PageMethod("evaluate", WAIT_IF_APPEARS, action["wait_for"]) if optional
-                           else PageMethod("wait_for_selector", action["wait_for"]))  # fmt: skip
+            methods.append(
+                PageMethod("evaluate", WAIT_IF_APPEARS, action["wait_for"])
+                if optional
+                else PageMethod("wait_for_selector", action["wait_for"])
+            )
         elif "fill" in action:
             methods.append(PageMethod("fill", action["fill"]["selector"], render(action["fill"]["value"], values)))
         elif "press" in action:

@@ -21,8 +21,14 @@ from crawler.extraction.schema import SCHEMA
 from crawler.extraction.templates import check_template
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "spiders" / "sites"
-TYPE_NAMES = {"string": "a string", "integer": "a whole number", "number": "a number", "boolean": "true or false",
-              "object": "a mapping", "array": "a list"}  # fmt: skip
+TYPE_NAMES = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+}
 _validator = jsonschema.Draft202012Validator(SCHEMA)
 
 
@@ -123,7 +129,9 @@ def _semantic_errors(raw: dict, stem: str):
     for i, entry in enumerate(raw.get("search", ())):
         templates = [("url", entry.get("url"))] + [(f"params.{k}", v) for k, v in (entry.get("params") or {}).items()]
         form = entry.get("form") or {}
-        templates += [("form.page", form.get("page"))] + [(f"form.fields.{k}", v) for k, v in form.get("fields", {}).items()]
+        templates += [("form.page", form.get("page"))] + [
+            (f"form.fields.{k}", v) for k, v in form.get("fields", {}).items()
+        ]
         for where, template in templates:
             if template and (reason := check_template(template)):
                 yield f"search.{i}.{where}", reason

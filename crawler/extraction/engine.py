@@ -76,9 +76,15 @@ def _raw_values(spec: Any, node: Node) -> list:
         return _matches(spec["regex"], node.text())
     if "jsonld" in spec:
         target = spec["jsonld"]
-        kind, path = ("person", target) if isinstance(target, str) else (target.get("type", "Person").casefold(), target["path"])
-        return [v for block in paths.jsonld_blocks(node.response) if kind in paths.types_of(block)
-                for v in paths.resolve(block, path)]  # fmt: skip
+        kind, path = (
+            ("person", target) if isinstance(target, str) else (target.get("type", "Person").casefold(), target["path"])
+        )
+        return [
+            v
+            for block in paths.jsonld_blocks(node.response)
+            if kind in paths.types_of(block)
+            for v in paths.resolve(block, path)
+        ]
     if "json" in spec:
         data = node.data if node.data is not None else paths.parse_json_body(node.response)
         return paths.resolve(data, spec["json"])
@@ -171,7 +177,9 @@ def extract_list(definition: SiteDefinition, response, query_values: dict | None
         if fetch := listing.get("fetch"):
             value = candidate.get(fetch["from"])
             if value:
-                candidate["fetch_url"] = response.urljoin(render(fetch["template"], {**(query_values or {}), "value": str(value)}))
+                candidate["fetch_url"] = response.urljoin(
+                    render(fetch["template"], {**(query_values or {}), "value": str(value)})
+                )
         if listing.get("follow", True) and not candidate.get("url"):
             continue  # a card without a link cannot be followed (counted by the spider as fewer candidates)
         candidates.append(candidate)

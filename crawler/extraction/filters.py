@@ -12,9 +12,26 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin
 
-MONTHS = {m: i for i, m in enumerate(
-    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-     "november", "december"], start=1)}  # fmt: skip
+MONTHS = {
+    m: i
+    for i, m in enumerate(
+        [
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ],
+        start=1,
+    )
+}
 SPACES = re.compile(r"\s+")
 STATE_TAIL = re.compile(r"^(?P<city>.*?)[,\s]+(?P<state>[A-Za-z]{2})(?:[\s,]+\d{5}(?:-\d{4})?)?\s*$")
 
@@ -95,7 +112,7 @@ def remove(value: Any, arg) -> str:
 
 
 def last_first(value: Any, _arg=None) -> str:
-    """"Smith, John M." -> "John M. Smith" (values without a comma are kept)."""
+    """ "Smith, John M." -> "John M. Smith" (values without a comma are kept)."""
     last, comma, first = str(value).partition(",")
     return f"{first.strip()} {last.strip()}".strip() if comma else str(value)
 

@@ -88,7 +88,9 @@ def resolve(value: Any, path: str) -> list:
                 if segment.lstrip("-").isdigit() and -len(node) <= int(segment) < len(node):
                     following.append(node[int(segment)])
                 else:  # a key applied to a list: to each element (JSON-LD values may be lists or not)
-                    following.extend(_get(n, segment) for n in node if isinstance(n, dict) and _get(n, segment) is not None)
+                    following.extend(
+                        _get(n, segment) for n in node if isinstance(n, dict) and _get(n, segment) is not None
+                    )
         current = following
     out = []
     for node in current:

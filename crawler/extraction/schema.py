@@ -7,9 +7,19 @@ reference stays next to it. Messages are made readable by ``definitions``.
 from __future__ import annotations
 
 RECORD_FIELDS = (
-    "full_name", "aliases", "age", "age_range", "birth_year", "birth_month", "locations",
-    "addresses", "phones", "emails", "relatives", "deceased",
-)  # fmt: skip
+    "full_name",
+    "aliases",
+    "age",
+    "age_range",
+    "birth_year",
+    "birth_month",
+    "locations",
+    "addresses",
+    "phones",
+    "emails",
+    "relatives",
+    "deceased",
+)
 LIST_FIELDS = ("aliases", "locations", "addresses", "phones", "emails", "relatives")
 QUERY_FIELDS = ("first_name", "last_name", "middle_name", "full_name", "city", "state", "age", "email", "phone")
 BLOCK_KINDS = ("captcha", "interstitial", "rate_limited", "blocked")
@@ -157,8 +167,13 @@ SCHEMA = {
                 "follow": {"type": "boolean"},
                 "next_page": {
                     "type": "object",
-                    "properties": {"css": _string, "xpath": _string, "json": _string, "template": _string,
-                                   "last": _marker},  # fmt: skip
+                    "properties": {
+                        "css": _string,
+                        "xpath": _string,
+                        "json": _string,
+                        "template": _string,
+                        "last": _marker,
+                    },
                     "additionalProperties": False,
                     "anyOf": [{"required": [k]} for k in ("css", "xpath", "json", "template")],
                 },

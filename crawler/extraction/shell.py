@@ -38,8 +38,10 @@ def run(site, response, kind: str | None = None) -> ListPage | dict:
         # a record page may show its record as the one card linking to itself: that is a detail page
         own_card = [c.get("url") for c in page.candidates] == [response.url]
         if kind == "list" or (not page.empty and not own_card) or page.no_results:
-            print(f"{definition.id} list: {len(page.candidates)} candidate(s), next page {page.next_url}, "
-                  f"no-results marker {'yes' if page.no_results else 'no'}")  # fmt: skip
+            print(
+                f"{definition.id} list: {len(page.candidates)} candidate(s), next page {page.next_url}, "
+                f"no-results marker {'yes' if page.no_results else 'no'}"
+            )
             for candidate in page.candidates:
                 pprint.pprint(candidate, sort_dicts=False)
             return page

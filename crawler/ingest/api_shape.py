@@ -79,7 +79,9 @@ class Discovery:
     ranges: bool | None = None
 
     def describe(self) -> str:
-        return (f"body {'nested' if self.nested else 'flat'}, id field {self.id_field!r}, time field "
-                f"{self.time_field!r} ({', '.join(self.formats) or '?'}), page cap {self.page_cap or '?'}, "
-                f"total {self.total if self.total is not None else '?'}, since/until "
-                f"{'honoured' if self.ranges else 'ignored' if self.ranges is False else 'not probed'}")  # fmt: skip
+        return (
+            f"body {'nested' if self.nested else 'flat'}, id field {self.id_field!r}, time field "
+            f"{self.time_field!r} ({', '.join(self.formats) or '?'}), page cap {self.page_cap or '?'}, "
+            f"total {self.total if self.total is not None else '?'}, since/until "
+            f"{'honoured' if self.ranges else 'ignored' if self.ranges is False else 'not probed'}"
+        )

@@ -38,6 +38,14 @@ class Progress:
             f"[{p.key}: {'done' if p.completed else f'{100 * p.fetched / p.total:.0f}%' if p.total else p.fetched}]"
             for p in self.partitions[:8]
         )
-        logger.info("events %s: %s fetched%s, %s/s%s; partitions %d/%d done %s",
-                    "finished" if final else "progress", f"{fetched:,}", share, f"{rate:,.0f}", eta,
-                    done, len(self.partitions), parts)  # fmt: skip
+        logger.info(
+            "events %s: %s fetched%s, %s/s%s; partitions %d/%d done %s",
+            "finished" if final else "progress",
+            f"{fetched:,}",
+            share,
+            f"{rate:,.0f}",
+            eta,
+            done,
+            len(self.partitions),
+            parts,
+        )

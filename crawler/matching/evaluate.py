@@ -31,38 +31,63 @@ def _city_state(address) -> str:
 
 def site_listing(site: str, person, population) -> PersonListing:
     """The candidate record a detail page of ``site`` yields for ``person``."""
-    from sandbox.brokers import common  # noqa: PLC0415 - the sandbox is only needed here
+    from sandbox.brokers import common
 
     relatives = [r for r in map(population.get, person.relatives) if r]
     middle = person.middle_name
     places = list(dict.fromkeys(_city_state(a) for a in person.addresses))
     phones = [p.formatted() for p in person.phones]
-    values = dict(site=site, scan_id="offline", listing_url=f"{site}:{person.id}", age=person.age,
-                  aliases=list(person.aliases), locations=places, emails=list(person.emails))  # fmt: skip
+    values = dict(
+        site=site,
+        scan_id="offline",
+        listing_url=f"{site}:{person.id}",
+        age=person.age,
+        aliases=list(person.aliases),
+        locations=places,
+        emails=list(person.emails),
+    )
     if site == "fastpeople":
-        values.update(full_name=common.full_name(person), phones=phones,
-                      addresses=[f"{a.street}, {a.city} {a.state} {a.zip}" for a in person.addresses],
-                      relatives=[f"{r.first_name} {r.last_name}" for r in relatives])  # fmt: skip
+        values.update(
+            full_name=common.full_name(person),
+            phones=phones,
+            addresses=[f"{a.street}, {a.city} {a.state} {a.zip}" for a in person.addresses],
+            relatives=[f"{r.first_name} {r.last_name}" for r in relatives],
+        )
     elif site == "truepeople":
-        values.update(full_name=person.full_name, phones=phones,
-                      addresses=[f"{common.long_street(a.street)}, {a.city}, {a.state} {a.zip}" for a in person.addresses],
-                      relatives=[r.full_name for r in relatives])  # fmt: skip
+        values.update(
+            full_name=person.full_name,
+            phones=phones,
+            addresses=[f"{common.long_street(a.street)}, {a.city}, {a.state} {a.zip}" for a in person.addresses],
+            relatives=[r.full_name for r in relatives],
+        )
     elif site == "spa":
-        values.update(full_name=common.full_name(person), phones=phones, addresses=[a.line() for a in person.addresses],
-                      relatives=[common.full_name(r) for r in relatives])  # fmt: skip
+        values.update(
+            full_name=common.full_name(person),
+            phones=phones,
+            addresses=[a.line() for a in person.addresses],
+            relatives=[common.full_name(r) for r in relatives],
+        )
     elif site == "radaris":
         name = f"{person.first_name}{' ' + middle[0] if middle else ''} {person.last_name}"
-        values.update(full_name=name, phones=[common.dashed(p.number) for p in person.phones],
-                      addresses=[a.line() for a in person.addresses],
-                      relatives=[f"{r.first_name}{' ' + r.middle_name[0] if r.middle_name else ''} {r.last_name}"
-                                 for r in relatives])  # fmt: skip
+        values.update(
+            full_name=name,
+            phones=[common.dashed(p.number) for p in person.phones],
+            addresses=[a.line() for a in person.addresses],
+            relatives=[
+                f"{r.first_name}{' ' + r.middle_name[0] if r.middle_name else ''} {r.last_name}" for r in relatives
+            ],
+        )
     else:  # thatsthem: "Smith, John M.", capitals, born month and year
         name = f"{person.last_name}, {person.first_name}{' ' + middle[0] + '.' if middle else ''}"
-        values.update(full_name=name, phones=[common.dashed(p.number) for p in person.phones],
-                      birth_year=person.birth_year, birth_month=person.birth_month,
-                      locations=[p.upper() for p in places],
-                      addresses=[f"{a.street.upper()}, {a.city.upper()}, {a.state} {a.zip}" for a in person.addresses],
-                      relatives=[f"{r.first_name} {r.last_name}" for r in relatives])  # fmt: skip
+        values.update(
+            full_name=name,
+            phones=[common.dashed(p.number) for p in person.phones],
+            birth_year=person.birth_year,
+            birth_month=person.birth_month,
+            locations=[p.upper() for p in places],
+            addresses=[f"{a.street.upper()}, {a.city.upper()}, {a.state} {a.zip}" for a in person.addresses],
+            relatives=[f"{r.first_name} {r.last_name}" for r in relatives],
+        )
     return PersonListing(**values)
 
 
@@ -70,9 +95,9 @@ class Sites:
     """The five sites' listings and searches, without their servers."""
 
     def __init__(self, seed: int | None = None):
-        from sandbox.brokers import fastpeople, radaris, spa, thatsthem, truepeople  # noqa: PLC0415
-        from sandbox.brokers.common import Listing  # noqa: PLC0415
-        from sandbox.population import DEFAULT_SEED, DEFAULT_SIZE  # noqa: PLC0415
+        from sandbox.brokers import fastpeople, radaris, spa, thatsthem, truepeople
+        from sandbox.brokers.common import Listing
+        from sandbox.population import DEFAULT_SEED, DEFAULT_SIZE
 
         options = {"seed": seed or DEFAULT_SEED, "people": DEFAULT_SIZE}
         modules = (fastpeople, truepeople, spa, radaris, thatsthem)
@@ -94,10 +119,14 @@ def target_query(person, contact: bool = False) -> PersonQuery:
     """What a user gives: first and last name, current city and state, age (and e-mail and phone with ``contact``)."""
     current = person.current
     return PersonQuery(
-        first_name=person.first_name, last_name=person.last_name, city=current.city, state=current.state,
-        age=person.age, email=person.emails[0] if contact and person.emails else "",
+        first_name=person.first_name,
+        last_name=person.last_name,
+        city=current.city,
+        state=current.state,
+        age=person.age,
+        email=person.emails[0] if contact and person.emails else "",
         phone=f"+1{person.phones[0].number}" if contact and person.phones else "",
-    )  # fmt: skip
+    )
 
 
 @dataclass
@@ -124,9 +153,9 @@ def pick_targets(population, seed: int, count: int) -> list:
 
 def scored(sites: Sites, seed: int, count: int, contact: bool = False):
     """(person, candidate, listing, levels, confidence) for every candidate of every target."""
-    import datetime as dt  # noqa: PLC0415
+    import datetime as dt
 
-    from sandbox.population import REFERENCE_DATE  # noqa: PLC0415
+    from sandbox.population import REFERENCE_DATE
 
     today = dt.date(REFERENCE_DATE.year, REFERENCE_DATE.month, 1)
     for person in pick_targets(sites.population, seed, count):
@@ -166,10 +195,12 @@ def calibrate(seed: int, count: int, contact: bool = False) -> dict[str, dict[st
     for name, by in counts.items():
         levels = set(by[True]) | set(by[False])
         table[name] = {
-            level: (round((by[True][level] + 1) / (totals[True] + len(levels)), 4),
-                    round((by[False][level] + 1) / (totals[False] + len(levels)), 4))
+            level: (
+                round((by[True][level] + 1) / (totals[True] + len(levels)), 4),
+                round((by[False][level] + 1) / (totals[False] + len(levels)), 4),
+            )
             for level in sorted(levels)
-        }  # fmt: skip
+        }
     table["prior"] = {"matches": (totals[True], totals[True] / max(1, sum(totals.values())))}
     return table
 
@@ -187,8 +218,10 @@ def main(argv: list[str] | None = None) -> None:
             print(name, levels)
         return
     outcome = evaluate(args.seed, args.targets, args.threshold, args.contact)
-    print(f"candidates {outcome.candidates} tp {outcome.true_positive} fp {outcome.false_positive} "
-          f"fn {outcome.false_negative}")  # fmt: skip
+    print(
+        f"candidates {outcome.candidates} tp {outcome.true_positive} fp {outcome.false_positive} "
+        f"fn {outcome.false_negative}"
+    )
     print(f"precision {outcome.precision:.4f} recall {outcome.recall:.4f}")
 
 

@@ -26,19 +26,26 @@ from crawler.spider_args import PersonQuery
 # field -> level -> (m, u)
 PROBABILITIES: dict[str, dict[str, tuple[float, float]]] = {
     "name": {
-        "exact": (0.95, 0.60), "nickname": (0.02, 0.05), "typo": (0.01, 0.05), "initial": (0.01, 0.05),
-        "alias": (0.01, 0.25), "disagree": (0.001, 0.05),
+        "exact": (0.95, 0.60),
+        "nickname": (0.02, 0.05),
+        "typo": (0.01, 0.05),
+        "initial": (0.01, 0.05),
+        "alias": (0.01, 0.25),
+        "disagree": (0.001, 0.05),
     },
     "middle": {"agree": (0.95, 0.20), "conflict": (0.02, 0.80)},
     "age": {"exact": (0.97, 0.04), "range": (0.95, 0.15), "disagree": (0.03, 0.96)},
     "place": {
-        "current": (0.90, 0.50), "past": (0.06, 0.46), "current_state": (0.90, 0.50), "state": (0.04, 0.50),
+        "current": (0.90, 0.50),
+        "past": (0.06, 0.46),
+        "current_state": (0.90, 0.50),
+        "state": (0.04, 0.50),
         "disagree": (0.02, 0.90),
     },
     "phone": {"agree": (0.95, 0.01), "disagree": (0.05, 0.99)},
     "email": {"agree": (0.88, 0.002), "disagree": (0.12, 0.80)},
     "relatives": {"agree": (0.70, 0.05), "disagree": (0.30, 0.95)},
-}  # fmt: skip
+}
 # prior odds that a returned candidate is the target (sites return a few namesakes per search)
 PRIOR_PROBABILITY = 0.5
 
@@ -65,10 +72,16 @@ class Target:
     @classmethod
     def from_query(cls, query: PersonQuery, relatives: tuple[str, ...] = ()) -> Target:
         return cls(
-            first=fold(query.first_name).replace(" ", ""), middle=fold(query.middle_name).split(" ")[0],
-            last=fold(query.last_name), city=query.city, state=query.state, age=query.age,
-            email=query.email, phone=query.phone, relatives=relatives,
-        )  # fmt: skip
+            first=fold(query.first_name).replace(" ", ""),
+            middle=fold(query.middle_name).split(" ")[0],
+            last=fold(query.last_name),
+            city=query.city,
+            state=query.state,
+            age=query.age,
+            email=query.email,
+            phone=query.phone,
+            relatives=relatives,
+        )
 
 
 @dataclass(frozen=True)
@@ -82,8 +95,14 @@ class MatchResult:
 class Matcher:
     """Scores listings against one target; ``threshold`` on the confidence decides."""
 
-    def __init__(self, target: Target, threshold: float = 0.5, age_tolerance: int = 1,
-                 phone_region: str = "US", today: dt.date | None = None):  # fmt: skip
+    def __init__(
+        self,
+        target: Target,
+        threshold: float = 0.5,
+        age_tolerance: int = 1,
+        phone_region: str = "US",
+        today: dt.date | None = None,
+    ):
         self.target = target
         self.threshold = threshold
         self.age_tolerance = age_tolerance

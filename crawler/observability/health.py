@@ -85,7 +85,8 @@ class HealthCheck:
     async def postgres(self):
         url = database_url(self.crawler.settings)
         connect_timeout = max(1, round(self.timeout))
-        async with await psycopg.AsyncConnection.connect(url, connect_timeout=connect_timeout, autocommit=True,
-                                                         application_name="crawler-health") as conn:  # fmt: skip
+        async with await psycopg.AsyncConnection.connect(
+            url, connect_timeout=connect_timeout, autocommit=True, application_name="crawler-health"
+        ) as conn:
             await conn.execute("SELECT 1")
         return True

@@ -31,15 +31,49 @@ from scrapy.logformatter import LogFormatter
 MASK = "[redacted]"
 
 PII_FIELDS = (
-    "first_name", "last_name", "middle_name", "full_name", "name", "names", "alias", "aliases",
-    "email", "emails", "phone", "phones", "address", "addresses", "street", "zip", "zipcode",
-    "city", "dob", "birth_date", "birthdate", "relative", "relatives", "value", "target",
-)  # fmt: skip
+    "first_name",
+    "last_name",
+    "middle_name",
+    "full_name",
+    "name",
+    "names",
+    "alias",
+    "aliases",
+    "email",
+    "emails",
+    "phone",
+    "phones",
+    "address",
+    "addresses",
+    "street",
+    "zip",
+    "zipcode",
+    "city",
+    "dob",
+    "birth_date",
+    "birthdate",
+    "relative",
+    "relatives",
+    "value",
+    "target",
+)
 SECRET_FIELDS = (
-    "password", "passwd", "secret", "token", "access_token", "refresh_token", "api_key", "apikey",
-    "x-api-key", "authorization", "cookie", "set-cookie", "crawler_encryption_keys",
-    "crawler_blind_index_key", "openai_api_key",
-)  # fmt: skip
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "access_token",
+    "refresh_token",
+    "api_key",
+    "apikey",
+    "x-api-key",
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "crawler_encryption_keys",
+    "crawler_blind_index_key",
+    "openai_api_key",
+)
 SENSITIVE_FIELDS = frozenset(PII_FIELDS + SECRET_FIELDS)
 
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
@@ -192,9 +226,9 @@ TEXT_FORMAT = "%(asctime)s [%(name)s] %(levelname)s: %(message)s"
 def install_logging(settings) -> logging.Handler:
     """Install (or replace) the project's redacting root handler from settings."""
     global _installed
-    from crawler.config import flag, log_level  # noqa: PLC0415 - config imports security, not logs
+    from scrapy.utils.log import _uninstall_scrapy_root_handler
 
-    from scrapy.utils.log import _uninstall_scrapy_root_handler  # noqa: PLC0415
+    from crawler.config import flag, log_level
 
     handler: logging.Handler
     if settings.get("LOG_FILE"):

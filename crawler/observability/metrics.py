@@ -34,22 +34,34 @@ STAT_METRICS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("downloader/response_status_count/", "crawler_responses", "Responses by HTTP status.", ("status",)),
     ("retry/reason_count/", "crawler_retries", "Retries by reason.", ("reason",)),
     ("dedup/listings/duplicate/", "crawler_dedup_hits", "Listings dropped as already stored, by site.", ("site",)),
-    ("dedup/events/duplicate_in_page/", "crawler_dedup_event_hits", "Event ids repeated within a page, by source.",
-     ("source",)),
+    (
+        "dedup/events/duplicate_in_page/",
+        "crawler_dedup_event_hits",
+        "Event ids repeated within a page, by source.",
+        ("source",),
+    ),
     ("pg/rows_written/", "crawler_db_rows_written", "Rows inserted into PostgreSQL, by table.", ("table",)),
-    ("pg/rows_duplicate/", "crawler_db_rows_duplicate", "Rows PostgreSQL already had (ON CONFLICT), by table.",
-     ("table",)),
+    (
+        "pg/rows_duplicate/",
+        "crawler_db_rows_duplicate",
+        "Rows PostgreSQL already had (ON CONFLICT), by table.",
+        ("table",),
+    ),
     ("ratelimit/waits", "crawler_ratelimit_waits", "Requests that waited for a rate-limit slot.", ()),
     ("ratelimit/wait_seconds", "crawler_ratelimit_wait_seconds", "Seconds spent waiting for rate-limit slots.", ()),
     ("ratelimit/deferred", "crawler_ratelimit_deferred", "Requests sent back to the scheduler to wait.", ()),
     ("ratelimit/429", "crawler_ratelimit_429", "429 answers received.", ()),
-    ("scheduler/deferred/", "crawler_requests_deferred", "Requests held back by the scheduler, by reason.",
-     ("reason",)),
+    (
+        "scheduler/deferred/",
+        "crawler_requests_deferred",
+        "Requests held back by the scheduler, by reason.",
+        ("reason",),
+    ),
     ("blocks/", "crawler_blocks", "Block pages by kind and domain.", ("kind", "domain")),
     ("dead_letters/", "crawler_dead_letters", "Dead letters by kind and reason.", ("kind", "reason")),
     ("llm/calls/", "crawler_llm_calls", "LLM calls by model.", ("model",)),
     ("llm/cost_usd/", "crawler_llm_cost_usd", "LLM cost in US dollars by model.", ("model",)),
-]  # fmt: skip
+]
 
 # stats key prefix -> ("where" label, how to get the class name from the rest of the key)
 ERROR_STATS = [
@@ -60,8 +72,11 @@ ERROR_STATS = [
 ]
 # gauges the shared Redis scheduler keeps in stats (crawler/scheduling/shared.py), refreshed at each lease renewal
 LEASES_HELD = "scheduler/leases/held"
-SHARED_COUNTS = {"queued": "scheduler/shared/queue_depth", "delayed": "scheduler/shared/delayed",
-                 "leased": "scheduler/shared/leases_outstanding"}  # fmt: skip
+SHARED_COUNTS = {
+    "queued": "scheduler/shared/queue_depth",
+    "delayed": "scheduler/shared/delayed",
+    "leased": "scheduler/shared/leases_outstanding",
+}
 
 
 def _number(value) -> float | None:
@@ -90,8 +105,9 @@ class StatsCollector:
                     continue  # e.g. "blocks/captcha" (a total) next to "blocks/captcha/<domain>"
                 family.add_metric(rest, number)
             yield family
-        errors = CounterMetricFamily("crawler_errors", "Errors by where they happened and class.",
-                                     labels=("where", "class"))  # fmt: skip
+        errors = CounterMetricFamily(
+            "crawler_errors", "Errors by where they happened and class.", labels=("where", "class")
+        )
         for key, value in stats.items():
             number = _number(value)
             for prefix, where in ERROR_STATS:
@@ -120,13 +136,17 @@ class StatsCollector:
         if slot is not None:
             in_flight.add_metric([], float(len(slot.inprogress)))
         yield in_flight
-        leases = GaugeMetricFamily("crawler_leases_outstanding",
-                                   "Requests this worker leased from the shared queue and has not acknowledged.")
+        leases = GaugeMetricFamily(
+            "crawler_leases_outstanding", "Requests this worker leased from the shared queue and has not acknowledged."
+        )
         if (held := _number(stats.get(LEASES_HELD))) is not None:
             leases.add_metric([], held)
         yield leases
-        shared = GaugeMetricFamily("crawler_shared_queue", "The shared job across all workers: queued, delayed "
-                                   "and leased requests (with REDIS_URL).", labels=("state",))
+        shared = GaugeMetricFamily(
+            "crawler_shared_queue",
+            "The shared job across all workers: queued, delayed and leased requests (with REDIS_URL).",
+            labels=("state",),
+        )
         for state, key in SHARED_COUNTS.items():
             if (value := _number(stats.get(key))) is not None:
                 shared.add_metric([state], value)
@@ -142,22 +162,36 @@ class CrawlMetrics:
         self.registry.register(StatsCollector(crawler))
         # CPU, memory, open files of this worker (Linux /proc; nothing elsewhere)
         ProcessCollector(registry=self.registry)
-        self.items = Counter("crawler_items", "Items that went through every pipeline, by site.", ["site"],
-                             registry=self.registry)  # fmt: skip
-        self.findings = Counter("crawler_findings", "Findings rows (exposed data) produced, by site.", ["site"],
-                                registry=self.registry)  # fmt: skip
-        self.circuit_state = Gauge("crawler_circuit_state", "Circuit per domain: 0 closed, 1 half-open, 2 open.",
-                                   ["domain"], registry=self.registry)  # fmt: skip
-        self.circuit_changes = Counter("crawler_circuit_changes", "Circuit state changes by domain and new state.",
-                                       ["domain", "state"], registry=self.registry)  # fmt: skip
+        self.items = Counter(
+            "crawler_items", "Items that went through every pipeline, by site.", ["site"], registry=self.registry
+        )
+        self.findings = Counter(
+            "crawler_findings", "Findings rows (exposed data) produced, by site.", ["site"], registry=self.registry
+        )
+        self.circuit_state = Gauge(
+            "crawler_circuit_state",
+            "Circuit per domain: 0 closed, 1 half-open, 2 open.",
+            ["domain"],
+            registry=self.registry,
+        )
+        self.circuit_changes = Counter(
+            "crawler_circuit_changes",
+            "Circuit state changes by domain and new state.",
+            ["domain", "state"],
+            registry=self.registry,
+        )
         self.flush_seconds = Histogram(
-            "crawler_pipeline_flush_seconds", "PostgreSQL flush (COPY + upsert transaction) latency.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=self.registry,
-        )  # fmt: skip
-        self.flush_rows = Counter("crawler_pipeline_flushed_rows", "Rows offered to PostgreSQL by flushes.",
-                                  registry=self.registry)  # fmt: skip
-        self.last_progress = Gauge("crawler_last_progress_timestamp_seconds",
-                                   "Unix time of the last response or item.", registry=self.registry)  # fmt: skip
+            "crawler_pipeline_flush_seconds",
+            "PostgreSQL flush (COPY + upsert transaction) latency.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.flush_rows = Counter(
+            "crawler_pipeline_flushed_rows", "Rows offered to PostgreSQL by flushes.", registry=self.registry
+        )
+        self.last_progress = Gauge(
+            "crawler_last_progress_timestamp_seconds", "Unix time of the last response or item.", registry=self.registry
+        )
         self.last_progress_at: float | None = None
 
     @classmethod
@@ -174,7 +208,7 @@ class CrawlMetrics:
         connect(self.item_scraped, signal=signals.item_scraped)
         connect(self.progress, signal=signals.response_received)
         connect(self.circuit_changed, signal=project_signals.circuit_changed)
-        from crawler.db.writer import BulkWriter  # noqa: PLC0415 - keeps this module importable alone
+        from crawler.db.writer import BulkWriter
 
         writer = BulkWriter.for_crawler(self.crawler)
         observers = getattr(writer, "flush_observers", None)

@@ -91,8 +91,13 @@ class ScanEvents:
 
     def found_data(self, scan_id, site, listing=None, confidence=None, **_):
         data_types = _data_types(listing)
-        logger.info("scan %s %s: listing accepted (confidence %.2f, %d datum/data)", scan_id, site,
-                    confidence or 0.0, sum(data_types.values()))  # fmt: skip
+        logger.info(
+            "scan %s %s: listing accepted (confidence %.2f, %d datum/data)",
+            scan_id,
+            site,
+            confidence or 0.0,
+            sum(data_types.values()),
+        )
         self.emit(message("found_data", scan_id, site=site, confidence=confidence, data_types=data_types))
 
     def candidate_rejected(self, scan_id, site, listing=None, confidence=None, **_):

@@ -62,8 +62,7 @@ class ObservabilityServer:
 
     async def serve_health(self, _request: web.Request) -> web.Response:
         healthy, report = await self.health.check()
-        return web.Response(body=orjson.dumps(report), status=200 if healthy else 503,
-                            content_type="application/json")  # fmt: skip
+        return web.Response(body=orjson.dumps(report), status=200 if healthy else 503, content_type="application/json")
 
     async def engine_started(self) -> None:
         app = web.Application()

@@ -89,8 +89,11 @@ class GracefulShutdown:
             "%s: finishing %d request(s) in flight, then flushing pipelines and closing; not starting %s queued "
             "request(s); %d deferred request(s) are kept as dead letters. Send the signal again to stop at once "
             "(buffered rows are then lost and leases left to expire).",
-            signal.Signals(signum).name, in_flight, queued if queued >= 0 else "the", deferred,
-        )  # fmt: skip
+            signal.Signals(signum).name,
+            in_flight,
+            queued if queued >= 0 else "the",
+            deferred,
+        )
         self.crawler.signals.send_catch_log(project_signals.shutdown_requested, signal_name=signal.Signals(signum).name)
 
     def spider_closed(self, spider, reason: str) -> None:

@@ -41,24 +41,24 @@ MAX_LINKS = 128  # item spans linked from one flush span
 def load_opentelemetry():
     """(trace module, tracer provider) or None when the packages are missing."""
     try:
-        from opentelemetry import trace  # noqa: PLC0415 - optional
+        from opentelemetry import trace
     except ImportError:
         return None
     if type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider":  # nobody configured one
         try:
-            from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: PLC0415
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
         except ImportError:
             return trace, trace.get_tracer_provider()  # API only: spans are no-ops
         provider = TracerProvider()
         # the SDK's own variable, read here as the SDK reads its OTEL_* variables (not a project setting)
         if os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "console":
-            from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor  # noqa: PLC0415
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 
             provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))  # printed as each span ends
         else:
             try:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
                 provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
             except ImportError:
@@ -82,8 +82,10 @@ class Tracing:
             raise NotConfigured("OTEL_ENABLED is off")
         loaded = load_opentelemetry()
         if loaded is None:
-            logger.warning("OTEL_ENABLED is set but the opentelemetry packages are not installed "
-                           "(pip install opentelemetry-sdk): running without tracing")  # fmt: skip
+            logger.warning(
+                "OTEL_ENABLED is set but the opentelemetry packages are not installed "
+                "(pip install opentelemetry-sdk): running without tracing"
+            )
             raise NotConfigured("opentelemetry is not installed")
         tracing = cls(crawler, *loaded)
         crawler.signals.connect(tracing.request_reached, signal=signals.request_reached_downloader)
@@ -91,7 +93,7 @@ class Tracing:
         crawler.signals.connect(tracing.request_left, signal=signals.request_left_downloader)
         crawler.signals.connect(tracing.item_scraped, signal=signals.item_scraped)
         crawler.signals.connect(tracing.spider_closed, signal=signals.spider_closed)
-        from crawler.db.writer import BulkWriter  # noqa: PLC0415
+        from crawler.db.writer import BulkWriter
 
         BulkWriter.for_crawler(crawler).flush_observers.append(tracing.flushed)
         return tracing
@@ -104,10 +106,15 @@ class Tracing:
             trace_id, span_id, flags = previous
             links = [self.trace.Link(self.trace.SpanContext(trace_id, span_id, False, self.trace.TraceFlags(flags)))]
         span = self.tracer.start_span(
-            "crawl.request", links=links,
-            attributes={"http.request.method": request.method, "server.address": urlsplit(request.url).hostname or "",
-                        "crawler.spider": spider.name, "http.request.resend_count": request.meta.get("retry_times", 0)},
-        )  # fmt: skip
+            "crawl.request",
+            links=links,
+            attributes={
+                "http.request.method": request.method,
+                "server.address": urlsplit(request.url).hostname or "",
+                "crawler.spider": spider.name,
+                "http.request.resend_count": request.meta.get("retry_times", 0),
+            },
+        )
         self.spans[request] = span
         # only plain numbers in meta: a request that is retried goes back through the scheduler, which may
         # serialise it (the Redis scheduler pickles requests; a Span does not pickle)
@@ -129,8 +136,9 @@ class Tracing:
         request = getattr(response, "request", None)  # a Response, or a Failure (errback) that carries the request
         parent = self.spans.get(request) if request is not None else None
         context = self.trace.set_span_in_context(parent) if parent is not None else None
-        span = self.tracer.start_span("crawl.item", context=context,
-                                      attributes={"crawler.item_type": type(item).__name__})  # fmt: skip
+        span = self.tracer.start_span(
+            "crawl.item", context=context, attributes={"crawler.item_type": type(item).__name__}
+        )
         span.end()
         if len(self.pending_links) < MAX_LINKS:
             self.pending_links.append(self.trace.Link(span.get_span_context()))
@@ -138,8 +146,12 @@ class Tracing:
     def flushed(self, seconds: float, rows: int) -> None:
         links, self.pending_links = self.pending_links, []
         end = time.time_ns()
-        span = self.tracer.start_span("db.flush", links=links, start_time=end - int(seconds * 1e9),
-                                      attributes={"db.system": "postgresql", "db.rows": rows})  # fmt: skip
+        span = self.tracer.start_span(
+            "db.flush",
+            links=links,
+            start_time=end - int(seconds * 1e9),
+            attributes={"db.system": "postgresql", "db.rows": rows},
+        )
         span.end(end_time=end)
 
     def spider_closed(self, spider) -> None:

@@ -116,8 +116,9 @@ class RedisBuckets:
     def _keys(self, key: str) -> list[str]:
         return [f"{self.prefix}{{{key}}}", f"{self.prefix}{{{key}}}:inflight"]
 
-    async def reserve(self, key: str, interval_ms: float, burst: int, token: str, lease_ms: float,
-                      max_wait_ms: float) -> tuple[bool, float]:  # fmt: skip
+    async def reserve(
+        self, key: str, interval_ms: float, burst: int, token: str, lease_ms: float, max_wait_ms: float
+    ) -> tuple[bool, float]:
         """(reserved, wait): a slot ``wait`` ms from now, or (False, wait) when it is beyond max_wait."""
         ok, wait = await self._reserve(
             keys=self._keys(key), args=[interval_ms, burst, token, int(lease_ms), max_wait_ms, HASH_TTL_MS]
@@ -146,8 +147,9 @@ class RedisBuckets:
                     pipe.zrem(self._keys(key)[1], *tokens)
                 await pipe.execute()
 
-    async def adapt(self, key: str, remaining: int, time_left_ms: float, steady_ms: float, margin_ms: float,
-                    window_ms: float) -> Adapted:  # fmt: skip
+    async def adapt(
+        self, key: str, remaining: int, time_left_ms: float, steady_ms: float, margin_ms: float, window_ms: float
+    ) -> Adapted:
         """Spread ``remaining`` over ``time_left_ms`` (or pause the key until the reset when
         nothing is left); the learned spacing holds until one ``window_ms`` after the reset."""
         await self.flush()  # what is answered is no longer in flight

@@ -40,9 +40,7 @@ def reset_seconds(raw: float, now: float) -> tuple[float, str]:
 
 def parse_budget(headers, now: float | None = None) -> Budget | None:
     """The budget the response announces, or None when it announces none (or garbage)."""
-    limit, remaining, reset = (
-        _header(headers, f"X-RateLimit-{part}") for part in ("Limit", "Remaining", "Reset")
-    )
+    limit, remaining, reset = (_header(headers, f"X-RateLimit-{part}") for part in ("Limit", "Remaining", "Reset"))
     if limit is None or remaining is None or reset is None:
         return None
     try:

@@ -31,8 +31,11 @@ class SharedOrLocal:
                 self.stats.inc_value(f"{self.name}/redis_errors")
                 if time.monotonic() - self.warned_at > 30:
                     self.warned_at = time.monotonic()
-                    logger.warning("%s: Redis unavailable (%s); using this worker's own state meanwhile",
-                                   self.name, type(exc).__name__)  # fmt: skip
+                    logger.warning(
+                        "%s: Redis unavailable (%s); using this worker's own state meanwhile",
+                        self.name,
+                        type(exc).__name__,
+                    )
                 return await local(*args, **kwargs)
 
         return call

@@ -123,10 +123,17 @@ class DeferringScheduler(Scheduler):
         dead_letters = DeadLetters.for_crawler(self.crawler)
         spider = self.crawler.spider
         rows = [
-            request_dead_letter(dead_letters, request, spider, "deferred_at_shutdown",
-                                attempts=request.meta.get("retry_times", 0), last_status=None)  # fmt: skip
+            request_dead_letter(
+                dead_letters,
+                request,
+                spider,
+                "deferred_at_shutdown",
+                attempts=request.meta.get("retry_times", 0),
+                last_status=None,
+            )
             for request in pending
         ]
-        logger.warning("%d deferred request(s) still waiting at close (%s): recorded as dead letters",
-                       len(rows), reason)  # fmt: skip
+        logger.warning(
+            "%d deferred request(s) still waiting at close (%s): recorded as dead letters", len(rows), reason
+        )
         return deferred_from_coro(write_now(self.crawler.settings, rows))

@@ -29,9 +29,14 @@ class RedisDupeFilter(RFPDupeFilter):
 
     @classmethod
     def for_scheduler(cls, server, key: str, crawler):
-        return cls(server, key, debug=crawler.settings.getbool("DUPEFILTER_DEBUG"),
-                   fingerprinter=crawler.request_fingerprinter, stats=crawler.stats,
-                   ring=keyring_from_settings(crawler.settings))  # fmt: skip
+        return cls(
+            server,
+            key,
+            debug=crawler.settings.getbool("DUPEFILTER_DEBUG"),
+            fingerprinter=crawler.request_fingerprinter,
+            stats=crawler.stats,
+            ring=keyring_from_settings(crawler.settings),
+        )
 
     def request_fingerprint(self, request) -> str:
         if self.fingerprinter is None:
@@ -65,8 +70,9 @@ class RedisDupeFilter(RFPDupeFilter):
 
 
 class BloomDupeFilter(RedisDupeFilter):
-    def __init__(self, server, key, debug=False, fingerprinter=None, stats=None, ring=None, capacity=10_000_000,
-                 error_rate=0.001):  # fmt: skip
+    def __init__(
+        self, server, key, debug=False, fingerprinter=None, stats=None, ring=None, capacity=10_000_000, error_rate=0.001
+    ):
         super().__init__(server, key, debug, fingerprinter, stats, ring)
         # BloomFilter's key layout and Lua script, called with our synchronous client
         # (the scheduler interface is synchronous)
@@ -76,15 +82,22 @@ class BloomDupeFilter(RedisDupeFilter):
     @classmethod
     def for_scheduler(cls, server, key: str, crawler):
         settings = crawler.settings
-        return cls(server, key, debug=settings.getbool("DUPEFILTER_DEBUG"),
-                   fingerprinter=crawler.request_fingerprinter, stats=crawler.stats,
-                   ring=keyring_from_settings(settings), capacity=settings.getint("SCHEDULER_BLOOM_CAPACITY"),
-                   error_rate=settings.getfloat("SCHEDULER_BLOOM_ERROR_RATE"))  # fmt: skip
+        return cls(
+            server,
+            key,
+            debug=settings.getbool("DUPEFILTER_DEBUG"),
+            fingerprinter=crawler.request_fingerprinter,
+            stats=crawler.stats,
+            ring=keyring_from_settings(settings),
+            capacity=settings.getint("SCHEDULER_BLOOM_CAPACITY"),
+            error_rate=settings.getfloat("SCHEDULER_BLOOM_ERROR_RATE"),
+        )
 
     def _bloom(self, mode: str, request) -> bytes:
-        return self.bloom.script(keys=[self.bloom.meta_key, self.bloom.layer_prefix],
-                                 args=[mode, self.bloom.capacity, self.bloom.error_rate,
-                                       digest(self.request_fingerprint(request))])  # fmt: skip
+        return self.bloom.script(
+            keys=[self.bloom.meta_key, self.bloom.layer_prefix],
+            args=[mode, self.bloom.capacity, self.bloom.error_rate, digest(self.request_fingerprint(request))],
+        )
 
     def request_seen(self, request) -> bool:
         seen = self._bloom("add", request) != b"1"  # "1": newly added

@@ -145,14 +145,16 @@ return 1
 class LeaseQueue(Base):
     """Priority queue with leases; ``pop`` returns ``(lease_id, request)`` or None."""
 
-    def __init__(self, server, spider, key, serializer=None, token: str = "", lease_seconds: float = 60,
-                 reclaim_limit: int = 100):  # fmt: skip
+    def __init__(
+        self, server, spider, key, serializer=None, token: str = "", lease_seconds: float = 60, reclaim_limit: int = 100
+    ):
         super().__init__(server, spider, key, serializer)
         self.token = token
         self.lease_ms = int(lease_seconds * 1000)
         self.reclaim_limit = reclaim_limit
-        self.keys = {name: f"{self.key}:{name}" for name in
-                     ("queue", "delayed", "leases", "held", "owners", "stats", "seq")}  # fmt: skip
+        self.keys = {
+            name: f"{self.key}:{name}" for name in ("queue", "delayed", "leases", "held", "owners", "stats", "seq")
+        }
         self._pop = server.register_script(LUA_POP)
         self._push = server.register_script(LUA_PUSH)
         self._ack = server.register_script(LUA_ACK)
@@ -167,8 +169,7 @@ class LeaseQueue(Base):
     def encode(self, request) -> bytes:
         return self._encode_request(request)
 
-    def push_encoded(self, payload: bytes, priority: int, not_before: float = 0.0,
-                     replaces: str = "") -> bool:  # fmt: skip
+    def push_encoded(self, payload: bytes, priority: int, not_before: float = 0.0, replaces: str = "") -> bool:
         """Queue ``payload``; ack lease ``replaces`` atomically. True when that lease was ours and is acked."""
         args = [-priority, payload, int(not_before * 1000) if not_before else 0, replaces, self.token]
         return bool(self._push(keys=self._k("queue", "delayed", "leases", "held", "owners", "seq"), args=args))
@@ -183,9 +184,10 @@ class LeaseQueue(Base):
 
     def pop_many(self, now: float, count: int) -> list:
         """Up to ``count`` requests, best first, each leased: one round trip for them all."""
-        reply = self._pop(keys=self._k("queue", "delayed", "leases", "held", "owners", "stats", "seq"),
-                          args=[int(now * 1000), int(now * 1000) + self.lease_ms, self.token, self.reclaim_limit,
-                                count])  # fmt: skip
+        reply = self._pop(
+            keys=self._k("queue", "delayed", "leases", "held", "owners", "stats", "seq"),
+            args=[int(now * 1000), int(now * 1000) + self.lease_ms, self.token, self.reclaim_limit, count],
+        )
         self.last_expired = int(reply[0])
         return [(member[:SEQ_DIGITS].decode(), self._decode_request(member[SEQ_DIGITS:])) for member in reply[1:]]
 

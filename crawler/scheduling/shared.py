@@ -71,8 +71,7 @@ def job_id(settings, spider) -> str:
         return f"{spider.name}:{scan.scan_id}"
     digest = settings.get("SCHEDULER_JOB_ARGUMENTS")
     if not digest:
-        arguments = {k: v for k, v in (getattr(spider, "spider_arguments", None) or {}).items()
-                     if k != "job_priority"}  # fmt: skip
+        arguments = {k: v for k, v in (getattr(spider, "spider_arguments", None) or {}).items() if k != "job_priority"}
         if arguments:
             digest = hashlib.sha256(orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()[:12]
     return f"{spider.name}:{digest}" if digest else spider.name
@@ -122,8 +121,7 @@ class SharedScheduler(RedisScheduler):
         if not settings.get("REDIS_URL"):  # `-s REDIS_URL=` overrides the environment's choice
             return DeferringScheduler.from_crawler(crawler)
         timeout = settings.getfloat("PG_CONNECT_TIMEOUT")
-        server = redis.Redis.from_url(settings.get("REDIS_URL"), socket_timeout=timeout,
-                                      socket_connect_timeout=timeout)  # fmt: skip
+        server = redis.Redis.from_url(settings.get("REDIS_URL"), socket_timeout=timeout, socket_connect_timeout=timeout)
         server.ping()
         serializer = settings.get("SCHEDULER_SERIALIZER")
         if isinstance(serializer, str):
@@ -136,16 +134,28 @@ class SharedScheduler(RedisScheduler):
         self.spider = spider
         self.key = job_key(self.crawler.settings, spider)
         # scrapyd passes its form fields as spider arguments: -d job_priority=N
-        self.job_priority = int(getattr(spider, "job_priority", None)
-                                or self.crawler.settings.getint("SCHEDULER_JOB_PRIORITY"))  # fmt: skip
-        self.queue = LeaseQueue(self.server, spider, self.key, serializer=self.serializer, token=self.token,
-                                lease_seconds=self.lease_seconds)  # fmt: skip
+        self.job_priority = int(
+            getattr(spider, "job_priority", None) or self.crawler.settings.getint("SCHEDULER_JOB_PRIORITY")
+        )
+        self.queue = LeaseQueue(
+            self.server,
+            spider,
+            self.key,
+            serializer=self.serializer,
+            token=self.token,
+            lease_seconds=self.lease_seconds,
+        )
         dupefilter_cls = BloomDupeFilter if self.bloom else RedisDupeFilter
         self.df = dupefilter_cls.for_scheduler(self.server, f"{self.key}:dupefilter", self.crawler)
         counts = self.queue.counts()
         if counts["queued"] or counts["delayed"] or counts["leased"]:
-            logger.info("Joining shared job %s: %d queued, %d delayed, %d leased", self.key,
-                        counts["queued"], counts["delayed"], counts["leased"])  # fmt: skip
+            logger.info(
+                "Joining shared job %s: %d queued, %d delayed, %d leased",
+                self.key,
+                counts["queued"],
+                counts["delayed"],
+                counts["leased"],
+            )
         # the ack must follow the response's whole processing: Scrapy's scraper returns a
         # Deferred that fires exactly then (callback output and item pipelines included)
         scraper = self.crawler.engine.scraper
@@ -155,7 +165,7 @@ class SharedScheduler(RedisScheduler):
         self._tasks = [loop.create_task(self._renew_forever()), loop.create_task(self._ack_forever())]
 
     def close(self, reason):
-        from scrapy.utils.defer import deferred_from_coro  # noqa: PLC0415
+        from scrapy.utils.defer import deferred_from_coro
 
         return deferred_from_coro(self._close(reason))
 
@@ -337,7 +347,7 @@ class SharedScheduler(RedisScheduler):
         return acked
 
     async def _commit_rows(self) -> None:
-        from crawler.db.writer import BulkWriter  # noqa: PLC0415
+        from crawler.db.writer import BulkWriter
 
         writer = BulkWriter.for_crawler(self.crawler)
         if writer.users > 0:  # open: rows buffered before now are committed when this returns
@@ -379,8 +389,9 @@ class SharedScheduler(RedisScheduler):
 
     # -- helpers -------------------------------------------------------------------------------------
     def _keep_local(self, request, replaces: str, exc: Exception) -> None:
-        logger.warning("Request cannot be shared (%s: %s); kept in this worker's memory",
-                       type(exc).__name__, str(exc)[:200])  # fmt: skip
+        logger.warning(
+            "Request cannot be shared (%s: %s); kept in this worker's memory", type(exc).__name__, str(exc)[:200]
+        )
         self._inc("scheduler/unshareable")
         if replaces:
             self._finished(replaces)

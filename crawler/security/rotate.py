@@ -37,7 +37,9 @@ class SealedColumns:
 
 TABLES = (
     SealedColumns(
-        "findings", "id", ("scan_id", "data_type"),
+        "findings",
+        "id",
+        ("scan_id", "data_type"),
         {
             "value_ciphertext": lambda r: context.finding_value(str(r["scan_id"]), r["data_type"]),
             "listing_url_ciphertext": lambda r: context.finding_listing_url(str(r["scan_id"])),
@@ -45,17 +47,21 @@ TABLES = (
         "key_id",
     ),
     SealedColumns(
-        "rejected_candidates", "id", ("scan_id",),
+        "rejected_candidates",
+        "id",
+        ("scan_id",),
         {"listing_url_ciphertext": lambda r: context.rejected_listing_url(str(r["scan_id"]))},
         "key_id",
     ),
     SealedColumns("scans", "id", (), {"target_ciphertext": lambda r: context.scan_target(str(r["id"]))}, None),
     SealedColumns(
-        "dead_letters", "id", ("kind", "spider"),
+        "dead_letters",
+        "id",
+        ("kind", "spider"),
         {"payload_ciphertext": lambda r: context.dead_letter(r["kind"], r["spider"])},
         "key_id",
     ),
-)  # fmt: skip
+)
 
 
 def _stale_condition(spec: SealedColumns) -> str:

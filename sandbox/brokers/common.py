@@ -27,10 +27,29 @@ from aiohttp import web
 from sandbox.population import DEFAULT_SEED, DEFAULT_SIZE, REFERENCE_DATE, Address, Person, default_population
 
 ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]  # fmt: skip
-STREET_WORDS = {"St": "Street", "Ave": "Avenue", "Dr": "Drive", "Ln": "Lane", "Rd": "Road", "Pl": "Place",
-                "Blvd": "Boulevard"}  # fmt: skip
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+STREET_WORDS = {
+    "St": "Street",
+    "Ave": "Avenue",
+    "Dr": "Drive",
+    "Ln": "Lane",
+    "Rd": "Road",
+    "Pl": "Place",
+    "Blvd": "Boulevard",
+}
 
 
 # ---- determinism -------------------------------------------------------------------------------------
@@ -158,8 +177,9 @@ def hashed(name: str) -> str:
     return f"sc-{digest('class', name) % 16**6:06x}"
 
 
-def html_page(brand: str, title: str, body: str, *, head: str = "", status: int = 200,
-              headers: dict | None = None) -> web.Response:  # fmt: skip
+def html_page(
+    brand: str, title: str, body: str, *, head: str = "", status: int = 200, headers: dict | None = None
+) -> web.Response:
     html = (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>{head}</head>"
         f"<body><header class='site-header'><a href='/'>{escape(brand)}</a></header><main>{body}</main>"
@@ -193,15 +213,19 @@ class Listing:
     def listed(self, person: Person | None) -> bool:
         return person is not None and person.id in self.ids
 
-    def search(self, first: str, last: str, city: str | None = None, state: str | None = None,
-               zip_code: str | None = None) -> list[Person]:  # fmt: skip
+    def search(
+        self, first: str, last: str, city: str | None = None, state: str | None = None, zip_code: str | None = None
+    ) -> list[Person]:
         """Listed people named (or also known as) first last, with one address in the place, if given."""
         found = self.by_name.get(name_key(f"{first} {last}"), [])
         if not (city or state or zip_code):
             return list(found)
 
         def there(a: Address) -> bool:
-            return ((not city or fold(a.city) == fold(city)) and (not state or a.state == state.upper())
-                    and (not zip_code or a.zip[:3] == zip_code[:3]))  # fmt: skip
+            return (
+                (not city or fold(a.city) == fold(city))
+                and (not state or a.state == state.upper())
+                and (not zip_code or a.zip[:3] == zip_code[:3])
+            )
 
         return [p for p in found if any(map(there, p.addresses))]

@@ -69,8 +69,16 @@ def client_ip(request: web.Request) -> str:
 class Site(Listing):
     """One broker's listing with its config, counters and rate windows."""
 
-    def __init__(self, site_id: str, options: dict, share: float, defaults: dict, gate: Gate | None = None,
-                 counted: Callable[[web.Request], bool] | None = None, flat: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        site_id: str,
+        options: dict,
+        share: float,
+        defaults: dict,
+        gate: Gate | None = None,
+        counted: Callable[[web.Request], bool] | None = None,
+        flat: bool = False,
+    ):
         super().__init__(site_id, options, share)
         self.gate, self.counted, self.flat = gate, counted, flat
         self.defaults = {"layout": "v1", **defaults}
@@ -120,18 +128,25 @@ class Site(Listing):
         """What ``GET /_sandbox/stats`` answers, in the site's shape (see ``flat`` above)."""
         if not self.flat:
             return {
-                "site": self.id, "listed": len(self.people), "people": len(self.population.people),
-                "counters": dict(self.counters), "clients": dict(self.clients), "config": self.config,
-            }  # fmt: skip
+                "site": self.id,
+                "listed": len(self.people),
+                "people": len(self.population.people),
+                "counters": dict(self.counters),
+                "clients": dict(self.clients),
+                "config": self.config,
+            }
         minute = self.limits.get("minute")
         return {
-            "site": self.id, "layout": self.config["layout"],
+            "site": self.id,
+            "layout": self.config["layout"],
             "rate_limit_per_minute": self.config["rate_limit_per_minute"],
-            "listed": len(self.people), "population": len(self.population.people),
-            "requests": self.counters["requests"], "rate_limited": self.counters["rate_limited"],
+            "listed": len(self.people),
+            "population": len(self.population.people),
+            "requests": self.counters["requests"],
+            "rate_limited": self.counters["rate_limited"],
             "statuses": {k[7:]: v for k, v in sorted(self.counters.items()) if k.startswith("status_")},
             "clients": minute.counts() if minute else {},
-        }  # fmt: skip
+        }
 
 
 SITE = web.AppKey("broker_site", Site)
@@ -192,9 +207,16 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[SITE].snapshot())
 
 
-def make_site_app(site_id: str, options: dict, share: float, defaults: dict, gate: Gate | None = None, *,
-                  counted: Callable[[web.Request], bool] | None = None,
-                  flat: bool = False) -> tuple[web.Application, Site]:  # fmt: skip
+def make_site_app(
+    site_id: str,
+    options: dict,
+    share: float,
+    defaults: dict,
+    gate: Gate | None = None,
+    *,
+    counted: Callable[[web.Request], bool] | None = None,
+    flat: bool = False,
+) -> tuple[web.Application, Site]:
     """The application with the control endpoints and the counting middleware; the caller adds its routes."""
     site = Site(site_id, options, share, defaults, gate, counted, flat)
     app = web.Application(middlewares=[protect])

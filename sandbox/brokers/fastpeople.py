@@ -81,30 +81,45 @@ def page(site: Site, title: str, body: str, head: str = "", status: int = 200) -
 
 def not_found_page(site: Site) -> web.Response:
     """Past the last page the real site answers 200 with this text, not a 404."""
-    return page(site, "Page not found", "<h1>We could not find the page you were looking for.</h1>"
-                "<p>Please check the URL or start a new search.</p>")  # fmt: skip
+    return page(
+        site,
+        "Page not found",
+        "<h1>We could not find the page you were looking for.</h1><p>Please check the URL or start a new search.</p>",
+    )
 
 
 def person_ld(person: Person, home_key: str) -> dict:
     current = person.current
-    address = {"@type": "PostalAddress", "streetAddress": current.street, "addressLocality": current.city,
-               "addressRegion": current.state, "postalCode": current.zip}  # fmt: skip
+    address = {
+        "@type": "PostalAddress",
+        "streetAddress": current.street,
+        "addressLocality": current.city,
+        "addressRegion": current.state,
+        "postalCode": current.zip,
+    }
     return {
-        "@context": "https://schema.org", "@type": "Person", "name": full_name(person),
-        "givenName": person.first_name, "familyName": person.last_name, "url": listing_url(person),
-        home_key: {"@type": "Place", "address": address}, "additionalName": list(person.aliases),
+        "@context": "https://schema.org",
+        "@type": "Person",
+        "name": full_name(person),
+        "givenName": person.first_name,
+        "familyName": person.last_name,
+        "url": listing_url(person),
+        home_key: {"@type": "Place", "address": address},
+        "additionalName": list(person.aliases),
         "telephone": [p.formatted() for p in person.phones],
-    }  # fmt: skip
+    }
 
 
 def card(site: Site, person: Person) -> str:
     link, current = listing_url(person), person.current
     facts = [
-        ("Age", str(person.age)), ("Full Name", full_name(person)),
+        ("Age", str(person.age)),
+        ("Full Name", full_name(person)),
         ("Current Address", " ".join(street_city(current))),
         ("Past Addresses", "; ".join(f"{a.city} {a.state}" for a in person.addresses[1:])),
-        ("AKA", ", ".join(person.aliases)), ("Phone Numbers", ", ".join(p.formatted() for p in person.phones)),
-    ]  # fmt: skip
+        ("AKA", ", ".join(person.aliases)),
+        ("Phone Numbers", ", ".join(p.formatted() for p in person.phones)),
+    ]
     facts = [(label, value) for label, value in facts if value]
     name, place = escape(f"{person.first_name} {person.last_name}"), escape(f"{current.city}, {current.state}")
     if site.v2:
@@ -164,8 +179,10 @@ async def phone_lookup(request: web.Request) -> web.Response:
 
 def section(site: Site, key: str, v1_id: str, heading: str, content: str) -> str:
     if site.v2:
-        return (f"<section class='{hashed('section')}' data-section='{key}'><div class='{hashed('inner')}'>"
-                f"<h2>{heading}</h2>{content}</div></section>")  # fmt: skip
+        return (
+            f"<section class='{hashed('section')}' data-section='{key}'><div class='{hashed('inner')}'>"
+            f"<h2>{heading}</h2>{content}</div></section>"
+        )
     return f"<div class='detail-box' id='{v1_id}'><h2>{heading}</h2>{content}</div>"
 
 
@@ -189,12 +206,15 @@ def detail_sections(site: Site, person: Person) -> dict[str, str]:
     items = {
         "aliases": ("aka-links", "Also Known As", [escape(a) for a in person.aliases]),
         "current": ("current_address_section", "Current Address", [f"{escape(street)}<br>{escape(city_line)}{since}"]),
-        "previous": ("previous-address-links", "Previous Addresses",
-                     [f"{escape(a.street)}<br>{escape(street_city(a)[1])}" for a in person.addresses[1:]]),
+        "previous": (
+            "previous-address-links",
+            "Previous Addresses",
+            [f"{escape(a.street)}<br>{escape(street_city(a)[1])}" for a in person.addresses[1:]],
+        ),
         "phones": ("phone_number_section", "Phone Numbers", phones),
         "emails": ("email_section", "Email Addresses", emails),
         "relatives": ("relative-links", "Relatives", relatives),
-    }  # fmt: skip
+    }
     outer, tag = ("div", "div") if site.v2 else ("ul", "li")
     return {
         key: section(site, key, v1_id, heading, f"<{outer}>{''.join(f'<{tag}>{e}</{tag}>' for e in entries)}</{outer}>")
@@ -234,20 +254,28 @@ async def detail(request: web.Request) -> web.Response:
     )
     body = header + "".join(sections[key] for key in order if key in sections)
     ld = person_ld(person, "HomeLocation")  # the real-world defect: capital H on this page type
-    ld["relatedTo"] = [{"@type": "Person", "name": full_name(r), **({"url": listing_url(r)} if listing_url(r) else {})}
-                       for r in filter(None, map(site.population.get, person.relatives))]  # fmt: skip
+    ld["relatedTo"] = [
+        {"@type": "Person", "name": full_name(r), **({"url": listing_url(r)} if listing_url(r) else {})}
+        for r in filter(None, map(site.population.get, person.relatives))
+    ]
     head = ld_json(ld) + ld_json(faq_ld(person), tail=";")
     return page(site, f"{full_name(person)}, Age {person.age} - {BRAND}", body, head=head)
 
 
 async def home(request: web.Request) -> web.Response:
-    return page(request.app[SITE], BRAND, "<h1>Find people by name, phone or address</h1>"
-                "<p>Search: /name/first-last or /name/first-last_city-st</p>")  # fmt: skip
+    return page(
+        request.app[SITE],
+        BRAND,
+        "<h1>Find people by name, phone or address</h1><p>Search: /name/first-last or /name/first-last_city-st</p>",
+    )
 
 
 def rate_limited(_request: web.Request, site: Site, _wait: int) -> web.Response:
-    return page(site, "Rate Limit Exceeded", "<h1>Rate Limit Exceeded</h1>"
-                "<p>You have made too many requests. Please wait a minute and try again.</p>")  # fmt: skip
+    return page(
+        site,
+        "Rate Limit Exceeded",
+        "<h1>Rate Limit Exceeded</h1><p>You have made too many requests. Please wait a minute and try again.</p>",
+    )
 
 
 def make_app(options: dict) -> web.Application:

@@ -158,9 +158,10 @@ def found_people(request: web.Request, first: str, last: str, state: str, city: 
     people = site.population.search(first, last, state=state or None)
     wanted = city.casefold()
     return [
-        p for p in people
+        p
+        for p in people
         if site.listed(p) and (not wanted or any(slug(a.city).casefold() == wanted for a in p.addresses))
-    ]  # fmt: skip
+    ]
 
 
 def card_v1(person: Person) -> str:
@@ -252,9 +253,10 @@ def section_items(request: web.Request, person: Person) -> dict[str, list[str]]:
     relatives = [site.population.get(r) for r in person.relatives]
     home = (person.current.city, person.current.state)
     neighbours = [
-        p for p in site.people
+        p
+        for p in site.people
         if (p.current.city, p.current.state) == home and p.id != person.id and p.id not in person.relatives
-    ]  # fmt: skip
+    ]
     associates = stable_order(SITE_ID, person.id, neighbours)[:3]
     return {
         "Phone Numbers": [
@@ -265,7 +267,7 @@ def section_items(request: web.Request, person: Person) -> dict[str, list[str]]:
         "Address History": addresses,
         "Possible Relatives": [link(r) for r in relatives],
         "Possible Associates": [link(a) for a in associates],
-    }  # fmt: skip
+    }
 
 
 async def profile(request: web.Request) -> web.Response:

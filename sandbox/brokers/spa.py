@@ -72,33 +72,47 @@ def mask_email(email: str) -> str:
 def teaser(person: Person) -> dict:
     past = list(dict.fromkeys(location(a.city, a.state) for a in person.addresses[1:]))
     return {
-        "id": opaque_id(SITE_ID, person), "name": display_name(person), "age_range": decade(person.age),
-        "location": location(person.current.city, person.current.state), "past_locations": past[:3],
+        "id": opaque_id(SITE_ID, person),
+        "name": display_name(person),
+        "age_range": decade(person.age),
+        "location": location(person.current.city, person.current.state),
+        "past_locations": past[:3],
         "phone": mask_phone(person.phones[0].number) if person.phones else None,
         "email": mask_email(person.emails[0]) if person.emails else None,
         "url": listing_url(person),
-    }  # fmt: skip
+    }
 
 
 def profile(person: Person, population: Population) -> dict:
     relatives = [population.get(r) for r in person.relatives]
     return {
-        "id": opaque_id(SITE_ID, person), "name": display_name(person), "first_name": person.first_name,
-        "middle_name": person.middle_name, "last_name": person.last_name, "age": person.age,
+        "id": opaque_id(SITE_ID, person),
+        "name": display_name(person),
+        "first_name": person.first_name,
+        "middle_name": person.middle_name,
+        "last_name": person.last_name,
+        "age": person.age,
         "aliases": person.aliases,
         "addresses": [
-            {"street": a.street, "city": a.city, "state": a.state, "zip": a.zip, "since": a.since,
-             "current": i == 0, "full": a.line()}
+            {
+                "street": a.street,
+                "city": a.city,
+                "state": a.state,
+                "zip": a.zip,
+                "since": a.since,
+                "current": i == 0,
+                "full": a.line(),
+            }
             for i, a in enumerate(person.addresses)
         ],
         "phones": [{"number": phone(p.number), "type": p.type, "carrier": p.carrier} for p in person.phones],
         "emails": person.emails,
         "relatives": [{"name": display_name(r), "url": listing_url(r)} for r in relatives],
-    }  # fmt: skip
+    }
 
 
 def parse_query(q: str, loc: str) -> tuple[str, str, str, str] | None:
-    """"First [Middle] Last" and "City, ST" / "ST" / "City" -> (first, last, state, city)."""
+    """ "First [Middle] Last" and "City, ST" / "ST" / "City" -> (first, last, state, city)."""
     words = q.split()
     if len(words) < 2:
         return None
@@ -149,11 +163,14 @@ async def api_search(request: web.Request) -> web.Response:
     site = request.app[SITE]
     found = [p for p in site.population.search(first, last, state or None, city or None) if site.listed(p)]
     end = offset + PAGE_SIZE
-    return web.json_response({
-        "query": {"q": q, "loc": loc}, "total": len(found),
-        "results": [teaser(p) for p in found[offset:end]],
-        "next_cursor": encode_cursor(key, end) if end < len(found) else None,
-    })  # fmt: skip
+    return web.json_response(
+        {
+            "query": {"q": q, "loc": loc},
+            "total": len(found),
+            "results": [teaser(p) for p in found[offset:end]],
+            "next_cursor": encode_cursor(key, end) if end < len(found) else None,
+        }
+    )
 
 
 async def api_person(request: web.Request) -> web.Response:
@@ -176,9 +193,10 @@ async def shell(request: web.Request) -> web.Response:
 async def script(request: web.Request) -> web.Response:
     layout = request.app[SITE].config["layout"]
     return web.Response(
-        text=app_js(layout, TOS_COOKIE, TOS_VERSION), content_type="application/javascript",
+        text=app_js(layout, TOS_COOKIE, TOS_VERSION),
+        content_type="application/javascript",
         headers={"Cache-Control": "no-store"},
-    )  # fmt: skip
+    )
 
 
 def refuse(_request: web.Request, _site: Site, wait: int) -> web.Response:

@@ -11,10 +11,35 @@ import hashlib
 import json
 
 CLASS_NAMES = [
-    "overlay", "modal", "button", "app", "form", "input", "count", "list", "card", "name", "meta", "age",
-    "location", "past", "phone", "email", "more", "empty", "error", "wrap", "table", "row", "cell",
-    "profile", "head", "title", "section", "heading",
-]  # fmt: skip
+    "overlay",
+    "modal",
+    "button",
+    "app",
+    "form",
+    "input",
+    "count",
+    "list",
+    "card",
+    "name",
+    "meta",
+    "age",
+    "location",
+    "past",
+    "phone",
+    "email",
+    "more",
+    "empty",
+    "error",
+    "wrap",
+    "table",
+    "row",
+    "cell",
+    "profile",
+    "head",
+    "title",
+    "section",
+    "heading",
+]
 
 
 def class_names(layout: str) -> dict[str, str]:
@@ -41,7 +66,7 @@ def app_js(layout: str, tos_cookie: str, tos_version: str) -> str:
         f"var LAYOUT = {json.dumps(layout)}, CX = {json.dumps(class_names(layout))},\n"
         f"      TOS_COOKIE = {json.dumps(tos_cookie)}, TOS = {json.dumps(tos_version)};\n"
     )
-    return "(function () {\n  \"use strict\";\n  " + constants + SCRIPT + "})();\n"
+    return '(function () {\n  "use strict";\n  ' + constants + SCRIPT + "})();\n"
 
 
 SCRIPT = r"""

@@ -73,8 +73,10 @@ def address_lines(address: Address) -> tuple[str, str]:
 
 def fields(person: Person) -> list[tuple[str, str, str]]:
     """(key, label, HTML) of one record, in display order; empty fields are left out."""
-    phones = [f"<a href='/phone/{dashed(p.number)}'>{dashed(p.number)}</a> <small>{PHONE_TYPES.get(p.type, p.type)}"
-              f"</small>" for p in person.phones]  # fmt: skip
+    phones = [
+        f"<a href='/phone/{dashed(p.number)}'>{dashed(p.number)}</a> <small>{PHONE_TYPES.get(p.type, p.type)}</small>"
+        for p in person.phones
+    ]
     emails = [f"<a href='/email/{quote(e, safe='@')}'>{escape(e)}</a>" for e in person.emails]
     previous = ["<br>".join(map(escape, address_lines(a))) for a in person.addresses[1:]]
     entries = [
@@ -90,15 +92,21 @@ def fields(person: Person) -> list[tuple[str, str, str]]:
 def record(site: Site, person: Person, extra: str = "") -> str:
     url, name = listing_url(person), escape(display_name(person))
     if site.v2:
-        rows = [f"<tr><th>Name</th><td><a href='{url}'>{name}</a></td></tr>",
-                f"<tr><th>Born</th><td>{born(person)}</td></tr>"]  # fmt: skip
+        rows = [
+            f"<tr><th>Name</th><td><a href='{url}'>{name}</a></td></tr>",
+            f"<tr><th>Born</th><td>{born(person)}</td></tr>",
+        ]
         rows += [f"<tr class='row-{key}'><th>{label}</th><td>{value}</td></tr>" for key, label, value in fields(person)]
         return f"<tbody class='tt-rec' data-url='{url}'>{''.join(rows)}{extra}</tbody>"
-    parts = "".join(f"<div class='ThatsThem-record-{key}'><span class='label'>{label}:</span> {value}</div>"
-                    for key, label, value in fields(person))  # fmt: skip
-    return (f"<div class='ThatsThem-record' data-record-url='{url}'><h2 class='ThatsThem-record-name'>"
-            f"<a href='{url}'>{name}</a></h2><div class='ThatsThem-record-age'>Born {born(person)}</div>"
-            f"{parts}{extra}</div>")  # fmt: skip
+    parts = "".join(
+        f"<div class='ThatsThem-record-{key}'><span class='label'>{label}:</span> {value}</div>"
+        for key, label, value in fields(person)
+    )
+    return (
+        f"<div class='ThatsThem-record' data-record-url='{url}'><h2 class='ThatsThem-record-name'>"
+        f"<a href='{url}'>{name}</a></h2><div class='ThatsThem-record-age'>Born {born(person)}</div>"
+        f"{parts}{extra}</div>"
+    )
 
 
 def records_html(site: Site, people: list[Person], extra: str = "") -> str:
@@ -168,8 +176,11 @@ async def person_page(request: web.Request) -> web.Response:
 
 
 async def home(_request: web.Request) -> web.Response:
-    return page("Free people search", "<h1>Free people search</h1><p>Look up /name/First-Last/City-ST-ZIP, "
-                "/phone/xxx-xxx-xxxx or /email/address.</p>")  # fmt: skip
+    return page(
+        "Free people search",
+        "<h1>Free people search</h1><p>Look up /name/First-Last/City-ST-ZIP, "
+        "/phone/xxx-xxx-xxxx or /email/address.</p>",
+    )
 
 
 def forbidden(_request: web.Request, _site: Site, wait: int) -> web.Response:

@@ -98,8 +98,10 @@ def page(title: str, body: str, status: int = 200, head: str = "") -> web.Respon
 
 
 def rate_limited(request: web.Request, _site: Site, _wait: int) -> web.Response:
-    return page("Rate limited", f"<h1>Your IP {escape(client_ip(request))} has been rate limited.</h1>"
-                "<p>Please try again later.</p>")  # fmt: skip
+    return page(
+        "Rate limited",
+        f"<h1>Your IP {escape(client_ip(request))} has been rate limited.</h1><p>Please try again later.</p>",
+    )
 
 
 per_minute = minute_limit(rate_limited)
@@ -112,10 +114,12 @@ async def gate(request: web.Request, site: Site) -> web.StreamResponse | None:
         if request.cookies.get("cf_clearance") != token:
             site.counters["interstitial"] += 1
             seed = token.partition(".")[0]
-            body = ("<h1>Just a moment...</h1><p>Checking if the site connection is secure.</p>"
-                    f"<div id='challenge-form' data-seed='{seed}'></div>"
-                    "<noscript>Enable JavaScript and cookies to continue</noscript>"
-                    f"<script>{CHALLENGE_SCRIPT.replace('SEED', seed)}</script>")  # fmt: skip
+            body = (
+                "<h1>Just a moment...</h1><p>Checking if the site connection is secure.</p>"
+                f"<div id='challenge-form' data-seed='{seed}'></div>"
+                "<noscript>Enable JavaScript and cookies to continue</noscript>"
+                f"<script>{CHALLENGE_SCRIPT.replace('SEED', seed)}</script>"
+            )
             response = page("Just a moment...", body, status=503)
             response.headers.update({"Server": "cloudflare", "cf-mitigated": "challenge", "Cache-Control": "no-store"})
             response.set_cookie("cf_clearance", token, path="/", httponly=True)
@@ -131,11 +135,14 @@ async def gate(request: web.Request, site: Site) -> web.StreamResponse | None:
 
 async def captcha(request: web.Request) -> web.Response:
     back = escape(request.query.get("returnUrl", "/"))
-    return page("Captcha", "<h1>Please verify you are a human</h1>"
-                "<form method='post' action='/InternalCaptcha'>"
-                f"<input type='hidden' name='returnUrl' value='{back}'>"
-                "<div class='g-recaptcha' data-sitekey='6LcSandboxTruePeopleKey'></div>"
-                "<button type='submit'>Continue</button></form>")  # fmt: skip
+    return page(
+        "Captcha",
+        "<h1>Please verify you are a human</h1>"
+        "<form method='post' action='/InternalCaptcha'>"
+        f"<input type='hidden' name='returnUrl' value='{back}'>"
+        "<div class='g-recaptcha' data-sitekey='6LcSandboxTruePeopleKey'></div>"
+        "<button type='submit'>Continue</button></form>",
+    )
 
 
 def summary(site: Site, person: Person) -> list[tuple[str, str, str]]:
@@ -157,10 +164,14 @@ def results_html(site: Site, people: list[Person]) -> str:
             link, name = listing_url(person), escape(person.full_name)
             badge = " <em class='tag-deceased'>Deceased</em>" if is_deceased(person) else ""
             cells = "".join(f"<td class='col-{key}'>{escape(value)}</td>" for key, _, value in summary(site, person))
-            rows.append(f"<tr class='result-row' data-url='{link}'><td class='col-name'>"
-                        f"<a href='{link}'>{name}</a>{badge}</td>{cells}</tr>")  # fmt: skip
-        return f"<div class='results-wrap'><table class='result-table'><thead><tr>{head}</tr></thead>" \
-               f"<tbody>{''.join(rows)}</tbody></table></div>"  # fmt: skip
+            rows.append(
+                f"<tr class='result-row' data-url='{link}'><td class='col-name'>"
+                f"<a href='{link}'>{name}</a>{badge}</td>{cells}</tr>"
+            )
+        return (
+            f"<div class='results-wrap'><table class='result-table'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>"
+        )
     cards = []
     for person in people:
         link = listing_url(person)
@@ -170,9 +181,11 @@ def results_html(site: Site, people: list[Person]) -> str:
             for _, label, value in summary(site, person)
             if value
         )
-        cards.append(f"<div class='card card-body shadow-form card-summary pt-3' data-detail-link='{link}'>"
-                     f"<div class='h4'>{escape(person.full_name)}</div>{badge}{facts}"
-                     f"<a class='btn btn-success detail-link' href='{link}'>View Details</a></div>")  # fmt: skip
+        cards.append(
+            f"<div class='card card-body shadow-form card-summary pt-3' data-detail-link='{link}'>"
+            f"<div class='h4'>{escape(person.full_name)}</div>{badge}{facts}"
+            f"<a class='btn btn-success detail-link' href='{link}'>View Details</a></div>"
+        )
     return "".join(cards)
 
 
@@ -196,8 +209,11 @@ async def results(request: web.Request) -> web.Response:
     body = f"<div class='{count}'>{len(found)} records found for {escape(title)}</div>" + results_html(site, shown)
     if number * PAGE_SIZE < len(found):
         href = escape(f"/results?{urlencode({**query, 'page': number + 1})}")
-        body += (f"<a class='pager-next' rel='next' href='{href}'>Next</a>" if site.v2 else
-                 f"<a id='btnNextPage' class='btn btn-next' href='{href}'>Next Page</a>")  # fmt: skip
+        body += (
+            f"<a class='pager-next' rel='next' href='{href}'>Next</a>"
+            if site.v2
+            else f"<a id='btnNextPage' class='btn btn-next' href='{href}'>Next Page</a>"
+        )
     return page(f"{title} - {BRAND}", body)
 
 
@@ -208,10 +224,12 @@ def phone_rows(site: Site, person: Person) -> str:
         primary = "<span class='phone-primary'>Primary</span> " if i == 0 else ""
         link = f"/results?phoneno={quote(phone.formatted())}"
         cls = "ph-row" if site.v2 else "phone-row"
-        rows.append(f"<div class='{cls}'><a data-link-to-more='phone' href='{link}'>"
-                    f"<span itemprop='telephone'>{phone.formatted()}</span></a> - <span class='phone-type'>{phone.type}"
-                    f"</span> {primary}<div class='smaller'>Last reported {month_year(month, year, short=True)}</div>"
-                    f"<div class='smaller carrier'>{escape(phone.carrier)}</div></div>")  # fmt: skip
+        rows.append(
+            f"<div class='{cls}'><a data-link-to-more='phone' href='{link}'>"
+            f"<span itemprop='telephone'>{phone.formatted()}</span></a> - <span class='phone-type'>{phone.type}"
+            f"</span> {primary}<div class='smaller'>Last reported {month_year(month, year, short=True)}</div>"
+            f"<div class='smaller carrier'>{escape(phone.carrier)}</div></div>"
+        )
     return "".join(rows)
 
 
@@ -223,8 +241,10 @@ async def detail(request: web.Request) -> web.Response:
     current, v2 = person.current, site.v2
 
     def address(a: Address) -> str:
-        return (f"<div data-link-to-more='address'>{escape(long_street(a.street))}<br>{escape(city_line(a))}"
-                f"<div class='smaller'>({a.since})</div></div>")  # fmt: skip
+        return (
+            f"<div data-link-to-more='address'>{escape(long_street(a.street))}<br>{escape(city_line(a))}"
+            f"<div class='smaller'>({a.since})</div></div>"
+        )
 
     relatives = []
     for relative in filter(None, map(site.population.get, person.relatives)):
@@ -248,8 +268,10 @@ async def detail(request: web.Request) -> web.Response:
     name = escape(person.full_name)
     if v2:
         place = escape(f"{current.city}, {current.state}")
-        header = (f"<div class='person-header' data-person-name='{name}' data-person-age='{person.age}' "
-                  f"data-person-location='{place}'><h1>{name}</h1>{deceased}</div>")  # fmt: skip
+        header = (
+            f"<div class='person-header' data-person-name='{name}' data-person-age='{person.age}' "
+            f"data-person-location='{place}'><h1>{name}</h1>{deceased}</div>"
+        )
         body = f"<div class='profile'><div class='profile-inner'>{header}{blocks}</div></div>"
     else:
         attributes = {
@@ -262,8 +284,10 @@ async def detail(request: web.Request) -> web.Response:
             "deceased": str(is_deceased(person)).lower(),
         }
         data = " ".join(f"data-{k}='{escape(str(v))}'" for k, v in attributes.items())
-        body = (f"<div id='personDetails' {data}><h1 class='oh1'>{name}</h1>{deceased}"
-                f"<span class='age'>Age {person.age}</span>{blocks}</div>")  # fmt: skip
+        body = (
+            f"<div id='personDetails' {data}><h1 class='oh1'>{name}</h1>{deceased}"
+            f"<span class='age'>Age {person.age}</span>{blocks}</div>"
+        )
     return page(f"{person.full_name} - {BRAND}", body)
 
 

@@ -33,7 +33,7 @@ from sandbox.population import DEFAULT_SEED
 from sandbox.server import Service, register
 
 DEFAULT_LIMIT = 100
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 HTML_ERRORS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
@@ -52,7 +52,7 @@ def parse_time(name: str, text: str) -> int:
     except ValueError:
         raise BadParameter(name, f"expected an ISO-8601 time or epoch milliseconds, got {text[:40]!r}") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return (moment - EPOCH) // dt.timedelta(milliseconds=1)
 
 
@@ -98,8 +98,9 @@ class EventsApi:
         header_key, query_key = request.headers.get("X-API-Key"), request.query.get("api_key")
         pool = self.pools["query" if header_key is None and query_key is not None else "header"]
         if (header_key if header_key is not None else query_key) != self.key:
-            return self.error(401, "UNAUTHORIZED", "Missing or invalid API key (send it in the X-API-Key header)",
-                              pool.peek())  # fmt: skip
+            return self.error(
+                401, "UNAUTHORIZED", "Missing or invalid API key (send it in the X-API-Key header)", pool.peek()
+            )
         decision = pool.take()
         if not decision.allowed:
             message = f"Rate limit of {pool.limit} requests per {pool.window:g} s exceeded"
@@ -170,8 +171,16 @@ class EventsApi:
         next_cursor = None
         if has_more:
             last_id = events.event_bytes(last)[len('{"id":"') : len('{"id":"evt_') + 12].decode()
-            next_cursor = encode(last + 1, events.timestamps[last], last_id, spec["since"], spec["until"],
-                                 spec["type"], time.time(), config["cursor_ttl"])  # fmt: skip
+            next_cursor = encode(
+                last + 1,
+                events.timestamps[last],
+                last_id,
+                spec["since"],
+                spec["until"],
+                spec["type"],
+                time.time(),
+                config["cursor_ttl"],
+            )
         if config["id_field"] != "id":
             data = bytes(data).replace(b'{"id":"evt_', b'{"%s":"evt_' % config["id_field"].encode())
         body = self.body(data, limit, has_more, next_cursor, total, returned, request_id)
@@ -186,8 +195,12 @@ class EventsApi:
             tail = orjson.dumps({"hasMore": has_more, "nextCursor": next_cursor})
             return b"".join((b'{"data":[', data, b"],", tail[1:]))
         ttl = self.config["cursor_ttl"]
-        pagination = {"limit": limit, "hasMore": has_more, "nextCursor": next_cursor,
-                      "cursorExpiresIn": (int(ttl) if ttl == int(ttl) else ttl) if next_cursor else None}  # fmt: skip
+        pagination = {
+            "limit": limit,
+            "hasMore": has_more,
+            "nextCursor": next_cursor,
+            "cursorExpiresIn": (int(ttl) if ttl == int(ttl) else ttl) if next_cursor else None,
+        }
         meta = {"total": total, "returned": returned, "requestId": request_id}
         tail = orjson.dumps({"pagination": pagination, "meta": meta})
         return b"".join((b'{"data":[', data, b"],", tail[1:]))
@@ -214,8 +227,12 @@ class EventsApi:
         if int(pick * 6) % 2:
             title = f"{status} {HTML_ERRORS[status]}"
             html = f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center><hr>"
-            return self.respond(status, f"{html}<center>nginx</center></body></html>".encode(), decision.headers,
-                                content_type="text/html")  # fmt: skip
+            return self.respond(
+                status,
+                f"{html}<center>nginx</center></body></html>".encode(),
+                decision.headers,
+                content_type="text/html",
+            )
         if status == 503:
             decision.headers["Retry-After"] = "1"
         code = {500: "INTERNAL_ERROR", 502: "UPSTREAM_ERROR", 503: "UNAVAILABLE"}[status]
@@ -283,13 +300,15 @@ def make_app(options: dict) -> web.Application:
     seed = options.get("events_seed")
     seed = options.get("seed", DEFAULT_SEED) if seed is None else seed
     count = options.get("events_count") or DEFAULT_COUNT
-    config = settings.merged(settings.defaults(), {
-        name: options[f"events_{name}"] for name in settings.TUNABLES if options.get(f"events_{name}") is not None
-    })  # fmt: skip
+    config = settings.merged(
+        settings.defaults(),
+        {name: options[f"events_{name}"] for name in settings.TUNABLES if options.get(f"events_{name}") is not None},
+    )
     started = time.perf_counter()
     events = cached(seed, count)
-    api = EventsApi(events, options.get("events_key") or settings.DEFAULT_KEY, seed, config,
-                    time.perf_counter() - started)  # fmt: skip
+    api = EventsApi(
+        events, options.get("events_key") or settings.DEFAULT_KEY, seed, config, time.perf_counter() - started
+    )
     app = web.Application()
     app[API] = api
     app.router.add_get("/events", list_events)

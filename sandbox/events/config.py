@@ -35,34 +35,111 @@ def _rate(value: float) -> bool:
     return 0 <= value <= 1
 
 
-TUNABLES = {t.name: t for t in [
-    Tunable("page_cap", 5000, int, lambda v: v >= 1, "a whole number >= 1",
-            "largest page; a bigger limit is silently capped to it"),
-    Tunable("cursor_ttl", 60.0, float, lambda v: v > 0, "a number of seconds > 0",
-            "seconds a cursor stays valid"),
-    Tunable("expired_status", 400, int, lambda v: v in (400, 410), "400 or 410",
-            "status of an expired cursor", choices=(400, 410)),
-    Tunable("rate_limit", 600, int, lambda v: v >= 1, "a whole number >= 1",
-            "requests per window for the X-API-Key header"),
-    Tunable("query_rate_limit", None, int, lambda v: v >= 1, "a whole number >= 1 (or null: half of rate_limit)",
-            "requests per window for the api_key query parameter, a pool of its own"),
-    Tunable("rate_window", 60.0, float, lambda v: v > 0, "a number of seconds > 0",
-            "length of the fixed rate-limit window, in seconds"),
-    Tunable("reset_style", "seconds", str, lambda v: v in ("seconds", "epoch"), "'seconds' or 'epoch'",
-            "X-RateLimit-Reset as seconds remaining or as epoch seconds", choices=("seconds", "epoch")),
-    Tunable("fault_rate", 0.0, float, _rate, "a fraction from 0 to 1",
-            "share of requests answered 500/502/503 (JSON or HTML)"),
-    Tunable("truncate_rate", 0.0, float, _rate, "a fraction from 0 to 1",
-            "share of 200 responses whose JSON body is cut short"),
-    Tunable("duplicate_rate", 0.0, float, _rate, "a fraction from 0 to 1",
-            "share of pages that start by repeating 1-5 events of the previous page (at-least-once delivery)"),
-    Tunable("id_field", "id", str, lambda v: v in ID_FIELDS, " or ".join(ID_FIELDS),
-            "name of the events' id field", choices=ID_FIELDS),
-    Tunable("flat", False, bool, lambda v: True, "true or false",
-            "serve the documented flat body {data, hasMore, nextCursor} instead of the nested one"),
-    Tunable("no_range", False, bool, lambda v: True, "true or false",
-            "silently ignore since/until, as some real APIs do"),
-]}  # fmt: skip
+TUNABLES = {
+    t.name: t
+    for t in [
+        Tunable(
+            "page_cap",
+            5000,
+            int,
+            lambda v: v >= 1,
+            "a whole number >= 1",
+            "largest page; a bigger limit is silently capped to it",
+        ),
+        Tunable("cursor_ttl", 60.0, float, lambda v: v > 0, "a number of seconds > 0", "seconds a cursor stays valid"),
+        Tunable(
+            "expired_status",
+            400,
+            int,
+            lambda v: v in (400, 410),
+            "400 or 410",
+            "status of an expired cursor",
+            choices=(400, 410),
+        ),
+        Tunable(
+            "rate_limit",
+            600,
+            int,
+            lambda v: v >= 1,
+            "a whole number >= 1",
+            "requests per window for the X-API-Key header",
+        ),
+        Tunable(
+            "query_rate_limit",
+            None,
+            int,
+            lambda v: v >= 1,
+            "a whole number >= 1 (or null: half of rate_limit)",
+            "requests per window for the api_key query parameter, a pool of its own",
+        ),
+        Tunable(
+            "rate_window",
+            60.0,
+            float,
+            lambda v: v > 0,
+            "a number of seconds > 0",
+            "length of the fixed rate-limit window, in seconds",
+        ),
+        Tunable(
+            "reset_style",
+            "seconds",
+            str,
+            lambda v: v in ("seconds", "epoch"),
+            "'seconds' or 'epoch'",
+            "X-RateLimit-Reset as seconds remaining or as epoch seconds",
+            choices=("seconds", "epoch"),
+        ),
+        Tunable(
+            "fault_rate",
+            0.0,
+            float,
+            _rate,
+            "a fraction from 0 to 1",
+            "share of requests answered 500/502/503 (JSON or HTML)",
+        ),
+        Tunable(
+            "truncate_rate",
+            0.0,
+            float,
+            _rate,
+            "a fraction from 0 to 1",
+            "share of 200 responses whose JSON body is cut short",
+        ),
+        Tunable(
+            "duplicate_rate",
+            0.0,
+            float,
+            _rate,
+            "a fraction from 0 to 1",
+            "share of pages that start by repeating 1-5 events of the previous page (at-least-once delivery)",
+        ),
+        Tunable(
+            "id_field",
+            "id",
+            str,
+            lambda v: v in ID_FIELDS,
+            " or ".join(ID_FIELDS),
+            "name of the events' id field",
+            choices=ID_FIELDS,
+        ),
+        Tunable(
+            "flat",
+            False,
+            bool,
+            lambda v: True,
+            "true or false",
+            "serve the documented flat body {data, hasMore, nextCursor} instead of the nested one",
+        ),
+        Tunable(
+            "no_range",
+            False,
+            bool,
+            lambda v: True,
+            "true or false",
+            "silently ignore since/until, as some real APIs do",
+        ),
+    ]
+}
 
 
 def check(name: str, value: Any) -> Any:
@@ -124,8 +201,13 @@ def _count(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``--events-*`` options of ``python -m sandbox``."""
     group = parser.add_argument_group("events API (service 'events'; each option is also POST /events/config)")
-    group.add_argument("--events-count", type=_count, default=DEFAULT_COUNT, metavar="N",
-                       help=f"events in the data set (default {DEFAULT_COUNT})")  # fmt: skip
+    group.add_argument(
+        "--events-count",
+        type=_count,
+        default=DEFAULT_COUNT,
+        metavar="N",
+        help=f"events in the data set (default {DEFAULT_COUNT})",
+    )
     group.add_argument("--events-seed", type=int, metavar="N", help="data set and fault seed (default: --seed)")
     group.add_argument("--events-key", default=DEFAULT_KEY, metavar="KEY", help=f"API key (default {DEFAULT_KEY})")
     for tunable in TUNABLES.values():
@@ -133,12 +215,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if tunable.kind is bool:
             group.add_argument(flag, action="store_true", help=tunable.help)
             continue
-        shown = "half of --events-rate-limit" if tunable.default is None else f"{tunable.default:g}" \
-            if tunable.kind is float else tunable.default
+        shown = (
+            "half of --events-rate-limit"
+            if tunable.default is None
+            else f"{tunable.default:g}"
+            if tunable.kind is float
+            else tunable.default
+        )
         metavar = {int: "N", float: "SECONDS" if tunable.name.endswith(("ttl", "window")) else "FRACTION"}
-        group.add_argument(flag, type=_cli_type(tunable), default=tunable.default, choices=tunable.choices,
-                           metavar=None if tunable.choices else metavar[tunable.kind],
-                           help=f"{tunable.help} (default {shown})")  # fmt: skip
+        group.add_argument(
+            flag,
+            type=_cli_type(tunable),
+            default=tunable.default,
+            choices=tunable.choices,
+            metavar=None if tunable.choices else metavar[tunable.kind],
+            help=f"{tunable.help} (default {shown})",
+        )
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:

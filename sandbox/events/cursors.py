@@ -43,10 +43,27 @@ class Cursor:
     expires: float
 
 
-def encode(position: int, last_ts: int, last_id: str, since: int | None, until: int | None,
-           type_: str | None, now: float, ttl: float) -> str:  # fmt: skip
-    payload = {"v": 1, "p": position, "ts": last_ts, "id": last_id, "s": since, "u": until, "t": type_,
-               "iat": round(now, 3), "exp": round(now + ttl, 3)}  # fmt: skip
+def encode(
+    position: int,
+    last_ts: int,
+    last_id: str,
+    since: int | None,
+    until: int | None,
+    type_: str | None,
+    now: float,
+    ttl: float,
+) -> str:
+    payload = {
+        "v": 1,
+        "p": position,
+        "ts": last_ts,
+        "id": last_id,
+        "s": since,
+        "u": until,
+        "t": type_,
+        "iat": round(now, 3),
+        "exp": round(now + ttl, 3),
+    }
     return base64.urlsafe_b64encode(orjson.dumps(payload)).rstrip(b"=").decode()
 
 
@@ -61,11 +78,13 @@ def decode(text: str, now: float, count: int) -> Cursor:
         raise CursorError("INVALID_CURSOR", "Cursor is malformed") from None
     valid = (
         data.get("v") == 1
-        and _is_int(position) and 0 <= position <= count
-        and isinstance(expires, (int, float)) and not isinstance(expires, bool)
+        and _is_int(position)
+        and 0 <= position <= count
+        and isinstance(expires, (int, float))
+        and not isinstance(expires, bool)
         and all(v is None or _is_int(v) for v in (since, until))
         and (type_ is None or isinstance(type_, str))
-    )  # fmt: skip
+    )
     if not valid:
         raise CursorError("INVALID_CURSOR", "Cursor is malformed")
     if now > expires:

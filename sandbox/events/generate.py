@@ -37,7 +37,7 @@ from itertools import accumulate, islice, repeat
 import orjson
 
 DEFAULT_COUNT = 1_000_000
-START = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
 DAYS = 31
 START_MS = int(START.timestamp() * 1000)
 SPAN_MS = DAYS * 86_400_000
@@ -45,9 +45,15 @@ END_MS = START_MS + SPAN_MS
 
 # Weights in twentieths (5% steps): a draw modulo 20 picks the type.
 TYPE_WEIGHTS = {
-    "page_view": 7, "click": 5, "api_call": 2, "form_submit": 2,
-    "scroll": 1, "purchase": 1, "error": 1, "video_play": 1,
-}  # fmt: skip
+    "page_view": 7,
+    "click": 5,
+    "api_call": 2,
+    "form_submit": 2,
+    "scroll": 1,
+    "purchase": 1,
+    "error": 1,
+    "video_play": 1,
+}
 TYPES = list(TYPE_WEIGHTS)
 DEVICE_TYPES = ["desktop", "mobile", "tablet"]
 USERS = 3_000
@@ -55,14 +61,34 @@ SESSIONS = 60_000
 VARIANTS = 64  # pre-rendered `properties` objects per type
 # Timestamp forms, drawn per event in tenths: ISO Z 4, ISO +00:00 2, epoch ms 3, epoch s 1.
 
-_PATHS = ["/", "/pricing", "/docs", "/blog", "/signup", "/login", "/account", "/cart", "/checkout", "/search",
-          "/features", "/about", "/contact", "/docs/api", "/blog/launch", "/settings"]  # fmt: skip
+_PATHS = [
+    "/",
+    "/pricing",
+    "/docs",
+    "/blog",
+    "/signup",
+    "/login",
+    "/account",
+    "/cart",
+    "/checkout",
+    "/search",
+    "/features",
+    "/about",
+    "/contact",
+    "/docs/api",
+    "/blog/launch",
+    "/settings",
+]
 _REFERRERS = [None, "google", "newsletter", "twitter", "direct", "partner"]
 _ELEMENTS = ["button#signup", "a.nav-link", "button.buy", "a.footer", "img.hero", "button#search", "li.menu-item"]
 _ENDPOINTS = ["/v1/users", "/v1/orders", "/v1/search", "/v1/items", "/v1/auth/token", "/v1/reports"]
 _FORMS = ["signup", "contact", "newsletter", "checkout", "feedback"]
-_ERRORS = [("E_TIMEOUT", "Request timed out"), ("E_NETWORK", "Network unreachable"),
-           ("E_VALIDATION", "Invalid input"), ("E_INTERNAL", "Unexpected error")]  # fmt: skip
+_ERRORS = [
+    ("E_TIMEOUT", "Request timed out"),
+    ("E_NETWORK", "Network unreachable"),
+    ("E_VALIDATION", "Invalid input"),
+    ("E_INTERNAL", "Unexpected error"),
+]
 
 
 def _properties(rng: random.Random, event_type: str) -> dict:
@@ -74,15 +100,22 @@ def _properties(rng: random.Random, event_type: str) -> dict:
         return {"path": path, "element": rng.choice(_ELEMENTS)}
     if event_type == "api_call":
         method, status = rng.choice(["GET", "GET", "POST", "PUT", "DELETE"]), rng.choice([200, 200, 201, 404, 500])
-        return {"endpoint": rng.choice(_ENDPOINTS), "method": method, "status": status,
-                "durationMs": rng.randint(5, 900)}  # fmt: skip
+        return {
+            "endpoint": rng.choice(_ENDPOINTS),
+            "method": method,
+            "status": status,
+            "durationMs": rng.randint(5, 900),
+        }
     if event_type == "form_submit":
         return {"form": rng.choice(_FORMS), "fields": rng.randint(1, 12), "success": rng.random() < 0.9}
     if event_type == "scroll":
         return {"path": path, "depth": rng.choice([25, 50, 75, 100])}
     if event_type == "purchase":
-        return {"amount": round(rng.uniform(4, 400), 2), "currency": rng.choice(["USD", "USD", "EUR", "GBP"]),
-                "items": rng.randint(1, 6)}  # fmt: skip
+        return {
+            "amount": round(rng.uniform(4, 400), 2),
+            "currency": rng.choice(["USD", "USD", "EUR", "GBP"]),
+            "items": rng.randint(1, 6),
+        }
     if event_type == "error":
         code, message = rng.choice(_ERRORS)
         return {"code": code, "message": message, "path": path}

@@ -43,8 +43,9 @@ def tenant_of(request: web.Request) -> Tenant:
     return tenant
 
 
-def reply(tenant: Tenant, status: int, body: bytes, headers: dict | None = None,
-          content_type: str = "application/json") -> web.Response:  # fmt: skip
+def reply(
+    tenant: Tenant, status: int, body: bytes, headers: dict | None = None, content_type: str = "application/json"
+) -> web.Response:
     tenant.answered(status)
     return web.Response(body=body, status=status, headers=headers, content_type=content_type)
 

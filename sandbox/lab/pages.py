@@ -13,9 +13,7 @@ _WORDS = (
     "the many listings such a crawler fetches, long enough to look like a document and short enough that "
     "serving thousands a second costs nothing. "
 )
-_FILLERS = tuple(
-    "".join(f"<p class='filler'>Section {k + 1}. {_WORDS}</p>" for k in range(i, i + 6)) for i in range(4)
-)
+_FILLERS = tuple("".join(f"<p class='filler'>Section {k + 1}. {_WORDS}</p>" for k in range(i, i + 6)) for i in range(4))
 
 
 def page_html(n: int) -> bytes:

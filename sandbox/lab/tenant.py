@@ -264,12 +264,16 @@ class Tenant:
             "config": self.config,
         }
         if lists:
-            result.update({
-                "rate_limited_at": self.rate_limited_at,
-                "windows": [{"started_at": w[0], "key": w[1], "allowed": w[2], "refused": w[3]} for w in self.windows],
-                "token_issued_at": self.token_issued_at,
-                "arrivals": self.arrivals,
-            })  # fmt: skip
+            result.update(
+                {
+                    "rate_limited_at": self.rate_limited_at,
+                    "windows": [
+                        {"started_at": w[0], "key": w[1], "allowed": w[2], "refused": w[3]} for w in self.windows
+                    ],
+                    "token_issued_at": self.token_issued_at,
+                    "arrivals": self.arrivals,
+                }
+            )
         return result
 
 

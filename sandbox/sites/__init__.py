@@ -11,4 +11,4 @@ from sandbox.events import app as events  # isort: skip
 from sandbox.lab import app as lab  # isort: skip
 from sandbox.brokers import fastpeople, truepeople, spa, radaris, thatsthem  # isort: skip
 
-__all__ = ["directory", "events", "lab", "fastpeople", "truepeople", "spa", "radaris", "thatsthem"]
+__all__ = ["directory", "events", "fastpeople", "lab", "radaris", "spa", "thatsthem", "truepeople"]

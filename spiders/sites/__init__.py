@@ -16,10 +16,16 @@ from spiders.broker import BrokerSpider
 
 def _spider_class(definition) -> type[BrokerSpider]:
     class_name = "".join(part.title() for part in definition.id.split("_")) + "Spider"
-    return type(class_name, (BrokerSpider,), {
-        "name": definition.id, "definition": definition, "__module__": __name__,
-        "__doc__": f"{definition.name}: spiders/sites/{definition.id}.yaml",
-    })  # fmt: skip
+    return type(
+        class_name,
+        (BrokerSpider,),
+        {
+            "name": definition.id,
+            "definition": definition,
+            "__module__": __name__,
+            "__doc__": f"{definition.name}: spiders/sites/{definition.id}.yaml",
+        },
+    )
 
 
 SPIDERS: dict[str, type[BrokerSpider]] = {}

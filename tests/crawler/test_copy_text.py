@@ -21,8 +21,13 @@ def test_values_render_as_copy_text():
 
 def test_postgres_reads_back_what_was_rendered(db):
     db.execute("CREATE TEMP TABLE t (s text, b bytea, a text[], d timestamptz, n real)")
-    row = ("tab\there\\ and \"quotes\"\nnewline", b"\x00\x01\xfe", ["x,y", 'q"', "back\\slash"],
-           dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC), 0.5)  # fmt: skip
+    row = (
+        'tab\there\\ and "quotes"\nnewline',
+        b"\x00\x01\xfe",
+        ["x,y", 'q"', "back\\slash"],
+        dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+        0.5,
+    )
     with db.cursor().copy("COPY t FROM STDIN") as copy:
         copy.write(render_rows([row]))
     assert db.execute("SELECT s, b, a, d, n FROM t").fetchone() == row

@@ -4,9 +4,9 @@ import sys
 import psycopg
 import pytest
 
-from support import ROOT, create_database, drop_database
 from crawler.config import ConfigError
 from crawler.db.migrate import Migration, MigrationError, connect, discover, migrate, pending
+from support import ROOT, create_database, drop_database
 
 TABLES = {"scans", "websites", "findings", "screenshots", "events", "ingest_checkpoints", "dead_letters"}
 

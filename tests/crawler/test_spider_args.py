@@ -7,9 +7,16 @@ from crawler.spider_args import SpiderArgumentError, parse_http_url, parse_perso
 
 def test_a_full_person_is_normalised():
     query = parse_person(
-        {"first_name": " Jane ", "last_name": "O'Neil-Doe", "state": "il", "age": "41",
-         "email": "Jane@Example.COM", "phone": "(217) 555-0123", "city": "St. Louis"}
-    )  # fmt: skip
+        {
+            "first_name": " Jane ",
+            "last_name": "O'Neil-Doe",
+            "state": "il",
+            "age": "41",
+            "email": "Jane@Example.COM",
+            "phone": "(217) 555-0123",
+            "city": "St. Louis",
+        }
+    )
     assert query.full_name == "Jane O'Neil-Doe"
     assert (query.state, query.age, query.email, query.phone) == ("IL", 41, "jane@example.com", "+12175550123")
     assert "IL" not in query.pii_values() and "Jane" in query.pii_values()

@@ -24,7 +24,10 @@ def make_writer(database_url, **overrides):
 
 
 def events(source, start, count):
-    return [(f"{source}-{n}", "click", T0 + dt.timedelta(seconds=n), '{"n": %d}' % n, source) for n in range(start, start + count)]
+    return [
+        (f"{source}-{n}", "click", T0 + dt.timedelta(seconds=n), '{"n": %d}' % n, source)
+        for n in range(start, start + count)
+    ]
 
 
 def count(db, source):

@@ -13,13 +13,16 @@ from support import crawl_keyring, http, run_scrapy
 
 def namesakes(site: str, person) -> list:
     """Who the site's name-and-state search finds for the person (its candidates)."""
-    from sandbox.brokers import fastpeople, thatsthem  # noqa: PLC0415
-    from sandbox.brokers.common import is_listed  # noqa: PLC0415
+    from sandbox.brokers import fastpeople, thatsthem
+    from sandbox.brokers.common import is_listed
 
     share = {"fastpeople": fastpeople.SHARE, "thatsthem": thatsthem.SHARE}[site]
     state = person.current.state
-    return [p for p in default_population().search(person.first_name, person.last_name, state=state)
-            if any(a.state == state for a in p.addresses) and is_listed(site, p, share)]  # fmt: skip
+    return [
+        p
+        for p in default_population().search(person.first_name, person.last_name, state=state)
+        if any(a.state == state for a in p.addresses) and is_listed(site, p, share)
+    ]
 
 
 def target(site: str, min_candidates: int = 2, max_candidates: int = 4, *, sites=(), skip: int = 0):
@@ -37,8 +40,16 @@ def target(site: str, min_candidates: int = 2, max_candidates: int = 4, *, sites
 
 
 def person_args(person, *, city: bool = False) -> list[str]:
-    args = ["-a", f"first_name={person.first_name}", "-a", f"last_name={person.last_name}",
-            "-a", f"state={person.current.state}", "-a", f"age={person.age}"]  # fmt: skip
+    args = [
+        "-a",
+        f"first_name={person.first_name}",
+        "-a",
+        f"last_name={person.last_name}",
+        "-a",
+        f"state={person.current.state}",
+        "-a",
+        f"age={person.age}",
+    ]
     if person.middle_name:
         args += ["-a", f"middle_name={person.middle_name}"]
     if city:
@@ -51,15 +62,19 @@ def crawl(spider: str, person, env: dict, sandbox: dict, *extra: str, timeout: f
     if fresh:  # each test is a new client: the sites' rate windows start afresh (earlier tests used them)
         for site in ("fastpeople", "thatsthem"):
             assert http(f"{sandbox[site]}/_sandbox/config", data={}).status == 200
-    env = dict(env, SITES_BASE_URLS=",".join(f"{s}={sandbox[s]}" for s in ("fastpeople", "thatsthem")),
-               SCREENSHOTS_ENABLED="false", LOG_LEVEL="INFO")  # fmt: skip
+    env = dict(
+        env,
+        SITES_BASE_URLS=",".join(f"{s}={sandbox[s]}" for s in ("fastpeople", "thatsthem")),
+        SCREENSHOTS_ENABLED="false",
+        LOG_LEVEL="INFO",
+    )
     result = run_scrapy(["crawl", spider, *person_args(person), "-a", f"scan_id={scan_id}", *extra], env, timeout)
     return scan_id, result
 
 
 def listing_urls(db, scan_id: str) -> set[str]:
     """The (decrypted) listing URLs of the scan's findings."""
-    from crawler.security.context import finding_listing_url  # noqa: PLC0415
+    from crawler.security.context import finding_listing_url
 
     ring = crawl_keyring()
     rows = db.execute("SELECT listing_url_ciphertext FROM findings WHERE scan_id = %s", (scan_id,)).fetchall()

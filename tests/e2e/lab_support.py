@@ -8,7 +8,6 @@ import uuid
 from support import ROOT, http
 
 
-
 class Tenant:
     def __init__(self, lab_url: str, **config):
         self.base = f"{lab_url}/t/{uuid.uuid4().hex[:12]}"
@@ -28,12 +27,29 @@ class Tenant:
 
 
 def fetch_command(base: str, path: str = "json", count: int = 10) -> list[str]:
-    return [sys.executable, "-m", "scrapy", "crawl", "fetch", "-a", f"url_template={base}/{path}/{{n}}",
-            "-a", f"count={count}"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "scrapy",
+        "crawl",
+        "fetch",
+        "-a",
+        f"url_template={base}/{path}/{{n}}",
+        "-a",
+        f"count={count}",
+    ]
 
 
-def run_lab(env, tmp_path, base: str, path: str = "json", count: int = 10, settings: dict | None = None,
-            timeout: float = 180, **args) -> tuple[subprocess.CompletedProcess, list[dict]]:  # fmt: skip
+def run_lab(
+    env,
+    tmp_path,
+    base: str,
+    path: str = "json",
+    count: int = 10,
+    settings: dict | None = None,
+    timeout: float = 180,
+    **args,
+) -> tuple[subprocess.CompletedProcess, list[dict]]:
     """`scrapy crawl fetch` over ``{base}/{path}/{n}`` with spider args and -s settings; returns (process, records)."""
     out = tmp_path / f"out-{uuid.uuid4().hex[:6]}.jsonl"
     command = [*fetch_command(base, path, count), "-O", f"{out}:jsonlines"]

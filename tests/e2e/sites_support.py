@@ -22,8 +22,12 @@ def configure(base_url: str, **changes) -> dict:
 def module_env(database_url: str, data_dir) -> dict:
     """conftest's ``crawl_env`` for a module-scoped crawl (one slow crawl, several assertions)."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "LOG_FILE", "LOG_FORMAT")}
-    env.update(DATABASE_URL=database_url, DATA_DIR=str(data_dir), CRAWLER_ENCRYPTION_KEYS=ENCRYPTION_KEYS,
-               CRAWLER_BLIND_INDEX_KEY=BLIND_INDEX_KEY)  # fmt: skip
+    env.update(
+        DATABASE_URL=database_url,
+        DATA_DIR=str(data_dir),
+        CRAWLER_ENCRYPTION_KEYS=ENCRYPTION_KEYS,
+        CRAWLER_BLIND_INDEX_KEY=BLIND_INDEX_KEY,
+    )
     return env
 
 
@@ -40,12 +44,17 @@ def person_arguments(person, *, state: bool = True, age: bool = True) -> list[st
     return args
 
 
-def crawl_site(scrapy_cmd, crawl_env: dict, sandbox: dict, site: str, arguments: list[str], *,
-               timeout: float = 240, **settings) -> tuple[str, object, float]:  # fmt: skip
+def crawl_site(
+    scrapy_cmd, crawl_env: dict, sandbox: dict, site: str, arguments: list[str], *, timeout: float = 240, **settings
+) -> tuple[str, object, float]:
     """`scrapy crawl <site>` with the sandbox's URL for it; (scan id, completed process, wall seconds)."""
     scan_id = str(uuid.uuid4())
-    env = {**crawl_env, "SITES_BASE_URLS": f"{site}={sandbox[site]}", "LOG_LEVEL": "INFO",
-           **{k: str(v) for k, v in settings.items()}}  # fmt: skip
+    env = {
+        **crawl_env,
+        "SITES_BASE_URLS": f"{site}={sandbox[site]}",
+        "LOG_LEVEL": "INFO",
+        **{k: str(v) for k, v in settings.items()},
+    }
     started = time.monotonic()
     result = scrapy_cmd(["crawl", site, *arguments, "-a", f"scan_id={scan_id}"], env, timeout=timeout)
     seconds = time.monotonic() - started

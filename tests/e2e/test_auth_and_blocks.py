@@ -5,6 +5,7 @@ import threading
 import time
 
 from lab_support import Tenant, run_lab
+
 from support import crawl_keyring, run_scrapy
 
 FAST = {"RATELIMIT_DEFAULT_RPS": 40, "RETRY_BACKOFF_BASE": 0.05, "RETRY_BACKOFF_MAX": 0.2, "CIRCUIT_ENABLED": "false"}
@@ -15,14 +16,16 @@ def settings_args(settings: dict) -> list[str]:
 
 
 def auth_settings(tenant):
-    return dict(FAST, AUTH_TOKEN_URL=f"{tenant.base}/oauth/token", AUTH_CLIENT_ID="lab-client",
-                AUTH_CLIENT_SECRET="lab-secret")  # fmt: skip
+    return dict(
+        FAST, AUTH_TOKEN_URL=f"{tenant.base}/oauth/token", AUTH_CLIENT_ID="lab-client", AUTH_CLIENT_SECRET="lab-secret"
+    )
 
 
 def test_short_lived_tokens_are_refreshed_once_per_lifetime(crawl_env, sandbox, tmp_path):
     tenant = Tenant(sandbox["lab"], token_ttl=2)
-    result, records = run_lab(crawl_env, tmp_path, tenant.base, path="protected", count=300,
-                              settings=auth_settings(tenant))  # fmt: skip  (about 7.5 s at 40/s)
+    result, records = run_lab(
+        crawl_env, tmp_path, tenant.base, path="protected", count=300, settings=auth_settings(tenant)
+    )  # (about 7.5 s at 40/s)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(records) == 300 and all(r["status"] == 200 for r in records)
     stats = tenant.stats()
@@ -36,6 +39,7 @@ def test_short_lived_tokens_are_refreshed_once_per_lifetime(crawl_env, sandbox, 
 
 def test_a_revoked_token_is_refreshed_once_and_the_requests_replayed(crawl_env, sandbox, tmp_path):
     tenant = Tenant(sandbox["lab"], token_ttl=3600)
+
     def revoke_mid_crawl():  # once some requests went through with the first token (start-up time varies)
         deadline = time.monotonic() + 60
         while tenant.stats()["statuses"].get("200", 0) < 10 and time.monotonic() < deadline:
@@ -57,11 +61,25 @@ def test_a_revoked_token_is_refreshed_once_and_the_requests_replayed(crawl_env, 
 def test_block_pages_are_retried_then_dead_lettered_never_parsed(crawl_env, sandbox, tmp_path, db):
     tenant = Tenant(sandbox["lab"])
     settings = dict(FAST, RETRY_TIMES=1)
-    for kind, reason in [("captcha", "block_captcha"), ("soft-limit", "block_rate_limited"),
-                         ("interstitial", "block_interstitial"), ("forbidden", "block_blocked")]:  # fmt: skip
+    for kind, reason in [
+        ("captcha", "block_captcha"),
+        ("soft-limit", "block_rate_limited"),
+        ("interstitial", "block_interstitial"),
+        ("forbidden", "block_blocked"),
+    ]:
         out = tmp_path / f"{kind}.jsonl"
-        result = run_scrapy(["crawl", "fetch", "-a", f"urls={tenant.base}/blocked/{kind}", "-O", f"{out}:jsonlines",
-                             *settings_args(dict(settings, RATELIMIT_BLOCK_PAUSE_SECONDS=0.1))], crawl_env)  # fmt: skip
+        result = run_scrapy(
+            [
+                "crawl",
+                "fetch",
+                "-a",
+                f"urls={tenant.base}/blocked/{kind}",
+                "-O",
+                f"{out}:jsonlines",
+                *settings_args(dict(settings, RATELIMIT_BLOCK_PAUSE_SECONDS=0.1)),
+            ],
+            crawl_env,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         records = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(records) == 1 and "retries" not in records[0], (kind, records)  # never reached parse()

@@ -2,8 +2,8 @@
 no results, argument errors (the rate-limit page is in test_broker_scan.py)."""
 
 import pytest
-
 from broker_support import counters, crawl, listing_urls, summary, target
+
 from crawler.extraction import load_definition
 from crawler.security.context import finding_value
 from sandbox.population import default_population, ground_truth
@@ -22,7 +22,8 @@ def test_crawl_finds_the_persons_listing_with_decoded_emails(crawl_env, sandbox,
     status, _ = counters(db, scan_id)
     assert status == "completed"
     sha, definition, opt_out = db.execute(
-        "SELECT definition_sha256, definition, opt_out FROM websites WHERE id = 'fastpeople'").fetchone()
+        "SELECT definition_sha256, definition, opt_out FROM websites WHERE id = 'fastpeople'"
+    ).fetchone()
     assert sha == load_definition("spiders/sites/fastpeople.yaml").sha256
     assert definition["list"]["items"] == {"css": "div.people-list div.card"} and opt_out["method"] == "form"
     assert "scan_error" not in result.stderr and " parse_error " not in result.stderr
@@ -51,12 +52,16 @@ def test_no_results_is_not_an_error(crawl_env, sandbox, db):
     ("args", "line"),
     [
         (["-a", "first_name=John"], "error: -a last_name: required"),
-        (["-a", "first_name=John", "-a", "last_name=Smith", "-a", "state=XX"],
-         "error: -a state: expected a two-letter US state code such as IL"),
-        (["-a", "first_name=John", "-a", "last_name=Smith", "-a", "base_url=ftp://x"],
-         "error: -a base_url: expected an http(s):// URL, got 'ftp://x'"),
+        (
+            ["-a", "first_name=John", "-a", "last_name=Smith", "-a", "state=XX"],
+            "error: -a state: expected a two-letter US state code such as IL",
+        ),
+        (
+            ["-a", "first_name=John", "-a", "last_name=Smith", "-a", "base_url=ftp://x"],
+            "error: -a base_url: expected an http(s):// URL, got 'ftp://x'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_arguments_one_line_exit_2_no_crawl(crawl_env, args, line):
     result = run_scrapy(["crawl", "fastpeople", *args], crawl_env, timeout=60)
     assert result.returncode == 2

@@ -3,6 +3,7 @@
 out, and both listings are still found; the scan completes (never "no results")."""
 
 from broker_support import counters, crawl, listing_urls, namesakes, site_config, stats, summary, target
+
 from sandbox.population import ground_truth
 from support import http
 
@@ -12,10 +13,13 @@ def test_scan_waits_out_both_sites_limits_and_finds_both_listings(crawl_env, san
     on_thatsthem = len(namesakes("thatsthem", person))
     assert on_thatsthem >= 1
     # one request more than each site allows in a minute: exactly one refusal each
-    with (site_config(sandbox["fastpeople"], rate_limit_per_minute=3),
-          site_config(sandbox["thatsthem"], rate_limit_per_minute=on_thatsthem)):  # fmt: skip
-        scan_id, result = crawl("scan", person, crawl_env, sandbox, "-a", "sites=fastpeople,thatsthem",
-                                fresh=False, timeout=400)  # fmt: skip
+    with (
+        site_config(sandbox["fastpeople"], rate_limit_per_minute=3),
+        site_config(sandbox["thatsthem"], rate_limit_per_minute=on_thatsthem),
+    ):
+        scan_id, result = crawl(
+            "scan", person, crawl_env, sandbox, "-a", "sites=fastpeople,thatsthem", fresh=False, timeout=400
+        )
         refused = {site: http(f"{sandbox[site]}/_sandbox/stats").json() for site in ("fastpeople", "thatsthem")}
     assert result.returncode == 0, result.stderr[-3000:]
     assert refused["fastpeople"]["counters"].get("rate_limited", 0) >= 1, refused["fastpeople"]

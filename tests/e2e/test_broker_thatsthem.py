@@ -2,6 +2,7 @@
 (the 403 with Retry-After is waited out in test_broker_scan.py)."""
 
 from broker_support import counters, crawl, listing_urls, summary, target
+
 from sandbox.population import ground_truth
 
 
@@ -26,8 +27,11 @@ def test_phone_lookup_runs_next_to_the_name_search(crawl_env, sandbox, db):
 
 def test_no_results(crawl_env, sandbox, db):
     person = target("thatsthem")
-    person = type("P", (), {"first_name": "Zebulon", "last_name": "Qxyzzy", "middle_name": "", "age": 40,
-                            "current": person.current})()  # fmt: skip
+    person = type(
+        "P",
+        (),
+        {"first_name": "Zebulon", "last_name": "Qxyzzy", "middle_name": "", "age": 40, "current": person.current},
+    )()
     scan_id, result = crawl("thatsthem", person, crawl_env, sandbox)
     assert result.returncode == 0, result.stderr[-3000:]
     assert summary(result.stderr, "thatsthem") == "candidates 0, pages 1"

@@ -14,7 +14,7 @@ def test_unreachable_database_url(scrapy_cmd, crawl_env):
     result = scrapy_cmd(ARGS, crawl_env)
     assert result.returncode == 1
     assert error_lines(result) == [
-        'error: DATABASE_URL: cannot connect to postgresql://nobody@127.0.0.1:1/x: connection failed: '
+        "error: DATABASE_URL: cannot connect to postgresql://nobody@127.0.0.1:1/x: connection failed: "
         'connection to server at "127.0.0.1", port 1 failed: Connection refused'
     ]
     assert "Traceback" not in result.stderr and "Spider opened" not in result.stderr

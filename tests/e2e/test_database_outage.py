@@ -17,16 +17,34 @@ KILL = (
 
 
 def crawl(crawl_env, sandbox, scan_id, **settings):
-    args = [sys.executable, "-m", "scrapy", "crawl", "example", "-a", "first_name=John", "-a", "last_name=Smith",
-            "-a", f"scan_id={scan_id}", "-a", f"base_url={sandbox['directory']}"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "scrapy",
+        "crawl",
+        "example",
+        "-a",
+        "first_name=John",
+        "-a",
+        "last_name=Smith",
+        "-a",
+        f"scan_id={scan_id}",
+        "-a",
+        f"base_url={sandbox['directory']}",
+    ]
     for name, value in settings.items():
         args += ["-s", f"{name}={value}"]
     return subprocess.Popen(args, cwd=ROOT, env=crawl_env, stderr=subprocess.PIPE, text=True)
 
 
 def test_connections_killed_mid_crawl_lose_nothing(crawl_env, sandbox, database_url, db):
-    slow = {"PG_BATCH_ROWS": 5, "PG_FLUSH_SECONDS": 0.1, "DOWNLOAD_DELAY": 0.05, "CONCURRENT_REQUESTS": 2,
-            "SCREENSHOTS_ENABLED": "false"}  # rows must flow while connections are killed
+    slow = {
+        "PG_BATCH_ROWS": 5,
+        "PG_FLUSH_SECONDS": 0.1,
+        "DOWNLOAD_DELAY": 0.05,
+        "CONCURRENT_REQUESTS": 2,
+        "SCREENSHOTS_ENABLED": "false",
+    }  # rows must flow while connections are killed
     calm_id, chaos_id = str(uuid.uuid4()), str(uuid.uuid4())
     assert crawl(crawl_env, sandbox, calm_id, **slow).wait(timeout=120) == 0
 
@@ -39,8 +57,11 @@ def test_connections_killed_mid_crawl_lose_nothing(crawl_env, sandbox, database_
         with psycopg.connect(database_url, autocommit=True) as admin:
             # once the scan row is written (start-up time varies with load), cut the crawler off again and again
             deadline = time.monotonic() + 60
-            while not stop.is_set() and time.monotonic() < deadline and not admin.execute(
-                    "SELECT 1 FROM scans WHERE id = %s", (chaos_id,)).fetchone():  # fmt: skip
+            while (
+                not stop.is_set()
+                and time.monotonic() < deadline
+                and not admin.execute("SELECT 1 FROM scans WHERE id = %s", (chaos_id,)).fetchone()
+            ):
                 time.sleep(0.05)
             for _ in range(40):
                 if stop.is_set():

@@ -10,8 +10,12 @@ def test_demo_runs_twice_and_summarises(crawl_env, db):
     before = db.execute("SELECT count(*) FROM scans").fetchone()[0]
     for _ in range(2):
         result = subprocess.run(
-            [sys.executable, "-m", "crawler.demo", "--events", "20000"], cwd=ROOT, env=crawl_env, capture_output=True,
-            text=True, timeout=180,
+            [sys.executable, "-m", "crawler.demo", "--events", "20000"],
+            cwd=ROOT,
+            env=crawl_env,
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         assert "== demo summary ==" in result.stdout and "-> completed" in result.stdout

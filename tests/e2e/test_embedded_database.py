@@ -9,7 +9,16 @@ def test_crawl_without_database_url_uses_the_embedded_server(scrapy_cmd, crawl_e
     del crawl_env["DATABASE_URL"]
     crawl_env["DATA_DIR"] = str(tmp_path / "d")  # short: the server's socket lives here
     result = scrapy_cmd(
-        ["crawl", "example", "-a", "first_name=John", "-a", "last_name=Smith", "-a", f"base_url={sandbox['directory']}"],
+        [
+            "crawl",
+            "example",
+            "-a",
+            "first_name=John",
+            "-a",
+            "last_name=Smith",
+            "-a",
+            f"base_url={sandbox['directory']}",
+        ],
         crawl_env,
         timeout=180,
     )

@@ -26,8 +26,13 @@ def server_stats(sandbox):
 
 @pytest.fixture
 def events_env(crawl_env, own_database_url):
-    return dict(crawl_env, DATABASE_URL=own_database_url, EVENTS_API_KEY="sandbox-key", RETRY_BACKOFF_BASE="0.1",
-                RETRY_BACKOFF_MAX="1")  # fmt: skip
+    return dict(
+        crawl_env,
+        DATABASE_URL=own_database_url,
+        EVENTS_API_KEY="sandbox-key",
+        RETRY_BACKOFF_BASE="0.1",
+        RETRY_BACKOFF_MAX="1",
+    )
 
 
 def events_args(sandbox, *extra):
@@ -40,8 +45,9 @@ def counts(url):
 
 
 def test_every_fault_on_every_event_once_and_no_429(events_env, sandbox):
-    configure(sandbox, fault_rate=0.05, truncate_rate=0.05, duplicate_rate=0.2, cursor_ttl=1.5,
-              rate_limit=30, rate_window=2)  # fmt: skip
+    configure(
+        sandbox, fault_rate=0.05, truncate_rate=0.05, duplicate_rate=0.2, cursor_ttl=1.5, rate_limit=30, rate_window=2
+    )
     result = run_scrapy(events_args(sandbox, "-a", "page_size=400", "-a", "partitions=3"), events_env, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     stats = server_stats(sandbox)
@@ -63,13 +69,28 @@ def test_flat_bodies_renamed_ids_and_ignored_ranges_fall_back_to_one_chain(event
 
 def test_killed_three_times_then_resumed_exactly_once(events_env, sandbox):
     configure(sandbox, rate_limit=40, rate_window=1, duplicate_rate=0.1)
-    command = [sys.executable, "-m", "scrapy", *events_args(sandbox, "-a", "page_size=200", "-a", "partitions=2",
-               "-s", "PG_BATCH_ROWS=500", "-s", "PG_FLUSH_SECONDS=0.2")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "scrapy",
+        *events_args(
+            sandbox,
+            "-a",
+            "page_size=200",
+            "-a",
+            "partitions=2",
+            "-s",
+            "PG_BATCH_ROWS=500",
+            "-s",
+            "PG_FLUSH_SECONDS=0.2",
+        ),
+    ]
     rng = random.Random(7)
     for _ in range(3):
         before = counts(events_env["DATABASE_URL"])[0]
-        process = subprocess.Popen(command, cwd=ROOT, env=events_env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)  # fmt: skip
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=events_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 60  # start-up time varies with the machine's load: kill once rows flow
         while counts(events_env["DATABASE_URL"])[0] == before and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -84,11 +105,14 @@ def test_killed_three_times_then_resumed_exactly_once(events_env, sandbox):
     assert counts(events_env["DATABASE_URL"]) == (TOTAL, TOTAL)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["-a", "since=yesterday"], "error: -a since: expected ISO-8601 or epoch milliseconds"),
-    (["-a", "partitions=0"], "error: -a partitions: expected a whole number from 1 to 256"),
-    (["-a", "since=2026-10-20", "-a", "until=2026-10-10"], "error: -a until: must be later than since"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-a", "since=yesterday"], "error: -a since: expected ISO-8601 or epoch milliseconds"),
+        (["-a", "partitions=0"], "error: -a partitions: expected a whole number from 1 to 256"),
+        (["-a", "since=2026-10-20", "-a", "until=2026-10-10"], "error: -a until: must be later than since"),
+    ],
+)
 def test_bad_arguments_stop_before_the_crawl(events_env, sandbox, args, message):
     result = run_scrapy(events_args(sandbox, *args), events_env)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

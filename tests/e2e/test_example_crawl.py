@@ -6,11 +6,11 @@ import uuid
 
 import pytest
 
-from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS
-from crawler.security.keyring import KeyRing, parse_blind_index_key, parse_encryption_keys
 from crawler.security.context import finding_listing_url as listing_url_aad
 from crawler.security.context import finding_value as value_aad
+from crawler.security.keyring import KeyRing, parse_blind_index_key, parse_encryption_keys
 from sandbox.population import default_population
+from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS
 
 
 def ring():
@@ -32,11 +32,23 @@ def target():
 def crawl_target(scrapy_cmd, crawl_env, sandbox, person, *extra):
     scan_id = str(uuid.uuid4())
     result = scrapy_cmd(
-        ["crawl", "example", "-a", f"first_name={person.first_name}", "-a", f"last_name={person.last_name}",
-         "-a", f"state={person.addresses[0].state}", "-a", f"scan_id={scan_id}",
-         "-a", f"base_url={sandbox['directory']}", *extra],
+        [
+            "crawl",
+            "example",
+            "-a",
+            f"first_name={person.first_name}",
+            "-a",
+            f"last_name={person.last_name}",
+            "-a",
+            f"state={person.addresses[0].state}",
+            "-a",
+            f"scan_id={scan_id}",
+            "-a",
+            f"base_url={sandbox['directory']}",
+            *extra,
+        ],
         crawl_env,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return scan_id, result
 
@@ -45,7 +57,9 @@ def test_crawl_writes_encrypted_findings_for_the_right_people(scrapy_cmd, crawl_
     scan_id, _ = crawl_target(scrapy_cmd, crawl_env, sandbox, target)
     population = default_population()
     expected = [
-        p for p in population.search(target.first_name, target.last_name) if p.addresses[0].state == target.addresses[0].state
+        p
+        for p in population.search(target.first_name, target.last_name)
+        if p.addresses[0].state == target.addresses[0].state
     ]
     status, counters = db.execute("SELECT status, counters FROM scans WHERE id = %s", (scan_id,)).fetchone()
     assert status == "completed"
@@ -68,10 +82,22 @@ def test_a_second_run_of_the_same_scan_adds_no_rows(scrapy_cmd, crawl_env, sandb
     count = "SELECT count(*) FROM findings WHERE scan_id = %s"
     before = db.execute(count, (scan_id,)).fetchone()[0]
     again = scrapy_cmd(
-        ["crawl", "example", "-a", f"first_name={target.first_name}", "-a", f"last_name={target.last_name}",
-         "-a", f"state={target.addresses[0].state}", "-a", f"scan_id={scan_id}", "-a", f"base_url={sandbox['directory']}"],
+        [
+            "crawl",
+            "example",
+            "-a",
+            f"first_name={target.first_name}",
+            "-a",
+            f"last_name={target.last_name}",
+            "-a",
+            f"state={target.addresses[0].state}",
+            "-a",
+            f"scan_id={scan_id}",
+            "-a",
+            f"base_url={sandbox['directory']}",
+        ],
         crawl_env,
-    )  # fmt: skip
+    )
     assert again.returncode == 0
     assert before > 0 and db.execute(count, (scan_id,)).fetchone()[0] == before
 

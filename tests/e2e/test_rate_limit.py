@@ -5,6 +5,7 @@ stay within one limit."""
 import subprocess
 
 from lab_support import Tenant, fetch_command, run_lab
+
 from support import REDIS_URL, ROOT
 
 LIMIT, WINDOW = 100, 4
@@ -34,8 +35,18 @@ def test_two_workers_sharing_redis_stay_within_one_limit(crawl_env, sandbox, tmp
     settings = {"RATELIMIT_ADAPTIVE": "false", "RATELIMIT_DEFAULT_RPS": "19"}  # 57 per 3 s window, together
     # two separate jobs (each crawls all 150 pages) that share one rate limit through Redis
     workers = [
-        subprocess.Popen([*fetch_command(tenant.base, count=150), *sum((["-s", f"{k}={v}"] for k, v in settings.items()), []),
-                          "-s", f"SCHEDULER_JOB=worker{n}"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [
+                *fetch_command(tenant.base, count=150),
+                *sum((["-s", f"{k}={v}"] for k, v in settings.items()), []),
+                "-s",
+                f"SCHEDULER_JOB=worker{n}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for n in range(2)
     ]
     for worker in workers:

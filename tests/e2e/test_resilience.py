@@ -5,8 +5,8 @@ import time
 
 import orjson
 import pytest
-
 from lab_support import Tenant, run_lab
+
 from support import REDIS_URL, crawl_keyring, run_scrapy
 
 FAST = {"RATELIMIT_DEFAULT_RPS": 200, "RETRY_BACKOFF_BASE": 0.05, "RETRY_BACKOFF_MAX": 0.2, "CIRCUIT_ENABLED": "false"}
@@ -52,8 +52,21 @@ def test_exhausted_requests_become_dead_letters_and_replay_recrawls_them(crawl_e
 
     tenant.configure(fail_mode="off")
     replay_out = tmp_path / "replayed.jsonl"
-    replay = run_scrapy(["crawl", "replay_dead_letters", "-a", "spider=fetch", "-a", "reason=http_503",
-                         "-O", f"{replay_out}:jsonlines", "-s", "RATELIMIT_DEFAULT_RPS=200"], crawl_env)  # fmt: skip
+    replay = run_scrapy(
+        [
+            "crawl",
+            "replay_dead_letters",
+            "-a",
+            "spider=fetch",
+            "-a",
+            "reason=http_503",
+            "-O",
+            f"{replay_out}:jsonlines",
+            "-s",
+            "RATELIMIT_DEFAULT_RPS=200",
+        ],
+        crawl_env,
+    )
     assert replay.returncode == 0, replay.stderr[-3000:]
     replayed = [orjson.loads(line) for line in replay_out.read_text().splitlines()]
     assert sorted(r["n"] for r in replayed) == list(range(6)), replay.stderr[-3000:]
@@ -68,14 +81,22 @@ def test_replay_refuses_unknown_spiders(crawl_env):
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["in-process", "redis"])
-def test_an_open_circuit_defers_requests_lets_one_probe_through_and_loses_none(crawl_env, sandbox, tmp_path, shared,
-                                                                                redis_prefix):  # fmt: skip
+def test_an_open_circuit_defers_requests_lets_one_probe_through_and_loses_none(
+    crawl_env, sandbox, tmp_path, shared, redis_prefix
+):
     if shared:
         crawl_env = dict(crawl_env, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=f"{redis_prefix}circuit:")
     tenant = Tenant(sandbox["lab"])
     tenant.call("down", {"seconds": 5.0})  # longer than a loaded machine takes to start the crawl
-    settings = dict(FAST, CIRCUIT_ENABLED="true", CIRCUIT_FAILURE_THRESHOLD=3, CIRCUIT_RESET_SECONDS=1, RETRY_TIMES=10,
-                    CONCURRENT_REQUESTS=4, RETRY_BACKOFF_BASE=0.1)  # fmt: skip
+    settings = dict(
+        FAST,
+        CIRCUIT_ENABLED="true",
+        CIRCUIT_FAILURE_THRESHOLD=3,
+        CIRCUIT_RESET_SECONDS=1,
+        RETRY_TIMES=10,
+        CONCURRENT_REQUESTS=4,
+        RETRY_BACKOFF_BASE=0.1,
+    )
     started = time.time()
     result, records = run_lab(crawl_env, tmp_path, tenant.base, count=30, settings=settings)
     assert result.returncode == 0, result.stderr[-3000:]

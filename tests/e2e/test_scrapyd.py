@@ -57,9 +57,12 @@ def scrapyd(tmp_path):
     conf = ConfigParser()
     conf.read(ROOT / "scrapyd" / "scrapyd.conf")
     conf["scrapyd"].update(
-        http_port=str(port), poll_interval="0.2",
-        eggs_dir=str(rundir / "eggs"), logs_dir=str(rundir / "logs"), dbs_dir=str(rundir / "dbs"),
-    )  # fmt: skip
+        http_port=str(port),
+        poll_interval="0.2",
+        eggs_dir=str(rundir / "eggs"),
+        logs_dir=str(rundir / "logs"),
+        dbs_dir=str(rundir / "dbs"),
+    )
     with open(rundir / "scrapyd.conf", "w") as file:
         conf.write(file)
     # No project setting in scrapyd's environment (jobs inherit it): they come from schedule.json
@@ -69,9 +72,13 @@ def scrapyd(tmp_path):
     output = tmp_path / "scrapyd.out"
     with open(output, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "scrapyd", "--pidfile="], cwd=rundir, env=env,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "scrapyd", "--pidfile="],
+            cwd=rundir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     server = Scrapyd(process, f"http://127.0.0.1:{port}/", output)
     try:
         deadline = time.monotonic() + 30
@@ -105,9 +112,13 @@ def deploy(server: Scrapyd, tmp_path: Path) -> dict:
     (config_home / "scrapy.cfg").write_text(f"[deploy:e2e]\nurl = {server.url}\nproject = {PROJECT}\n")
     result = subprocess.run(
         [str(Path(sys.executable).with_name("scrapyd-deploy")), "e2e", "--version", f"e2e-{uuid.uuid4().hex[:8]}"],
-        cwd=ROOT, env=dict(os.environ, XDG_CONFIG_HOME=str(config_home)),
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=dict(os.environ, XDG_CONFIG_HOME=str(config_home)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(result.stdout)
 
@@ -151,8 +162,16 @@ def test_deployed_with_scrapyd_deploy_and_scheduled_over_http(scrapyd, sandbox, 
     }
     source, scan_id = f"scrapyd-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
     events_job = schedule(scrapyd, "events", settings, base_url=sandbox["events"], source=source)
-    example_job = schedule(scrapyd, "example", settings, first_name="John", last_name="Smith", state="IL",
-                           scan_id=scan_id, base_url=sandbox["directory"])  # fmt: skip
+    example_job = schedule(
+        scrapyd,
+        "example",
+        settings,
+        first_name="John",
+        last_name="Smith",
+        state="IL",
+        scan_id=scan_id,
+        base_url=sandbox["directory"],
+    )
 
     finished = wait_finished(scrapyd, {events_job, example_job})
 

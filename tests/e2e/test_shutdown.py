@@ -72,8 +72,19 @@ class Worker:
 
 def lab_fetch(sandbox, tmp_path, env, count: int, concurrency: int, **config) -> tuple[Worker, Tenant]:
     tenant = Tenant(sandbox["lab"], **config)
-    args = [*fetch_command(tenant.base, "json", count), "-a", "ratelimit_rps=1000", "-O", f"{tmp_path}/out.jsonl:jsonlines",
-            "-s", "METRICS_PORT=0", "-s", f"CONCURRENT_REQUESTS={concurrency}", "-s", "LOG_LEVEL=INFO"]  # fmt: skip
+    args = [
+        *fetch_command(tenant.base, "json", count),
+        "-a",
+        "ratelimit_rps=1000",
+        "-O",
+        f"{tmp_path}/out.jsonl:jsonlines",
+        "-s",
+        "METRICS_PORT=0",
+        "-s",
+        f"CONCURRENT_REQUESTS={concurrency}",
+        "-s",
+        "LOG_LEVEL=INFO",
+    ]
     return Worker(args, env, tmp_path), tenant
 
 
@@ -130,12 +141,35 @@ def test_second_sigterm_stops_at_once_with_exit_1(sandbox, crawl_env, tmp_path):
 
 
 def scan_crawl(sandbox, env, tmp_path, scan_id: str) -> Worker:
-    args = [sys.executable, "-m", "scrapy", "crawl", "example", "-a", "first_name=John", "-a", "last_name=Smith",
-            "-a", f"scan_id={scan_id}", "-a", f"base_url={sandbox['directory']}",
-            # rows reach the database only when the writer flushes at close: the test sees that flush
-            "-s", "PG_FLUSH_SECONDS=600", "-s", "PG_BATCH_ROWS=100000",
-            "-s", "DOWNLOAD_DELAY=0.3", "-s", "CONCURRENT_REQUESTS=2", "-s", "METRICS_PORT=0", "-s", "LOG_LEVEL=INFO"]
-    return Worker(args, env, tmp_path)  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "scrapy",
+        "crawl",
+        "example",
+        "-a",
+        "first_name=John",
+        "-a",
+        "last_name=Smith",
+        "-a",
+        f"scan_id={scan_id}",
+        "-a",
+        f"base_url={sandbox['directory']}",
+        # rows reach the database only when the writer flushes at close: the test sees that flush
+        "-s",
+        "PG_FLUSH_SECONDS=600",
+        "-s",
+        "PG_BATCH_ROWS=100000",
+        "-s",
+        "DOWNLOAD_DELAY=0.3",
+        "-s",
+        "CONCURRENT_REQUESTS=2",
+        "-s",
+        "METRICS_PORT=0",
+        "-s",
+        "LOG_LEVEL=INFO",
+    ]
+    return Worker(args, env, tmp_path)
 
 
 def scan_rows(db, scan_id: str) -> int:
@@ -158,7 +192,10 @@ def test_sigterm_mid_scan_writes_buffered_rows_and_marks_the_scan_cancelled(sand
     log = worker.text()
     written = {table: int(n) for table, n in WRITTEN_RE.findall(log)}
     stored = scan_rows(db, scan_id)
-    assert stored >= 5 and stored == written.get("findings", 0) + written.get("rejected_candidates", 0), (stored, written)
+    assert stored >= 5 and stored == written.get("findings", 0) + written.get("rejected_candidates", 0), (
+        stored,
+        written,
+    )
     status, error = db.execute("SELECT status, error FROM scans WHERE id = %s", (scan_id,)).fetchone()
     assert (status, error) == ("cancelled", "shutdown")
     # stopped part-way: the same search left alone finds more
@@ -171,8 +208,9 @@ def test_sigterm_mid_scan_writes_buffered_rows_and_marks_the_scan_cancelled(sand
 def test_deferred_requests_stay_recoverable_as_dead_letters(sandbox, crawl_env, tmp_path, own_database_url):
     # every answer is a 503 with Retry-After 120: the retry middleware defers the requests in the scheduler
     env = {**crawl_env, "DATABASE_URL": own_database_url}
-    worker, _ = lab_fetch(sandbox, tmp_path, env, count=3, concurrency=3, fail_mode="always", fail_status=503,
-                          retry_after=120)  # fmt: skip
+    worker, _ = lab_fetch(
+        sandbox, tmp_path, env, count=3, concurrency=3, fail_mode="always", fail_status=503, retry_after=120
+    )
     try:
         worker.wait_metric("crawler_requests_deferred_total", '{reason="retry"}', 3)
         worker.process.send_signal(signal.SIGTERM)
@@ -202,8 +240,9 @@ def leased(prefix: str) -> tuple[int, int]:
         client.close()
 
 
-def test_shared_scheduler_returns_leases_on_sigterm_and_leaves_them_on_a_forced_stop(sandbox, crawl_env, tmp_path,
-                                                                                     redis_prefix):  # fmt: skip
+def test_shared_scheduler_returns_leases_on_sigterm_and_leaves_them_on_a_forced_stop(
+    sandbox, crawl_env, tmp_path, redis_prefix
+):
     for forced in (False, True):
         prefix = f"{redis_prefix}shutdown{int(forced)}:"
         env = shared_env(crawl_env, prefix)
@@ -226,4 +265,3 @@ def test_shared_scheduler_returns_leases_on_sigterm_and_leaves_them_on_a_forced_
         client = redis.Redis.from_url(REDIS_URL)
         client.delete(*(client.keys(prefix + "*") or [prefix]))
         client.close()
-

@@ -5,12 +5,20 @@ with Retry-After is waited out rather than reported as "no results"."""
 import re
 
 import pytest
-
-from support import run_scrapy
+from sites_support import (
+    configure,
+    crawl_site,
+    crawl_stats,
+    finding_urls,
+    module_env,
+    person_arguments,
+    scan_row,
+    site_stats,
+)
 
 from sandbox.brokers import radaris
 from sandbox.population import default_population, ground_truth
-from sites_support import configure, module_env, crawl_site, crawl_stats, finding_urls, person_arguments, scan_row, site_stats
+from support import run_scrapy
 
 SITE = "radaris"
 LIMIT = 5  # requests a minute the sandbox allows in the 403 test (the crawl needs 8)
@@ -23,8 +31,9 @@ def limited_crawl(sandbox, database_url, tmp_path_factory):
     configure(sandbox[SITE], rate_limit_per_minute=LIMIT)
     target = default_population().get("P000001")
     env = module_env(database_url, tmp_path_factory.mktemp("radaris"))
-    scan_id, result, seconds = crawl_site(run_scrapy, env, sandbox, SITE, person_arguments(target, state=False),
-                                          SITES_MAX_CANDIDATES=2)  # fmt: skip
+    scan_id, result, seconds = crawl_site(
+        run_scrapy, env, sandbox, SITE, person_arguments(target, state=False), SITES_MAX_CANDIDATES=2
+    )
     return target, scan_id, result, site_stats(sandbox[SITE]), seconds
 
 
@@ -47,4 +56,3 @@ def test_the_hard_403_is_waited_out(limited_crawl):
     assert stats["ratelimit/pauses"] >= 1  # ...the site's key paused for its Retry-After...
     assert "retry/max_reached" not in stats and stats["item_scraped_count"] >= 2  # ...and nothing was lost
     assert seconds > 30  # a minute's window: the crawl waited instead of hammering
-

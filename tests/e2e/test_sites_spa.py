@@ -1,9 +1,10 @@
 """`scrapy crawl spa` against the sandbox: pages rendered in Chromium, the terms modal accepted by a page
 action, every cursor page loaded, values read from the profile page (the teasers are masked)."""
 
+from sites_support import configure, crawl_site, crawl_stats, finding_urls, person_arguments, scan_row, site_stats
+
 from sandbox.brokers import spa
 from sandbox.population import default_population, ground_truth
-from sites_support import configure, crawl_site, crawl_stats, finding_urls, person_arguments, scan_row, site_stats
 
 SITE = "spa"
 
@@ -27,8 +28,9 @@ def test_every_cursor_page_is_loaded(scrapy_cmd, crawl_env, sandbox):
     listed = [p for p in default_population().search("John", "Smith") if spa.listing_url(p)]
     assert len(listed) > 20
     person = listed[0]
-    _, result, _ = crawl_site(scrapy_cmd, crawl_env, sandbox, SITE, person_arguments(person, state=False),
-                              SITES_MAX_CANDIDATES=1)  # fmt: skip
+    _, result, _ = crawl_site(
+        scrapy_cmd, crawl_env, sandbox, SITE, person_arguments(person, state=False), SITES_MAX_CANDIDATES=1
+    )
     assert f"{SITE}: candidates {len(listed)}, " in result.stderr
     assert crawl_stats(result.stderr).get("retry/max_reached") is None
     search_calls = 3  # 10 a page

@@ -2,9 +2,9 @@
 captcha slows the crawl down instead of ending it, and the target's listing is found either way."""
 
 import pytest
+from sites_support import configure, crawl_site, crawl_stats, finding_urls, person_arguments, scan_row, site_stats
 
 from sandbox.population import default_population, ground_truth
-from sites_support import configure, crawl_site, crawl_stats, finding_urls, person_arguments, scan_row, site_stats
 
 SITE = "truepeople"
 
@@ -36,8 +36,9 @@ def test_a_burst_captcha_slows_the_crawl_down_and_the_data_still_comes(scrapy_cm
     once; the crawl must classify it as a captcha, pause, go slower and fetch every candidate."""
     person = default_population().get("P000004")  # John L. Smith, Chicago IL: 4 candidates in IL
     configure(sandbox[SITE], burst_limit=2, burst_seconds=3.0)
-    scan_id, result, _ = crawl_site(scrapy_cmd, crawl_env, sandbox, SITE, person_arguments(person),
-                                    SLOWDOWN_PAUSE_SECONDS=4)  # fmt: skip
+    scan_id, result, _ = crawl_site(
+        scrapy_cmd, crawl_env, sandbox, SITE, person_arguments(person), SLOWDOWN_PAUSE_SECONDS=4
+    )
     site = site_stats(sandbox[SITE])["counters"]
     assert site["captcha"] >= 1  # the quirk was met...
     stats = crawl_stats(result.stderr)

@@ -1,7 +1,8 @@
 """The scrapy shell helper: shell.run(site, response) prints and returns the extraction."""
 
-from crawler.extraction import shell
 from extraction_pages import page
+
+from crawler.extraction import shell
 
 
 def test_run_detects_list_and_detail_pages(capsys):

@@ -1,9 +1,9 @@
 """spiders/sites/thatsthem.yaml on saved sandbox pages: the exact records."""
 
 import pytest
+from extraction_pages import page
 
 from crawler.extraction import extract_detail, extract_list, load_definition
-from extraction_pages import page
 
 
 @pytest.fixture(scope="module")
@@ -15,13 +15,25 @@ def test_result_page(site):
     result = extract_list(site, page("thatsthem", "list", "http://tt.test/name/john-smith"))
     assert len(result.candidates) == 10
     assert result.candidates[:3] == [
-        {"url": "http://tt.test/person/John-Smith/9bd2ea20b3", "full_name": "John C. Smith", "age": 87,
-         "locations": ["Buffalo, NY"]},
-        {"url": "http://tt.test/person/John-Smith/2c293d4214", "full_name": "John Smith", "age": 63,
-         "locations": ["Lincoln, NE"]},
-        {"url": "http://tt.test/person/John-Smith/ea5ed5d867", "full_name": "John L. Smith", "age": 40,
-         "locations": ["Chicago, IL"]},
-    ]  # fmt: skip
+        {
+            "url": "http://tt.test/person/John-Smith/9bd2ea20b3",
+            "full_name": "John C. Smith",
+            "age": 87,
+            "locations": ["Buffalo, NY"],
+        },
+        {
+            "url": "http://tt.test/person/John-Smith/2c293d4214",
+            "full_name": "John Smith",
+            "age": 63,
+            "locations": ["Lincoln, NE"],
+        },
+        {
+            "url": "http://tt.test/person/John-Smith/ea5ed5d867",
+            "full_name": "John L. Smith",
+            "age": 40,
+            "locations": ["Chicago, IL"],
+        },
+    ]
     assert result.next_url == "http://tt.test/name/John-Smith?page=2"
 
 
@@ -45,10 +57,13 @@ def test_record_page(site):
         "birth_month": 1,
         "birth_year": 1939,
         "aliases": ["Jack Smith"],
-        "addresses": ["8544 SUNSET BLVD, BUFFALO, NY 14254", "5286 RIVER RD, NASHVILLE, TN 37224",
-                      "3053 OAK AVE, OMAHA, NE 68125"],
+        "addresses": [
+            "8544 SUNSET BLVD, BUFFALO, NY 14254",
+            "5286 RIVER RD, NASHVILLE, TN 37224",
+            "3053 OAK AVE, OMAHA, NE 68125",
+        ],
         "locations": ["Buffalo, NY", "Nashville, TN", "Omaha, NE"],
         "phones": ["402-555-0150", "716-555-0153"],
         "emails": ["smith.john33@mail.example.com", "smith.john500@example.com", "smith.john585@example.com"],
         "relatives": ["Jason Smith", "Joseph Smith"],
-    }  # fmt: skip
+    }

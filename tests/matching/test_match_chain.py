@@ -30,22 +30,32 @@ def scan_row(db):
     scan_id = str(uuid.uuid4())
     db.execute("INSERT INTO scans (id, spider) VALUES (%s, 'match-test')", (scan_id,))
     for site in ("fastpeople", "thatsthem"):
-        db.execute("INSERT INTO websites (id, name, base_url) VALUES (%s, %s, 'http://x') ON CONFLICT DO NOTHING",
-                   (site, site))  # fmt: skip
+        db.execute(
+            "INSERT INTO websites (id, name, base_url) VALUES (%s, %s, 'http://x') ON CONFLICT DO NOTHING", (site, site)
+        )
     return scan_id
 
 
 async def run_chain(database_url, tmp_path, scan: ScanContext, items):
     values = {k: getattr(project_settings, k) for k in dir(project_settings) if k.isupper()}
-    values.update(DATABASE_URL=database_url, DATA_DIR=str(tmp_path), CRAWLER_ENCRYPTION_KEYS=ENCRYPTION_KEYS,
-                  CRAWLER_BLIND_INDEX_KEY=BLIND_INDEX_KEY, REDIS_URL="", PG_FLUSH_SECONDS=60, SPIDER_MODULES=[])  # fmt: skip
+    values.update(
+        DATABASE_URL=database_url,
+        DATA_DIR=str(tmp_path),
+        CRAWLER_ENCRYPTION_KEYS=ENCRYPTION_KEYS,
+        CRAWLER_BLIND_INDEX_KEY=BLIND_INDEX_KEY,
+        REDIS_URL="",
+        PG_FLUSH_SECONDS=60,
+        SPIDER_MODULES=[],
+    )
     crawler = get_crawler(ScanSpider, settings_dict=values)
     crawler.spider = ScanSpider()
     crawler.spider.scan = scan
     sent = []
     for signal, kind in ((project_signals.found_data, "found"), (project_signals.candidate_rejected, "rejected")):
+
         def receiver(scan_id, site, listing, confidence, kind=kind):
             sent.append((kind, scan_id, site, listing.listing_url, confidence))
+
         crawler.signals.connect(receiver, signal=signal, weak=False)
     order = sorted(values["ITEM_PIPELINES"].items(), key=lambda kv: kv[1])
     pipelines = [build_from_crawler(load_object(path), crawler) for path, _ in order]
@@ -85,8 +95,9 @@ async def test_candidates_are_accepted_or_kept_as_rejected(database_url, tmp_pat
     stats = crawler.stats
     assert (stats.get_value("match/accepted"), stats.get_value("match/rejected")) == (1, 1)
     assert [(k, s, u) for k, _, s, u, _ in sent] == [
-        ("found", "fastpeople", mine.listing_url), ("rejected", "thatsthem", theirs.listing_url),
-    ]  # fmt: skip
+        ("found", "fastpeople", mine.listing_url),
+        ("rejected", "thatsthem", theirs.listing_url),
+    ]
     accepted_confidence = sent[0][4]
     assert accepted_confidence >= project_settings_threshold()
 
@@ -94,8 +105,9 @@ async def test_candidates_are_accepted_or_kept_as_rejected(database_url, tmp_pat
     assert [(w, round(c, 3)) for w, c in findings.fetchall()] == [("fastpeople", round(accepted_confidence, 3))]
     rows = db.execute(
         "SELECT website_id, listing_url_ciphertext, listing_url_index, confidence, threshold, evidence "
-        "FROM rejected_candidates WHERE scan_id = %s", (scan_row,),
-    ).fetchall()  # fmt: skip
+        "FROM rejected_candidates WHERE scan_id = %s",
+        (scan_row,),
+    ).fetchall()
     assert len(rows) == 1
     site, ciphertext, index, confidence, threshold, evidence = rows[0]
     ring = crawl_keyring()
@@ -104,12 +116,15 @@ async def test_candidates_are_accepted_or_kept_as_rejected(database_url, tmp_pat
     assert bytes(index) == ring.blind_index(theirs.listing_url) and theirs.listing_url.encode() not in bytes(ciphertext)
     assert evidence["age"]["level"] == "disagree" and evidence["name"]["level"] == "exact"
     assert "smith" not in str(evidence).casefold()  # levels and weights, no values
-    assert not db.execute("SELECT 1 FROM screenshots s JOIN findings f ON f.screenshot_sha256 = s.sha256 "
-                          "WHERE f.website_id = 'thatsthem' AND f.scan_id = %s", (scan_row,)).fetchall()  # fmt: skip
+    assert not db.execute(
+        "SELECT 1 FROM screenshots s JOIN findings f ON f.screenshot_sha256 = s.sha256 "
+        "WHERE f.website_id = 'thatsthem' AND f.scan_id = %s",
+        (scan_row,),
+    ).fetchall()
 
 
 async def test_listings_without_a_scan_pass_untouched(database_url, tmp_path):
-    from pipelines.match import MatchPipeline  # noqa: PLC0415
+    from pipelines.match import MatchPipeline
 
     crawler = get_crawler(Spider, settings_dict={"MATCH_THRESHOLD": "0.85"})
     crawler.spider = Spider(name="plain")

@@ -22,35 +22,47 @@ def matcher(query: PersonQuery, threshold: float = 0.85) -> Matcher:
 
 
 def listing(**values) -> PersonListing:
-    base = dict(site="s", scan_id="x", listing_url="http://s/1", full_name="John Michael Doe", age=44,
-                locations=["Springfield, IL", "Peoria, IL"])  # fmt: skip
+    base = dict(
+        site="s",
+        scan_id="x",
+        listing_url="http://s/1",
+        full_name="John Michael Doe",
+        age=44,
+        locations=["Springfield, IL", "Peoria, IL"],
+    )
     return PersonListing(**{**base, **values})
 
 
 QUERY = PersonQuery(first_name="John", last_name="Doe", city="Springfield", state="IL", age=44)
 
 
-@pytest.mark.parametrize("text, parts", [
-    ("John Michael Smith", ("john", ("michael",), "smith")),
-    ("Smith, John M.", ("john", ("m",), "smith")),
-    ("SMITH, JOHN", ("john", (), "smith")),
-    ("John M Smith Jr.", ("john", ("m",), "smith")),
-    ("Dr. José de la Cruz", ("jose", ("de", "la"), "cruz")),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, parts",
+    [
+        ("John Michael Smith", ("john", ("michael",), "smith")),
+        ("Smith, John M.", ("john", ("m",), "smith")),
+        ("SMITH, JOHN", ("john", (), "smith")),
+        ("John M Smith Jr.", ("john", ("m",), "smith")),
+        ("Dr. José de la Cruz", ("jose", ("de", "la"), "cruz")),
+    ],
+)
 def test_names_are_parsed_in_every_site_order(text, parts):
     assert dataclasses.astuple(parse_name(text)) == parts
 
 
-@pytest.mark.parametrize("first, middle, shown, level, mid", [
-    ("john", "", "J. Doe", "initial", "unknown"),
-    ("john", "michael", "J. M. Doe", "initial", "agree"),
-    ("john", "m", "John L Doe", "exact", "conflict"),
-    ("william", "", "Bill Doe", "nickname", "unknown"),
-    ("kathleen", "", "Kate Doe", "nickname", "unknown"),
-    ("zachary", "", "Zachery Doe", "typo", "unknown"),
-    ("john", "", "Joan Doe", "disagree", "unknown"),
-    ("john", "", "John Dane", "disagree", "unknown"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "first, middle, shown, level, mid",
+    [
+        ("john", "", "J. Doe", "initial", "unknown"),
+        ("john", "michael", "J. M. Doe", "initial", "agree"),
+        ("john", "m", "John L Doe", "exact", "conflict"),
+        ("william", "", "Bill Doe", "nickname", "unknown"),
+        ("kathleen", "", "Kate Doe", "nickname", "unknown"),
+        ("zachary", "", "Zachery Doe", "typo", "unknown"),
+        ("john", "", "Joan Doe", "disagree", "unknown"),
+        ("john", "", "John Dane", "disagree", "unknown"),
+    ],
+)
 def test_name_levels(first, middle, shown, level, mid):
     result = compare_names(first, middle, "doe", shown, [])
     assert (result.level, result.middle) == (level, mid)
@@ -109,8 +121,15 @@ def test_evidence_carries_no_personal_value():
         result = matcher(query).score(site_listing(site, person, population))
         assert result.accepted
         text = orjson.dumps(result.evidence).decode().casefold()
-        values = [person.first_name, person.last_name, person.middle_name, person.current.city, *person.emails,
-                  person.phones[0].number[-4:], str(person.age)]  # fmt: skip
+        values = [
+            person.first_name,
+            person.last_name,
+            person.middle_name,
+            person.current.city,
+            *person.emails,
+            person.phones[0].number[-4:],
+            str(person.age),
+        ]
         assert not [v for v in values if v.casefold() in text]
 
 

@@ -7,8 +7,8 @@ import uuid
 import pytest
 import redis.asyncio
 
-from crawler.resilience.budget import parse_budget, parse_retry_after
 from crawler.resilience.buckets import LocalBuckets, RedisBuckets
+from crawler.resilience.budget import parse_budget, parse_retry_after
 from crawler.resilience.circuits import PASS, PROBE, WAIT, LocalCircuits, RedisCircuits
 from support import REDIS_URL
 
@@ -86,8 +86,10 @@ async def test_exhausted_budget_and_retry_after_pause_the_key(shared, kind):
 
 async def test_two_clients_share_one_redis_bucket(shared):
     first, second = buckets("redis", shared), buckets("redis", shared)
-    waits = [(await client.reserve("k", 50, 1, uuid.uuid4().hex, 60_000, 10_000))[1]
-             for client in (first, second, first, second)]  # fmt: skip
+    waits = [
+        (await client.reserve("k", 50, 1, uuid.uuid4().hex, 60_000, 10_000))[1]
+        for client in (first, second, first, second)
+    ]
     assert waits == sorted(waits) and waits[-1] >= 140
 
 
@@ -137,10 +139,13 @@ def test_budget_headers_in_every_reset_style():
     now = 1_800_000_000.0
     seconds = parse_budget({"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "17", "X-RateLimit-Reset": "42"}, now)
     assert (seconds.limit, seconds.remaining, seconds.reset_in, seconds.reset_style) == (600, 17, 42, "seconds")
-    epoch = parse_budget({"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(now + 30)}, now)
+    epoch = parse_budget(
+        {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(now + 30)}, now
+    )
     assert (epoch.reset_in, epoch.reset_style) == (30, "epoch")
-    millis = parse_budget({"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "3",
-                           "X-RateLimit-Reset": str(int((now + 5) * 1000))}, now)  # fmt: skip
+    millis = parse_budget(
+        {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "3", "X-RateLimit-Reset": str(int((now + 5) * 1000))}, now
+    )
     assert (millis.reset_in, millis.reset_style) == (5, "epoch_ms")
     assert parse_budget({"X-RateLimit-Limit": "10"}, now) is None
     assert parse_budget({"X-RateLimit-Limit": "x", "X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "1"}, now) is None
@@ -155,10 +160,10 @@ def test_retry_after_seconds_or_http_date():
 
 
 async def test_shared_state_falls_back_to_the_worker_while_redis_is_down():
-    from scrapy.statscollectors import MemoryStatsCollector  # noqa: PLC0415
-    from scrapy.utils.test import get_crawler  # noqa: PLC0415
+    from scrapy.statscollectors import MemoryStatsCollector
+    from scrapy.utils.test import get_crawler
 
-    from crawler.resilience.fallback import SharedOrLocal  # noqa: PLC0415
+    from crawler.resilience.fallback import SharedOrLocal
 
     down = redis.asyncio.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)  # nothing listens
     stats = MemoryStatsCollector(get_crawler())

@@ -75,7 +75,7 @@ async def test_other_block_kinds_and_clean_pages_change_nothing():
 
 
 def test_switched_off_by_its_setting():
-    from scrapy.exceptions import NotConfigured  # noqa: PLC0415
+    from scrapy.exceptions import NotConfigured
 
     with pytest.raises(NotConfigured):
         middleware(SLOWDOWN_ENABLED="false")

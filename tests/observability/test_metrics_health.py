@@ -28,8 +28,13 @@ class Worker:
     def __init__(self, args: list[str], env: dict, tmp_path, command: str = "crawl"):
         self.log_path = tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log"
         self.log = self.log_path.open("w")
-        self.process = subprocess.Popen([sys.executable, "-m", "scrapy", command, *args], cwd=ROOT, env=env,
-                                        stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "scrapy", command, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self._port: int | None = None
 
     def text(self) -> str:
@@ -107,11 +112,30 @@ def free_port_range(size: int) -> str:
 
 
 def test_metrics_move_during_a_scan(sandbox, crawl_env, tmp_path):
-    args = ["example", "-a", "first_name=John", "-a", "last_name=Smith", "-a", f"base_url={sandbox['directory']}",
-            "-s", "METRICS_PORT=0", "-s", "DOWNLOAD_DELAY=0.2", "-s", "CONCURRENT_REQUESTS=2",
-            "-s", "PG_FLUSH_SECONDS=0.2", "-s", "LOG_LEVEL=INFO", "-s", "OTEL_ENABLED=true",
-            # screenshots wait on the scheduler, which a SIGTERM stops: see the shutdown notes in the README
-            "-s", "SCREENSHOTS_ENABLED=false"]  # fmt: skip
+    args = [
+        "example",
+        "-a",
+        "first_name=John",
+        "-a",
+        "last_name=Smith",
+        "-a",
+        f"base_url={sandbox['directory']}",
+        "-s",
+        "METRICS_PORT=0",
+        "-s",
+        "DOWNLOAD_DELAY=0.2",
+        "-s",
+        "CONCURRENT_REQUESTS=2",
+        "-s",
+        "PG_FLUSH_SECONDS=0.2",
+        "-s",
+        "LOG_LEVEL=INFO",
+        "-s",
+        "OTEL_ENABLED=true",
+        # screenshots wait on the scheduler, which a SIGTERM stops: see the shutdown notes in the README
+        "-s",
+        "SCREENSHOTS_ENABLED=false",
+    ]
     worker = Worker(args, crawl_env, tmp_path)
     try:
         deadline = time.monotonic() + 120  # generous: CI machines run several crawls at once
@@ -126,13 +150,18 @@ def test_metrics_move_during_a_scan(sandbox, crawl_env, tmp_path):
     finally:
         code = worker.stop()
     assert code == 0, worker.text()[-3000:]
-    for name, labels in (("crawler_requests_total", {}), ("crawler_responses_total", {"status": "200"}),
-                         ("crawler_items_total", {"site": "directory"})):  # fmt: skip
+    for name, labels in (
+        ("crawler_requests_total", {}),
+        ("crawler_responses_total", {"status": "200"}),
+        ("crawler_items_total", {"site": "directory"}),
+    ):
         assert value(later, name, **labels) > value(first, name, **labels) > 0, name
     assert value(later, "crawler_pipeline_flush_seconds_count") >= 1
-    assert value(later, "crawler_db_rows_written_total", table="rejected_candidates") + value(
-        later, "crawler_db_rows_written_total", table="findings"
-    ) > 0
+    assert (
+        value(later, "crawler_db_rows_written_total", table="rejected_candidates")
+        + value(later, "crawler_db_rows_written_total", table="findings")
+        > 0
+    )
     assert value(later, "crawler_engine_running") == 1
     assert ("crawler_queue_depth", ()) in later and ("crawler_requests_in_flight", ()) in later
     assert value(later, "process_resident_memory_bytes") > 0
@@ -146,14 +175,27 @@ def test_health_answers_503_when_redis_is_unreachable(sandbox, crawl_env, tmp_pa
         closed.bind(("127.0.0.1", 0))
         dead_redis = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"
     base = lab_tenant(sandbox["lab"], delay=10)
-    common = ["-a", f"url_template={base}/json/{{n}}", "-a", "count=2", "-a", "ratelimit_rps=1000",
-              "-s", f"METRICS_PORT={ports}", "-s", "HEALTH_TIMEOUT_SECONDS=1"]  # fmt: skip
+    common = [
+        "-a",
+        f"url_template={base}/json/{{n}}",
+        "-a",
+        "count=2",
+        "-a",
+        "ratelimit_rps=1000",
+        "-s",
+        f"METRICS_PORT={ports}",
+        "-s",
+        "HEALTH_TIMEOUT_SECONDS=1",
+    ]
     healthy = Worker(["fetch", *common, "-s", f"REDIS_URL={REDIS_URL}"], crawl_env, tmp_path)
     # `scrapy crawl` refuses to start without Redis; runspider skips that check: Redis lost mid-crawl
-    broken = Worker(["spiders/fetch.py", *common, "-s", f"REDIS_URL={dead_redis}"], crawl_env, tmp_path,
-                    command="runspider")  # fmt: skip
+    broken = Worker(
+        ["spiders/fetch.py", *common, "-s", f"REDIS_URL={dead_redis}"], crawl_env, tmp_path, command="runspider"
+    )
     try:
-        assert healthy.port != broken.port and {healthy.port, broken.port} <= set(range(int(ports.split("-")[0]), int(ports.split("-")[1]) + 1))
+        assert healthy.port != broken.port and {healthy.port, broken.port} <= set(
+            range(int(ports.split("-")[0]), int(ports.split("-")[1]) + 1)
+        )
         good = healthy.health()
         assert good.status == 200, good.body
         checks = good.json()["checks"]
@@ -172,8 +214,24 @@ def test_health_answers_503_when_redis_is_unreachable(sandbox, crawl_env, tmp_pa
 
 
 def test_a_bad_metrics_port_stops_the_crawl_with_one_line(crawl_env):
-    result = subprocess.run([sys.executable, "-m", "scrapy", "crawl", "fetch", "-a", "urls=http://127.0.0.1:9/",
-                             "-s", "METRICS_PORT=9500-9400"], cwd=ROOT, env=crawl_env, capture_output=True,
-                            text=True, timeout=60, check=False)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scrapy",
+            "crawl",
+            "fetch",
+            "-a",
+            "urls=http://127.0.0.1:9/",
+            "-s",
+            "METRICS_PORT=9500-9400",
+        ],
+        cwd=ROOT,
+        env=crawl_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: METRICS_PORT: expected ports in 1-65535")

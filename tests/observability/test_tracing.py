@@ -51,10 +51,20 @@ def test_fetch_spans_request_then_item_with_one_span_per_retry(scrapy_cmd, crawl
     # every URL fails once with 503, then answers: 3 URLs = 6 download attempts, 3 items
     base = lab_tenant(sandbox["lab"], fail_mode="first_n", fail_n=1, fail_status=503)
     result = scrapy_cmd(
-        ["crawl", "fetch", "-a", f"url_template={base}/json/{{n}}", "-a", "count=3",
-         "-s", "RETRY_BACKOFF_BASE=0", "-s", "CIRCUIT_ENABLED=false"],
+        [
+            "crawl",
+            "fetch",
+            "-a",
+            f"url_template={base}/json/{{n}}",
+            "-a",
+            "count=3",
+            "-s",
+            "RETRY_BACKOFF_BASE=0",
+            "-s",
+            "CIRCUIT_ENABLED=false",
+        ],
         traced(crawl_env),
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Error caught on signal handler" not in result.stderr, result.stderr[-3000:]
     assert "ended span" not in result.stderr  # no attribute set on a span already ended
@@ -99,11 +109,22 @@ def test_example_crawl_links_database_flushes_to_item_spans(scrapy_cmd, crawl_en
     population = default_population()
     person = next(p for p in population.people if len(population.search(p.first_name, p.last_name)) >= 2)
     result = scrapy_cmd(
-        ["crawl", "example", "-a", f"first_name={person.first_name}", "-a", f"last_name={person.last_name}",
-         "-a", f"scan_id={uuid.uuid4()}", "-a", f"base_url={sandbox['directory']}",
-         "-s", "SCREENSHOTS_ENABLED=false"],
+        [
+            "crawl",
+            "example",
+            "-a",
+            f"first_name={person.first_name}",
+            "-a",
+            f"last_name={person.last_name}",
+            "-a",
+            f"scan_id={uuid.uuid4()}",
+            "-a",
+            f"base_url={sandbox['directory']}",
+            "-s",
+            "SCREENSHOTS_ENABLED=false",
+        ],
         traced(crawl_env),
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Error caught on signal handler" not in result.stderr, result.stderr[-3000:]
     spans = printed_spans(result.stdout)

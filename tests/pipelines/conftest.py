@@ -7,9 +7,9 @@ from scrapy import Spider
 from scrapy.utils.misc import build_from_crawler
 from scrapy.utils.test import get_crawler
 
-from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS, REDIS_URL
 from crawler import settings as project_settings
 from crawler.db.pool import close_pools
+from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS, REDIS_URL
 
 CHAIN = [
     "pipelines.validate.ValidatePipeline",
@@ -24,7 +24,7 @@ class Chain:
     """The project's pipeline chain, in settings order, as the engine would run it."""
 
     def __init__(self, crawler):
-        from scrapy.utils.misc import load_object  # noqa: PLC0415
+        from scrapy.utils.misc import load_object
 
         self.crawler = crawler
         self.pipelines = [build_from_crawler(load_object(path), crawler) for path in CHAIN]
@@ -54,10 +54,15 @@ def make_chain(database_url, tmp_path, redis_prefix):
     def make(redis: bool = False, **overrides) -> Chain:
         values = {k: getattr(project_settings, k) for k in dir(project_settings) if k.isupper()}
         values.update(
-            DATABASE_URL=database_url, DATA_DIR=str(tmp_path), CRAWLER_ENCRYPTION_KEYS=ENCRYPTION_KEYS,
-            CRAWLER_BLIND_INDEX_KEY=BLIND_INDEX_KEY, REDIS_URL=REDIS_URL if redis else "",
-            REDIS_KEY_PREFIX=f"{redis_prefix}{uuid.uuid4().hex[:6]}:", PG_FLUSH_SECONDS=60, **overrides,
-        )  # fmt: skip
+            DATABASE_URL=database_url,
+            DATA_DIR=str(tmp_path),
+            CRAWLER_ENCRYPTION_KEYS=ENCRYPTION_KEYS,
+            CRAWLER_BLIND_INDEX_KEY=BLIND_INDEX_KEY,
+            REDIS_URL=REDIS_URL if redis else "",
+            REDIS_KEY_PREFIX=f"{redis_prefix}{uuid.uuid4().hex[:6]}:",
+            PG_FLUSH_SECONDS=60,
+            **overrides,
+        )
         crawler = get_crawler(Spider, settings_dict=values)
         crawler.spider = Spider(name="pipeline-test")
         return Chain(crawler)
@@ -70,7 +75,5 @@ def scan(db):
     """A scans row for findings to reference, and the directory website."""
     scan_id = str(uuid.uuid4())
     db.execute("INSERT INTO scans (id, spider) VALUES (%s, 'pipeline-test')", (scan_id,))
-    db.execute(
-        "INSERT INTO websites (id, name, base_url) VALUES ('directory', 'd', 'http://x') ON CONFLICT DO NOTHING"
-    )
+    db.execute("INSERT INTO websites (id, name, base_url) VALUES ('directory', 'd', 'http://x') ON CONFLICT DO NOTHING")
     return scan_id

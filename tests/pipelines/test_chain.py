@@ -16,11 +16,16 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"evidence" * 100
 
 def listing(scan_id, n=1, **overrides):
     values = dict(
-        site="directory", scan_id=scan_id, listing_url=f"http://127.0.0.1:8100/person/P{n:06d}",
-        full_name="Jane  Q. Doe", age=41, phones=["(217) 555-0123", "not a phone"],
-        emails=["Jane.Doe@Example.com", "broken@"], addresses=["12 main street, springfield, il 62701"],
+        site="directory",
+        scan_id=scan_id,
+        listing_url=f"http://127.0.0.1:8100/person/P{n:06d}",
+        full_name="Jane  Q. Doe",
+        age=41,
+        phones=["(217) 555-0123", "not a phone"],
+        emails=["Jane.Doe@Example.com", "broken@"],
+        addresses=["12 main street, springfield, il 62701"],
         relatives=["John Doe"],
-    )  # fmt: skip
+    )
     values.update(overrides)
     return PersonListing(**values)
 
@@ -36,9 +41,13 @@ async def test_a_listing_is_normalised_encrypted_and_stored(make_chain, db, scan
     ).fetchall()
     values = {(t, ring.decrypt_text(v, context.finding_value(scan, t))) for t, v, *_ in found}
     assert values == {
-        ("name", "Jane Q. Doe"), ("age", "41"), ("phone", "+12175550123"), ("email", "jane.doe@example.com"),
-        ("address", "12 Main St, Springfield, IL 62701"), ("relative", "John Doe"),
-    }  # fmt: skip
+        ("name", "Jane Q. Doe"),
+        ("age", "41"),
+        ("phone", "+12175550123"),
+        ("email", "jane.doe@example.com"),
+        ("address", "12 Main St, Springfield, IL 62701"),
+        ("relative", "John Doe"),
+    }
     assert {r[2] for r in found} == {ring.current_key_id}
     sha = hashlib.sha256(PNG).hexdigest()
     assert {r[3] for r in found} == {sha} and len({r[4] for r in found}) == 1
@@ -80,15 +89,27 @@ async def test_the_same_listing_twice_is_stored_once(make_chain, db, scan, redis
         await chain.crawler._bulk_writer.flush()  # committed: the fingerprint is marked
         with pytest.raises(DropItem, match="duplicate listing"):
             await chain.push(listing(scan, n=4))
-    assert db.execute("SELECT count(DISTINCT listing_url_index) FROM findings WHERE scan_id = %s", (scan,)).fetchone()[0] == 1
+    assert (
+        db.execute("SELECT count(DISTINCT listing_url_index) FROM findings WHERE scan_id = %s", (scan,)).fetchone()[0]
+        == 1
+    )
 
 
 async def test_the_same_person_on_two_listings_is_grouped_and_recorded(make_chain, db, scan):
     async with make_chain() as chain:
         await chain.push(listing(scan, n=10, full_name="William Harris", phones=["217-555-0199"], emails=[]))
         await chain.push(listing(scan, n=11, full_name="Bill Harirs", phones=["+1 (217) 555 0199"], emails=[]))
-        await chain.push(listing(scan, n=12, full_name="William Harris", age=79, phones=["2175550142"], emails=[],
-                                 addresses=["1 Elm St, Omaha, NE 68101"]))  # fmt: skip
+        await chain.push(
+            listing(
+                scan,
+                n=12,
+                full_name="William Harris",
+                age=79,
+                phones=["2175550142"],
+                emails=[],
+                addresses=["1 Elm St, Omaha, NE 68101"],
+            )
+        )
     groups = db.execute(
         "SELECT count(DISTINCT listing_group), count(DISTINCT listing_url_index) FROM findings WHERE scan_id = %s",
         (scan,),

@@ -10,7 +10,11 @@ T = dt.datetime(2026, 10, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def page(source, ids, **fields):
-    formats = [lambda t: t.isoformat().replace("+00:00", "Z"), lambda t: int(t.timestamp() * 1000), lambda t: int(t.timestamp())]
+    formats = [
+        lambda t: t.isoformat().replace("+00:00", "Z"),
+        lambda t: int(t.timestamp() * 1000),
+        lambda t: int(t.timestamp()),
+    ]
     return [
         {"eventId": i, "type": "click", "ts": formats[n % 3](T + dt.timedelta(seconds=n)), "userId": "u1", **fields}
         for n, i in enumerate(ids)
@@ -23,11 +27,15 @@ async def test_mixed_timestamps_and_detected_fields_are_stored_once(make_chain, 
     async with make_chain(redis=True) as chain:
         await chain.push(EventBatch(source, events, checkpoint=Checkpoint(source, "p0", "c1", T, rows=9)))
         await chain.push(EventBatch(source, events[3:] + page(source, [f"{source}-9"])))  # a repeated page
-    stored = db.execute("SELECT id, occurred_at, payload FROM events WHERE source = %s ORDER BY id", (source,)).fetchall()
+    stored = db.execute(
+        "SELECT id, occurred_at, payload FROM events WHERE source = %s ORDER BY id", (source,)
+    ).fetchall()
     assert len(stored) == 10
     assert {row[1] for row in stored[:9]} == {T + dt.timedelta(seconds=n) for n in range(9)}
     assert stored[0][2]["userId"] == "u1" and "eventId" in stored[0][2]  # the whole event as payload
-    checkpoint = db.execute("SELECT cursor, rows_committed FROM ingest_checkpoints WHERE source = %s", (source,)).fetchone()
+    checkpoint = db.execute(
+        "SELECT cursor, rows_committed FROM ingest_checkpoints WHERE source = %s", (source,)
+    ).fetchone()
     assert checkpoint == ("c1", 9)
     stats = chain.crawler.stats
     assert stats.get_value(f"dedup/events/maybe_seen/{source}") == 6  # the repeated page took the ON CONFLICT path
@@ -44,7 +52,9 @@ async def test_invalid_events_become_dead_letters_and_the_page_carries_on(make_c
         out = await chain.push(EventBatch(source, events))
     assert len(out.rows) + len(out.fresh_rows) == 3
     assert db.execute("SELECT count(*) FROM events WHERE source = %s", (source,)).fetchone()[0] == 3
-    letters = db.execute("SELECT reason, fields FROM dead_letters WHERE source = %s ORDER BY reason, fields", (source,)).fetchall()
+    letters = db.execute(
+        "SELECT reason, fields FROM dead_letters WHERE source = %s ORDER BY reason, fields", (source,)
+    ).fetchall()
     assert letters == [
         ("event missing id, type or timestamp", ["eventId"]),
         ("event missing id, type or timestamp", ["ts"]),

@@ -74,8 +74,11 @@ def named(person, first: str, last: str) -> bool:
 
 def expected(module, first: str, last: str, where=lambda address: True) -> list[str]:
     """The site's listing paths for everybody named first last with an address where ``where`` holds."""
-    return [module.listing_url(p) for p in POPULATION.people
-            if module.listing_url(p) and named(p, first, last) and any(map(where, p.addresses))]  # fmt: skip
+    return [
+        module.listing_url(p)
+        for p in POPULATION.people
+        if module.listing_url(p) and named(p, first, last) and any(map(where, p.addresses))
+    ]
 
 
 def namesake_city(module, first: str, last: str):
@@ -90,9 +93,16 @@ def namesake_city(module, first: str, last: str):
 
 def rich_person(module):
     """A listed person with every section: aliases, e-mails, relatives (listed and not), past addresses."""
-    return next(p for p in POPULATION.people
-                if module.listing_url(p) and p.aliases and p.emails and len(p.addresses) > 1 and len(p.relatives) > 1
-                and any(module.listing_url(POPULATION.get(r)) for r in p.relatives))  # fmt: skip
+    return next(
+        p
+        for p in POPULATION.people
+        if module.listing_url(p)
+        and p.aliases
+        and p.emails
+        and len(p.addresses) > 1
+        and len(p.relatives) > 1
+        and any(module.listing_url(POPULATION.get(r)) for r in p.relatives)
+    )
 
 
 def test_each_site_lists_its_own_stable_70_to_85_percent():
@@ -103,8 +113,9 @@ def test_each_site_lists_its_own_stable_70_to_85_percent():
         assert len(set(filter(None, urls))) == sum(u is not None for u in urls)  # one page per person
         listed[name] = {p.id for p, u in zip(POPULATION.people, urls) if u}
     assert len({frozenset(ids) for ids in listed.values()}) == 3
-    assert [fastpeople.listing_url(p) for p in POPULATION.people[:50]] == \
-           [fastpeople.listing_url(p) for p in default_population().people[:50]]  # fmt: skip
+    assert [fastpeople.listing_url(p) for p in POPULATION.people[:50]] == [
+        fastpeople.listing_url(p) for p in default_population().people[:50]
+    ]
 
 
 async def test_config_is_validated_and_stats_count(brokers, http):
@@ -128,8 +139,11 @@ async def fastpeople_links(http, base: str, path: str, attribute: str = "data-li
     links, number = [], 1
     while True:
         page = await get(http, base + (path if number == 1 else f"{path}/page/{number}"))
-        cards = page.css(f".people-list .card::attr({attribute})" if attribute == "data-link" else
-                         f"[{attribute}]::attr({attribute})").getall()  # fmt: skip
+        cards = page.css(
+            f".people-list .card::attr({attribute})"
+            if attribute == "data-link"
+            else f"[{attribute}]::attr({attribute})"
+        ).getall()
         assert len(cards) <= 10
         links += cards
         if not page.xpath("//nav/a[contains(., 'Next')]"):
@@ -166,13 +180,16 @@ async def test_fastpeople_detail_values_cfemail_and_json_ld_defects(brokers, htt
     url = fastpeople.listing_url(person)
     assert re.fullmatch(r"/[a-z]+-[a-z]+_id_G\d{19}", url)
     page = await get(http, base + url)
-    assert page.css("h1.fullname::text").get() == " ".join(filter(None, [person.first_name, person.middle_name,
-                                                                         person.last_name]))  # fmt: skip
+    assert page.css("h1.fullname::text").get() == " ".join(
+        filter(None, [person.first_name, person.middle_name, person.last_name])
+    )
     assert page.xpath("normalize-space(//h2[@class='age']/following-sibling::text()[1])").get() == str(person.age)
     assert page.css("#aka-links li::text").getall() == person.aliases
     current = person.current
     assert page.css("#current_address_section li::text").getall() == [
-        current.street, f"{current.city} {current.state} {current.zip}"]  # fmt: skip
+        current.street,
+        f"{current.city} {current.state} {current.zip}",
+    ]
     since = page.css("#current_address_section .since::text").get()
     assert re.fullmatch(rf"Since [A-Z][a-z]+ {current.since}", since)
     assert len(page.css("#previous-address-links li")) == len(person.addresses) - 1
@@ -181,13 +198,17 @@ async def test_fastpeople_detail_values_cfemail_and_json_ld_defects(brokers, htt
     assert page.css("#email_section a::text").getall() == ["[email\xa0protected]"] * len(person.emails)
     assert [cf_decode(e) for e in encoded] == person.emails
     relatives = [POPULATION.get(r) for r in person.relatives]
-    assert page.css("#relative-links a::attr(href)").getall() == list(filter(None, map(fastpeople.listing_url,
-                                                                                       relatives)))  # fmt: skip
+    assert page.css("#relative-links a::attr(href)").getall() == list(
+        filter(None, map(fastpeople.listing_url, relatives))
+    )
     person_ld, faq = page.css("script[type='application/ld+json']::text").getall()
     data = json.loads(person_ld)
     assert "homeLocation" not in data and data["HomeLocation"]["address"]["postalCode"] == current.zip
-    assert (data["givenName"], data["familyName"], data["additionalName"]) == (person.first_name, person.last_name,
-                                                                               person.aliases)  # fmt: skip
+    assert (data["givenName"], data["familyName"], data["additionalName"]) == (
+        person.first_name,
+        person.last_name,
+        person.aliases,
+    )
     assert data["telephone"] == [p.formatted() for p in person.phones] and len(data["relatedTo"]) == len(relatives)
     with pytest.raises(json.JSONDecodeError):
         json.loads(faq)
@@ -219,15 +240,18 @@ async def test_fastpeople_v2_layout_differs_but_holds_the_same_values(brokers, h
     v2_list, v2_detail = await get(http, f"{base}/name/james-brown"), await get(http, detail_url)
     assert not v2_list.css(".people-list, .card, [data-link]") and not v2_detail.css("#phone_number_section")
     assert v2_list.css("[data-href]::attr(data-href)").getall() == v1_list.css(".card::attr(data-link)").getall()
-    assert v2_list.xpath("//dt[.='Age']/following-sibling::dd[1]/text()").getall() == \
-           [t.strip() for t in v1_list.xpath("//h3[.='Age:']/following-sibling::text()[1]").getall()]  # fmt: skip
+    assert v2_list.xpath("//dt[.='Age']/following-sibling::dd[1]/text()").getall() == [
+        t.strip() for t in v1_list.xpath("//h3[.='Age:']/following-sibling::text()[1]").getall()
+    ]
     assert v2_detail.css("[data-section='phones'] a::text").getall() == [p.formatted() for p in person.phones]
     assert v2_detail.css("h2::text").getall()[1:] != v1_detail.css("h2::text").getall()[1:]  # reordered
     assert sorted(v2_detail.css("h2::text").getall()) == sorted(v1_detail.css("h2::text").getall())
     emails = v2_detail.css("[data-section='emails'] [data-cfemail]::attr(data-cfemail)").getall()
     assert [cf_decode(e) for e in emails] == person.emails
-    assert v2_detail.css("script[type='application/ld+json']::text").getall() == \
-           v1_detail.css("script[type='application/ld+json']::text").getall()  # fmt: skip
+    assert (
+        v2_detail.css("script[type='application/ld+json']::text").getall()
+        == v1_detail.css("script[type='application/ld+json']::text").getall()
+    )
 
 
 # ---- truepeople ----------------------------------------------------------------------------------------
@@ -249,8 +273,12 @@ async def test_truepeople_interstitial_cookie_bound_to_the_client(brokers, http)
     assert (await get(http, f"{base}/results?name=Mary+Johnson")).css(".card-summary")  # the jar obeyed Set-Cookie
     async with aiohttp.ClientSession() as bare:  # no jar: the computed cookie alone passes
         await get(bare, f"{base}/results?name=Mary+Johnson", headers={"Cookie": f"cf_clearance={token}"})
-        await get(bare, f"{base}/results?name=Mary+Johnson", status=503,
-                  headers={"Cookie": f"cf_clearance={token}", "User-Agent": "another browser"})  # fmt: skip
+        await get(
+            bare,
+            f"{base}/results?name=Mary+Johnson",
+            status=503,
+            headers={"Cookie": f"cf_clearance={token}", "User-Agent": "another browser"},
+        )
         configure(base, interstitial=False)
         await get(bare, f"{base}/results?name=Mary+Johnson")
     assert control(base, "/_sandbox/stats")[1]["counters"]["interstitial"] == 2
@@ -300,7 +328,12 @@ async def test_truepeople_detail_data_attributes_and_phones(brokers, http):
     box = page.css("#personDetails")
     current = person.current
     assert [box.attrib[f"data-{k}"] for k in ("fn", "ln", "age", "city", "state")] == [
-        person.first_name, person.last_name, str(person.age), current.city, current.state]  # fmt: skip
+        person.first_name,
+        person.last_name,
+        str(person.age),
+        current.city,
+        current.state,
+    ]
     rows = page.css(".phone-row")
     assert rows.css("[itemprop=telephone]::text").getall() == [p.formatted() for p in person.phones]
     assert rows.css(".phone-type::text").getall() == [p.type for p in person.phones]
@@ -325,8 +358,11 @@ async def test_truepeople_marks_about_three_percent_deceased(brokers, http):
     dead = [p for p in listed if truepeople.is_deceased(p)]
     assert 0.01 <= len(dead) / len(listed) <= 0.05
     person = dead[0]
-    results = await get(http, f"{base}/results?name={person.first_name}+{person.last_name}"
-                              f"&citystatezip={quote(person.current.city)},+{person.current.state}")  # fmt: skip
+    results = await get(
+        http,
+        f"{base}/results?name={person.first_name}+{person.last_name}"
+        f"&citystatezip={quote(person.current.city)},+{person.current.state}",
+    )
     url = truepeople.listing_url(person)
     card = next(c for c in results.css(".card-summary") if c.attrib["data-detail-link"] == url)
     assert card.css(".deceased::text").get() == "Deceased"
@@ -389,8 +425,9 @@ async def test_thatsthem_name_lookups_with_place_and_pages(brokers, http):
     person = next(p for p in POPULATION.people if thatsthem.listing_url(p) == in_city[0])
     home = next(a for a in person.addresses if (a.city, a.state) == (city, state))
     place = f"{city.replace(' ', '-')}-{state}-{home.zip}"
-    in_place = expected(thatsthem, "John", "Smith", lambda a: (a.city, a.state) == (city, state)
-                        and a.zip[:3] == home.zip[:3])  # fmt: skip
+    in_place = expected(
+        thatsthem, "John", "Smith", lambda a: (a.city, a.state) == (city, state) and a.zip[:3] == home.zip[:3]
+    )
     assert await thatsthem_links(http, base, f"/name/John-Smith/{place}") == in_place and set(in_place) < set(everybody)
     assert await thatsthem_links(http, base, f"/name/John-Smith/{city.replace(' ', '-')}-{state}") == in_city
     empty = await get(http, f"{base}/name/John-Smith?page=99")

@@ -20,8 +20,14 @@ from sandbox.brokers.spa_assets import class_names
 from sandbox.population import default_population
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="system Chromium missing: /usr/bin/chromium (apt-get install chromium)"
 )
@@ -255,11 +261,13 @@ async def test_spa_api_pages_by_cursor(spa_url, http):
         if cursor is None:
             break
     assert seen == expected and pages == -(-len(expected) // 10) >= 2
-    async with http.get(f"{spa_url}/api/search", params={"q": "Mary Johnson", "cursor": cursor or "x"},
-                        headers={**APP, **TOS}) as response:  # fmt: skip
+    async with http.get(
+        f"{spa_url}/api/search", params={"q": "Mary Johnson", "cursor": cursor or "x"}, headers={**APP, **TOS}
+    ) as response:
         assert response.status == 400
-    async with http.get(f"{spa_url}/api/search", params={"q": f"{first} {last}", "loc": "Austin, TX"},
-                        headers={**APP, **TOS}) as response:  # fmt: skip
+    async with http.get(
+        f"{spa_url}/api/search", params={"q": f"{first} {last}", "loc": "Austin, TX"}, headers={**APP, **TOS}
+    ) as response:
         people = {spa.listing_url(p): p for p in default_population().people}
         urls = [r["url"] for r in (await response.json())["results"]]
     assert urls == [u for u in expected if any(a.city == "Austin" for a in people[u].addresses)][:10]

@@ -8,10 +8,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from parsel import Selector
 
-from support import ROOT
 import sandbox.sites  # noqa: F401 - registers the services
 from sandbox.population import default_population
 from sandbox.server import SERVICES, build_app
+from support import ROOT
 
 
 @pytest.fixture
@@ -66,9 +66,21 @@ async def test_detail_page_matches_the_population(client):
 def test_cli_writes_the_ports_file_and_stops_on_sigterm(tmp_path):
     ports_file = tmp_path / "ports.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--only", "directory", "--directory-port", "0", "--ports-file", str(ports_file)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "--only",
+            "directory",
+            "--directory-port",
+            "0",
+            "--ports-file",
+            str(ports_file),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     first_line = process.stdout.readline()
     urls = json.loads(ports_file.read_text())
     assert urls["directory"] in first_line and "/health" in first_line
@@ -83,8 +95,12 @@ def test_cli_port_in_use_is_one_line(tmp_path):
         port = busy.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "sandbox", "--directory-port", str(port)],
-            cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     assert result.returncode == 1
     assert result.stderr.strip() == f"sandbox: directory: port {port} is already in use"
     bad = subprocess.run([sys.executable, "-m", "sandbox", "--only", "nope"], cwd=ROOT, capture_output=True, text=True)

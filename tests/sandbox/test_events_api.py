@@ -52,7 +52,7 @@ def stats(base: str) -> dict:
 def epoch_ms(value) -> int:
     """An event timestamp in any of the served forms, as epoch milliseconds."""
     if isinstance(value, str):
-        return (dt.datetime.fromisoformat(value) - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(
+        return (dt.datetime.fromisoformat(value) - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(
             milliseconds=1
         )
     return value if value > 10**11 else round(value * 1000)
@@ -90,7 +90,7 @@ def test_walking_the_cursor_returns_every_event_once_in_order(api):
     ids = [e["id"] for e in events]
     assert len(ids) == len(set(ids)) == COUNT and all(re.fullmatch(r"evt_[0-9a-f]{12}", i) for i in ids)
     keys = [(epoch_ms(e["timestamp"]), e["id"]) for e in events]
-    assert keys == sorted(keys) and START_MS <= keys[0][0] and keys[-1][0] < END_MS
+    assert keys == sorted(keys) and keys[0][0] >= START_MS and keys[-1][0] < END_MS
     assert keys[-1][0] - keys[0][0] > 30 * 86_400_000  # a month of events
     last = pages[-1]["pagination"]
     assert last["hasMore"] is False and last["nextCursor"] is None and pages[0]["pagination"]["cursorExpiresIn"] == 60
@@ -116,7 +116,7 @@ def test_since_until_partitions_cover_the_set_disjointly(api):
     bounds = [START_MS + k * 7 * 86_400_000 for k in range(5)] + [END_MS]
     seen, total = [], 0
     for k, (since, until) in enumerate(zip(bounds, bounds[1:])):
-        iso = dt.datetime.fromtimestamp(since / 1000, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        iso = dt.datetime.fromtimestamp(since / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
         params = {"limit": 3000, "since": iso if k % 2 else since, "until": until}
         events, pages = walk(api, params)
         assert all(since <= epoch_ms(e["timestamp"]) < until for e in events)
@@ -158,8 +158,12 @@ def test_an_expired_cursor_is_refused_with_its_age(api):
 
 def test_rate_limit_headers_on_every_response_and_429_over_budget(api):
     configure(api, rate_limit=3, rate_window=2)
-    replies = [call(api + "/events", {"limit": 1}), call(api + "/events", {"limit": "x"}),
-               call(api + "/events", headers={"X-API-Key": "wrong"}), call(api + "/events", {"limit": 1})]  # fmt: skip
+    replies = [
+        call(api + "/events", {"limit": 1}),
+        call(api + "/events", {"limit": "x"}),
+        call(api + "/events", headers={"X-API-Key": "wrong"}),
+        call(api + "/events", {"limit": 1}),
+    ]
     assert [r.status for r in replies] == [200, 400, 401, 200]
     assert all(all(h in r.headers for h in RATE_HEADERS) for r in replies)
     assert [r.headers["X-RateLimit-Remaining"] for r in replies] == ["2", "1", "1", "0"]  # 401s are free
@@ -242,9 +246,15 @@ def test_same_request_same_bytes(api):
 
 @pytest.mark.parametrize(
     ("params", "name"),
-    [({"limit": 0}, "limit"), ({"limit": "-5"}, "limit"), ({"limit": "ten"}, "limit"),
-     ({"since": "yesterday"}, "since"), ({"until": "2026-13-01"}, "until"), ({"type": "nope"}, "type")],
-)  # fmt: skip
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": "-5"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"since": "yesterday"}, "since"),
+        ({"until": "2026-13-01"}, "until"),
+        ({"type": "nope"}, "type"),
+    ],
+)
 def test_bad_parameters_are_4xx_json_naming_the_parameter(api, params, name):
     reply = call(api + "/events", params)
     assert reply.status == 400 and reply.headers["Content-Type"].startswith("application/json")
@@ -256,8 +266,12 @@ def test_bad_key_and_bad_settings(api):
     for headers, params in (({}, None), ({"X-API-Key": "nope"}, None), ({}, {"api_key": "nope"})):
         reply = call(api + "/events", params, headers=headers)
         assert reply.status == 401 and reply.json()["error"]["code"] == "UNAUTHORIZED"
-    for body, name in (({"page_cap": 0}, "page_cap"), ({"colour": "red"}, "colour"), ({"flat": "yes"}, "flat"),
-                       ({"fault_rate": 0.8, "truncate_rate": 0.5}, "fault_rate")):  # fmt: skip
+    for body, name in (
+        ({"page_cap": 0}, "page_cap"),
+        ({"colour": "red"}, "colour"),
+        ({"flat": "yes"}, "flat"),
+        ({"fault_rate": 0.8, "truncate_rate": 0.5}, "fault_rate"),
+    ):
         reply = call(api + "/events/config", data=body)
         assert reply.status == 400 and reply.json()["error"]["parameter"] == name
 
@@ -277,10 +291,27 @@ def test_fixed_window_counts_only_admitted_requests():
 def test_cli_options_reach_the_service(tmp_path):
     ports_file = tmp_path / "ports.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--only", "events", "--free-ports", "--ports-file", str(ports_file),
-         "--events-count", "1000", "--events-flat", "--events-id-field", "_id", "--events-rate-limit", "7"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "--only",
+            "events",
+            "--free-ports",
+            "--ports-file",
+            str(ports_file),
+            "--events-count",
+            "1000",
+            "--events-flat",
+            "--events-id-field",
+            "_id",
+            "--events-rate-limit",
+            "7",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "events" in process.stdout.readline()
         base = json.loads(ports_file.read_text())["events"]

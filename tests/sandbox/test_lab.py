@@ -22,8 +22,9 @@ from support import Reply, http
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
 
-def call(url: str, data: dict | None = None, form: dict | None = None, headers: dict | None = None,
-         timeout: float = 10) -> Reply:  # fmt: skip
+def call(
+    url: str, data: dict | None = None, form: dict | None = None, headers: dict | None = None, timeout: float = 10
+) -> Reply:
     return http(url, data=data, form=form, headers=headers, timeout=timeout)
 
 
@@ -156,14 +157,16 @@ def test_bearer_tokens_expire_and_401s_are_counted_by_reason(lab, sandbox):
     token_url = lab + "/oauth/token"
     wrong = call(token_url, form={"client_id": "lab-client", "client_secret": "nope"})
     assert wrong.status == 401 and wrong.json() == {"error": "invalid_client"}
-    issued = call(token_url, form={"grant_type": "client_credentials", "client_id": "lab-client",
-                                   "client_secret": "lab-secret"}).json()  # fmt: skip
+    issued = call(
+        token_url, form={"grant_type": "client_credentials", "client_id": "lab-client", "client_secret": "lab-secret"}
+    ).json()
     assert issued["token_type"] == "Bearer" and issued["expires_in"] == 3600 and len(issued["access_token"]) >= 20
     basic = base64.b64encode(b"lab-client:lab-secret").decode()
     assert call(token_url, form={}, headers={"Authorization": f"Basic {basic}"}).status == 200
     assert call(token_url, form={"grant_type": "password"}).json() == {"error": "unsupported_grant_type"}
-    garbled = urllib.request.Request(token_url, data=b"{", headers={"Content-Type": "application/json",
-                                                                   "Authorization": "Basic !!"})  # fmt: skip
+    garbled = urllib.request.Request(
+        token_url, data=b"{", headers={"Content-Type": "application/json", "Authorization": "Basic !!"}
+    )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(garbled, timeout=10)
     assert refused.value.code == 401
@@ -214,8 +217,14 @@ def test_tenants_are_isolated_and_settings_validated(lab, sandbox):
     configure(lab, down=True)
     assert call(lab + "/page/1").status == 503 and call(other + "/page/1").status == 200
     assert stats(other)["requests"] == 1 and stats(lab)["requests"] == 1
-    bad_settings = [{"rate_limit": -1}, {"fail_mode": "sometimes"}, {"fail_status": 200}, {"delay": "1"},
-                    {"down": 1}, {"nope": 1}]  # fmt: skip
+    bad_settings = [
+        {"rate_limit": -1},
+        {"fail_mode": "sometimes"},
+        {"fail_status": 200},
+        {"delay": "1"},
+        {"down": 1},
+        {"nope": 1},
+    ]
     for bad in bad_settings:
         reply = call(lab + "/config", data=bad)
         assert reply.status == 400 and reply.json()["error"]["parameter"] == next(iter(bad)), bad

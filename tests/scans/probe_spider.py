@@ -38,7 +38,9 @@ class ScanProbeSpider(scrapy.Spider):
         register_pii(*parsed["query"].pii_values())
         if rps:
             self.ratelimit_rps = float(rps)
-        self.pages = [tuple(p.split("|", 2)) for p in pages.split()] + [tuple(p.split("|", 2)) for p in listing_urls.split()]
+        self.pages = [tuple(p.split("|", 2)) for p in pages.split()] + [
+            tuple(p.split("|", 2)) for p in listing_urls.split()
+        ]
         sites: dict[str, str] = {}
         for site, url, *_ in self.pages:
             parts = urlsplit(url)
@@ -47,32 +49,46 @@ class ScanProbeSpider(scrapy.Spider):
 
     async def start(self):
         for site, url, *claimed in self.pages:
-            yield scrapy.Request(url, callback=self.parse_person, errback=self.failed, dont_filter=True,
-                                 meta={"site": site}, cb_kwargs={"listing_url": claimed[0] if claimed else None})  # fmt: skip
+            yield scrapy.Request(
+                url,
+                callback=self.parse_person,
+                errback=self.failed,
+                dont_filter=True,
+                meta={"site": site},
+                cb_kwargs={"listing_url": claimed[0] if claimed else None},
+            )
 
     def progress(self, site: str, **counts):
-        self.crawler.signals.send_catch_log(scan_progress, scan_id=self.scan.scan_id, site=site, stage="detail",
-                                            counts=counts)  # fmt: skip
+        self.crawler.signals.send_catch_log(
+            scan_progress, scan_id=self.scan.scan_id, site=site, stage="detail", counts=counts
+        )
 
     def parse_person(self, response, listing_url=None):
         site = response.meta["site"]
         name = response.css("h1.name::text").get(default="").strip()
         if not name:
-            self.crawler.signals.send_catch_log(scan_error, scan_id=self.scan.scan_id, site=site, kind="parse_error",
-                                                request=response.request)  # fmt: skip
+            self.crawler.signals.send_catch_log(
+                scan_error, scan_id=self.scan.scan_id, site=site, kind="parse_error", request=response.request
+            )
             return
         age = "".join(ch for ch in response.css(".age::text").get(default="") if ch.isdigit())
         addresses = [a.strip() for a in response.css("ul.addresses li::text").getall()]
         self.progress(site, candidates=1)
         yield PersonListing(
-            site=site, scan_id=self.scan.scan_id, listing_url=listing_url or response.url, full_name=name,
-            age=int(age) if age else None, locations=[a.split(",", 1)[1].strip() for a in addresses if "," in a],
+            site=site,
+            scan_id=self.scan.scan_id,
+            listing_url=listing_url or response.url,
+            full_name=name,
+            age=int(age) if age else None,
+            locations=[a.split(",", 1)[1].strip() for a in addresses if "," in a],
             phones=[p.strip() for p in response.css("ul.phones li::text").getall()],
-            emails=[e.strip() for e in response.css("ul.emails li::text").getall()], addresses=addresses,
-        )  # fmt: skip
+            emails=[e.strip() for e in response.css("ul.emails li::text").getall()],
+            addresses=addresses,
+        )
 
     def failed(self, failure):
         site = failure.request.meta["site"]
-        self.crawler.signals.send_catch_log(scan_error, scan_id=self.scan.scan_id, site=site,
-                                            kind=classify_failure(failure), request=failure.request)  # fmt: skip
+        self.crawler.signals.send_catch_log(
+            scan_error, scan_id=self.scan.scan_id, site=site, kind=classify_failure(failure), request=failure.request
+        )
         self.progress(site, failed=1)

@@ -31,15 +31,23 @@ def http_error(status):
 @pytest.mark.parametrize(
     ("exc", "kind"),
     [
-        (error.TimeoutError(), "timeout"), (error.TCPTimedOutError(), "timeout"),
-        (http_error(404), "not_found"), (http_error(410), "not_found"), (http_error(429), "rate_limited"),
-        (http_error(403), "blocked"), (http_error(503), "server_error"), (http_error(400), "http_error"),
-        (error.DNSLookupError(), "unreachable"), (error.ConnectionRefusedError(), "unreachable"),
+        (error.TimeoutError(), "timeout"),
+        (error.TCPTimedOutError(), "timeout"),
+        (http_error(404), "not_found"),
+        (http_error(410), "not_found"),
+        (http_error(429), "rate_limited"),
+        (http_error(403), "blocked"),
+        (http_error(503), "server_error"),
+        (http_error(400), "http_error"),
+        (error.DNSLookupError(), "unreachable"),
+        (error.ConnectionRefusedError(), "unreachable"),
         (IgnoreRequest("gave up after 4 attempt(s): block_interstitial (dead letter recorded)"), "interstitial"),
-        (DownloadTimeoutError(), "timeout"), (DownloadConnectionRefusedError(), "unreachable"),
-        (CannotResolveHostError(), "unreachable"), (ValueError("boom"), "other"),
+        (DownloadTimeoutError(), "timeout"),
+        (DownloadConnectionRefusedError(), "unreachable"),
+        (CannotResolveHostError(), "unreachable"),
+        (ValueError("boom"), "other"),
     ],
-)  # fmt: skip
+)
 def test_failures_map_to_scan_error_kinds(exc, kind):
     assert classify_failure(failure_of(exc)) == kind
     assert kind in ERROR_KINDS
@@ -51,7 +59,7 @@ def test_a_block_given_up_on_is_classified_by_the_request_meta():
 
 
 def test_playwright_timeouts_are_timeouts():
-    from playwright.async_api import Error, TimeoutError  # noqa: PLC0415
+    from playwright.async_api import Error, TimeoutError
 
     assert classify_failure(TimeoutError("Timeout 30000ms exceeded")) == "timeout"
     assert classify_failure(Error("Target closed")) == "browser_error"
@@ -65,13 +73,14 @@ def counters(**values):
 @pytest.mark.parametrize(
     ("values", "outcome"),
     [
-        ({}, "no_results"), ({"listings": 2, "rejected": 2}, "no_match"),
+        ({}, "no_results"),
+        ({"listings": 2, "rejected": 2}, "no_match"),
         ({"listings": 1, "accepted": 1, "stored": 1}, "found"),
         ({"errors": {"captcha": 1}}, "error"),  # a captcha whose retries ran out: the page is lost
         ({"blocks": {"interstitial": 1}}, "no_results"),  # passed with the cookie: the site's answer stands
         ({"listings": 1, "stored": 1, "errors": {"timeout": 1}}, "partial"),
         ({"listings": 1, "stored": 1, "blocks": {"captcha": 1}}, "found"),  # a block passed on retry lost nothing
     ],
-)  # fmt: skip
+)
 def test_a_site_with_lost_pages_never_reads_as_no_results(values, outcome):
     assert site_outcome(counters(**values)) == outcome

@@ -24,8 +24,18 @@ def target():
 
 
 def person_args(person, scan_id):
-    return ["-a", f"first_name={person.first_name}", "-a", f"last_name={person.last_name}",
-            "-a", f"state={person.addresses[0].state}", "-a", f"age={person.age}", "-a", f"scan_id={scan_id}"]  # fmt: skip
+    return [
+        "-a",
+        f"first_name={person.first_name}",
+        "-a",
+        f"last_name={person.last_name}",
+        "-a",
+        f"state={person.addresses[0].state}",
+        "-a",
+        f"age={person.age}",
+        "-a",
+        f"scan_id={scan_id}",
+    ]
 
 
 class Subscription:
@@ -59,10 +69,23 @@ def redis_env(crawl_env, redis_prefix):
 def probe(scrapy_cmd, env, scan_id, person, pages="", listing_urls="", *settings):
     extra = [arg for s in settings for arg in ("-s", s)]
     result = scrapy_cmd(
-        ["crawl", "scan_probe", "-s", "SPIDER_MODULES=tests.scans.probe_spider", "-s", "RETRY_TIMES=0", *extra,
-         *person_args(person, scan_id), "-a", f"pages={pages}", "-a", f"listing_urls={listing_urls}"],
-        env, timeout=180,
-    )  # fmt: skip
+        [
+            "crawl",
+            "scan_probe",
+            "-s",
+            "SPIDER_MODULES=tests.scans.probe_spider",
+            "-s",
+            "RETRY_TIMES=0",
+            *extra,
+            *person_args(person, scan_id),
+            "-a",
+            f"pages={pages}",
+            "-a",
+            f"listing_urls={listing_urls}",
+        ],
+        env,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -76,8 +99,11 @@ def closed_port() -> int:
 def test_example_scan_publishes_events_and_stores_a_screenshot(scrapy_cmd, redis_env, sandbox, db, target):
     scan_id = str(uuid.uuid4())
     subscription = Subscription(scan_id)
-    result = scrapy_cmd(["crawl", "example", *person_args(target, scan_id), "-a", f"base_url={sandbox['directory']}"],
-                        redis_env, timeout=180)  # fmt: skip
+    result = scrapy_cmd(
+        ["crawl", "example", *person_args(target, scan_id), "-a", f"base_url={sandbox['directory']}"],
+        redis_env,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     messages = subscription.messages()
     # the example spider's own search decides (no match pipeline): its listings are stored directly
@@ -105,18 +131,23 @@ def test_example_scan_publishes_events_and_stores_a_screenshot(scrapy_cmd, redis
 def test_errored_sites_show_their_error_kinds_on_the_row_and_the_channel(scrapy_cmd, redis_env, sandbox, db, target):
     scan_id = str(uuid.uuid4())
     directory, truepeople = sandbox["directory"], sandbox["truepeople"]
-    pages = " ".join([
-        f"directory|{directory}/person/{target.id}", f"directory|{directory}/person/P999999",
-        f"truepeople|{truepeople}/InternalCaptcha?returnUrl=/find/person/x",
-        f"gone|http://127.0.0.1:{closed_port()}/person/{target.id}",
-    ])  # fmt: skip
+    pages = " ".join(
+        [
+            f"directory|{directory}/person/{target.id}",
+            f"directory|{directory}/person/P999999",
+            f"truepeople|{truepeople}/InternalCaptcha?returnUrl=/find/person/x",
+            f"gone|http://127.0.0.1:{closed_port()}/person/{target.id}",
+        ]
+    )
     # an accepted listing whose screenshot cannot be taken (its URL is a 404) is kept without one
     listing_urls = f"directory|{directory}/person/{target.id}|{directory}/person/P999998"
     subscription = Subscription(scan_id)
     probe(scrapy_cmd, redis_env, scan_id, target, pages, listing_urls)
     messages = subscription.messages()
 
-    status, counters, error = db.execute("SELECT status, counters, error FROM scans WHERE id = %s", (scan_id,)).fetchone()
+    status, counters, error = db.execute(
+        "SELECT status, counters, error FROM scans WHERE id = %s", (scan_id,)
+    ).fetchone()
     assert status == "completed" and error is None
     assert counters["directory"]["errors"] == {"not_found": 1, "screenshot_failed": 1}
     assert counters["directory"]["accepted"] == 2 and counters["directory"]["outcome"] == "partial"
@@ -125,8 +156,9 @@ def test_errored_sites_show_their_error_kinds_on_the_row_and_the_channel(scrapy_
     assert counters["gone"]["errors"] == {"unreachable": 1} and counters["gone"]["outcome"] == "error"
     shots = db.execute(
         "SELECT count(*) FILTER (WHERE screenshot_sha256 IS NULL), count(*) FILTER (WHERE screenshot_sha256 IS NOT NULL)"
-        " FROM findings WHERE scan_id = %s AND data_type = 'name'", (scan_id,),
-    ).fetchone()  # fmt: skip
+        " FROM findings WHERE scan_id = %s AND data_type = 'name'",
+        (scan_id,),
+    ).fetchone()
     assert shots == (1, 1)
 
     found = [m for m in messages if m["event"] == "found_data"]
@@ -138,9 +170,12 @@ def test_errored_sites_show_their_error_kinds_on_the_row_and_the_channel(scrapy_
         assert value.lower() not in text
     errors = sorted((m["site"], m["kind"], m["source"]) for m in messages if m["event"] == "error")
     assert errors == [
-        ("directory", "not_found", "spider"), ("directory", "screenshot_failed", "spider"),
-        ("gone", "unreachable", "spider"), ("truepeople", "captcha", "block"), ("truepeople", "captcha", "spider"),
-    ]  # fmt: skip
+        ("directory", "not_found", "spider"),
+        ("directory", "screenshot_failed", "spider"),
+        ("gone", "unreachable", "spider"),
+        ("truepeople", "captcha", "block"),
+        ("truepeople", "captcha", "spider"),
+    ]
     assert {m["site"] for m in messages if m["event"] == "progress"} == {"directory", "truepeople", "gone"}
     assert messages[-1]["event"] == "completed" and messages[-1]["counters"] == counters
 
@@ -148,7 +183,9 @@ def test_errored_sites_show_their_error_kinds_on_the_row_and_the_channel(scrapy_
 def test_a_scan_whose_every_site_failed_is_failed_not_empty(scrapy_cmd, crawl_env, sandbox, db, target):
     scan_id = str(uuid.uuid4())
     probe(scrapy_cmd, crawl_env, scan_id, target, f"truepeople|{sandbox['truepeople']}/InternalCaptcha?returnUrl=/")
-    status, counters, error = db.execute("SELECT status, counters, error FROM scans WHERE id = %s", (scan_id,)).fetchone()
+    status, counters, error = db.execute(
+        "SELECT status, counters, error FROM scans WHERE id = %s", (scan_id,)
+    ).fetchone()
     assert status == "failed" and error == "every site failed: truepeople captcha"
     assert counters["truepeople"]["outcome"] == "error"
 
@@ -157,10 +194,27 @@ def test_counters_reach_the_row_while_the_scan_runs(crawl_env, sandbox, db, targ
     scan_id = str(uuid.uuid4())
     people = [p.id for p in default_population().people[:12]]
     pages = " ".join(f"directory|{sandbox['directory']}/person/{pid}" for pid in people)
-    command = [sys.executable, "-m", "scrapy", "crawl", "scan_probe", "-s", "SPIDER_MODULES=tests.scans.probe_spider",
-               "-s", "SCANS_UPDATE_SECONDS=0.2", "-s", "SCREENSHOTS_ENABLED=false", *person_args(target, scan_id),
-               "-a", f"pages={pages}", "-a", "rps=4"]  # fmt: skip
-    crawl = subprocess.Popen(command, cwd=ROOT, env=crawl_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "scrapy",
+        "crawl",
+        "scan_probe",
+        "-s",
+        "SPIDER_MODULES=tests.scans.probe_spider",
+        "-s",
+        "SCANS_UPDATE_SECONDS=0.2",
+        "-s",
+        "SCREENSHOTS_ENABLED=false",
+        *person_args(target, scan_id),
+        "-a",
+        f"pages={pages}",
+        "-a",
+        "rps=4",
+    ]
+    crawl = subprocess.Popen(
+        command, cwd=ROOT, env=crawl_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     seen = []  # (status, pages handled) while it runs
     deadline = time.monotonic() + 120
     while crawl.poll() is None and time.monotonic() < deadline:
@@ -177,15 +231,22 @@ def test_counters_reach_the_row_while_the_scan_runs(crawl_env, sandbox, db, targ
 
 
 def test_a_broker_spider_scan_sends_progress_found_data_and_completed(scrapy_cmd, redis_env, sandbox, db):
-    from sandbox.population import ground_truth  # noqa: PLC0415
+    from sandbox.population import ground_truth
 
     person = next(p for p in default_population().people[40:] if "fastpeople" in ground_truth(p) and p.age)
     scan_id = str(uuid.uuid4())
     subscription = Subscription(scan_id)
     result = scrapy_cmd(
-        ["crawl", "fastpeople", *person_args(person, scan_id), "-s", f"SITES_BASE_URLS=fastpeople={sandbox['fastpeople']}"],
-        redis_env, timeout=240,
-    )  # fmt: skip
+        [
+            "crawl",
+            "fastpeople",
+            *person_args(person, scan_id),
+            "-s",
+            f"SITES_BASE_URLS=fastpeople={sandbox['fastpeople']}",
+        ],
+        redis_env,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     messages = subscription.messages()
     stages = {m["stage"] for m in messages if m["event"] == "progress"}

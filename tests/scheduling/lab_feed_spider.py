@@ -12,5 +12,7 @@ class LabFeedSpider(RedisStartMixin, scrapy.Spider):
     custom_settings = {"ITEM_PIPELINES": {}, "CONCURRENT_REQUESTS": 1}
 
     def parse(self, response):
-        yield {"path": response.url.rsplit("/", 2)[-2] + "/" + response.url.rsplit("/", 1)[-1],
-               "priority": response.request.priority}
+        yield {
+            "path": response.url.rsplit("/", 2)[-2] + "/" + response.url.rsplit("/", 1)[-1],
+            "priority": response.request.priority,
+        }

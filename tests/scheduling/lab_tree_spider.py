@@ -31,10 +31,13 @@ class LabTreeSpider(scrapy.Spider):
             yield scrapy.Request(f"{self.base}/page/{n}", cb_kwargs={"n": n})
 
     def parse(self, response, n):
-        yield TableRows("events", COLUMNS, [(f"{self.tenant}:{n}", "lab_page", datetime.now(UTC),
-                                             f'{{"n": {n}}}', f"lab:{self.tenant}")], source="lab")
+        yield TableRows(
+            "events",
+            COLUMNS,
+            [(f"{self.tenant}:{n}", "lab_page", datetime.now(UTC), f'{{"n": {n}}}', f"lab:{self.tenant}")],
+            source="lab",
+        )
         for href in response.css("a::attr(href)").getall():
             child = int(re.search(r"(\d+)$", href).group(1))
             if child < self.limit:
                 yield scrapy.Request(f"{self.base}/page/{child}", cb_kwargs={"n": child})
-

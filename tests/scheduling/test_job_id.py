@@ -24,7 +24,9 @@ def test_each_scan_is_its_own_job_and_scheduler_job_names_one():
     settings = Settings()
     first, second = spider("scan", scan_id="s-1", last_name="Doe"), spider("scan", scan_id="s-2", last_name="Doe")
     assert job_id(settings, first) == "scan:s-1" != job_id(settings, second)
-    named = Settings({"SCHEDULER_JOB": "nightly", "SCHEDULER_KEY": "%(prefix)ssched:{%(job)s}", "REDIS_KEY_PREFIX": "p:"})
+    named = Settings(
+        {"SCHEDULER_JOB": "nightly", "SCHEDULER_KEY": "%(prefix)ssched:{%(job)s}", "REDIS_KEY_PREFIX": "p:"}
+    )
     assert job_key(named, first) == job_key(named, second) == "p:sched:{scan:nightly}"
 
 

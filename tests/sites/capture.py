@@ -70,7 +70,9 @@ def capture_radaris(base: str) -> None:
     _, _, form = fetch(client, base + "/")
     save("radaris", "form.html", form)
     token = form.split("name='_token' value='", 1)[1].split("'", 1)[0]
-    _, url, page = fetch(client, f"{base}/ng/search", {"_token": token, "ff": "John", "fl": "Smith", "fs": "", "fc": ""})
+    _, url, page = fetch(
+        client, f"{base}/ng/search", {"_token": token, "ff": "John", "fl": "Smith", "fs": "", "fc": ""}
+    )
     assert url.endswith("/people/John-Smith"), url
     save("radaris", "results_1.html", page)
     _, _, page = fetch(client, f"{base}/people/John-Smith/3")
@@ -82,7 +84,7 @@ def capture_radaris(base: str) -> None:
 
 
 async def capture_spa(base: str) -> None:
-    from playwright.async_api import async_playwright  # noqa: PLC0415
+    from playwright.async_api import async_playwright
 
     population = default_population()
     async with async_playwright() as playwright:
@@ -108,8 +110,11 @@ async def capture_spa(base: str) -> None:
         await page.wait_for_selector("[data-qa-person]")
         save("spa", "person.html", await page.content())
         # layout v2 (a redesign: other hashed classes, a table, reordered sections): same data-qa-* attributes
-        request = urllib.request.Request(f"{base}/_sandbox/config", data=json.dumps({"layout": "v2"}).encode(),
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        request = urllib.request.Request(
+            f"{base}/_sandbox/config",
+            data=json.dumps({"layout": "v2"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         urllib.request.urlopen(request, timeout=10).close()
         await page.goto(f"{base}/search?q=John+Smith&loc=IL")
         await page.wait_for_selector("[data-qa-result]")

@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 from scrapy.http import HtmlResponse
 
-from crawler.extraction import load_definition
-from crawler.extraction import extract_detail, extract_list
+from crawler.extraction import extract_detail, extract_list, load_definition
 from sandbox.brokers import spa
 from sandbox.population import default_population
 
@@ -60,8 +59,11 @@ def test_rendered_profile_record_matches_the_api(definition):
         "age": 40,
         "aliases": ["Jack Smith"],
         "locations": ["Chicago, IL", "Dayton, OH", "Portland, OR"],
-        "addresses": ["3632 Mill Rd, Chicago, IL 60670", "2454 Main St, Dayton, OH 45481",
-                      "3630 Church St, Portland, OR 97205"],  # fmt: skip
+        "addresses": [
+            "3632 Mill Rd, Chicago, IL 60670",
+            "2454 Main St, Dayton, OH 45481",
+            "3630 Church St, Portland, OR 97205",
+        ],
         "phones": ["(312) 555-0181", "(937) 555-0176"],
         "emails": ["john.smith311@example.org", "jsmith742@example.com"],
         "relatives": ["Stephanie Emma Smith", "Patricia Smith", "Michelle Smith", "John Robert Smith"],

@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 from scrapy.http import HtmlResponse
 
-from crawler.extraction import load_definition
-from crawler.extraction import extract_detail, extract_list
+from crawler.extraction import extract_detail, extract_list, load_definition
 from middlewares.blocks import GENERIC_SIGNATURES, compile_signatures, matches
 from sandbox.brokers import truepeople
 from sandbox.population import default_population
@@ -47,7 +46,9 @@ def test_first_result_page_gives_ten_candidates_and_the_next_page(definition):
 
 def test_last_result_page_has_no_next_page(definition):
     result = extract_list(definition, page("results_3.html", "/results?name=John+Smith&page=3"))
-    assert [c["url"] for c in result.candidates] == [BASE + truepeople.listing_url(p) for p in listed_john_smiths()[20:]]
+    assert [c["url"] for c in result.candidates] == [
+        BASE + truepeople.listing_url(p) for p in listed_john_smiths()[20:]
+    ]
     assert result.next_url is None and not result.empty
 
 
@@ -63,8 +64,11 @@ def test_detail_page_record(definition):
         "age": 40,
         "aliases": ["Jack Smith"],
         "locations": ["Chicago, IL", "Dayton, OH", "Portland, OR"],
-        "addresses": ["3632 Mill Road, Chicago, IL 60670", "2454 Main Street, Dayton, OH 45481",
-                      "3630 Church Street, Portland, OR 97205"],  # fmt: skip
+        "addresses": [
+            "3632 Mill Road, Chicago, IL 60670",
+            "2454 Main Street, Dayton, OH 45481",
+            "3630 Church Street, Portland, OR 97205",
+        ],
         "phones": ["(312) 555-0181", "(937) 555-0176"],
         "emails": ["john.smith311@example.org", "jsmith742@example.com"],
         "relatives": ["Stephanie E. Smith", "Patricia Smith", "Michelle Smith", "John R. Smith"],
