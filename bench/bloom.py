@@ -98,7 +98,8 @@ async def main() -> int:
         f"layers {bloom['layers']}, reported new {bloom['new']:,}"
     )
     print(
-        f"bloom: {args.count:,} ids, {bloom_mib:.2f} MiB ({bloom['memory']:,} bytes; goal <= 20 MiB), fp {bloom['fp_rate'] * 100:.3f}% "
+        f"bloom: {args.count:,} ids, {bloom_mib:.2f} MiB ({bloom['memory']:,} bytes; goal <= 20 MiB), "
+        f"fp {bloom['fp_rate'] * 100:.3f}% "
         f"(goal <= 0.1%), {bloom['insert_rate']:,.0f} inserts/s, {bloom['probe_rate']:,.0f} checks/s; "
         f"exact set: {exact_mib:,.0f} MiB per {args.count:,}, {exact['rate']:,.0f} adds/s; "
         f"memory ratio {bloom_mib / exact_mib:.3f}, speed ratio {bloom['insert_rate'] / exact['rate']:.2f}"

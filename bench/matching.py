@@ -163,7 +163,7 @@ def real(seed: int, count: int, threshold: float, contact: bool, concurrency: in
             results = []
             finished = defer.Deferred.fromFuture(asyncio.ensure_future(scan_all()))
             finished.addCallback(results.extend)
-            finished.addErrback(lambda failure: results.append(failure))
+            finished.addErrback(results.append)
             finished.addBoth(lambda _: reactor.stop())
             reactor.run()
             seconds = time.perf_counter() - started

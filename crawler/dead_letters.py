@@ -179,7 +179,10 @@ def request_dead_letter(
     )
 
 
-INSERT_NOW = f"INSERT INTO dead_letters ({', '.join(DEAD_LETTER_COLUMNS)}) VALUES ({', '.join(['%s'] * len(DEAD_LETTER_COLUMNS))})"
+INSERT_NOW = (
+    f"INSERT INTO dead_letters ({', '.join(DEAD_LETTER_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(DEAD_LETTER_COLUMNS))})"
+)
 
 
 async def write_now(settings, rows: list[tuple]) -> None:

@@ -341,7 +341,9 @@ class ScanTracker:
             self.dirty = False
             values = (orjson.dumps(self.counters()).decode(), scan_id)
             try:
-                await run_in_transaction(self.crawler.settings, lambda conn: conn.execute(UPDATE_COUNTERS, values))
+                await run_in_transaction(
+                    self.crawler.settings, lambda conn, values=values: conn.execute(UPDATE_COUNTERS, values)
+                )
                 self.crawler.stats.inc_value("scans/counter_updates")
             except Exception as exc:  # a missed update is repaired by the next one or the final write
                 self.dirty = True

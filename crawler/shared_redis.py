@@ -13,7 +13,7 @@ def redis_for(crawler):
         return None
     client = getattr(crawler, "_shared_redis", None)
     if client is None:
-        import redis.asyncio
+        import redis.asyncio  # only with REDIS_URL
 
         # bounded waits: a hung Redis must degrade the components, not stall every request
         timeout = crawler.settings.getfloat("PG_CONNECT_TIMEOUT")

@@ -98,7 +98,7 @@ class AuthTokenMiddleware:
         if self.token_url:
             try:
                 token = await self.current_token()
-            except Exception as exc:  # noqa: BLE001 - no token now: the request waits, it is not lost
+            except Exception as exc:  # no token now: the request waits, it is not lost
                 self.stats.inc_value("auth/token_failures")
                 if self.failures >= self.settings.getint("AUTH_TOKEN_MAX_FAILURES"):
                     await self.give_up(request, exc)

@@ -120,7 +120,7 @@ class DedupPipeline:
         async with self.in_flight:
             try:
                 return await call(fingerprints)
-            except Exception as exc:  # noqa: BLE001 - Redis down or slow: dedup degrades, rows go on
+            except Exception as exc:  # Redis down or slow: dedup degrades, rows go on
                 self.stats.inc_value(f"dedup/errors/{type(exc).__name__}")
                 logger.warning(
                     "dedup filter unavailable (%s); %d record(s) passed on unchecked",

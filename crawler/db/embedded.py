@@ -22,7 +22,7 @@ def embedded_url(data_dir: str | Path) -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless here
         warnings.simplefilter("ignore")
-        import pgserver
+        import pgserver  # only needed without DATABASE_URL
 
     pgdata = (Path(data_dir) / "postgres").resolve()
     server = _servers.get(pgdata)

@@ -60,7 +60,7 @@ class PoolCloser:
 async def run_in_transaction(settings, work, attempts: int = 8):
     """``await work(conn)`` in a transaction, retried with backoff on transient errors
     (connection lost, server restarting): for the few small writes outside BulkWriter."""
-    from crawler.db.writer import is_transient
+    from crawler.db.writer import is_transient  # writer imports this module
 
     for attempt in range(1, attempts + 1):
         try:

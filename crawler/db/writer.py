@@ -291,9 +291,9 @@ async def write_rows(copy, rows: list[tuple], chunk: int = 5000) -> None:
 async def copy_direct(conn, table: str, columns: tuple[str, ...], rows: list[tuple]) -> int:
     """COPY straight into the table: fastest, fails on any duplicate key."""
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
-    async with conn.cursor() as cursor:
-        async with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), cols)) as copy:
-            await write_rows(copy, rows)
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), cols)
+    async with conn.cursor() as cursor, cursor.copy(copy_sql) as copy:
+        await write_rows(copy, rows)
     return len(rows)
 
 
@@ -301,7 +301,9 @@ async def copy_upsert(conn, table: str, columns: tuple[str, ...], rows: list[tup
     """COPY rows into a staging table, then insert what is not there yet; returns rows inserted."""
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
     # one staging table per (table, columns) per connection, emptied at each commit
-    stage = sql.Identifier(f"stage_{table}_{hashlib.sha1(repr(columns).encode()).hexdigest()[:8]}")
+    stage = sql.Identifier(
+        f"stage_{table}_{hashlib.sha1(repr(columns).encode(), usedforsecurity=False).hexdigest()[:8]}"
+    )
     await conn.execute(
         sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA").format(
             stage, cols, sql.Identifier(table)

@@ -221,10 +221,7 @@ def finish_record(record: dict) -> dict:
 
 def extract_detail(definition: SiteDefinition, response) -> dict:
     """The record of a detail page (JSON bodies when the page is JSON)."""
-    if _is_json(response):
-        node = Node(response, data=paths.parse_json_body(response))
-    else:
-        node = Node(response)
+    node = Node(response, data=paths.parse_json_body(response)) if _is_json(response) else Node(response)
     return finish_record(_fields(definition.raw["detail"]["fields"], node))
 
 

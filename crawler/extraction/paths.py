@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
@@ -110,10 +111,8 @@ def parse_json_body(response) -> Any:
     if cached is not None:
         return cached
     value = parse_lenient(response.text)
-    try:
+    with contextlib.suppress(AttributeError):
         response._json_body = value
-    except AttributeError:
-        pass
     return value
 
 

@@ -11,6 +11,7 @@ are absorbed by the primary key).
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -56,7 +57,7 @@ def plan(since_ms: int, until_ms: int, count: int, data_end_ms: int | None = Non
     count = max(1, min(count, end - since_ms))
     step = (end - since_ms) / count
     bounds = [since_ms + round(step * i) for i in range(count)] + [until_ms]
-    return [Partition(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return [Partition(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 async def stored_partitions(settings, source: str) -> list[Partition]:

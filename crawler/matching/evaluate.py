@@ -31,21 +31,21 @@ def _city_state(address) -> str:
 
 def site_listing(site: str, person, population) -> PersonListing:
     """The candidate record a detail page of ``site`` yields for ``person``."""
-    from sandbox.brokers import common
+    from sandbox.brokers import common  # the sandbox is only needed here
 
     relatives = [r for r in map(population.get, person.relatives) if r]
     middle = person.middle_name
     places = list(dict.fromkeys(_city_state(a) for a in person.addresses))
     phones = [p.formatted() for p in person.phones]
-    values = dict(
-        site=site,
-        scan_id="offline",
-        listing_url=f"{site}:{person.id}",
-        age=person.age,
-        aliases=list(person.aliases),
-        locations=places,
-        emails=list(person.emails),
-    )
+    values = {
+        "site": site,
+        "scan_id": "offline",
+        "listing_url": f"{site}:{person.id}",
+        "age": person.age,
+        "aliases": list(person.aliases),
+        "locations": places,
+        "emails": list(person.emails),
+    }
     if site == "fastpeople":
         values.update(
             full_name=common.full_name(person),

@@ -228,7 +228,7 @@ def install_logging(settings) -> logging.Handler:
     global _installed
     from scrapy.utils.log import _uninstall_scrapy_root_handler
 
-    from crawler.config import flag, log_level
+    from crawler.config import flag, log_level  # config imports security, not logs
 
     handler: logging.Handler
     if settings.get("LOG_FILE"):

@@ -15,6 +15,7 @@ one), so several crawlers in one process do not collide. Served by
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
@@ -127,10 +128,9 @@ class StatsCollector:
         depth = GaugeMetricFamily("crawler_queue_depth", "Requests waiting in this worker's scheduler.")
         scheduler = getattr(slot, "scheduler", None)
         if scheduler is not None:
-            try:
+            # a scheduler without __len__, or its backend failing: no depth sample this scrape
+            with contextlib.suppress(Exception):
                 depth.add_metric([], float(len(scheduler)))
-            except Exception:  # a scheduler without __len__, or its backend failing
-                pass
         yield depth
         in_flight = GaugeMetricFamily("crawler_requests_in_flight", "Requests being downloaded or processed.")
         if slot is not None:
@@ -208,7 +208,7 @@ class CrawlMetrics:
         connect(self.item_scraped, signal=signals.item_scraped)
         connect(self.progress, signal=signals.response_received)
         connect(self.circuit_changed, signal=project_signals.circuit_changed)
-        from crawler.db.writer import BulkWriter
+        from crawler.db.writer import BulkWriter  # keeps this module importable alone
 
         writer = BulkWriter.for_crawler(self.crawler)
         observers = getattr(writer, "flush_observers", None)

@@ -41,7 +41,7 @@ MAX_LINKS = 128  # item spans linked from one flush span
 def load_opentelemetry():
     """(trace module, tracer provider) or None when the packages are missing."""
     try:
-        from opentelemetry import trace
+        from opentelemetry import trace  # optional
     except ImportError:
         return None
     if type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider":  # nobody configured one

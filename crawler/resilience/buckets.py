@@ -76,7 +76,8 @@ local interval_until = now + time_left + tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], 'interval', interval, 'interval_until', interval_until)
 if h[1] and interval < old then redis.call('HSET', KEYS[1], 'tat', tonumber(h[1]) - (old - interval)) end
 -- never expire live state: a pause or a learned interval may outlast the default TTL (daily quotas)
-local keep = math.max(tonumber(ARGV[6]), interval_until - now, (tonumber(redis.call('HGET', KEYS[1], 'pause_until')) or 0) - now)
+local pause_until = tonumber(redis.call('HGET', KEYS[1], 'pause_until')) or 0
+local keep = math.max(tonumber(ARGV[6]), interval_until - now, pause_until - now)
 redis.call('PEXPIRE', KEYS[1], math.floor(keep) + 60000)
 return {available, tostring(interval), paused}
 """
@@ -136,7 +137,7 @@ class RedisBuckets:
         await asyncio.sleep(self.RELEASE_DELAY)
         try:
             await self.flush()
-        except Exception as exc:  # noqa: BLE001 - Redis hiccup: leases expire by themselves
+        except Exception as exc:  # Redis hiccup: leases expire by themselves
             logger.warning("rate limit: releasing leases failed (%s); they will expire", type(exc).__name__)
 
     async def flush(self) -> None:

@@ -217,7 +217,7 @@ class SharedScheduler(RedisScheduler):
             until = None
         try:
             payload = self.queue.encode(request)
-        except Exception as exc:  # noqa: BLE001 - anything to_dict or the serializer refuses
+        except Exception as exc:  # anything to_dict or the serializer refuses
             self._keep_local(request, replaces, exc)
             return True
         try:

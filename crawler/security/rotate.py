@@ -79,7 +79,7 @@ def rotate_table(conn: psycopg.Connection, ring: KeyRing, spec: SealedColumns, b
     while True:
         with conn.transaction():
             rows = conn.execute(
-                f"SELECT {columns} FROM {spec.table} WHERE {_stale_condition(spec)} "  # noqa: S608 - fixed names
+                f"SELECT {columns} FROM {spec.table} WHERE {_stale_condition(spec)} "  # fixed names
                 f"ORDER BY {spec.key} LIMIT %(batch)s FOR UPDATE SKIP LOCKED",
                 {"current": ring.current_key_id, "batch": batch},
             ).fetchall()
@@ -88,7 +88,7 @@ def rotate_table(conn: psycopg.Connection, ring: KeyRing, spec: SealedColumns, b
                 for col, aad in spec.sealed.items():
                     sealed = row[col]
                     values[col] = None if sealed is None else ring.encrypt(ring.decrypt(sealed, aad(row)), aad(row))
-                conn.execute(f"UPDATE {spec.table} SET {assignments} WHERE {spec.key} = %(pk)s", values)  # noqa: S608
+                conn.execute(f"UPDATE {spec.table} SET {assignments} WHERE {spec.key} = %(pk)s", values)
         done += len(rows)
         if rows:
             logger.info("rotated %d %s row(s) so far", done, spec.table)

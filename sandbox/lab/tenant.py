@@ -231,7 +231,7 @@ class Tenant:
 
     def token_problem(self, authorization: str | None) -> str | None:
         """None for a valid unexpired bearer token of this tenant, else missing, unknown or expired."""
-        if not authorization or not authorization[:7].lower() == "bearer " or not authorization[7:].strip():
+        if not authorization or authorization[:7].lower() != "bearer " or not authorization[7:].strip():
             return "missing"
         expires = self.tokens.get(authorization[7:].strip())
         if expires is None:

@@ -69,10 +69,10 @@ def test_pending_lists_new_files_and_bad_names_are_refused(empty_db, tmp_path):
         (tmp_path / "0002_second.sql").write_text("CREATE TABLE b (x int);")
         assert [str(m) for m in pending(conn, discover(tmp_path))] == ["0002_second"]
     (tmp_path / "3_bad.sql").write_text("")
-    with pytest.raises(MigrationError, match="NNNN_name.sql"):
+    with pytest.raises(MigrationError, match=r"NNNN_name\.sql"):
         discover(tmp_path)
 
 
 def test_connect_error_names_database_url():
-    with pytest.raises(ConfigError, match="^DATABASE_URL: cannot connect"):
+    with pytest.raises(ConfigError, match=r"^DATABASE_URL: cannot connect"):
         connect("postgresql://nobody@127.0.0.1:1/x", timeout=1)

@@ -52,7 +52,8 @@ def seed(conn, keys, store):
         (scan, keys.encrypt("http://r/someone-else", context.rejected_listing_url(scan)), keys.current_key_id),
     )
     conn.execute(
-        "INSERT INTO dead_letters (kind, spider, reason, payload_ciphertext, key_id) VALUES ('record', 'rot', 'x', %s, %s)",
+        "INSERT INTO dead_letters (kind, spider, reason, payload_ciphertext, key_id)"
+        " VALUES ('record', 'rot', 'x', %s, %s)",
         (keys.encrypt("{}", context.dead_letter("record", "rot")), keys.current_key_id),
     )
     return scan, stored.sha256

@@ -84,8 +84,8 @@ def listing_urls(db, scan_id: str) -> set[str]:
 def stats(log: str) -> dict:
     """The numeric lines of Scrapy's closing stats dump."""
     out = {}
-    for line in log.splitlines():
-        line = line.strip().strip(",{}")
+    for raw_line in log.splitlines():
+        line = raw_line.strip().strip(",{}")
         if line.startswith("'") and "':" in line:
             key, _, value = line.partition("':")
             value = value.strip().rstrip(",")

@@ -1,5 +1,6 @@
 """Expiring bearer tokens over a long run, a revoked token, and block pages, in real crawls."""
 
+import itertools
 import json
 import threading
 import time
@@ -31,7 +32,7 @@ def test_short_lived_tokens_are_refreshed_once_per_lifetime(crawl_env, sandbox, 
     stats = tenant.stats()
     assert stats["unauthorized"] == {"missing": 0, "unknown": 0, "expired": 0}
     issued = stats["token_issued_at"]
-    gaps = [b - a for a, b in zip(issued, issued[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(issued)]
     assert len(issued) >= 4
     assert all(1.4 <= gap <= 2.0 for gap in gaps), gaps  # one refresh per lifetime, before expiry
     assert "lab-secret" not in result.stderr and "Bearer " not in result.stderr

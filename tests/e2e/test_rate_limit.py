@@ -2,6 +2,8 @@
 first response, at least 90% of the budget used, and two workers sharing Redis
 stay within one limit."""
 
+import functools
+import operator
 import subprocess
 
 from lab_support import Tenant, fetch_command, run_lab
@@ -38,7 +40,7 @@ def test_two_workers_sharing_redis_stay_within_one_limit(crawl_env, sandbox, tmp
         subprocess.Popen(
             [
                 *fetch_command(tenant.base, count=150),
-                *sum((["-s", f"{k}={v}"] for k, v in settings.items()), []),
+                *functools.reduce(operator.iadd, (["-s", f"{k}={v}"] for k, v in settings.items()), []),
                 "-s",
                 f"SCHEDULER_JOB=worker{n}",
             ],

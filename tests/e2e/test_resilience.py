@@ -1,6 +1,7 @@
 """Circuit breaker, retries with dead letters and replay, expiring tokens and block
 detection, in real crawls against the sandbox lab."""
 
+import itertools
 import time
 
 import orjson
@@ -108,5 +109,5 @@ def test_an_open_circuit_defers_requests_lets_one_probe_through_and_loses_none(
     # while down: the failures that opened it (at most concurrency + threshold), then single probes a second apart
     opened_at = down_arrivals[min(len(down_arrivals) - 1, 6)][0]
     later = [a[0] for a in down_arrivals if a[0] > opened_at + 0.5]
-    assert all(b - a >= 0.9 for a, b in zip(later, later[1:], strict=False)), later
+    assert all(b - a >= 0.9 for a, b in itertools.pairwise(later)), later
     assert time.time() - started < 60

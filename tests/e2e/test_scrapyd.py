@@ -4,6 +4,7 @@ in schedule.json, rows in PostgreSQL afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -99,10 +100,9 @@ def scrapyd(tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
-        try:  # crawls still running (a failed test) are in scrapyd's process group
+        # crawls still running (a failed test) are in scrapyd's process group
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def deploy(server: Scrapyd, tmp_path: Path) -> dict:

@@ -22,14 +22,14 @@ def matcher(query: PersonQuery, threshold: float = 0.85) -> Matcher:
 
 
 def listing(**values) -> PersonListing:
-    base = dict(
-        site="s",
-        scan_id="x",
-        listing_url="http://s/1",
-        full_name="John Michael Doe",
-        age=44,
-        locations=["Springfield, IL", "Peoria, IL"],
-    )
+    base = {
+        "site": "s",
+        "scan_id": "x",
+        "listing_url": "http://s/1",
+        "full_name": "John Michael Doe",
+        "age": 44,
+        "locations": ["Springfield, IL", "Peoria, IL"],
+    }
     return PersonListing(**{**base, **values})
 
 

@@ -15,17 +15,17 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"evidence" * 100
 
 
 def listing(scan_id, n=1, **overrides):
-    values = dict(
-        site="directory",
-        scan_id=scan_id,
-        listing_url=f"http://127.0.0.1:8100/person/P{n:06d}",
-        full_name="Jane  Q. Doe",
-        age=41,
-        phones=["(217) 555-0123", "not a phone"],
-        emails=["Jane.Doe@Example.com", "broken@"],
-        addresses=["12 main street, springfield, il 62701"],
-        relatives=["John Doe"],
-    )
+    values = {
+        "site": "directory",
+        "scan_id": scan_id,
+        "listing_url": f"http://127.0.0.1:8100/person/P{n:06d}",
+        "full_name": "Jane  Q. Doe",
+        "age": 41,
+        "phones": ["(217) 555-0123", "not a phone"],
+        "emails": ["Jane.Doe@Example.com", "broken@"],
+        "addresses": ["12 main street, springfield, il 62701"],
+        "relatives": ["John Doe"],
+    }
     values.update(overrides)
     return PersonListing(**values)
 

@@ -113,9 +113,12 @@ async def test_radaris_search_needs_the_form_token_and_its_session_cookie(radari
     for data in (fields, {**fields, "_token": "0" * 40}):
         async with http.post(f"{radaris_url}/ng/search", data=data, allow_redirects=False) as response:
             assert response.status == 403 and "Invalid session" in await response.text()
-    async with aiohttp.ClientSession() as stranger:  # the right token without its session
-        async with stranger.post(f"{radaris_url}/ng/search", data={**fields, "_token": token}) as response:
-            assert response.status == 403
+    # the right token without its session
+    async with (
+        aiohttp.ClientSession() as stranger,
+        stranger.post(f"{radaris_url}/ng/search", data={**fields, "_token": token}) as response,
+    ):
+        assert response.status == 403
     data = {**fields, "_token": token, "fs": "mo", "fc": "St. Louis"}
     async with http.post(f"{radaris_url}/ng/search", data=data, allow_redirects=False) as response:
         assert response.status == 303 and response.headers["Location"] == "/people/John-Smith/MO/St-Louis"
@@ -204,7 +207,7 @@ async def test_radaris_answers_403_with_retry_after_past_the_limit(radaris_url, 
 
 
 async def test_radaris_v2_layout_differs_but_holds_the_same_values(radaris_url, http):
-    first, last, expected = popular(radaris)
+    first, last, _expected = popular(radaris)
     person = next(p for p in default_population().people if radaris.listing_url(p) and p.emails and p.phones)
     v1 = await get(http, f"{radaris_url}/people/{first}-{last}")
     v1_profile = sections_v1(await get(http, radaris_url + radaris.listing_url(person)))

@@ -103,5 +103,7 @@ def test_cli_port_in_use_is_one_line(tmp_path):
         )
     assert result.returncode == 1
     assert result.stderr.strip() == f"sandbox: directory: port {port} is already in use"
-    bad = subprocess.run([sys.executable, "-m", "sandbox", "--only", "nope"], cwd=ROOT, capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "sandbox", "--only", "nope"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert bad.returncode == 2 and "unknown service(s) nope" in bad.stderr

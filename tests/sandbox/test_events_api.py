@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import itertools
 import json
 import re
 import subprocess
@@ -115,7 +116,7 @@ def test_limit_is_capped_silently_and_defaults_to_100(api):
 def test_since_until_partitions_cover_the_set_disjointly(api):
     bounds = [START_MS + k * 7 * 86_400_000 for k in range(5)] + [END_MS]
     seen, total = [], 0
-    for k, (since, until) in enumerate(zip(bounds, bounds[1:])):
+    for k, (since, until) in enumerate(itertools.pairwise(bounds)):
         iso = dt.datetime.fromtimestamp(since / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
         params = {"limit": 3000, "since": iso if k % 2 else since, "until": until}
         events, pages = walk(api, params)
@@ -216,7 +217,7 @@ def test_duplicates_repeat_the_previous_page_and_stats_count_distinct_ids(api):
     events, pages = walk(api, {"limit": 1000})
     ids = [e["id"] for e in events]
     assert len(set(ids)) == COUNT < len(ids)
-    for previous, page in zip(pages, pages[1:]):
+    for previous, page in itertools.pairwise(pages):
         before = {e["id"] for e in previous["data"]}
         repeated = [e["id"] for e in page["data"] if e["id"] in before]
         assert 1 <= len(repeated) <= 5 and [e["id"] for e in page["data"][: len(repeated)]] == repeated

@@ -155,7 +155,8 @@ def test_errored_sites_show_their_error_kinds_on_the_row_and_the_channel(scrapy_
     assert counters["truepeople"]["outcome"] == "error" and counters["truepeople"]["listings"] == 0
     assert counters["gone"]["errors"] == {"unreachable": 1} and counters["gone"]["outcome"] == "error"
     shots = db.execute(
-        "SELECT count(*) FILTER (WHERE screenshot_sha256 IS NULL), count(*) FILTER (WHERE screenshot_sha256 IS NOT NULL)"
+        "SELECT count(*) FILTER (WHERE screenshot_sha256 IS NULL),"
+        " count(*) FILTER (WHERE screenshot_sha256 IS NOT NULL)"
         " FROM findings WHERE scan_id = %s AND data_type = 'name'",
         (scan_id,),
     ).fetchone()
