@@ -10,16 +10,33 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-requirements
+# pytest-xdist workers for `make test` (the suite waits on subprocesses much of the time)
+TEST_WORKERS ?= 2
 
-.PHONY: demo test install migrate sandbox scrapyd clean
+.PHONY: demo test test-unit lint format install migrate sandbox scrapyd clean
 
 ## demo: set up, start the sandbox, run the example scan, print a summary
 demo: migrate
 	$(PY) -m crawler.demo
 
-## test: set up and run the test suite (real PostgreSQL and Redis on localhost)
+## test: set up and run the whole test suite (real PostgreSQL and Redis on localhost),
+## two workers, product coverage gate; tiers: `$(PY) -m pytest -m unit|integration|e2e`
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
+
+## test-unit: the quick loop, no services needed
+test-unit: install
+	$(PY) -m pytest -m unit --no-cov
+
+## lint: the formatter's output is the style; ruff's rule set is in pyproject.toml
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+## format: apply the formatter and ruff's safe fixes
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 install: $(STAMP)
 

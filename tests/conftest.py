@@ -19,6 +19,36 @@ from sandbox.launch import running
 from support import REDIS_URL, create_database, drop_database, run_scrapy
 
 
+# --- Tiers ------------------------------------------------------------------
+# unit: no services; integration: PostgreSQL and/or Redis; e2e: real crawls, the
+# sandbox in a subprocess, Chromium. A module may declare its tier with
+# `pytestmark = pytest.mark.<tier>`; otherwise the tier follows from where the
+# test lives and the fixtures it uses, so `pytest -m unit` never needs a service.
+TIERS = ("unit", "integration", "e2e")
+E2E_FIXTURES = {"sandbox", "crawl_env", "scrapy_cmd"}
+SERVICE_FIXTURES = {"database_url", "own_database_url", "db", "redis_prefix"}
+
+
+def tier_of(item) -> str:
+    declared = [tier for tier in TIERS if item.get_closest_marker(tier)]
+    if declared:
+        return max(declared, key=TIERS.index)  # the heaviest declared tier wins
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if "e2e" in item.path.parts or fixtures & E2E_FIXTURES:
+        return "e2e"
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if fixtures & SERVICE_FIXTURES or set(map(str, params.values())) & {"redis", "postgres"}:
+        return "integration"
+    return "unit"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tier = tier_of(item)
+        if not item.get_closest_marker(tier):
+            item.add_marker(getattr(pytest.mark, tier))
+
+
 @pytest.fixture(scope="session")
 def database_url():
     """A fresh, migrated database for the session, dropped afterwards."""

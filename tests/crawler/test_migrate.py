@@ -30,6 +30,7 @@ def run_cli(*args):
     )
 
 
+@pytest.mark.integration
 def test_migrate_twice_applies_once_and_changes_nothing(empty_db):
     first = run_cli("migrate", "-s", f"DATABASE_URL={empty_db}")
     names = ", ".join(map(str, discover()))
@@ -53,6 +54,7 @@ def test_unreachable_database_is_one_clear_line():
     assert result.stderr.startswith("error: DATABASE_URL: cannot connect to postgresql://nobody:***@127.0.0.1:1/x")
 
 
+@pytest.mark.integration
 def test_edited_migration_is_refused(empty_db, tmp_path):
     (tmp_path / "0001_first.sql").write_text("CREATE TABLE a (x int);")
     with connect(empty_db) as conn:
@@ -62,6 +64,7 @@ def test_edited_migration_is_refused(empty_db, tmp_path):
             pending(conn, edited)
 
 
+@pytest.mark.integration
 def test_pending_lists_new_files_and_bad_names_are_refused(empty_db, tmp_path):
     (tmp_path / "0001_first.sql").write_text("CREATE TABLE a (x int);")
     with connect(empty_db) as conn:

@@ -41,6 +41,7 @@ async def test_new_then_seen_across_and_within_batches(make_filter, kind):
     assert await bloom.check_and_add([]) == []
 
 
+@pytest.mark.integration
 async def test_concurrent_workers_never_both_accept_an_id(make_filter):
     first, second = make_filter("redis", 50_000), make_filter("redis", 50_000)
     second.redis = redis.asyncio.Redis.from_url(REDIS_URL)  # a second connection, as another worker
