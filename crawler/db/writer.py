@@ -100,6 +100,9 @@ class BulkWriter:
         self.on_commit: list[Callable[[], Awaitable[None]]] = []
         # called with (seconds, rows) after each committed flush (metrics, tracing)
         self.flush_observers: list[Callable[[float, int], None]] = []
+        # awaited with the connection once a write attempt's rows are in, before its transaction
+        # commits: a hook for tracing, and for tests that break the connection mid-flush
+        self.before_commit: list[Callable[[psycopg.AsyncConnection], Awaitable[None]]] = []
         self.buffered = 0
         self.oldest: float | None = None
         self.lock = asyncio.Lock()
@@ -280,6 +283,8 @@ class BulkWriter:
                             for c in checkpoints.values()
                         ],
                     )
+            for hook in self.before_commit:
+                await hook(conn)
         return inserted
 
 

@@ -3,6 +3,7 @@ the same transaction, retries through lost connections, bounded buffers."""
 
 import asyncio
 import datetime as dt
+import time
 
 import psycopg
 import pytest
@@ -50,11 +51,16 @@ async def test_flush_on_size_and_close_and_replays_add_nothing(database_url, db)
 
 
 async def test_flush_on_age(database_url, db):
+    """Rows below the batch size are written once the oldest has waited PG_FLUSH_SECONDS, without a close."""
     writer, _ = make_writer(database_url, PG_BATCH_ROWS=1000, PG_FLUSH_SECONDS=0.2)
+    flushed = asyncio.Event()
+    writer.flush_observers.append(lambda seconds, rows: flushed.set())
     await writer.open()
+    added = time.monotonic()
     await writer.add("events", COLUMNS, events("w2", 0, 5))
-    await asyncio.sleep(0.6)
-    assert count(db, "w2") == 5
+    assert count(db, "w2") == 0  # below the batch size: buffered
+    await asyncio.wait_for(flushed.wait(), 60)  # nothing but the age can flush it
+    assert time.monotonic() - added >= 0.2 and count(db, "w2") == 5
     await writer.close()
     await close_pools()
 
@@ -88,33 +94,50 @@ async def test_a_failing_write_commits_neither_rows_nor_checkpoint(database_url,
 
 
 async def test_rows_survive_connections_killed_mid_crawl(database_url, db):
-    """The server drops the writer's connections again and again; every row lands once."""
-    writer, stats = make_writer(database_url, PG_BATCH_ROWS=500, PG_FLUSH_SECONDS=60, PG_POOL_MAX_SIZE=2)
+    """The server drops the writer's connection inside flushes, again and again; every row lands once."""
+    writer, stats = make_writer(
+        database_url, PG_BATCH_ROWS=500, PG_MAX_BUFFER_ROWS=1000, PG_FLUSH_SECONDS=60, PG_POOL_MAX_SIZE=2
+    )
     await writer.open()
+    admin = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+    attempts, killed = 0, []
 
-    async def killer():
-        with psycopg.connect(database_url, autocommit=True) as admin:
-            for _ in range(6):
-                await asyncio.sleep(0.05)
-                admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = 'crawler'"
-                )
+    async def kill_first_attempt_of_six_flushes(conn):
+        # a flush's rows are written, its transaction not yet committed: the server ends the session
+        nonlocal attempts
+        attempts += 1
+        if attempts % 2 and len(killed) < 6:  # odd calls: a flush's first attempt (its retry passes)
+            pid = conn.info.backend_pid
+            terminated = await admin.execute("SELECT pg_terminate_backend(%s, 30000)", (pid,))
+            assert (await terminated.fetchone())[0] is True  # waited until the backend is gone
+            killed.append(pid)
 
-    async def producer():
-        for start in range(0, 20_000, 250):
-            await writer.add("events", COLUMNS, events("w5", start, 250))
-            await asyncio.sleep(0.002)
-
-    await asyncio.gather(killer(), producer())
+    writer.before_commit.append(kill_first_attempt_of_six_flushes)
+    for start in range(0, 20_000, 250):  # at most 1,250 rows a flush: at least 16 flushes
+        await writer.add("events", COLUMNS, events("w5", start, 250))
+        await asyncio.sleep(0)  # the engine yields between pages: background flushes run meanwhile
     await writer.close()
     await close_pools()
-    assert count(db, "w5") == 20_000
-    assert stats.get_value("pg/retries", 0) >= 1
+    await admin.close()
+    assert len(killed) == 6 and stats.get_value("pg/retries") == 6
+    stored = db.execute("SELECT count(*), count(DISTINCT id) FROM events WHERE source = 'w5'").fetchone()
+    assert stored == (20_000, 20_000)
+    # each killed attempt was rolled back whole: its retry inserted every row, none was a duplicate
+    assert stats.get_value("pg/rows_written/events") == 20_000
+    assert stats.get_value("pg/rows_duplicate/events") == 0
+
+
+def blocked_on_a_lock(db) -> bool:
+    """Whether a writer's statement waits for a table lock in PostgreSQL."""
+    row = db.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name = 'crawler' AND wait_event_type = 'Lock'"
+    ).fetchone()
+    return row[0] > 0
 
 
 async def test_buffer_is_bounded_while_the_database_is_blocked(database_url, db):
-    """With the table locked, add() stops returning instead of buffering without end."""
+    """With the table locked, add() stops returning once the buffer is full, instead of buffering without end."""
     writer, _ = make_writer(database_url, PG_BATCH_ROWS=100, PG_MAX_BUFFER_ROWS=300, PG_FLUSH_SECONDS=60)
     await writer.open()
     locker = await psycopg.AsyncConnection.connect(database_url)
@@ -128,11 +151,16 @@ async def test_buffer_is_bounded_while_the_database_is_blocked(database_url, db)
             produced += 50
 
     task = asyncio.create_task(producer())
-    await asyncio.sleep(1.0)
-    assert produced <= 300 + 100  # stalled by the lock, memory bounded
+    deadline = time.monotonic() + 60
+    while not blocked_on_a_lock(db):  # a flush reached the locked table
+        assert time.monotonic() < deadline and not task.done()
+        await asyncio.sleep(0.05)
+    # add() only waits inside a flush: the producer is stalled, with the buffer full and no more
+    assert not task.done()
+    assert 300 - 50 <= produced <= 300 + 100  # kept accepting pages until full; then memory is bounded
     await locker.rollback()
     await locker.close()
-    await asyncio.wait_for(task, 30)
+    await asyncio.wait_for(task, 60)
     await writer.close()
     await close_pools()
     assert count(db, "w6") == 5000
