@@ -27,13 +27,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from crawler.resilience.redis_clock import NOW_MS, now_arg
+
 logger = logging.getLogger(__name__)
 
 HASH_TTL_MS = 3_600_000
 
-RESERVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+RESERVE = (
+    NOW_MS
+    + """
 local h = redis.call('HMGET', KEYS[1], 'tat', 'interval', 'interval_until', 'pause_until')
 local interval = tonumber(ARGV[1])
 if h[2] and tonumber(h[3]) and tonumber(h[3]) > now then interval = tonumber(h[2]) end
@@ -48,10 +50,11 @@ redis.call('ZADD', KEYS[2], grant + tonumber(ARGV[4]), ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 return {1, wait}
 """
+)
 
-ADAPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+ADAPT = (
+    NOW_MS
+    + """
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local available = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[2])
 local time_left, steady = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -81,10 +84,11 @@ local keep = math.max(tonumber(ARGV[6]), interval_until - now, pause_until - now
 redis.call('PEXPIRE', KEYS[1], math.floor(keep) + 60000)
 return {available, tostring(interval), paused}
 """
+)
 
-PAUSE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+PAUSE = (
+    NOW_MS
+    + """
 local until_ms = now + tonumber(ARGV[1])
 if until_ms > (tonumber(redis.call('HGET', KEYS[1], 'pause_until')) or 0) then
   redis.call('HSET', KEYS[1], 'pause_until', until_ms)
@@ -93,6 +97,7 @@ if until_ms > (tonumber(redis.call('HGET', KEYS[1], 'pause_until')) or 0) then
 end
 return 0
 """
+)
 
 
 @dataclass(frozen=True)
@@ -105,9 +110,10 @@ class Adapted:
 class RedisBuckets:
     RELEASE_DELAY = 0.02  # releases are batched: one pipelined round trip for all within 20 ms
 
-    def __init__(self, redis, prefix: str):
+    def __init__(self, redis, prefix: str, clock=None):
         self.redis = redis
         self.prefix = prefix + "ratelimit:"
+        self.clock = clock  # None: Redis's clock (see redis_clock)
         self._releases: dict[str, list[str]] = {}
         self._flusher: asyncio.Task | None = None
         self._reserve = redis.register_script(RESERVE)
@@ -122,7 +128,8 @@ class RedisBuckets:
     ) -> tuple[bool, float]:
         """(reserved, wait): a slot ``wait`` ms from now, or (False, wait) when it is beyond max_wait."""
         ok, wait = await self._reserve(
-            keys=self._keys(key), args=[interval_ms, burst, token, int(lease_ms), max_wait_ms, HASH_TTL_MS]
+            keys=self._keys(key),
+            args=[interval_ms, burst, token, int(lease_ms), max_wait_ms, HASH_TTL_MS, now_arg(self.clock)],
         )
         return bool(ok), float(wait)
 
@@ -155,12 +162,13 @@ class RedisBuckets:
         nothing is left); the learned spacing holds until one ``window_ms`` after the reset."""
         await self.flush()  # what is answered is no longer in flight
         available, interval, paused = await self._adapt(
-            keys=self._keys(key), args=[remaining, time_left_ms, steady_ms, margin_ms, window_ms, HASH_TTL_MS]
+            keys=self._keys(key),
+            args=[remaining, time_left_ms, steady_ms, margin_ms, window_ms, HASH_TTL_MS, now_arg(self.clock)],
         )
         return Adapted(int(available), float(interval), float(paused))
 
     async def pause(self, key: str, ms: float) -> bool:
-        return bool(await self._pause(keys=self._keys(key)[:1], args=[int(ms), HASH_TTL_MS]))
+        return bool(await self._pause(keys=self._keys(key)[:1], args=[int(ms), HASH_TTL_MS, now_arg(self.clock)]))
 
 
 @dataclass

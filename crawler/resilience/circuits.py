@@ -19,12 +19,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from crawler.resilience.redis_clock import NOW_MS, now_arg
+
 PASS, WAIT, PROBE = 0, 1, 2
 TTL_MS = 86_400_000
 
-GATE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+GATE = (
+    NOW_MS
+    + """
 local h = redis.call('HMGET', KEYS[1], 'state', 'opened_at')
 if not h[1] or h[1] == 'closed' then return {0, 0, ''} end
 -- the probe itself, back from a deferral (rate limit, retry): still the probe
@@ -41,10 +43,11 @@ local left = redis.call('PTTL', KEYS[2])
 if left < 0 then left = 0 end
 return {1, math.min(left, tonumber(ARGV[4])), ''}
 """
+)
 
-FAILURE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+FAILURE = (
+    NOW_MS
+    + """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then
   redis.call('DEL', KEYS[2], KEYS[3])
@@ -64,6 +67,7 @@ if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[1]) then
 end
 return ''
 """
+)
 
 SUCCESS = """
 if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1] then
@@ -83,8 +87,11 @@ class Gate:
 
 
 class RedisCircuits:
-    def __init__(self, redis, prefix: str, reset_ms: float, probe_ttl_ms: float, threshold: int, window_ms: float):
+    def __init__(
+        self, redis, prefix: str, reset_ms: float, probe_ttl_ms: float, threshold: int, window_ms: float, clock=None
+    ):
         self.prefix = prefix + "circuit:"
+        self.clock = clock  # None: Redis's clock (see redis_clock)
         # whole milliseconds: PEXPIRE and SET PX refuse "60000.0"
         self.reset_ms, self.probe_ttl_ms = int(reset_ms), int(probe_ttl_ms)
         self.threshold, self.window_ms = threshold, int(window_ms)
@@ -98,13 +105,15 @@ class RedisCircuits:
 
     async def gate(self, domain: str, token: str) -> Gate:
         decision, wait, change = await self._gate(
-            keys=self._keys(domain)[:2], args=[self.reset_ms, int(self.probe_ttl_ms), token, self.reset_ms]
+            keys=self._keys(domain)[:2],
+            args=[self.reset_ms, int(self.probe_ttl_ms), token, self.reset_ms, now_arg(self.clock)],
         )
         return Gate(int(decision), float(wait), change.decode() if isinstance(change, bytes) else change)
 
     async def failure(self, domain: str, probe_token: str, failure_id: str, threshold: int | None = None) -> str:
         change = await self._failure(
-            keys=self._keys(domain), args=[threshold or self.threshold, self.window_ms, TTL_MS, probe_token, failure_id]
+            keys=self._keys(domain),
+            args=[threshold or self.threshold, self.window_ms, TTL_MS, probe_token, failure_id, now_arg(self.clock)],
         )
         return change.decode() if isinstance(change, bytes) else change
 

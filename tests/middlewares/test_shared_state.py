@@ -1,7 +1,10 @@
-"""Rate-limit buckets and circuit state on real Redis and in process: same behaviour."""
+"""Rate-limit buckets and circuit state on real Redis and in process: same behaviour.
+
+Both read a test clock that moves only when a test advances it, so every wait and
+interval is exact, however busy the machine.
+"""
 
 import asyncio
-import itertools
 import time
 import uuid
 
@@ -10,10 +13,28 @@ import redis.asyncio
 
 from crawler.resilience.buckets import LocalBuckets, RedisBuckets
 from crawler.resilience.budget import parse_budget, parse_retry_after
-from crawler.resilience.circuits import PASS, PROBE, WAIT, LocalCircuits, RedisCircuits
+from crawler.resilience.circuits import PASS, PROBE, WAIT, Gate, LocalCircuits, RedisCircuits
 from support import REDIS_URL
 
 KINDS = ["redis", "local"]
+
+
+class Clock:
+    """Seconds, like time.time, that move only by ``advance``."""
+
+    def __init__(self):
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, ms: float) -> None:
+        self.now += ms / 1000
+
+
+@pytest.fixture
+def clock():
+    return Clock()
 
 
 @pytest.fixture
@@ -33,83 +54,94 @@ async def shared():
         await c.aclose()
 
 
-def buckets(kind, shared):
+def buckets(kind, shared, clock):
     client, prefix = shared
-    return RedisBuckets(client(), prefix) if kind == "redis" else LocalBuckets()
+    return RedisBuckets(client(), prefix, clock=clock) if kind == "redis" else LocalBuckets(clock=clock)
 
 
-def circuits(kind, shared, reset_ms=300, threshold=3):
+def circuits(kind, shared, clock, reset_ms=300, threshold=3):
     client, prefix = shared
-    args = (float(reset_ms), 2000.0, threshold, 10_000.0)  # as read from settings: floats
-    return RedisCircuits(client(), prefix, *args) if kind == "redis" else LocalCircuits(*args)
+    # as read from settings: floats. The probe lease is a Redis TTL (real time): long enough for any test
+    args = (float(reset_ms), 60_000.0, threshold, 10_000.0)
+    if kind == "redis":
+        return RedisCircuits(client(), prefix, *args, clock=clock)
+    return LocalCircuits(*args, clock=clock)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_reservations_are_spaced_by_the_interval(shared, kind):
-    b = buckets(kind, shared)
+async def test_reservations_are_spaced_by_the_interval(shared, kind, clock):
+    b = buckets(kind, shared, clock)
     waits = [(await b.reserve("k", 100, 1, f"t{i}", 60_000, 10_000))[1] for i in range(5)]
-    assert waits[0] == 0
-    assert [round(w2 - w1, -1) for w1, w2 in itertools.pairwise(waits)] == [100, 100, 100, 100]
+    assert waits == [0, 100, 200, 300, 400]
+    clock.advance(250)  # two slots have passed: the next is 500 ms after the first, as before
+    assert await b.reserve("k", 100, 1, "t5", 60_000, 10_000) == (True, 250)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_no_reservation_beyond_max_wait(shared, kind):
-    b = buckets(kind, shared)
-    assert (await b.reserve("k", 1000, 1, "a", 60_000, 500))[0]
-    reserved, wait = await b.reserve("k", 1000, 1, "b", 60_000, 500)
-    assert not reserved and 900 <= wait <= 1000
+async def test_no_reservation_beyond_max_wait(shared, kind, clock):
+    b = buckets(kind, shared, clock)
+    assert await b.reserve("k", 1000, 1, "a", 60_000, 500) == (True, 0)
+    assert await b.reserve("k", 1000, 1, "b", 60_000, 500) == (False, 1000)  # not taken: asked again later
+    clock.advance(600)
+    assert await b.reserve("k", 1000, 1, "b", 60_000, 500) == (True, 400)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_adapt_spreads_the_remaining_budget_minus_in_flight(shared, kind):
-    b = buckets(kind, shared)
+async def test_adapt_spreads_the_remaining_budget_minus_in_flight(shared, kind, clock):
+    b = buckets(kind, shared, clock)
     for i in range(4):  # four requests on their way (the last 750 ms ahead): the server has not counted them
         await b.reserve("k", 250, 1, f"t{i}", 60_000, 10_000)
     adapted = await b.adapt("k", remaining=14, time_left_ms=5000, steady_ms=500, margin_ms=1000, window_ms=10_000)
-    # 10 left to spread over the time after the queued ones: (5000 - ~1000) / 10
-    assert adapted.available == 10 and 395 <= adapted.interval_ms <= 405 and adapted.paused_ms == 0
+    # 10 left to spread over the time after the queued ones: (5000 - 1000) / 10
+    assert (adapted.available, adapted.interval_ms, adapted.paused_ms) == (10, 400, 0)
     await b.release("k", "t0")
     assert (await b.adapt("k", 14, 5000, 500, 1000, 10_000)).available == 11
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_exhausted_budget_and_retry_after_pause_the_key(shared, kind):
-    b = buckets(kind, shared)
+async def test_exhausted_budget_and_retry_after_pause_the_key(shared, kind, clock):
+    b = buckets(kind, shared, clock)
     await b.reserve("k", 10, 1, "t", 60_000, 10_000)
     adapted = await b.adapt("k", remaining=1, time_left_ms=2000, steady_ms=10, margin_ms=500, window_ms=10_000)
-    assert adapted.available == 0 and 2400 <= adapted.paused_ms <= 2500
-    reserved, wait = await b.reserve("k", 10, 1, "u", 60_000, 1000)
-    assert not reserved and wait > 2000
+    assert adapted.available == 0 and adapted.paused_ms == 2500  # until the reset, plus the margin
+    assert await b.reserve("k", 10, 1, "u", 60_000, 1000) == (False, 2500)
+    clock.advance(2500)
+    assert await b.reserve("k", 10, 1, "u", 60_000, 1000) == (True, 0)
     assert await b.pause("other", 800)
+    clock.advance(100)
     assert not await b.pause("other", 100)  # a shorter pause never shortens a longer one
-    assert (await b.reserve("other", 10, 1, "v", 60_000, 10_000))[1] >= 700
+    assert await b.reserve("other", 10, 1, "v", 60_000, 10_000) == (True, 700)
 
 
-async def test_two_clients_share_one_redis_bucket(shared):
-    first, second = buckets("redis", shared), buckets("redis", shared)
+@pytest.mark.integration
+async def test_two_clients_share_one_redis_bucket(shared, clock):
+    first, second = buckets("redis", shared, clock), buckets("redis", shared, clock)
     waits = [
         (await client.reserve("k", 50, 1, uuid.uuid4().hex, 60_000, 10_000))[1]
         for client in (first, second, first, second)
     ]
-    assert waits == sorted(waits) and waits[-1] >= 140
+    assert waits == [0, 50, 100, 150]
 
 
-async def test_leases_of_dead_workers_expire(shared):
-    b = buckets("redis", shared)
+@pytest.mark.integration
+async def test_leases_of_dead_workers_expire(shared, clock):
+    b = buckets("redis", shared, clock)
     await b.reserve("k", 1, 10, "lost", 100, 10_000)  # a worker that died mid-request
-    await asyncio.sleep(0.2)
+    assert (await b.adapt("k", 5, 1000, 10, 0, 1000)).available == 4  # in flight while its lease lasts
+    clock.advance(100)
     assert (await b.adapt("k", 5, 1000, 10, 0, 1000)).available == 5
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_circuit_opens_probes_once_and_closes(shared, kind):
-    c = circuits(kind, shared)
+async def test_circuit_opens_probes_once_and_closes(shared, kind, clock):
+    c = circuits(kind, shared, clock)
     for _ in range(2):
         assert await c.failure("d", "", uuid.uuid4().hex) == ""
     assert await c.failure("d", "", uuid.uuid4().hex) == "opened"
-    gate = await c.gate("d", "x")
-    assert gate.decision == WAIT and 0 < gate.wait_ms <= 300
-    await asyncio.sleep(0.35)
+    assert await c.gate("d", "x") == Gate(WAIT, 300)
+    clock.advance(299)
+    assert await c.gate("d", "x") == Gate(WAIT, 1)
+    clock.advance(1)
     gates = [await c.gate("d", f"p{i}") for i in range(5)]
     assert [g.decision for g in gates] == [PROBE, WAIT, WAIT, WAIT, WAIT]
     assert gates[0].change == "half_open"
@@ -119,19 +151,20 @@ async def test_circuit_opens_probes_once_and_closes(shared, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_failed_probe_reopens(shared, kind):
-    c = circuits(kind, shared, reset_ms=100, threshold=1)
+async def test_failed_probe_reopens(shared, kind, clock):
+    c = circuits(kind, shared, clock, reset_ms=100, threshold=1)
     assert await c.failure("d", "", "f1") == "opened"
-    await asyncio.sleep(0.15)
+    clock.advance(100)
     assert (await c.gate("d", "p")).decision == PROBE
     assert await c.failure("d", "p", "f2") == "reopened"
-    assert (await c.gate("d", "q")).decision == WAIT
+    assert await c.gate("d", "q") == Gate(WAIT, 100)  # a full cool-down again
 
 
-async def test_only_one_probe_among_workers(shared):
-    workers = [circuits("redis", shared, reset_ms=100, threshold=1) for _ in range(4)]
+@pytest.mark.integration
+async def test_only_one_probe_among_workers(shared, clock):
+    workers = [circuits("redis", shared, clock, reset_ms=100, threshold=1) for _ in range(4)]
     await workers[0].failure("d", "", "f")
-    await asyncio.sleep(0.15)
+    clock.advance(100)
     gates = await asyncio.gather(*(w.gate("d", f"p{i}") for i, w in enumerate(workers * 5)))
     assert sum(g.decision == PROBE for g in gates) == 1
 
@@ -154,8 +187,10 @@ def test_budget_headers_in_every_reset_style():
 
 def test_retry_after_seconds_or_http_date():
     assert parse_retry_after({"Retry-After": "7"}) == 7
-    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 20))
-    assert 18 <= parse_retry_after({"Retry-After": date}) <= 20
+    now = 1_800_000_000.0
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now + 20))
+    assert parse_retry_after({"Retry-After": date}, now) == 20
+    assert parse_retry_after({"Retry-After": date}, now + 30) == 0  # a date already past: go now
     assert parse_retry_after({"Retry-After": "soon"}) is None
     assert parse_retry_after({}) is None
 
@@ -168,8 +203,8 @@ async def test_shared_state_falls_back_to_the_worker_while_redis_is_down():
 
     down = redis.asyncio.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)  # nothing listens
     stats = MemoryStatsCollector(get_crawler())
-    buckets = SharedOrLocal(RedisBuckets(down, "test:"), LocalBuckets(), stats, "ratelimit")
+    buckets = SharedOrLocal(RedisBuckets(down, "test:"), LocalBuckets(clock=Clock()), stats, "ratelimit")
     waits = [(await buckets.reserve("k", 100, 1, f"t{i}", 60_000, 10_000))[1] for i in range(3)]
-    assert waits[0] == 0 and waits[2] >= 190  # still limited, by this worker alone
+    assert waits == [0, 100, 200]  # still limited, by this worker alone
     assert stats.get_value("ratelimit/redis_errors") == 3
     await down.aclose()
