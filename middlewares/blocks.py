@@ -16,13 +16,13 @@ block of each kind on a domain is logged, and each is sent as the
 from __future__ import annotations
 
 import logging
-import re
 
 from scrapy.exceptions import NotConfigured
 from scrapy.http import TextResponse
 from scrapy.utils.httpobj import urlparse_cached
 
 from crawler.config import flag
+from crawler.notation import parse_pattern, pattern_in
 from crawler.signals import block_detected
 
 logger = logging.getLogger(__name__)
@@ -49,17 +49,12 @@ def compile_signatures(signatures: dict[str, list[str]]) -> dict[str, list]:
     for kind, patterns in signatures.items():
         if kind not in KINDS:
             raise ValueError(f"unknown block kind {kind!r} (expected one of {', '.join(KINDS)})")
-        for pattern in patterns:
-            if len(pattern) > 2 and pattern.startswith("/") and pattern.rstrip("i").endswith("/"):
-                flags = re.IGNORECASE if pattern.endswith("i") else 0
-                compiled.setdefault(kind, []).append(re.compile(pattern.rstrip("i")[1:-1], flags))
-            else:
-                compiled.setdefault(kind, []).append(pattern)
+        compiled[kind] = [parse_pattern(pattern) for pattern in patterns]
     return compiled
 
 
 def matches(patterns, text: str) -> bool:
-    return any(p in text if isinstance(p, str) else p.search(text) for p in patterns)
+    return any(pattern_in(p, text) for p in patterns)
 
 
 class BlockDetectionMiddleware:

@@ -21,7 +21,6 @@ State lives in Redis with REDIS_URL (crawler.resilience.buckets), in process oth
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -30,6 +29,7 @@ from scrapy.exceptions import NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 
 from crawler.config import flag
+from crawler.notation import parse_mapping
 from crawler.resilience.buckets import LocalBuckets, RedisBuckets
 from crawler.resilience.budget import ResetClock, parse_budget, parse_retry_after
 from crawler.resilience.fallback import SharedOrLocal
@@ -161,12 +161,4 @@ class RateLimitMiddleware:
 
 def parse_sites(value) -> dict[str, float]:
     """RATELIMIT_SITES: a dict, or JSON / ``host=rps,host=rps`` text from the environment."""
-    if not value:
-        return {}
-    if isinstance(value, dict):
-        return {host: float(rps) for host, rps in value.items()}
-    text = str(value).strip()
-    if text.startswith("{"):
-        return {host: float(rps) for host, rps in json.loads(text).items()}
-    pairs = (item.split("=", 1) for item in text.split(",") if item.strip())
-    return {host.strip(): float(rps) for host, rps in pairs}
+    return parse_mapping(value, float)

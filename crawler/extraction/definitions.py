@@ -19,6 +19,7 @@ import yaml
 from crawler.extraction.filters import check_filter
 from crawler.extraction.schema import SCHEMA
 from crawler.extraction.templates import check_template
+from crawler.notation import parse_mapping
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "spiders" / "sites"
 TYPE_NAMES = {
@@ -65,7 +66,11 @@ class SiteDefinition:
 
     @property
     def opt_out(self) -> dict | None:
-        return self.raw.get("opt_out")
+        """The opt-out information, its ``url`` absolute (a relative one is joined to this base_url)."""
+        opt_out = self.raw.get("opt_out")
+        if opt_out and opt_out.get("url", "").startswith("/"):
+            return {**opt_out, "url": self.base_url + opt_out["url"]}
+        return opt_out
 
     def with_base_url(self, base_url: str) -> SiteDefinition:
         """The same definition served from another address (tests, staging)."""
@@ -94,6 +99,8 @@ def _reason(error: jsonschema.ValidationError) -> str:
         return f"expected one of {', '.join(map(str, error.validator_value))}"
     if validator == "pattern":
         return f"does not match {error.validator_value}"
+    if validator == "minItems" and error.validator_value > 1:
+        return f"expected at least {error.validator_value} items"
     if validator in ("minItems", "minProperties"):
         return "must not be empty"
     if validator == "maxProperties":
@@ -127,6 +134,9 @@ def _semantic_errors(raw: dict, stem: str):
         yield "list.fetch.from", f"no list field named {fetch['from']!r}"
 
     for i, entry in enumerate(raw.get("search", ())):
+        for where, url in (("url", entry.get("url")), ("form.page", (entry.get("form") or {}).get("page"))):
+            if url and not url.startswith("/"):
+                yield f"search.{i}.{where}", "must start with '/' (a path joined to base_url)"
         templates = [("url", entry.get("url"))] + [(f"params.{k}", v) for k, v in (entry.get("params") or {}).items()]
         form = entry.get("form") or {}
         templates += [("form.page", form.get("page"))] + [
@@ -141,14 +151,19 @@ def _semantic_errors(raw: dict, stem: str):
     if fetch and (reason := check_template(fetch["template"], ("value",))):
         yield "list.fetch.template", reason
 
-    def walk(node, path):
+    def walk(node, path, in_card=False):
         if isinstance(node, dict):
             for i, spec in enumerate(node.get("filters", ()) or ()):
                 if reason := check_filter(spec):
                     yield f"{path}.filters.{i}", reason
-            for key in ("any", "all"):
+            for key in ("any", "all", "join"):
                 for i, sub in enumerate(node.get(key, ()) or ()):
-                    yield from walk(sub, f"{path}.{key}.{i}")
+                    yield from walk(sub, f"{path}.{key}.{i}", in_card)
+            if "sep" in node and not {"css", "xpath", "join"} & node.keys():
+                yield f"{path}.sep", "applies only with css, xpath or join"
+            if in_card and "xpath" in node and node["xpath"].lstrip("( ").startswith("/"):
+                # an absolute path reads the whole page, the same value for every card
+                yield f"{path}.xpath", "starts at the page root: use './/' to search inside the card"
             for key in ("regex",):
                 if key in node:
                     try:
@@ -158,7 +173,11 @@ def _semantic_errors(raw: dict, stem: str):
 
     for section in ("list", "detail"):
         for name, spec in raw.get(section, {}).get("fields", {}).items():
-            yield from walk(spec, f"{section}.fields.{name}")
+            yield from walk(spec, f"{section}.fields.{name}", in_card=section == "list")
+
+    opt_out_url = (raw.get("opt_out") or {}).get("url", "")
+    if opt_out_url and not re.match(r"(/|https?://[^\s/]+)", opt_out_url):
+        yield "opt_out.url", "expected a path starting with '/' (relative to base_url) or an http(s):// URL"
 
 
 def validate(raw: Any, source: str) -> None:
@@ -217,12 +236,4 @@ def load_definitions(directory=None) -> dict[str, SiteDefinition]:
 
 def parse_base_urls(value) -> dict[str, str]:
     """SITES_BASE_URLS: a dict, or ``id=url,id=url`` text (or JSON) from the environment."""
-    if not value:
-        return {}
-    if isinstance(value, dict):
-        return {k: str(v).rstrip("/") for k, v in value.items()}
-    text = str(value).strip()
-    if text.startswith("{"):
-        return {k: str(v).rstrip("/") for k, v in json.loads(text).items()}
-    pairs = (item.split("=", 1) for item in text.split(",") if "=" in item)
-    return {site.strip(): url.strip().rstrip("/") for site, url in pairs}
+    return parse_mapping(value, lambda url: str(url).strip().rstrip("/"))

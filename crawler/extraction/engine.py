@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,10 +11,11 @@ from parsel import Selector
 
 from crawler.extraction import paths
 from crawler.extraction.definitions import SiteDefinition
-from crawler.extraction.filters import apply, collapse, regex_or_text, to_int
+from crawler.extraction.filters import apply, collapse, to_int
 from crawler.extraction.schema import LIST_FIELDS
 from crawler.extraction.templates import render
 from crawler.items import PersonListing
+from crawler.notation import parse_pattern, pattern_in
 
 
 @dataclass
@@ -22,6 +24,28 @@ class ListPage:
     next_url: str | None = None
     empty: bool = False  # no candidates on this page
     no_results: bool = False  # the site's own "no results" marker is on the page
+
+
+# the text a reader sees: no script, style or template bodies (a <script> holding "Age 99" is not the page)
+VISIBLE_TEXT = ".//text()[not(ancestor::script or ancestor::style or ancestor::noscript or ancestor::template)]"
+
+
+def visible_text(selector: Selector) -> str:
+    """The node's visible text: text nodes outside scripts and styles, entities decoded (by the parser),
+    whitespace (``&nbsp;`` included) collapsed to single spaces."""
+    return collapse(" ".join(selector.xpath(VISIBLE_TEXT).getall()))
+
+
+def page_text(response) -> str:
+    """The visible text of an HTML page (cached on the response); the body itself for JSON or plain text."""
+    if _is_json(response) or not hasattr(response, "selector"):
+        return response.text
+    cached = getattr(response, "_visible_text", None)
+    if cached is None:
+        cached = visible_text(response.selector)
+        with contextlib.suppress(AttributeError):  # a response class with __slots__: do without the cache
+            response._visible_text = cached
+    return cached
 
 
 class Node:
@@ -34,16 +58,19 @@ class Node:
 
     def text(self) -> str:
         if self.selector is not None:
-            return collapse(" ".join(self.selector.xpath(".//text()").getall()))
-        return self.response.text
+            return visible_text(self.selector)
+        return page_text(self.response)
 
 
 def _text_of(selector, sep: str = " ") -> str:
+    """A selected node as text: its text nodes, each collapsed, joined by ``sep``."""
     if isinstance(selector.root, str):
         return selector.root
     if not hasattr(selector.root, "tag"):  # an attribute or a number from XPath
         return str(selector.get())
-    return sep.join(t for t in (collapse(t) for t in selector.xpath(".//text()").getall()) if t)
+    # a script or style selected on purpose (JSON in a <script>) gives its own text
+    texts = selector.xpath(".//text()" if selector.root.tag in ("script", "style") else VISIBLE_TEXT).getall()
+    return sep.join(t for t in (collapse(t) for t in texts) if t)
 
 
 def _is_json(response) -> bool:
@@ -54,7 +81,6 @@ def _is_json(response) -> bool:
 def _raw_values(spec: Any, node: Node) -> list:
     if isinstance(spec, str):
         spec = {"css": spec}
-    sep = spec.get("sep", " ")
     if "any" in spec:
         for sub in spec["any"]:
             values = field_values(sub, node)
@@ -63,12 +89,20 @@ def _raw_values(spec: Any, node: Node) -> list:
         return []
     if "all" in spec:
         return [v for sub in spec["all"] for v in field_values(sub, node)]
+    if "join" in spec:
+        # one value from several: the first values of every part joined, then the second values, ...
+        parts = [field_values(sub, node) for sub in spec["join"]]
+        joiner = spec.get("sep", ", ")
+        return [
+            joiner.join(str(values[i]) for values in parts if i < len(values))
+            for i in range(max(map(len, parts), default=0))
+        ]
     if "const" in spec:
         return [spec["const"]]
     if "css" in spec or "xpath" in spec:
         base = node.selector if node.selector is not None else node.response.selector
         found = base.css(spec["css"]) if "css" in spec else base.xpath(spec["xpath"])
-        values = [_text_of(s, sep) for s in found]
+        values = [_text_of(s, spec.get("sep", " ")) for s in found]
         if "regex" in spec:
             values = [m for v in values for m in _matches(spec["regex"], v)]
         return values
@@ -124,13 +158,12 @@ def marker_matches(marker, response) -> bool:
         return False
     for one in marker if isinstance(marker, list) else [marker]:
         if "text" in one:
-            pattern = regex_or_text(one["text"])
-            text = response.text
-            if pattern.search(text) if isinstance(pattern, re.Pattern) else pattern in text:
+            if pattern_in(parse_pattern(one["text"]), page_text(response)):
                 return True
-        elif hasattr(response, "css"):
-            if ("css" in one and response.css(one["css"])) or ("xpath" in one and response.xpath(one["xpath"])):
-                return True
+        elif hasattr(response, "css") and (
+            ("css" in one and response.css(one["css"])) or ("xpath" in one and response.xpath(one["xpath"]))
+        ):
+            return True
     return False
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin
 
+from crawler.notation import NotationError, parse_pattern
+
 MONTHS = {
     m: i
     for i, m in enumerate(
@@ -36,22 +38,47 @@ SPACES = re.compile(r"\s+")
 STATE_TAIL = re.compile(r"^(?P<city>.*?)[,\s]+(?P<state>[A-Za-z]{2})(?:[\s,]+\d{5}(?:-\d{4})?)?\s*$")
 
 
-def regex_or_text(pattern: str):
-    """``/.../`` or ``/.../i`` is a regex; anything else a literal."""
-    if len(pattern) > 2 and pattern.startswith("/") and pattern.rstrip("i").endswith("/"):
-        return re.compile(pattern.rstrip("i")[1:-1], re.IGNORECASE if pattern.endswith("i") else 0)
-    return pattern
-
-
 def collapse(value: Any, _arg=None) -> Any:
     return SPACES.sub(" ", value).strip() if isinstance(value, str) else value
 
 
+ROMAN = frozenset({"ii", "iii", "iv", "vi", "vii", "viii"})
+
+
+def _title_part(part: str) -> str:
+    """One hyphen-free piece of a word: Mc/Mac prefixes, O'Brien, John's."""
+    if not part:
+        return part
+    if part != part.lower() and part != part.upper():
+        return part  # already mixed case (McAllen, d'Alene, DeKalb): written by someone who knew
+    low = part.lower()
+    if low in ROMAN:
+        return low.upper()
+    head, apostrophe, tail = low.partition("'")
+    if apostrophe:
+        # O'Brien, D'Angelo; a one-letter tail is a possessive or a contraction: John's
+        tail = tail if len(tail) <= 1 else _title_part(tail)
+        return _title_part(head) + apostrophe + tail
+    if low.startswith("mc") and len(low) > 2 and low[2].isalpha():
+        return "Mc" + low[2:].capitalize()
+    # MacDonald, MacLeod; but Mack, Macy, Machado, Macias, Maccabe keep a plain "Mac" (no list can be
+    # complete: a site that writes names in mixed case keeps its own spelling above)
+    if low.startswith("mac") and len(low) > 5 and low[3] not in "aeiouchk":
+        return "Mac" + low[3:].capitalize()
+    return low.capitalize()
+
+
 def title_case(value: str, _arg=None) -> str:
+    """Names and places in title case: McAllen, MacDonald, O'Brien, Smith-Jones, John Smith III.
+
+    Words already in mixed case are kept as written (``Coeur d'Alene``); two-letter capitals (a state
+    code, ``IL``) stay capitals.
+    """
+
     def word(w: str) -> str:
         if len(w) == 2 and w.isalpha() and w.isupper():
             return w  # a state code
-        return "-".join("'".join(p[:1].upper() + p[1:].lower() for p in part.split("'")) for part in w.split("-"))
+        return "-".join(_title_part(part) for part in w.split("-"))
 
     return " ".join(word(w) for w in str(value).split(" "))
 
@@ -87,14 +114,14 @@ def cfemail(value: Any, _arg=None) -> str | None:
 
 
 def split(value: Any, arg) -> list[str]:
-    sep = regex_or_text(arg or ",")
+    sep = parse_pattern(arg or ",")
     parts = sep.split(str(value)) if isinstance(sep, re.Pattern) else str(value).split(sep)
     return [p.strip() for p in parts]
 
 
 def replace(value: Any, arg) -> str:
     old, new = arg
-    pattern = regex_or_text(old)
+    pattern = parse_pattern(old)
     if isinstance(pattern, re.Pattern):
         return pattern.sub(new, str(value))
     return str(value).replace(old, new)
@@ -204,6 +231,11 @@ def check_filter(spec) -> str | None:
             re.compile(arg)
         except re.error as exc:
             return f"invalid regex: {exc}"
+    if name in ("split", "replace") and arg is not None:
+        try:
+            parse_pattern(arg[0] if name == "replace" else str(arg))
+        except NotationError as exc:
+            return str(exc)
     return None
 
 

@@ -66,7 +66,7 @@ _action = {
 _actions = {"type": "array", "items": _action}
 _str_map = {"type": "object", "additionalProperties": {"type": "string"}}
 
-SOURCES = ("css", "xpath", "jsonld", "json", "regex", "const", "any", "all")
+SOURCES = ("css", "xpath", "jsonld", "json", "regex", "const", "any", "all", "join")
 
 _field = {
     "oneOf": [
@@ -92,6 +92,7 @@ _field = {
                 "const": {},
                 "any": {"type": "array", "items": {"$ref": "#/$defs/field"}, "minItems": 1},
                 "all": {"type": "array", "items": {"$ref": "#/$defs/field"}, "minItems": 1},
+                "join": {"type": "array", "items": {"$ref": "#/$defs/field"}, "minItems": 2},
                 "many": {"type": "boolean"},
                 "sep": {"type": "string"},
                 "filters": {"type": "array", "items": _filter},

@@ -15,7 +15,8 @@ import pprint
 from pathlib import Path
 
 from crawler.extraction.definitions import DEFAULT_DIRECTORY, SiteDefinition, load_definition
-from crawler.extraction.engine import ListPage, detail_not_found, extract_detail, extract_list, marker_matches
+from crawler.extraction.engine import ListPage, detail_not_found, extract_detail, extract_list
+from crawler.notation import parse_pattern, pattern_in
 
 
 def _definition(site) -> SiteDefinition:
@@ -31,7 +32,8 @@ def run(site, response, kind: str | None = None) -> ListPage | dict:
     if kind not in (None, "list", "detail"):
         raise ValueError("kind: expected 'list', 'detail' or None")
     for block_kind, signatures in definition.blocks.items():
-        if marker_matches([{"text": s} for s in signatures], response):
+        # block signatures are read in the HTML itself (markup included), as the block detector does
+        if any(pattern_in(parse_pattern(s), response.text) for s in signatures):
             print(f"{definition.id}: this page matches the {block_kind} signature")
     if kind != "detail":
         page = extract_list(definition, response)

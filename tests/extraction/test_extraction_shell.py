@@ -1,6 +1,6 @@
 """The scrapy shell helper: shell.run(site, response) prints and returns the extraction."""
 
-from extraction_pages import page
+from extraction_pages import site_page as page
 
 from crawler.extraction import shell
 

@@ -1,7 +1,7 @@
 """spiders/sites/fastpeople.yaml on saved sandbox pages: the exact records."""
 
 import pytest
-from extraction_pages import page
+from site_pages import page
 
 from crawler.extraction import detail_not_found, extract_detail, extract_list, listing_from_record, load_definition
 

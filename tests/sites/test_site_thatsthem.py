@@ -1,7 +1,7 @@
 """spiders/sites/thatsthem.yaml on saved sandbox pages: the exact records."""
 
 import pytest
-from extraction_pages import page
+from site_pages import page
 
 from crawler.extraction import extract_detail, extract_list, load_definition
 
