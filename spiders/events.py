@@ -16,6 +16,14 @@
    the middlewares; an expired cursor resumes its partition from the last
    timestamp seen. Running the same command again continues from the checkpoints.
 
+With ``REDIS_URL`` set, requests go through the shared scheduler and come back
+as copies, possibly to another worker of the same job: a request carries only
+its partition's key and its chain position (cursor, last timestamp), and each
+worker keeps what it knows of a partition by key. The discovery request is
+filtered like any other, so one worker of the job discovers and plans; another
+learns the id and time fields from the pages it gets. Progress lines say what
+this worker fetched; the job's totals come from the checkpoints.
+
 Times (``since``/``until``) are ISO-8601 or epoch milliseconds; ``until``
 defaults to now. The key comes from ``-a api_key`` or the EVENTS_API_KEY
 setting and is sent in API_KEY_HEADER (X-API-Key) to the API's host only.
@@ -26,9 +34,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from dataclasses import asdict
 from urllib.parse import urlencode, urlsplit
 
 import orjson
+import psycopg
 import scrapy
 from scrapy.exceptions import CloseSpider
 
@@ -43,6 +53,9 @@ from crawler.spider_args import SpiderArgumentError, parse_http_url
 logger = logging.getLogger(__name__)
 
 EXPIRED = "CURSOR_EXPIRED"
+# request meta: immutable values only (a shared scheduler hands the callback a copy)
+PARTITION, CURSOR, POSITION, CURSOR_AT = "events_partition", "events_cursor", "events_position", "events_cursor_at"
+PROBE = "events_probe"
 
 
 def parse_time_ms(kwargs: dict, key: str) -> int | None:
@@ -98,7 +111,9 @@ class EventsSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
         kwargs["_parsed"] = cls.check_arguments(kwargs, crawler.settings)
-        return super().from_crawler(crawler, *args, **kwargs)
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.progress = Progress(crawler.settings.getfloat("EVENTS_PROGRESS_SECONDS"))
+        return spider
 
     def __init__(self, *args, _parsed: dict | None = None, **kwargs):
         parsed = _parsed or self.check_arguments(kwargs)
@@ -112,36 +127,41 @@ class EventsSpider(scrapy.Spider):
         self.partition_count, self.page_size = parsed["partitions"], parsed["page_size"]
         self.source = parsed["source"]
         self.discovery = Discovery(id_field=parsed["id_field"])
-        self.partitions: list[Partition] = []
-        self.progress: Progress | None = None
-        self.data_end: int | None = None
-        self.probe_point = 0
+        self.partitions: dict[str, Partition] = {}  # what this worker knows of each, by key
+        self.progress = Progress(10.0)  # from_crawler sets EVENTS_PROGRESS_SECONDS
+        self.took_part = False  # planned, or fetched a page: worth a final line
 
     # --- requests ------------------------------------------------------------------
 
-    def api_request(self, params: dict, callback, partition: Partition | None = None) -> scrapy.Request:
+    def api_request(self, params: dict, callback, meta: dict | None = None, dont_filter: bool = True):
         return scrapy.Request(
             f"{self.base_url}/events?{urlencode(params)}",
             callback=callback,
-            dont_filter=True,
+            dont_filter=dont_filter,
             meta={
                 "ratelimit_key": f"events:{self.source}",
                 "expect_json": True,
                 "handle_httpstatus_list": [400, 401, 403, 410],
-                "partition": partition,
+                **(meta or {}),
             },
         )
 
-    def page_request(self, partition: Partition) -> scrapy.Request:
-        if partition.cursor:
-            params = {"limit": self.page_size, "cursor": partition.cursor}
+    def page_request(self, partition: Partition, cursor: str | None, position_ms: int | None) -> scrapy.Request:
+        if cursor:
+            params = {"limit": self.page_size, "cursor": cursor}
         else:
-            params = {"limit": self.page_size}
-            if self.discovery.ranges or partition.position_ms is not None or self.since_ms is not None:
-                params["since"] = partition.resume_since()
-            if self.discovery.ranges or self.until_ms is not None:
-                params["until"] = partition.until_ms
-        return self.api_request(params, self.parse_page, partition)
+            # a chain without a cursor asks for its own range; an API that ignores ranges has one
+            # chain, over everything, and ignores them harmlessly
+            params = {"limit": self.page_size, "since": partition.resume_since(position_ms)}
+            params["until"] = partition.until_ms
+        meta = {PARTITION: partition.key, CURSOR: cursor, POSITION: position_ms, CURSOR_AT: time.time()}
+        return self.api_request(params, self.parse_page, meta)
+
+    def partition(self, key: str) -> Partition:
+        """This worker's record of a partition: another worker may have planned it."""
+        if key not in self.partitions:
+            self.partitions[key] = Partition.from_key(key)
+        return self.partitions[key]
 
     async def start(self):
         params = {"limit": self.page_size}
@@ -149,7 +169,8 @@ class EventsSpider(scrapy.Spider):
             params["since"] = self.since_ms
         if self.until_ms is not None:
             params["until"] = self.until_ms
-        yield self.api_request(params, self.parse_discovery)
+        # filtered: several workers of one job (same arguments) share the dupefilter, so one discovers and plans
+        yield self.api_request(params, self.parse_discovery, dont_filter=False)
 
     # --- discovery ------------------------------------------------------------------
 
@@ -195,63 +216,71 @@ class EventsSpider(scrapy.Spider):
             raise CloseSpider("events API: cannot tell the id or timestamp field; pass -a id_field=...")
         since = self.since_ms if self.since_ms is not None else self.event_ms(first)
         until = self.until_ms if self.until_ms is not None else int(time.time() * 1000) + 1
-        self.range = (since, until)
         last = next((ms for ms in map(self.event_ms, reversed(page.events)) if ms is not None), None)
         if self.partition_count > 1 and page.has_more and last is not None and last > since:
             # does the API honour since? ask from the first page's last timestamp: the answer
-            # must start there (not at the beginning again, not empty)
-            self.probe_point = last
-            yield self.api_request({"limit": 1, "since": last, "until": until}, self.parse_range_probe)
+            # must start there (not at the beginning again, not empty). The probe may reach
+            # another worker: it carries what was discovered.
+            probe = {"point": last, "since": since, "until": until, "discovery": asdict(found)}
+            yield self.api_request({"limit": 1, "since": last, "until": until}, self.parse_range_probe, {PROBE: probe})
         else:
-            async for request in self.begin():
+            async for request in self.begin(since, until):
                 yield request
 
     async def parse_range_probe(self, response):
-        point = self.probe_point
+        probe_meta = response.meta[PROBE]
+        self.discovery = Discovery(**probe_meta["discovery"])
+        self.page_size = self.discovery.page_cap or self.page_size
+        point, since = probe_meta["point"], probe_meta["since"]
         probe = read_page(self.body(response)) if response.status == 200 else None
         first = probe.events[0] if probe and probe.events else None
         self.discovery.ranges = first is not None and (self.event_ms(first) or 0) >= point
         total, after = self.discovery.total, probe.total if probe else None
+        data_end = None
         if self.discovery.ranges and total and after is not None and total > after:
             # the events before the probe point tell roughly where they end (a default
             # "until" of now may lie far beyond): partitions share the data, not empty time
-            since = self.range[0]
-            self.data_end = point + int((point - since) * after / (total - after)) + 1
-        async for request in self.begin():
+            data_end = point + int((point - since) * after / (total - after)) + 1
+        async for request in self.begin(since, probe_meta["until"], data_end):
             yield request
 
-    async def begin(self):
-        since, until = self.range
+    async def begin(self, since: int, until: int, data_end: int | None = None):
         count = self.partition_count if self.discovery.ranges else 1
         stored = await stored_partitions(self.settings, self.source)
         if not stored:
-            self.partitions = plan(since, until, count, self.data_end)
-            await store_plan(self.settings, self.source, self.partitions)
+            partitions = plan(since, until, count, data_end)
+            await store_plan(self.settings, self.source, partitions)
         else:  # resume the earlier plan; newer events (after its end) get partitions of their own
-            self.partitions, end = stored, max(p.until_ms for p in stored)
+            partitions, end = stored, max(p.until_ms for p in stored)
             if until > end and all(p.completed for p in stored):
                 added = plan(end, until, count if until - end > 3_600_000 else 1)
                 await store_plan(self.settings, self.source, added)
-                self.partitions += added
-        committed = sum(p.committed_before for p in self.partitions)
+                partitions += added
+        self.partitions.update((p.key, p) for p in partitions)
+        self.took_part = True
+        committed = sum(p.committed_before for p in partitions)
         logger.info("events API: %s", self.discovery.describe())
-        pending = [p for p in self.partitions if not p.completed]
+        pending = [p for p in partitions if not p.completed]
         logger.info(
             "events: %d partition(s), %d to do; %d event(s) committed by earlier runs",
-            len(self.partitions),
+            len(partitions),
             len(pending),
             committed,
         )
-        self.progress = Progress(
-            self.partitions, self.discovery.total, self.settings.getfloat("EVENTS_PROGRESS_SECONDS")
-        )
         for partition in pending:
-            yield self.page_request(partition)
+            yield self.page_request(partition, partition.cursor, partition.position_ms)
 
     # --- pages ---------------------------------------------------------------------
 
-    def parse_page(self, response):
-        partition: Partition = response.meta["partition"]
+    def learn_fields(self, events: list) -> None:
+        """A worker that did not discover (another of the job did) learns the fields from a page."""
+        if self.discovery.time_field is None and events:
+            self.discovery.id_field = self.discovery.id_field or detect(events[0], ID_FIELDS)
+            self.discovery.time_field = detect(events[0], TIME_FIELDS)
+
+    async def parse_page(self, response):
+        partition = self.partition(response.meta[PARTITION])
+        cursor_in, position_ms = response.meta[CURSOR], response.meta[POSITION]
         if response.status != 200:
             code = self.api_error(response)
             if code != EXPIRED:
@@ -267,36 +296,41 @@ class EventsSpider(scrapy.Spider):
             logger.info(
                 "events partition %s: cursor expired after %.0fs; resuming from its last timestamp",
                 partition.key,
-                time.monotonic() - partition.cursor_issued,
+                time.time() - response.meta[CURSOR_AT],
             )
-            partition.take_cursor(None)
-            yield self.page_request(partition)
+            yield self.page_request(partition, None, position_ms)
             return
         page = read_page(self.body(response))
+        self.learn_fields(page.events)
         if page.has_more and not page.next_cursor:
             self.crawler.stats.inc_value("events/partition_failed/NO_CURSOR")
             logger.error(
                 "events partition %s stopped: hasMore without a nextCursor (run again to resume)", partition.key
             )
             return
-        if partition.total is None and page.total is not None and not partition.cursor:
+        if partition.total is None and page.total is not None and cursor_in is None and position_ms is None:
+            # a chain's first page: its meta.total counts the whole partition
             partition.total = page.total
         last_ms = next((ms for ms in map(self.event_ms, reversed(page.events)) if ms is not None), None)
         if last_ms is not None:
-            partition.position_ms = last_ms
+            position_ms = last_ms
+        cursor = page.next_cursor if page.has_more else None
         partition.fetched += len(page.events)
-        partition.take_cursor(page.next_cursor if page.has_more else None)
         partition.completed = not page.has_more
+        self.took_part = True
+        self.progress.add(len(page.events))
         checkpoint = Checkpoint(
             self.source,
             partition.key,
-            cursor=partition.cursor,
+            cursor=cursor,
             position_at=dt.datetime.fromtimestamp(last_ms / 1000, dt.UTC) if last_ms is not None else None,
             rows=len(page.events),
             completed=partition.completed,
         )
         self.crawler.stats.inc_value("events/pages")
         self.crawler.stats.inc_value("events/fetched", len(page.events))
+        if partition.completed:  # counters, so a shared job's stats add up over its workers
+            self.crawler.stats.inc_value("events/partitions_done")
         yield EventBatch(
             self.source,
             page.events,
@@ -305,10 +339,22 @@ class EventsSpider(scrapy.Spider):
             checkpoint=checkpoint,
         )
         if page.has_more:
-            yield self.page_request(partition)
-        if self.progress is not None:
-            self.progress.maybe_log()
+            yield self.page_request(partition, cursor, position_ms)
+        if self.progress.due():
+            await self.log_progress()
 
-    def closed(self, reason):
-        if self.progress is not None:
-            self.progress.log(final=True)
+    async def log_progress(self, final: bool = False) -> None:
+        """One progress line: this worker's figures, and the job's from its checkpoints."""
+        job = await stored_partitions(self.settings, self.source)
+        for partition in job:
+            partition.total = self.partitions[partition.key].total if partition.key in self.partitions else None
+        self.progress.log(job, self.discovery.total, final=final)
+
+    async def closed(self, reason):
+        if not self.took_part:
+            return
+        try:
+            # after the pipelines closed: every row this worker fetched is committed, or never will be
+            await self.log_progress(final=True)
+        except psycopg.Error as exc:  # the crawl's outcome stands; only the summary is lost
+            logger.warning("events: no final progress line (%s)", type(exc).__name__)

@@ -7,12 +7,16 @@ covers) holds the partition's last cursor and the timestamp of its last
 committed event: a run resumes from the cursor, or, when the cursor has expired,
 from ``since`` = that timestamp (events at that very millisecond come again and
 are absorbed by the primary key).
+
+A partition's chain position (cursor, last timestamp) travels in its page
+requests; the ``Partition`` objects hold what one worker knows of it. Requests
+go through a shared scheduler as copies, and several workers may take turns on
+one chain, so what the whole job did is read back from the checkpoints.
 """
 
 from __future__ import annotations
 
 import itertools
-import time
 from dataclasses import dataclass
 
 from crawler.db.pool import get_pool, run_in_transaction
@@ -30,23 +34,26 @@ FROM ingest_checkpoints WHERE source = %s
 class Partition:
     since_ms: int
     until_ms: int
-    cursor: str | None = None
-    position_ms: int | None = None  # last event handed to the pipelines (or committed, at start)
+    cursor: str | None = None  # from its checkpoint: where this run starts it
+    position_ms: int | None = None  # likewise: its last committed event
     completed: bool = False
     total: int | None = None  # meta.total of its first page, when the API tells
-    fetched: int = 0
-    committed_before: int = 0  # rows committed by earlier runs
-    cursor_issued: float = 0.0  # monotonic time the current cursor was received
+    fetched: int = 0  # events this worker fetched in it
+    committed_before: int = 0  # rows committed by earlier runs (checkpoint's rows_committed)
 
     @property
     def key(self) -> str:
         return f"{self.since_ms}-{self.until_ms}"
 
-    def resume_since(self) -> int:
-        return self.since_ms if self.position_ms is None else max(self.since_ms, self.position_ms)
+    @classmethod
+    def from_key(cls, key: str) -> Partition | None:
+        since, _, until = key.partition("-")
+        if not (since.isdigit() and until.isdigit()):
+            return None  # not a time-range partition of this spider
+        return cls(int(since), int(until))
 
-    def take_cursor(self, cursor: str | None) -> None:
-        self.cursor, self.cursor_issued = cursor, time.monotonic()
+    def resume_since(self, position_ms: int | None) -> int:
+        return self.since_ms if position_ms is None else max(self.since_ms, position_ms)
 
 
 def plan(since_ms: int, until_ms: int, count: int, data_end_ms: int | None = None) -> list[Partition]:
@@ -71,10 +78,10 @@ async def stored_partitions(settings, source: str) -> list[Partition]:
         rows = await (await conn.execute(CHECKPOINTS, (source,))).fetchall()
     partitions = []
     for key, cursor, position_at, completed, rows_committed in rows:
-        since, _, until = key.partition("-")
-        if not (since.isdigit() and until.isdigit()):
-            continue  # not a time-range partition of this spider
-        partition = Partition(int(since), int(until), completed=completed, committed_before=rows_committed)
+        partition = Partition.from_key(key)
+        if partition is None:
+            continue
+        partition.completed, partition.committed_before = completed, rows_committed
         partition.cursor = cursor  # age unknown: an expired one falls back to position_ms
         partition.position_ms = int(position_at.timestamp() * 1000) if position_at else None
         partitions.append(partition)

@@ -1,9 +1,19 @@
-"""Progress of an ingestion: events/s, share of the announced total, ETA, per partition."""
+"""Progress of an ingestion: what this worker fetched, and where the whole job stands.
+
+Several workers may share one job (the shared scheduler), and a page request
+reaches a callback as a copy, so no worker's own objects add up to the job.
+Each line says what this worker fetched (and how fast); the job's committed
+events, completed partitions and ETA come from the checkpoints in PostgreSQL,
+which every worker commits with its rows.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
+
+from crawler.ingest.partitions import Partition
 
 logger = logging.getLogger("spiders.events")
 
@@ -13,39 +23,56 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+def state(partition: Partition) -> str:
+    if partition.completed:
+        return "done"
+    if partition.total:
+        return f"{100 * partition.committed_before / partition.total:.0f}%"
+    return f"{partition.committed_before:,}"
+
+
 class Progress:
-    def __init__(self, partitions, total: int | None, every_seconds: float):
-        self.partitions, self.total, self.every = partitions, total, every_seconds
-        self.started = self.last = time.monotonic()
+    def __init__(self, every_seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.every, self.clock = every_seconds, clock
+        self.started = self.last = clock()
+        self.fetched = 0  # events this worker fetched
+        self.first_view: tuple[float, int] | None = None  # (time, committed) when the job was first read
 
-    def maybe_log(self) -> None:
-        if time.monotonic() - self.last >= self.every:
-            self.log()
+    def add(self, events: int) -> None:
+        self.fetched += events
 
-    def log(self, final: bool = False) -> None:
-        self.last = now = time.monotonic()
-        fetched = sum(p.fetched for p in self.partitions)
-        rate = fetched / max(now - self.started, 1e-9)
-        done = sum(p.completed for p in self.partitions)
-        known = [p.total for p in self.partitions if p.total is not None]
-        total = sum(known) if len(known) == len(self.partitions) else self.total
+    def due(self) -> bool:
+        return self.clock() - self.last >= self.every
+
+    def log(self, job: Iterable[Partition], total: int | None, final: bool = False) -> None:
+        """Log one line; ``job`` is every partition as its checkpoint stands (stored_partitions),
+        with ``total`` set where this worker learned it."""
+        self.last = now = self.clock()
+        job = list(job)
+        rate = self.fetched / max(now - self.started, 1e-9)
+        committed = sum(p.committed_before for p in job)
+        done = sum(p.completed for p in job)
+        known = [p.total for p in job if p.total is not None]
+        total = sum(known) if job and len(known) == len(job) else total
+        if self.first_view is None:
+            self.first_view = (now, committed)
         share = eta = ""
         if total:
-            share = f" ({100 * min(fetched, total) / total:.1f}% of {total:,})"
-            if rate > 0 and not final:
-                eta = f", ETA {duration(max(total - fetched, 0) / rate)}"
-        parts = " ".join(
-            f"[{p.key}: {'done' if p.completed else f'{100 * p.fetched / p.total:.0f}%' if p.total else p.fetched}]"
-            for p in self.partitions[:8]
-        )
+            share = f" ({100 * min(committed, total) / total:.1f}% of {total:,})"
+            seen_at, seen = self.first_view
+            job_rate = (committed - seen) / (now - seen_at) if now > seen_at else 0
+            if job_rate > 0 and not final and done < len(job):
+                eta = f", ETA {duration(max(total - committed, 0) / job_rate)}"
+        parts = " ".join(f"[{p.key}: {state(p)}]" for p in job[:8])
         logger.info(
-            "events %s: %s fetched%s, %s/s%s; partitions %d/%d done %s",
+            "events %s: this worker fetched %s, %s/s; job: %s committed%s%s; partitions %d/%d done %s",
             "finished" if final else "progress",
-            f"{fetched:,}",
-            share,
+            f"{self.fetched:,}",
             f"{rate:,.0f}",
+            f"{committed:,}",
+            share,
             eta,
             done,
-            len(self.partitions),
+            len(job),
             parts,
         )

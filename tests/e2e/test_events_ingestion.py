@@ -2,15 +2,19 @@
 no 429 after the first response, crash and resume, shapes discovered, bad arguments."""
 
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import psycopg
 import pytest
 
-from support import ROOT, http, run_scrapy
+from support import REDIS_URL, ROOT, http, run_scrapy
+
+pytestmark = pytest.mark.e2e
 
 TOTAL = 20000  # the session sandbox's --events-count
 
@@ -139,3 +143,103 @@ def test_a_refused_key_stops_with_one_line_and_exit_1(events_env, sandbox):
     result = run_scrapy(events_args(sandbox, "-a", "api_key=wrong"), events_env)
     assert result.returncode == 1
     assert "error: events stopped: events API answered 401 (UNAUTHORIZED) to the first request" in result.stderr
+
+
+@pytest.fixture
+def shared_env(events_env, redis_prefix):
+    """The events spider on the shared scheduler: requests travel through Redis as copies."""
+    return dict(
+        events_env,
+        REDIS_URL=REDIS_URL,
+        REDIS_KEY_PREFIX=f"{redis_prefix}{uuid.uuid4().hex[:6]}:",
+        LOG_LEVEL="INFO",
+        SCHEDULER_IDLE_CLOSE_SECONDS="3",
+        SCHEDULER_STATS_SECONDS="1",
+    )
+
+
+FINAL = re.compile(
+    r"events finished: this worker fetched ([\d,]+), [\d,]+/s; job: ([\d,]+) committed"
+    r"(?: \(([\d.]+)% of ([\d,]+)\))?; partitions (\d+)/(\d+) done"
+)
+
+
+def final_line(stderr: str) -> dict:
+    found = FINAL.findall(stderr)
+    assert len(found) == 1, stderr[-3000:]
+    fetched, committed, share, total, done, planned = found[0]
+    return {
+        "fetched": int(fetched.replace(",", "")),
+        "committed": int(committed.replace(",", "")),
+        "share": share,
+        "total": int(total.replace(",", "")) if total else None,
+        "done": int(done),
+        "planned": int(planned),
+    }
+
+
+def stat(stderr: str, name: str) -> int:
+    """A counter from the stats Scrapy dumps at the end (0 when never incremented)."""
+    found = re.findall(rf"'{re.escape(name)}': (\d+)", stderr)
+    return int(found[-1]) if found else 0
+
+
+def stored(url) -> dict:
+    with psycopg.connect(url) as conn:
+        rows, distinct = conn.execute("SELECT count(*), count(DISTINCT id) FROM events").fetchone()
+        planned, done, committed = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE completed), sum(rows_committed) FROM ingest_checkpoints"
+        ).fetchone()
+    return {"rows": rows, "distinct": distinct, "planned": planned, "done": done, "committed": committed}
+
+
+def test_progress_through_the_shared_scheduler_matches_the_stored_rows(shared_env, sandbox):
+    # no repeats, no faults: every event fetched once, so fetched == committed == stored rows
+    configure(sandbox, rate_limit=1000, rate_window=1)
+    result = run_scrapy(events_args(sandbox, "-a", "page_size=1000", "-a", "partitions=4"), shared_env, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    pages = TOTAL // 1000
+    assert (
+        stat(result.stderr, "scheduler/dequeued/redis") >= pages and stat(result.stderr, "scheduler/unshareable") == 0
+    )
+    db = stored(shared_env["DATABASE_URL"])
+    assert db == {"rows": TOTAL, "distinct": TOTAL, "planned": 4, "done": 4, "committed": TOTAL}
+    line = final_line(result.stderr)
+    assert line == {"fetched": TOTAL, "committed": TOTAL, "share": "100.0", "total": TOTAL, "done": 4, "planned": 4}
+    assert stat(result.stderr, "events/fetched") == TOTAL
+    assert stat(result.stderr, "events/partitions_done") == 4
+
+
+def test_two_workers_on_one_job_each_report_their_share(shared_env, sandbox, tmp_path):
+    """Two workers started with the same command share the job: one discovers and plans, both fetch pages.
+    Each line tells what that worker fetched; the job's figures, the same in both, are the stored ones."""
+    # 200 pages at 20/s: ten seconds or more, so both workers are up long before the pages run out; two
+    # requests at a time each, so neither can hold all four chains and the other always finds some queued
+    configure(sandbox, rate_limit=20, rate_window=1)
+    args = events_args(sandbox, "-a", "page_size=100", "-a", "partitions=4", "-s", "CONCURRENT_REQUESTS=2")
+    command = [sys.executable, "-m", "scrapy", *args]
+    logs = [tmp_path / f"worker{n}.log" for n in range(2)]
+    workers = [
+        subprocess.Popen(command, cwd=ROOT, env=shared_env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+        for log in logs
+    ]
+    try:
+        codes = [worker.wait(timeout=240) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    stderr = [log.read_text() for log in logs]
+    assert codes == [0, 0], stderr[0][-3000:] + stderr[1][-3000:]
+    db = stored(shared_env["DATABASE_URL"])
+    assert db == {"rows": TOTAL, "distinct": TOTAL, "planned": 4, "done": 4, "committed": TOTAL}
+    assert sum("events: 4 partition(s), 4 to do" in text for text in stderr) == 1  # planned once
+    fetched = [stat(text, "events/fetched") for text in stderr]
+    assert sum(fetched) == TOTAL and all(fetched), fetched  # each page once, both workers fetched
+    assert sum(stat(text, "events/partitions_done") for text in stderr) == 4
+    for text, own in zip(stderr, fetched, strict=True):
+        line = final_line(text)
+        assert line["fetched"] == own
+        assert (line["committed"], line["done"], line["planned"]) == (TOTAL, 4, 4)
+        if "events API: body nested" in text:  # the worker that discovered knows the announced total
+            assert (line["share"], line["total"]) == ("100.0", TOTAL)
