@@ -19,7 +19,7 @@ import yaml
 from crawler.extraction.filters import check_filter
 from crawler.extraction.schema import SCHEMA
 from crawler.extraction.templates import check_template
-from crawler.notation import parse_mapping
+from crawler.notation import NotationError, parse_mapping, parse_pattern
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "spiders" / "sites"
 TYPE_NAMES = {
@@ -174,6 +174,30 @@ def _semantic_errors(raw: dict, stem: str):
     for section in ("list", "detail"):
         for name, spec in raw.get(section, {}).get("fields", {}).items():
             yield from walk(spec, f"{section}.fields.{name}", in_card=section == "list")
+
+    # /regex/ markers and block signatures: a broken regex fails here, not on the first page
+    markers = {
+        "list.no_results": listing.get("no_results"),
+        "list.next_page.last": (listing.get("next_page") or {}).get("last"),
+        "detail.not_found": raw.get("detail", {}).get("not_found"),
+    }
+    patterns = [
+        (f"{where}.{i}.text" if isinstance(marker, list) else f"{where}.text", one["text"])
+        for where, marker in markers.items()
+        if marker
+        for i, one in enumerate(marker if isinstance(marker, list) else [marker])
+        if "text" in one
+    ]
+    patterns += [
+        (f"blocks.{kind}.{i}", signature)
+        for kind, signatures in (raw.get("blocks") or {}).items()
+        for i, signature in enumerate(signatures)
+    ]
+    for where, pattern in patterns:
+        try:
+            parse_pattern(pattern)
+        except NotationError as exc:
+            yield where, str(exc)
 
     opt_out_url = (raw.get("opt_out") or {}).get("url", "")
     if opt_out_url and not re.match(r"(/|https?://[^\s/]+)", opt_out_url):

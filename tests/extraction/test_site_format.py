@@ -202,3 +202,13 @@ def test_the_complete_example_in_format_md_loads():
     section = text.split("## A complete example", 1)[1]
     example = re.search(r"```yaml\n(.*?)```", section, re.DOTALL).group(1)
     assert load_definition_text(example, "example.yaml").id == "example"
+
+
+def test_broken_regexes_in_markers_and_block_signatures_are_load_errors():
+    assert load_error(blocks={"captcha": ["g-recaptcha", "/(unclosed/i"]}).startswith(
+        "draft.yaml: blocks.captcha.1: invalid regex: "
+    )
+    detail = {"fields": {"full_name": {"css": "h1::text"}}, "not_found": [{"css": "p.e"}, {"text": "/[a-/"}]}
+    assert load_error(detail=detail).startswith("draft.yaml: detail.not_found.1.text: invalid regex: ")
+    split = {"aliases": {"css": "li::text", "filters": [{"split": "/(,/"}]}}
+    assert load_error(detail_fields=split).startswith("draft.yaml: detail.fields.aliases.filters.0: invalid regex: ")
