@@ -14,9 +14,10 @@ It stands in for the kind of API the ``events`` spider ingests exactly once
   response and 429 + ``Retry-After``; injectable 5xx, truncated 200 bodies and
   repeated events (at-least-once delivery), reproducible from the seed.
 - ``GET /events/stats`` and ``POST /events/config`` let tests and benches
-  observe and retune one running server.
+  observe and retune one running server; ``POST /events/clock`` freezes or
+  advances its time, so tests of windows and expiry need no sleeping.
 
 Modules: ``generate`` (the data set, as pre-rendered bytes), ``cursors``,
-``ratelimit``, ``config`` (settings shared by the CLI and the config endpoint)
+``ratelimit``, ``clock``, ``config`` (settings shared by the CLI and the config endpoint)
 and ``app`` (the aiohttp service; importing it registers ``events``).
 """

@@ -2,7 +2,8 @@
 
     GET  /events?limit=N[&cursor=C][&since=T][&until=T][&type=X]  key in X-API-Key (or ?api_key=, own budget)
     GET  /events/stats    counters and the configuration (no key; for tests and benches)
-    POST /events/config   change tunables at run time; resets counters, rate windows and the fault sequence
+    POST /events/config   change tunables at run time; resets counters, rate windows, the fault sequence and the clock
+    POST /events/clock    {"freeze": true|false, "advance": S, "real": true}: the server's time, for tests (clock.py)
 
 Order of checks, as a real gateway does it: key (401, free), budget (429, free),
 then everything else counts against the budget: bad parameters (400), bad or
@@ -26,6 +27,7 @@ import orjson
 from aiohttp import web
 
 from sandbox.events import config as settings
+from sandbox.events.clock import Clock
 from sandbox.events.cursors import CursorError, decode, encode
 from sandbox.events.generate import DEFAULT_COUNT, TYPES, EventSet, cached
 from sandbox.events.ratelimit import Decision, FixedWindow
@@ -65,12 +67,13 @@ class EventsApi:
         self.configure(config)
 
     def configure(self, config: dict) -> None:
-        """Apply a configuration and start afresh: counters, budgets, fault sequence."""
+        """Apply a configuration and start afresh: counters, budgets, fault sequence, real time."""
         self.config = config
+        self.clock = clock = Clock()
         window, style = config["rate_window"], config["reset_style"]
         self.pools = {
-            "header": FixedWindow(config["rate_limit"], window, style),
-            "query": FixedWindow(settings.effective_query_limit(config), window, style),
+            name: FixedWindow(limit, window, style, clock=clock.monotonic, wall=clock.time)
+            for name, limit in (("header", config["rate_limit"]), ("query", settings.effective_query_limit(config)))
         }
         self.rng = random.Random(f"events-faults:{self.seed}")
         self.statuses: Counter[int] = Counter()
@@ -82,7 +85,7 @@ class EventsApi:
     # ---- responses ---------------------------------------------------------------------------------
 
     def respond(self, status: int, body: bytes, headers: dict, content_type: str = "application/json") -> web.Response:
-        now = time.time()
+        now = self.clock.time()
         self.first_response = self.first_response or now
         self.last_response = now
         self.statuses[status] += 1
@@ -132,7 +135,7 @@ class EventsApi:
         else:
             limit = min(int(text), config["page_cap"])
         if query.get("cursor"):
-            cursor = decode(query["cursor"], time.time(), self.events.count)
+            cursor = decode(query["cursor"], self.clock.time(), self.events.count)
             if cursor.type is not None and cursor.type not in TYPES:
                 raise CursorError("INVALID_CURSOR", "Cursor is malformed")
             position, since, until, type_ = cursor.position, cursor.since, cursor.until, cursor.type
@@ -178,7 +181,7 @@ class EventsApi:
                 spec["since"],
                 spec["until"],
                 spec["type"],
-                time.time(),
+                self.clock.time(),
                 config["cursor_ttl"],
             )
         if config["id_field"] != "id":
@@ -295,6 +298,20 @@ async def configure(request: web.Request) -> web.Response:
     return web.json_response(api.public_config())
 
 
+async def clock_control(request: web.Request) -> web.Response:
+    """Freeze, thaw or advance the server's time (budgets, cursors); answers the clock's state."""
+    try:
+        body = await request.json(loads=orjson.loads)
+    except ValueError:
+        body = None
+    try:
+        return web.json_response(request.app[API].clock.control(body))
+    except ValueError as exc:
+        name = str(exc).split(":", 1)[0]
+        body = {"error": {"code": "INVALID_SETTING", "message": str(exc), "parameter": name}}
+        return web.json_response(body, status=400)
+
+
 def make_app(options: dict) -> web.Application:
     """Generate (or reuse) the data set, then build the app; options are the ``events_*`` CLI values."""
     seed = options.get("events_seed")
@@ -314,6 +331,7 @@ def make_app(options: dict) -> web.Application:
     app.router.add_get("/events", list_events)
     app.router.add_get("/events/stats", stats)
     app.router.add_post("/events/config", configure)
+    app.router.add_post("/events/clock", clock_control)
     return app
 
 

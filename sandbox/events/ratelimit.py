@@ -27,8 +27,9 @@ class Decision:
 
 
 class FixedWindow:
-    def __init__(self, limit: int, window: float, reset_style: str = "seconds", clock=time.monotonic):
-        self.limit, self.window, self.reset_style, self.clock = limit, window, reset_style, clock
+    def __init__(self, limit: int, window: float, reset_style: str = "seconds", clock=time.monotonic, wall=time.time):
+        """``clock`` measures the window, ``wall`` (epoch seconds) dates it for headers and history."""
+        self.limit, self.window, self.reset_style, self.clock, self.wall = limit, window, reset_style, clock, wall
         self.ends = -math.inf  # no window open yet
         self.used = 0
         self.history: list[tuple[float, int]] = []  # closed windows: (started, epoch seconds; requests counted)
@@ -38,7 +39,7 @@ class FixedWindow:
         now = self.clock()
         if now >= self.ends:
             if self.used and len(self.history) < 100_000:
-                self.history.append((time.time() - (now - self.ends) - self.window, self.used))
+                self.history.append((self.wall() - (now - self.ends) - self.window, self.used))
             self.ends, self.used = now + self.window, 0
         allowed = self.used < self.limit
         self.used += allowed
@@ -55,7 +56,7 @@ class FixedWindow:
         else:
             left, remaining = self.ends - now, max(0, self.limit - self.used)
         seconds = max(1, math.ceil(left))
-        reset = seconds if self.reset_style == "seconds" else math.ceil(time.time() + left)
+        reset = seconds if self.reset_style == "seconds" else math.ceil(self.wall() + left)
         headers = {
             "X-RateLimit-Limit": str(self.limit),
             "X-RateLimit-Remaining": str(remaining),

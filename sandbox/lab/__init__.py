@@ -12,6 +12,7 @@ and their throughput. All state is kept per *tenant*, the ``<tenant>`` of
     GET  /t/<t>/blocked/<kind>  captcha (200), interstitial (503), soft-limit (200), forbidden (403)
     POST /t/<t>/config          merge settings (``tenant.DEFAULTS``), returns them; GET reads them
     POST /t/<t>/down            {"seconds": S}: everything fails with fail_status for S seconds
+    POST /t/<t>/clock           {"freeze": bool, "advance": S, "real": bool}: the tenant's time, for tests
     GET  /t/<t>/stats           counters, config, and the recorded arrivals, 429 times and rate windows
 
 Modules: ``tenant`` (settings, per-tenant state and counters), ``pages``

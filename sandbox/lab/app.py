@@ -15,14 +15,14 @@ stack in this order:
 
 ``X-RateLimit-*`` headers are on every answer of a budgeted endpoint while
 rate limiting is on. ``POST /oauth/token`` is the separate auth server: its
-arrivals are recorded but it is never delayed, dropped or failed.
+arrivals are recorded but it is never delayed, dropped or failed. Every time
+above is the tenant's clock (``POST /t/<t>/clock``, sandbox/events/clock.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import time
 
 import orjson
 from aiohttp import web
@@ -76,7 +76,7 @@ async def admit(
     """Steps 1-6 of the module docstring: (tenant, an early answer or None, headers for the answer)."""
     tenant = tenant_of(request)
     config = tenant.config
-    now = time.time()
+    now = tenant.clock.time()
     down = tenant.is_down(now)
     tenant.arrive(now, request.path, down)
     if config["delay"] > 0:
@@ -183,7 +183,7 @@ async def credentials(request: web.Request) -> dict:
 
 async def token(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
-    now = time.time()
+    now = tenant.clock.time()
     tenant.arrive(now, request.path, tenant.is_down(now))
     found, config = await credentials(request), tenant.config
     headers = {"Cache-Control": "no-store"}
@@ -255,9 +255,17 @@ async def down(request: web.Request) -> web.Response:
     seconds = body.get("seconds") if isinstance(body, dict) else None
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 86_400:
         return bad_setting(ValueError(f"seconds: expected a number of seconds 0-86400, got {seconds!r}"))
-    until = time.time() + seconds if seconds else 0.0
+    until = tenant.clock.time() + seconds if seconds else 0.0
     tenant.configure({"down_until": until})
     return json_answer({"down_until": until, "fail_status": tenant.config["fail_status"]})
+
+
+async def clock(request: web.Request) -> web.Response:
+    """Freeze, thaw or advance the tenant's time (windows, tokens, outages); answers the clock's state."""
+    try:
+        return json_answer(tenant_of(request).clock.control(await read_json(request)))
+    except ValueError as exc:
+        return bad_setting(exc)
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -279,6 +287,7 @@ def make_app(_options: dict) -> web.Application:
     routes.add_post("/t/{tenant}/config", configure)
     routes.add_post("/t/{tenant}/down", down)
     routes.add_post("/t/{tenant}/revoke", revoke)
+    routes.add_post("/t/{tenant}/clock", clock)
     routes.add_get("/t/{tenant}/stats", stats)
     return app
 

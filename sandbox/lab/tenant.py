@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import secrets
-import time
 from collections import Counter
 
+from sandbox.events.clock import Clock
 from sandbox.events.ratelimit import Decision, FixedWindow
 
 CAP = 100_000  # entries kept in each recorded list (arrivals, 429 times, windows, token issues)
@@ -122,6 +122,7 @@ class Tenant:
     def __init__(self, name: str):
         self.name = name
         self.config = dict(DEFAULTS)
+        self.clock = Clock()  # the tenant's time: POST /t/<t>/clock freezes or advances it
         self.reset()
 
     def reset(self) -> None:
@@ -144,7 +145,10 @@ class Tenant:
     def rebuild(self) -> None:
         self.pools: dict[str, FixedWindow] = {}
         self.current_window: dict[str, list] = {}
-        self.block_pool = FixedWindow(self.config["block_after"], self.config["block_window"])
+        self.block_pool = self.window(self.config["block_after"], self.config["block_window"])
+
+    def window(self, limit: int, seconds: float, reset_style: str = "seconds") -> FixedWindow:
+        return FixedWindow(limit, seconds, reset_style, clock=self.clock.monotonic, wall=self.clock.time)
 
     def configure(self, changes: dict) -> dict:
         old, self.config = self.config, merged(self.config, changes)
@@ -166,7 +170,7 @@ class Tenant:
             self.arrivals.append((now, path, down))
 
     def answered(self, status: int) -> None:
-        now = time.time()
+        now = self.clock.time()
         if self.first_response is None:
             self.first_response = now
         self.last_response = now
@@ -180,7 +184,7 @@ class Tenant:
         pool = self.pools.get(key)
         if pool is None:
             config = self.config
-            pool = self.pools[key] = FixedWindow(config["rate_limit"], config["rate_window"], config["reset_style"])
+            pool = self.pools[key] = self.window(config["rate_limit"], config["rate_window"], config["reset_style"])
         return pool
 
     def take(self, key: str) -> Decision:
@@ -189,7 +193,7 @@ class Tenant:
         ends = pool.ends
         decision = pool.take()
         if pool.ends != ends or key not in self.current_window:
-            record = self.current_window[key] = [time.time(), key, 0, 0]
+            record = self.current_window[key] = [self.clock.time(), key, 0, 0]
             capped_append(self.windows, record)
         self.current_window[key][2 if decision.allowed else 3] += 1
         return decision
@@ -220,7 +224,7 @@ class Tenant:
     # ---- bearer tokens ---------------------------------------------------------------------------
 
     def issue_token(self) -> str:
-        now = time.time()
+        now = self.clock.time()
         token = secrets.token_urlsafe(24)
         if len(self.tokens) >= CAP:  # forget the oldest (a request with it then counts as "unknown")
             del self.tokens[next(iter(self.tokens))]
@@ -236,7 +240,7 @@ class Tenant:
         expires = self.tokens.get(authorization[7:].strip())
         if expires is None:
             return "unknown"
-        return "expired" if time.time() >= expires else None
+        return "expired" if self.clock.time() >= expires else None
 
     # ---- stats -----------------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """The simulated events API, over plain HTTP against the session's `python -m sandbox` (20,000 events).
 
 Each test first sets the behaviour it needs with POST /events/config (from the
-startup settings, so tests do not depend on each other's leftovers).
+startup settings, so tests do not depend on each other's leftovers). Tests of
+rate windows and cursor expiry freeze the server's clock and step it forward
+(POST /events/clock) instead of sleeping.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import base64
 import datetime as dt
 import itertools
 import json
+import math
 import re
 import subprocess
 import sys
@@ -48,6 +51,14 @@ def configure(base: str, **changes) -> dict:
 
 def stats(base: str) -> dict:
     return call(base + "/events/stats", headers=None).json()
+
+
+def clock(base: str, **control) -> float:
+    """Freeze or advance the server's clock (``freeze=True``, ``advance=S``); its time afterwards.
+    The next POST /events/config puts it back on real time."""
+    reply = call(base + "/events/clock", headers=None, data=control)
+    assert reply.status == 200, reply.body
+    return reply.json()["time"]
 
 
 def epoch_ms(value) -> int:
@@ -142,14 +153,20 @@ def test_timestamp_forms_are_mixed_within_one_page(api):
 
 def test_an_expired_cursor_is_refused_with_its_age(api):
     configure(api, cursor_ttl=1)
+    clock(api, freeze=True)
     page = call(api + "/events", {"limit": 10}).json()
     assert page["pagination"]["cursorExpiresIn"] == 1
     cursor = page["pagination"]["nextCursor"]
-    time.sleep(1.2)
+    clock(api, advance=0.5)
+    assert call(api + "/events", {"limit": 10, "cursor": cursor}).status == 200  # within its lifetime
+    clock(api, advance=2)  # 1.5 s past its expiry
     expired = call(api + "/events", {"limit": 10, "cursor": cursor})
-    assert expired.status == 400 and expired.json()["error"]["code"] == "CURSOR_EXPIRED"
-    assert re.fullmatch(r"Cursor expired \d+ seconds? ago", expired.json()["error"]["message"])
-    configure(api, expired_status=410)
+    assert expired.status == 400 and expired.json()["error"] == {
+        "code": "CURSOR_EXPIRED",
+        "message": "Cursor expired 2 seconds ago",
+    }
+    configure(api, expired_status=410)  # back on real time, which the cursor's expiry is not far behind
+    clock(api, freeze=True, advance=2)
     assert call(api + "/events", {"limit": 10, "cursor": cursor}).status == 410
     out_of_range = base64.urlsafe_b64encode(json.dumps({"v": 1, "p": -1, "exp": 2e10}).encode()).decode()
     for bad in ("garbage!", "e30", out_of_range):  # not base64, {}, a position before the first
@@ -159,6 +176,7 @@ def test_an_expired_cursor_is_refused_with_its_age(api):
 
 def test_rate_limit_headers_on_every_response_and_429_over_budget(api):
     configure(api, rate_limit=3, rate_window=2)
+    clock(api, freeze=True)  # every request below falls in one window, however slow the machine
     replies = [
         call(api + "/events", {"limit": 1}),
         call(api + "/events", {"limit": "x"}),
@@ -172,19 +190,22 @@ def test_rate_limit_headers_on_every_response_and_429_over_budget(api):
     assert [r.status for r in refused] == [429, 429]
     assert refused[0].json()["error"]["code"] == "RATE_LIMITED" and refused[0].headers["X-RateLimit-Limit"] == "3"
     retry_after = int(refused[0].headers["Retry-After"])
-    assert 1 <= retry_after <= 2 and 1 <= int(refused[0].headers["X-RateLimit-Reset"]) <= 2
+    assert retry_after == 2 and refused[0].headers["X-RateLimit-Reset"] == "2"
     assert call(api + "/events", {"limit": 1, "api_key": "sandbox-key"}, headers={}).status == 200  # own pool
     query_limited = call(api + "/events", {"limit": 1, "api_key": "sandbox-key"}, headers={})
     assert query_limited.status == 429 and query_limited.headers["X-RateLimit-Limit"] == "1"  # half of 3
-    time.sleep(retry_after)
+    clock(api, advance=retry_after - 0.5)
+    assert call(api + "/events", {"limit": 1}).status == 429  # half a second early
+    clock(api, advance=0.5)  # waited exactly Retry-After
     assert call(api + "/events", {"limit": 1}).status == 200
-    assert stats(api)["rate_limited"] == 3
+    assert stats(api)["rate_limited"] == 4
 
     configure(api, rate_limit=5, rate_window=30, reset_style="epoch")
-    reset = int(call(api + "/events", {"limit": 1}).headers["X-RateLimit-Reset"])
-    assert abs(reset - (time.time() + 30)) <= 2
+    now = clock(api, freeze=True)
+    assert int(call(api + "/events", {"limit": 1}).headers["X-RateLimit-Reset"]) == math.ceil(now + 30)
     configure(api, rate_limit=5, rate_window=30)
-    assert 29 <= int(call(api + "/events", {"limit": 1}).headers["X-RateLimit-Reset"]) <= 30
+    clock(api, freeze=True)
+    assert call(api + "/events", {"limit": 1}).headers["X-RateLimit-Reset"] == "30"
 
 
 def test_server_errors_carry_rate_headers_and_retries_lose_nothing(api):

@@ -1,13 +1,16 @@
 """The resilience lab, over plain HTTP against the session's `python -m sandbox`.
 
 Each test works under a tenant of its own (``/t/<uuid>``), so it starts from the
-defaults and sees only its own counters.
+defaults and sees only its own counters. Tests of windows, outages and token
+expiry freeze the tenant's clock and step it forward (``POST /t/<t>/clock``)
+rather than sleep, so they hold however busy the machine.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import time
 import urllib.error
@@ -44,6 +47,13 @@ def stats(base: str) -> dict:
     return call(base + "/stats").json()
 
 
+def clock(base: str, **control) -> float:
+    """Freeze or advance the tenant's clock (``freeze=True``, ``advance=S``); its time afterwards."""
+    reply = call(base + "/clock", data=control)
+    assert reply.status == 200, reply.body
+    return reply.json()["time"]
+
+
 def statuses(base: str, path: str, times: int) -> list[int]:
     return [call(base + path).status for _ in range(times)]
 
@@ -65,7 +75,10 @@ def test_pages_and_json_are_small_deterministic_and_link_onwards(lab, sandbox):
 
 def test_fixed_window_rate_limit_per_api_key(lab):
     configure(lab, rate_limit=3, rate_window=1)
-    replies = [call(lab + path) for path in ("/page/1", "/json/1", "/page/2", "/page/3")]
+    clock(lab, freeze=True)
+    replies = [call(lab + path) for path in ("/page/1", "/json/1", "/page/2")]
+    clock(lab, advance=0.5)  # half the window has gone
+    replies.append(call(lab + "/page/3"))
     assert [r.status for r in replies] == [200, 200, 200, 429]
     assert all(all(h in r.headers for h in RATE_HEADERS) for r in replies)
     assert [r.headers["X-RateLimit-Remaining"] for r in replies] == ["2", "1", "0", "0"]
@@ -73,14 +86,17 @@ def test_fixed_window_rate_limit_per_api_key(lab):
     assert refused.headers["Retry-After"] == "1" and refused.json()["error"]["code"] == "RATE_LIMITED"
     assert call(lab + "/page/1", headers={"X-API-Key": "other"}).status == 200  # a budget of its own
     assert "X-RateLimit-Limit" not in call(lab + "/blocked/forbidden").headers  # not a budgeted endpoint
-    time.sleep(1)
+    clock(lab, advance=0.25)
+    assert call(lab + "/page/1").status == 429  # the window is not over yet
+    clock(lab, advance=0.25)  # it is now (binary fractions: the sum is exact)
     assert call(lab + "/page/1").status == 200
     counters = stats(lab)
-    assert counters["rate_limited"] == 1 and counters["first_response_at"] < counters["rate_limited_at"][0]
+    assert counters["rate_limited"] == 2 and counters["first_response_at"] < counters["rate_limited_at"][0]
     windows = [(w["key"], w["allowed"], w["refused"]) for w in counters["windows"]]
-    assert windows == [("anonymous", 3, 1), ("other", 1, 0), ("anonymous", 1, 0)]
+    assert windows == [("anonymous", 3, 2), ("other", 1, 0), ("anonymous", 1, 0)]
     configure(lab, rate_limit=5, rate_window=30, reset_style="epoch")
-    assert abs(int(call(lab + "/page/1").headers["X-RateLimit-Reset"]) - (time.time() + 30)) <= 2
+    now = clock(lab, advance=0)
+    assert int(call(lab + "/page/1").headers["X-RateLimit-Reset"]) == math.ceil(now + 30)
 
 
 def test_every_nth_first_n_and_always_failures(lab):
@@ -103,16 +119,16 @@ def test_every_nth_first_n_and_always_failures(lab):
 
 def test_down_for_some_seconds_then_recovers_with_arrivals_recorded(lab):
     configure(lab, rate_limit=100)
-    started = time.time()
+    started = clock(lab, freeze=True)
     outage = call(lab + "/down", data={"seconds": 0.5}).json()
-    assert outage["fail_status"] == 503 and started + 0.5 <= outage["down_until"] <= time.time() + 0.5
+    assert outage == {"fail_status": 503, "down_until": started + 0.5}
     during = [call(lab + "/page/1") for _ in range(2)]
     assert [r.status for r in during] == [503, 503] and during[0].headers["X-RateLimit-Remaining"] == "100"
-    time.sleep(max(0, outage["down_until"] + 0.02 - time.time()))
+    clock(lab, advance=0.5)  # the outage's end
     assert call(lab + "/page/1").status == 200
     counters = stats(lab)
     assert [a[2] for a in counters["arrivals"]] == [True, True, False] and counters["down_requests"] == 2
-    assert all(started <= a[0] <= time.time() for a in counters["arrivals"])
+    assert [a[0] for a in counters["arrivals"]] == [started, started, started + 0.5]
     assert counters["windows"][0]["allowed"] == 1  # an outage's answers spend no budget
     assert call(lab + "/down", data={"seconds": -1}).status == 400
     call(lab + "/down", data={"seconds": 60})
@@ -141,6 +157,7 @@ def test_delay_makes_timeouts_and_drop_closes_the_connection(lab):
     configure(lab, delay=0.3)
     started = time.monotonic()
     assert call(lab + "/page/1").status == 200 and time.monotonic() - started >= 0.3
+    configure(lab, delay=2)  # far beyond the client's timeout, however late the client gets to look
     with pytest.raises((TimeoutError, urllib.error.URLError)):
         call(lab + "/page/1", timeout=0.1)
     configure(lab, delay=0, drop=True)
@@ -179,17 +196,21 @@ def test_bearer_tokens_expire_and_401s_are_counted_by_reason(lab, sandbox):
     assert call(lab + "/protected/1", headers=foreign_auth).status == 401
     good = call(lab + "/protected/5", headers={"Authorization": f"Bearer {issued['access_token']}"})
     assert good.status == 200 and good.json()["n"] == 5
-    configure(lab, token_ttl=0.5, client_secret="s3")
+    configure(lab, token_ttl=30, client_secret="s3")
+    clock(lab, freeze=True)
     short = call(token_url, data={"client_id": "lab-client", "client_secret": "s3"}).json()
-    assert short["expires_in"] == 0.5
+    assert short["expires_in"] == 30
     auth = {"Authorization": f"Bearer {short['access_token']}"}
     assert call(lab + "/protected/1", headers=auth).status == 200
-    time.sleep(0.55)
-    assert call(lab + "/protected/1", headers=auth).status == 401
+    clock(lab, advance=29.5)
+    assert call(lab + "/protected/1", headers=auth).status == 200  # valid for its whole lifetime
+    clock(lab, advance=0.5)
+    expired = call(lab + "/protected/1", headers=auth)
+    assert expired.status == 401 and 'error_description="expired access token"' in expired.headers["WWW-Authenticate"]
     counters = stats(lab)
     assert counters["tokens_issued"] == len(counters["token_issued_at"]) == 3 and counters["invalid_client"] == 2
     assert counters["unauthorized"] == {"missing": 1, "unknown": 2, "expired": 1}
-    assert counters["protected_served"] == 2
+    assert counters["protected_served"] == 3
 
 
 def test_block_pages_and_a_soft_limit_after_n_pages(lab):
@@ -229,6 +250,9 @@ def test_tenants_are_isolated_and_settings_validated(lab, sandbox):
         reply = call(lab + "/config", data=bad)
         assert reply.status == 400 and reply.json()["error"]["parameter"] == next(iter(bad)), bad
     assert call(lab + "/config").json()["down"] is True  # nothing applied by a refused change
+    for bad in ({"advance": -1}, {"freeze": "yes"}, {"rewind": 1}):  # time never goes back
+        reply = call(lab + "/clock", data=bad)
+        assert reply.status == 400 and reply.json()["error"]["parameter"] == next(iter(bad)), bad
     assert configure(lab, defaults=True, reset=True, delay=0.01) == {**call(other + "/config").json(), "delay": 0.01}
     counters = call(lab + "/stats?lists=0").json()
     assert counters["requests"] == 0 and "arrivals" not in counters
