@@ -46,6 +46,10 @@ class PersonListing:
     emails: list[str] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)
     relatives: list[str] = field(default_factory=list)
+    # the scan's target, not a rejected candidate: set by the match pipeline (the matcher's
+    # decision, or True where the spider's own search decided). The one acceptance flag:
+    # only accepted listings get a screenshot
+    accepted: bool = False
     # set by the match pipeline: how sure we are that the listing is the scan's target
     confidence: float = 1.0
     # full-page PNG of the listing (evidence); the screenshots pipeline stores it

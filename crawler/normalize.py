@@ -1,5 +1,9 @@
 """Canonical forms of the values the pipelines store and compare.
 
+The one place phones and e-mails are normalised: the validate pipeline (whose
+forms dedup and storage then see), spider arguments, matching and search
+templates all go through these functions.
+
 Each function returns the normalised value or raises ValueError with a reason
 that never contains the value itself (it may be personal data).
 """
@@ -45,14 +49,26 @@ ADDRESS_ABBREVIATIONS = {
 }
 
 
-def phone_e164(value: str, region: str = "US") -> str:
+def _phone(value: str, region: str | None) -> phonenumbers.PhoneNumber:
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
         raise ValueError("not a phone number") from None
     if not phonenumbers.is_possible_number(number):
         raise ValueError("not a possible phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return number
+
+
+def phone_e164(value: str, region: str) -> str:
+    """E.164 ("+12175550123"); ``region`` (the VALIDATE_PHONE_REGION setting) is assumed for
+    numbers written without a country code."""
+    return phonenumbers.format_number(_phone(value, region), phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_national(value: str, region: str | None = None) -> str:
+    """The national number's digits ("2175550123" from "+1 217-555-0123"), as search forms take
+    it. Without ``region`` the value must carry its country code (an E.164 query phone does)."""
+    return str(_phone(value, region).national_number)
 
 
 def email(value: str) -> str:

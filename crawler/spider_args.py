@@ -1,9 +1,11 @@
 """Spider argument parsing with one-line errors that name the argument.
 
-Spiders declare ``check_arguments(kwargs) -> dict`` (a classmethod); our
-``crawl`` command calls it before anything starts, and the spider's
-``__init__`` calls it again for in-process crawls. Error messages never echo
-the value of a personal argument (name, e-mail, phone...).
+Spiders declare ``check_arguments(kwargs[, settings]) -> dict`` (a classmethod);
+our ``crawl`` command calls it before anything starts, and the spider's
+``__init__`` calls it again for in-process crawls. E-mails and phones are
+normalised by ``crawler.normalize`` (phones in the VALIDATE_PHONE_REGION region,
+like the pipelines). Error messages never echo the value of a personal argument
+(name, e-mail, phone...).
 """
 
 from __future__ import annotations
@@ -12,13 +14,65 @@ import re
 import uuid
 from dataclasses import asdict, dataclass
 
-import phonenumbers
+from crawler import normalize
+from crawler import settings as project_settings
 
 US_STATES = frozenset(
-    ["AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY"]
+    [
+        "AL",
+        "AK",
+        "AZ",
+        "AR",
+        "CA",
+        "CO",
+        "CT",
+        "DE",
+        "DC",
+        "FL",
+        "GA",
+        "HI",
+        "ID",
+        "IL",
+        "IN",
+        "IA",
+        "KS",
+        "KY",
+        "LA",
+        "ME",
+        "MD",
+        "MA",
+        "MI",
+        "MN",
+        "MS",
+        "MO",
+        "MT",
+        "NE",
+        "NV",
+        "NH",
+        "NJ",
+        "NM",
+        "NY",
+        "NC",
+        "ND",
+        "OH",
+        "OK",
+        "OR",
+        "PA",
+        "RI",
+        "SC",
+        "SD",
+        "TN",
+        "TX",
+        "UT",
+        "VT",
+        "VA",
+        "WA",
+        "WV",
+        "WI",
+        "WY",
+    ]
 )
 NAME_RE = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ '.-])*$")
-EMAIL_RE = re.compile(r"^[^@\s]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 
 class SpiderArgumentError(ValueError):
@@ -64,7 +118,16 @@ class PersonQuery:
         return [str(v) for k, v in asdict(self).items() if v and k not in ("state", "age")]
 
 
-def parse_person(kwargs: dict) -> PersonQuery:
+def phone_region(settings=None) -> str:
+    """Region assumed for a phone given without a country code: VALIDATE_PHONE_REGION, the
+    setting the validate and match pipelines use (the project's value without crawler settings)."""
+    if settings is not None and settings.get("VALIDATE_PHONE_REGION"):
+        return settings.get("VALIDATE_PHONE_REGION")
+    return project_settings.VALIDATE_PHONE_REGION
+
+
+def parse_person(kwargs: dict, settings=None) -> PersonQuery:
+    """The person to look for; ``settings`` (the spider's) give the phone region."""
     first_name = _name(kwargs, "first_name", required=True)
     last_name = _name(kwargs, "last_name", required=True)
     middle_name = _name(kwargs, "middle_name", required=False)
@@ -77,18 +140,18 @@ def parse_person(kwargs: dict) -> PersonQuery:
         if not raw_age.isdigit() or not 18 <= int(raw_age) <= 120:
             raise SpiderArgumentError("age", "expected a whole number from 18 to 120")
         age = int(raw_age)
-    email = (kwargs.get("email") or "").strip().lower()
-    if email and not EMAIL_RE.match(email):
-        raise SpiderArgumentError("email", "not a valid e-mail address")
+    email = ""
+    if raw_email := (kwargs.get("email") or "").strip():
+        try:
+            email = normalize.email(raw_email)
+        except ValueError:
+            raise SpiderArgumentError("email", "not a valid e-mail address") from None
     phone = ""
     if raw_phone := (kwargs.get("phone") or "").strip():
         try:
-            number = phonenumbers.parse(raw_phone, "US")
-        except phonenumbers.NumberParseException:
-            number = None
-        if number is None or not phonenumbers.is_possible_number(number):
-            raise SpiderArgumentError("phone", "not a valid phone number")
-        phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            phone = normalize.phone_e164(raw_phone, phone_region(settings))
+        except ValueError:
+            raise SpiderArgumentError("phone", "not a valid phone number") from None
     return PersonQuery(
         first_name=first_name,
         last_name=last_name,

@@ -62,7 +62,10 @@ class DedupPipeline:
         self.bloom_capacity = settings.getint("DEDUP_BLOOM_CAPACITY")
         self.bloom_error_rate = settings.getfloat("DEDUP_BLOOM_ERROR_RATE")
         self.prefix = settings.get("REDIS_KEY_PREFIX")
-        self.fuzzy = FuzzyListingDedup(settings.getfloat("DEDUP_FUZZY_THRESHOLD"))
+        # two ages of one person differ by what the matcher tolerates too
+        self.fuzzy = FuzzyListingDedup(
+            settings.getfloat("DEDUP_FUZZY_THRESHOLD"), settings.getint("MATCH_AGE_TOLERANCE")
+        )
         self.in_flight = asyncio.Semaphore(settings.getint("DEDUP_MAX_IN_FLIGHT"))
         self.redis = redis_for(crawler)  # the crawler's shared client (closed when the engine stops)
         self.exact = None

@@ -4,14 +4,16 @@ Broker spiders yield every detail page they visit as a candidate ``PersonListing
 spider with a ``scan`` (a ScanContext), each candidate is scored against the scan's
 PersonQuery (``crawler.matching``):
 
-- confidence >= ``MATCH_THRESHOLD``: accepted. ``listing.confidence`` is set, ``found_data``
+- confidence >= ``MATCH_THRESHOLD``: accepted. ``listing.accepted`` (the one acceptance flag,
+  which the screenshots pipeline reads) and ``listing.confidence`` are set, ``found_data``
   is sent, and the listing goes on down the chain to become findings rows.
 - below: rejected. ``candidate_rejected`` is sent and the listing is replaced by a
   ``RejectedCandidate`` (URL, score, per-field evidence; no other personal value), which the
   encrypt pipeline seals into a ``rejected_candidates`` row, so audits can see why.
 
 Nothing is dropped. Listings of spiders without a scan, or with ``match_listings = False``
-(spiders whose own search already decided, such as ``example``), pass through untouched.
+(spiders whose own search already decided, such as ``example``), pass through accepted,
+their confidence as the spider set it.
 Stats: ``match/accepted``, ``match/rejected`` (and per site, ``match/accepted/<site>``...).
 """
 
@@ -43,6 +45,8 @@ class MatchPipeline:
             crawler,
             settings.getfloat("MATCH_THRESHOLD", 0.85),
             settings.getint("MATCH_AGE_TOLERANCE", 1),
+            # the validate pipeline's region, by name and by design: listings' phones arrive normalised
+            # with it, and the target's must be normalised alike to compare (pipelines/settings_spec.py)
             settings.get("VALIDATE_PHONE_REGION") or "US",
         )
 
@@ -61,10 +65,12 @@ class MatchPipeline:
         scan = getattr(spider, "scan", None)
         # a spider whose listings are already its decision opts out with ``match_listings = False``
         if scan is None or getattr(spider, "match_listings", True) is False:
+            item.accepted = True  # the spider's own decision
             return item
         result = self.matcher(scan).score(item)
         levels = {name: e["level"] for name, e in result.evidence.items() if "level" in e}
         send = self.crawler.signals.send_catch_log_async
+        item.accepted = result.accepted
         if result.accepted:
             item.confidence = result.confidence
             self.stats.inc_value("match/accepted")

@@ -10,9 +10,8 @@ scheduler and every downloader middleware, so it obeys the site's rate limit,
 deferrals and block detection like any page of the crawl (``engine.download_async``
 would hand a deferred copy straight back to the downloader instead of waiting).
 
-A listing is accepted when its ``accepted`` attribute says so or, without one,
-when its confidence reaches MATCH_THRESHOLD (the match pipeline runs before this
-one). Rejected candidates get no screenshot and lose any PNG they carried.
+Only a listing the match pipeline (which runs before this one) accepted, its
+``accepted`` flag set, gets a screenshot; any other loses any PNG it carried.
 
 A screenshot that fails (a block, a timeout, the browser) never loses the
 finding: it is stored without a screenshot, counted in ``screenshots/failed``
@@ -42,13 +41,6 @@ logger = logging.getLogger(__name__)
 PRIORITY = 100  # ahead of the crawl's own pages: an item waits in the pipeline for it
 
 
-def is_accepted(item: PersonListing, threshold: float) -> bool:
-    accepted = getattr(item, "accepted", None)
-    if accepted is not None:
-        return bool(accepted)
-    return item.confidence >= threshold
-
-
 def screenshot_meta(site: str) -> dict:
     return {
         "playwright": True,
@@ -75,7 +67,6 @@ class ScreenshotPipeline:
         settings = crawler.settings
         self.enabled = flag(settings, "SCREENSHOTS_ENABLED") if settings.get("SCREENSHOTS_ENABLED") else True
         self.timeout = settings.getfloat("SCREENSHOTS_TIMEOUT", 180.0)
-        self.threshold = settings.getfloat("MATCH_THRESHOLD", 0.85)
         self.waiting: dict[int, asyncio.Future] = {}
         self.ids = itertools.count()
         self.stopping = False
@@ -108,7 +99,7 @@ class ScreenshotPipeline:
             return item
         if not isinstance(item, PersonListing):
             return item
-        if not is_accepted(item, self.threshold):
+        if not item.accepted:
             item.screenshot = None  # no evidence kept about people who are not the target
             return item
         png = item.screenshot

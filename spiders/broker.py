@@ -80,7 +80,7 @@ class BrokerSpider(scrapy.Spider):
 
     @classmethod
     def check_arguments(cls, kwargs: dict, settings=None) -> dict:
-        query = parse_person(kwargs)
+        query = parse_person(kwargs, settings)
         sites = cls.chosen_sites(kwargs, settings)
         runnable = {i: d for i, d in sites.items() if applicable_searches(d, query)}
         if not runnable:

@@ -52,9 +52,9 @@ class ExampleSpider(scrapy.Spider):
     ratelimit_rps = 20
 
     @classmethod
-    def check_arguments(cls, kwargs: dict) -> dict:
+    def check_arguments(cls, kwargs: dict, settings=None) -> dict:
         return {
-            "query": parse_person(kwargs),
+            "query": parse_person(kwargs, settings),
             "scan_id": parse_scan_id(kwargs),
             "base_url": parse_http_url(kwargs, "base_url", kwargs.get("_default_base_url")),
         }
@@ -62,10 +62,11 @@ class ExampleSpider(scrapy.Spider):
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
         kwargs.setdefault("_default_base_url", crawler.settings.get("EXAMPLE_BASE_URL"))
+        kwargs["_settings"] = crawler.settings
         return super().from_crawler(crawler, *args, **kwargs)
 
     def __init__(self, *args, **kwargs):
-        parsed = self.check_arguments(kwargs)
+        parsed = self.check_arguments(kwargs, kwargs.pop("_settings", None))
         # kept for replaying dead letters (stored only inside their encrypted payload)
         self.spider_arguments = {k: v for k, v in kwargs.items() if not k.startswith("_") and isinstance(v, str)}
         for key in (

@@ -4,10 +4,13 @@ sites, with a nickname, a typo, another phone format) joins one listing group.
 Blocking keeps it cheap: listings are compared only within their block (the
 scan and the last name's first letter, which survives the typos and spelling
 variants that break phonetic codes), and a block keeps a bounded number of groups.
-A candidate joins the best-scoring group at or above the threshold; the
-decision and its evidence (scores only, no values) are returned for the audit
-table. The state is per process and per scan: it holds personal values, so it
-never goes to Redis.
+Names are parsed and nicknames recognised as the matcher does
+(``crawler.matching.names``); phones and e-mails arrive in the validate
+pipeline's normal forms, so they compare as they are; two ages agree within
+MATCH_AGE_TOLERANCE years. A candidate joins the best-scoring group at or
+above the threshold; the decision and its evidence (scores only, no values)
+are returned for the audit table. The state is per process and per scan: it
+holds personal values, so it never goes to Redis.
 """
 
 from __future__ import annotations
@@ -18,87 +21,20 @@ from dataclasses import dataclass, field
 from rapidfuzz import fuzz
 
 from crawler.items import PersonListing
+from crawler.matching.names import parse_name, related
 
-NICKNAMES = {
-    "bill": "william",
-    "will": "william",
-    "billy": "william",
-    "bob": "robert",
-    "rob": "robert",
-    "bobby": "robert",
-    "jim": "james",
-    "jimmy": "james",
-    "jack": "john",
-    "johnny": "john",
-    "mike": "michael",
-    "dave": "david",
-    "rick": "richard",
-    "dick": "richard",
-    "joe": "joseph",
-    "tom": "thomas",
-    "charlie": "charles",
-    "chuck": "charles",
-    "chris": "christopher",
-    "dan": "daniel",
-    "danny": "daniel",
-    "matt": "matthew",
-    "tony": "anthony",
-    "don": "donald",
-    "steve": "steven",
-    "andy": "andrew",
-    "drew": "andrew",
-    "josh": "joshua",
-    "ken": "kenneth",
-    "kenny": "kenneth",
-    "tim": "timothy",
-    "ron": "ronald",
-    "ed": "edward",
-    "eddie": "edward",
-    "jeff": "jeffrey",
-    "jake": "jacob",
-    "nick": "nicholas",
-    "jon": "jonathan",
-    "ben": "benjamin",
-    "pat": "patricia",
-    "patty": "patricia",
-    "jen": "jennifer",
-    "jenny": "jennifer",
-    "liz": "elizabeth",
-    "beth": "elizabeth",
-    "betty": "elizabeth",
-    "barb": "barbara",
-    "sue": "susan",
-    "jess": "jessica",
-    "maggie": "margaret",
-    "peggy": "margaret",
-    "sandy": "sandra",
-    "kim": "kimberly",
-    "mandy": "amanda",
-    "dot": "dorothy",
-    "mel": "melissa",
-    "debbie": "deborah",
-    "deb": "deborah",
-    "steph": "stephanie",
-    "becky": "rebecca",
-    "cindy": "cynthia",
-    "kathy": "kathleen",
-    "kate": "kathleen",
-    "katie": "katherine",
-    "angie": "angela",
-    "pam": "pamela",
-    "nikki": "nicole",
-    "sam": "samantha",
-}
 MAX_GROUPS_PER_BLOCK = 200
 
 
-def canonical_name(full_name: str) -> tuple[str, str]:
-    """(first name with nicknames resolved, last name), middle names and initials dropped."""
-    words = [w.strip(".,").lower() for w in full_name.split() if w.strip(".,")]
-    if not words:
-        return "", ""
-    first = words[0]
-    return NICKNAMES.get(first, first), words[-1] if len(words) > 1 else ""
+def name_parts(full_name: str) -> tuple[str, str]:
+    """(first, last), folded, as the matcher parses names: any site order, suffixes and titles off."""
+    parsed = parse_name(full_name)
+    return parsed.first, parsed.last
+
+
+def first_name_similarity(a: str, b: str) -> float:
+    """1.0 for nicknames of one name (Sam, Samuel), else how close the spelling is."""
+    return 1.0 if a and b and related(a, b) else fuzz.ratio(a, b) / 100
 
 
 @dataclass
@@ -121,11 +57,13 @@ class MergeDecision:
     evidence: dict[str, float]
 
 
-def similarity(group: ListingGroup, first: str, last: str, listing: PersonListing) -> tuple[float, dict[str, float]]:
-    names = (fuzz.ratio(first, group.first) + fuzz.ratio(last, group.last)) / 200
+def similarity(
+    group: ListingGroup, first: str, last: str, listing: PersonListing, age_tolerance: int
+) -> tuple[float, dict[str, float]]:
+    names = (first_name_similarity(first, group.first) + fuzz.ratio(last, group.last) / 100) / 2
     shared_contact = bool(group.phones & set(listing.phones) or group.emails & set(listing.emails))
     shared_address = bool(group.addresses & {a.lower() for a in listing.addresses})
-    close_age = listing.age is not None and any(abs(listing.age - a) <= 1 for a in group.ages)
+    close_age = listing.age is not None and any(abs(listing.age - a) <= age_tolerance for a in group.ages)
     evidence = 1.0 if shared_contact else 0.8 if shared_address else 0.3 if close_age else 0.0
     # conflicting ages are strong evidence of two different people (namesakes)
     if listing.age is not None and group.ages and not close_age:
@@ -140,17 +78,19 @@ def similarity(group: ListingGroup, first: str, last: str, listing: PersonListin
 
 
 class FuzzyListingDedup:
-    def __init__(self, threshold: float = 0.85):
+    def __init__(self, threshold: float, age_tolerance: int):
+        """``age_tolerance``: MATCH_AGE_TOLERANCE, the years two ages of one person may differ by."""
         self.threshold = threshold
+        self.age_tolerance = age_tolerance
         self.blocks: dict[tuple[str, str], list[ListingGroup]] = {}
 
     def assign(self, listing: PersonListing) -> MergeDecision | None:
         """Put the listing in a group (sets ``listing.listing_group``); a decision when it joined one."""
-        first, last = canonical_name(listing.full_name)
+        first, last = name_parts(listing.full_name)
         block = self.blocks.setdefault((listing.scan_id, last[:1]), [])
         best, best_score, best_evidence = None, 0.0, {}
         for group in block:
-            score, evidence = similarity(group, first, last, listing)
+            score, evidence = similarity(group, first, last, listing, self.age_tolerance)
             if score > best_score:
                 best, best_score, best_evidence = group, score, evidence
         if best is None or best_score < self.threshold:

@@ -5,17 +5,18 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urlencode
 
-import phonenumbers
+from crawler import normalize
+from crawler.extraction.filters import digits
 
 PLACEHOLDER = re.compile(r"\{([a-z_]+)((?:\|[a-z_]+)*)\}")
 
 
 def _national(value: str) -> str:
+    # the query's phone is E.164 already (spider arguments): no region to assume
     try:
-        number = phonenumbers.parse(value, "US")
-    except phonenumbers.NumberParseException:
-        return "".join(ch for ch in value if ch.isdigit())
-    return str(number.national_number)
+        return normalize.phone_national(value)
+    except ValueError:
+        return digits(value) or ""
 
 
 def _slug(value: str) -> str:

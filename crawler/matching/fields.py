@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from crawler import normalize
 from crawler.matching.names import fold, parse_name, related
-from crawler.normalize import phone_e164
 
 # "Springfield IL 62701", "SPRINGFIELD, IL 62701", "..., Springfield, IL" at the end of an address
 CITY_STATE_RE = re.compile(r"([A-Za-z][A-Za-z .'-]*?)\s*,?\s+([A-Za-z]{2})(?:\s+\d{5}(?:-\d{4})?)?\s*$")
@@ -71,7 +71,14 @@ def place_level(city: str, state: str, listing) -> str:
 
 def e164(value: str, region: str) -> str | None:
     try:
-        return phone_e164(value, region)
+        return normalize.phone_e164(value, region)
+    except ValueError:
+        return None
+
+
+def email_key(value: str) -> str | None:
+    try:
+        return normalize.email(value)
     except ValueError:
         return None
 
@@ -88,10 +95,10 @@ def phone_level(phone: str, listing, region: str) -> str:
 def email_level(email: str, listing) -> str:
     if not email:
         return "not_given"
-    seen = {e.strip().casefold() for e in listing.emails if e.strip()}
+    seen = set(map(email_key, listing.emails)) - {None}
     if not seen:
         return "missing"
-    return "agree" if email.strip().casefold() in seen else "disagree"
+    return "agree" if email_key(email) in seen else "disagree"
 
 
 def relatives_level(relatives: tuple[str, ...], listing) -> str:

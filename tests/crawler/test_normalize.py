@@ -9,13 +9,20 @@ UTC = dt.UTC
 
 @pytest.mark.parametrize("raw", ["(217) 555-0123", "217.555.0123", "+1 217 555 0123", "2175550123", "1-217-555-0123"])
 def test_phones_become_e164(raw):
-    assert normalize.phone_e164(raw) == "+12175550123"
+    assert normalize.phone_e164(raw, "US") == "+12175550123"
 
 
 def test_bad_phone_and_foreign_region():
     with pytest.raises(ValueError, match="phone"):
-        normalize.phone_e164("12")
+        normalize.phone_e164("12", "US")
     assert normalize.phone_e164("030 1234567", region="DE") == "+49301234567"
+
+
+def test_national_numbers_for_search_forms():
+    assert normalize.phone_national("+12175550123") == "2175550123"
+    assert normalize.phone_national("020 7946 0018", "GB") == "2079460018"
+    with pytest.raises(ValueError):
+        normalize.phone_national("2175550123")  # no country code and no region
 
 
 def test_emails_are_lowered_and_checked():

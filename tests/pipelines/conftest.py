@@ -13,6 +13,7 @@ from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS, REDIS_URL
 
 CHAIN = [
     "pipelines.validate.ValidatePipeline",
+    "pipelines.match.MatchPipeline",
     "pipelines.dedup.DedupPipeline",
     "pipelines.screenshots.ScreenshotPipeline",
     "pipelines.encrypt.EncryptPipeline",
@@ -40,6 +41,10 @@ class Chain:
             if hasattr(pipeline, "close_spider"):
                 await pipeline.close_spider()
         await close_pools()
+
+    def pipeline(self, name: str):
+        """The chain's pipeline of that class name (e.g. "DedupPipeline")."""
+        return next(p for p in self.pipelines if type(p).__name__ == name)
 
     async def push(self, item):
         """The item as it leaves the chain, or the DropItem raised on the way."""

@@ -65,7 +65,7 @@ async def test_invalid_events_become_dead_letters_and_the_page_carries_on(make_c
 async def test_redis_down_loses_nothing(make_chain, db):
     source = f"api-{uuid.uuid4().hex[:6]}"
     async with make_chain(redis=True) as chain:
-        dedup = chain.pipelines[1]
+        dedup = chain.pipeline("DedupPipeline")
         await dedup.redis.aclose()
         dedup.redis = __import__("redis.asyncio").asyncio.Redis.from_url("redis://127.0.0.1:1/0")
         dedup.blooms.clear()
