@@ -246,6 +246,7 @@ def test_closing_worker_keeps_shared_state_others_need(job, sandbox, tmp_path):
     assert keys(job, "sched:{lab_feed}:queue")
 
 
+@pytest.mark.integration
 def test_dupefilter_uses_the_configured_request_fingerprinter():
     from scrapy.utils.test import get_crawler
 
@@ -269,6 +270,7 @@ def test_dupefilter_uses_the_configured_request_fingerprinter():
         server.close()
 
 
+@pytest.mark.integration
 def test_expired_lease_returns_to_the_queue_and_only_its_holder_acks():
     from crawler.scheduling.lease_queue import LeaseQueue
 
@@ -278,18 +280,19 @@ def test_expired_lease_returns_to_the_queue_and_only_its_holder_acks():
     server = redis.Redis.from_url(REDIS_URL)
     key = f"test:{uuid.uuid4().hex}"
     try:
-        dead = LeaseQueue(server, Named(), key, token="dead", lease_seconds=0.2)
+        # the time is the callers' (each pop and renew is given it): the test moves it itself
+        now = float(int(time.time()))  # whole seconds: now + 3 is exact in milliseconds
+        dead = LeaseQueue(server, Named(), key, token="dead", lease_seconds=3)
         live = LeaseQueue(server, Named(), key, token="live", lease_seconds=30)
         dead.push(Request("http://example.invalid/1", priority=1))
         dead.push(Request("http://example.invalid/2"))
-        lease, request = dead.pop(time.time())
+        lease, request = dead.pop(now)
         assert request.url.endswith("/1")
-        assert live.pop(time.time())[1].url.endswith("/2")
-        assert live.pop(time.time()) is None  # /1 is leased, not yet expired
-        time.sleep(0.3)
-        again, request = live.pop(time.time())
+        assert live.pop(now)[1].url.endswith("/2")
+        assert live.pop(now + 2.9) is None  # /1 is leased, not yet expired
+        again, request = live.pop(now + 3)
         assert live.last_expired == 1 and request.url.endswith("/1")
-        assert dead.ack([lease]) == 0 and dead.renew([lease], time.time()) == [lease]  # lost to the live worker
+        assert dead.ack([lease]) == 0 and dead.renew([lease], now + 3) == [lease]  # lost to the live worker
         assert live.ack([again]) == 1
         assert live.counts() == {"queued": 0, "delayed": 0, "leased": 1}
     finally:
