@@ -1,6 +1,7 @@
 """crawler.scans.classify_failure: the scan error kind of a spider errback's failure."""
 
 import pytest
+from scrapy import Spider
 from scrapy.exceptions import (
     CannotResolveHostError,
     DownloadConnectionRefusedError,
@@ -9,10 +10,13 @@ from scrapy.exceptions import (
 )
 from scrapy.http import Request, Response
 from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.test import get_crawler
 from twisted.internet import error
 from twisted.python.failure import Failure
 
-from crawler.scans import ERROR_KINDS, classify_failure, site_outcome
+from crawler.scans import ScanContext, ScanTracker, Website, classify_failure, site_outcome
+from crawler.signals import scan_error
+from crawler.spider_args import PersonQuery
 
 
 def failure_of(exc, request=None):
@@ -22,6 +26,19 @@ def failure_of(exc, request=None):
         failure = Failure()
     failure.request = request
     return failure
+
+
+def site_counters_after_errback(failure) -> dict:
+    """The site's counters on the scan row once a spider's errback reported ``failure`` as
+    classify_failure's docstring shows (scan_error with the kind)."""
+    crawler = get_crawler(Spider)
+    crawler.spider = Spider("probe")
+    site = Website("site-a", "Site A", "http://127.0.0.1/")
+    crawler.spider.scan = ScanContext("scan-1", PersonQuery("Ada", "Lovelace"), [site])
+    tracker = ScanTracker.from_crawler(crawler)
+    kind = classify_failure(failure)
+    crawler.signals.send_catch_log(scan_error, scan_id="scan-1", site=None, kind=kind, request=failure.request)
+    return tracker.counters()["site-a"]
 
 
 def http_error(status):
@@ -50,7 +67,9 @@ def http_error(status):
 )
 def test_failures_map_to_scan_error_kinds(exc, kind):
     assert classify_failure(failure_of(exc)) == kind
-    assert kind in ERROR_KINDS
+    # what a user sees: the lost page counted under that kind on the scan row, the site read as an error
+    site = site_counters_after_errback(failure_of(exc, Request("http://127.0.0.1/page")))
+    assert site["errors"] == {kind: 1} and site["outcome"] == "error"
 
 
 def test_a_block_given_up_on_is_classified_by_the_request_meta():
