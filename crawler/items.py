@@ -10,8 +10,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from crawler.db.writer import Checkpoint
-
 # The datum kinds a finding can expose (findings.data_type).
 DATA_TYPES = ("name", "email", "phone", "address", "relative", "age")
 
@@ -95,6 +93,33 @@ class Screenshot:
     png: bytes
     scan_id: str
     site: str
+
+
+@dataclass
+class Checkpoint:
+    """Where an ingestion partition stands once the rows it came with are committed (BulkWriter
+    writes it in the same transaction as those rows). Defined here, not in the writer, so that
+    items (and the spiders and extraction engine that make them) do not load the database layer."""
+
+    source: str
+    partition_key: str
+    cursor: str | None = None
+    position_at: Any = None  # datetime of the last committed record
+    rows: int = 0  # rows this checkpoint adds to rows_committed
+    completed: bool = False
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def merge(self, later: Checkpoint) -> Checkpoint:
+        """The newer position, with row counts summed."""
+        return Checkpoint(
+            self.source,
+            self.partition_key,
+            later.cursor,
+            later.position_at,
+            self.rows + later.rows,
+            later.completed,
+            later.state,
+        )
 
 
 @dataclass

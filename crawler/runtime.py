@@ -45,7 +45,7 @@ def check_redis(settings) -> None:
 
     from crawler.config import redact_url
 
-    timeout = settings.getfloat("PG_CONNECT_TIMEOUT")
+    timeout = settings.getfloat("REDIS_CONNECT_TIMEOUT")
     try:
         with redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout) as client:
             client.ping()

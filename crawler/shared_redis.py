@@ -16,7 +16,7 @@ def redis_for(crawler):
         import redis.asyncio  # only with REDIS_URL
 
         # bounded waits: a hung Redis must degrade the components, not stall every request
-        timeout = crawler.settings.getfloat("PG_CONNECT_TIMEOUT")
+        timeout = crawler.settings.getfloat("REDIS_CONNECT_TIMEOUT")
         client = crawler._shared_redis = redis.asyncio.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )

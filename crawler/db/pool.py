@@ -11,6 +11,15 @@ from psycopg_pool import AsyncConnectionPool
 from crawler.db.embedded import database_url
 
 _pools: dict[tuple[str, int], AsyncConnectionPool] = {}
+# serialization failure, deadlock, lock not available, admin/crash shutdown, cannot connect now, too many connections
+TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: the connection was lost or the server is (re)starting or contended."""
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return True
+    return getattr(exc, "sqlstate", None) in TRANSIENT_SQLSTATES
 
 
 async def get_pool(settings) -> AsyncConnectionPool:
@@ -60,8 +69,6 @@ class PoolCloser:
 async def run_in_transaction(settings, work, attempts: int = 8):
     """``await work(conn)`` in a transaction, retried with backoff on transient errors
     (connection lost, server restarting): for the few small writes outside BulkWriter."""
-    from crawler.db.writer import is_transient  # writer imports this module
-
     for attempt in range(1, attempts + 1):
         try:
             pool = await get_pool(settings)

@@ -26,21 +26,19 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 import psycopg
 from psycopg import sql
 
 from crawler.db.copy_text import render_rows
-from crawler.db.pool import get_pool
+from crawler.db.pool import get_pool, is_transient
+from crawler.items import Checkpoint
 
 logger = logging.getLogger(__name__)
 
 # Parents before children, so foreign keys hold inside one flush.
 TABLE_ORDER = {"websites": 0, "scans": 1, "screenshots": 2, "findings": 3}
-TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300"}
 
 UPSERT_CHECKPOINT = """
 INSERT INTO ingest_checkpoints (source, partition_key, cursor, position_at, rows_committed, completed, state)
@@ -49,37 +47,6 @@ ON CONFLICT (source, partition_key) DO UPDATE SET
     cursor = EXCLUDED.cursor, position_at = EXCLUDED.position_at,
     rows_committed = ingest_checkpoints.rows_committed + EXCLUDED.rows_committed,
     completed = EXCLUDED.completed, state = EXCLUDED.state, updated_at = now()"""
-
-
-@dataclass
-class Checkpoint:
-    """Where an ingestion partition stands once the rows it came with are committed."""
-
-    source: str
-    partition_key: str
-    cursor: str | None = None
-    position_at: Any = None  # datetime of the last committed record
-    rows: int = 0  # rows this checkpoint adds to rows_committed
-    completed: bool = False
-    state: dict[str, Any] = field(default_factory=dict)
-
-    def merge(self, later: Checkpoint) -> Checkpoint:
-        """The newer position, with row counts summed."""
-        return Checkpoint(
-            self.source,
-            self.partition_key,
-            later.cursor,
-            later.position_at,
-            self.rows + later.rows,
-            later.completed,
-            later.state,
-        )
-
-
-def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return True
-    return getattr(exc, "sqlstate", None) in TRANSIENT_SQLSTATES
 
 
 class WriteFailed(Exception):

@@ -120,7 +120,7 @@ class SharedScheduler(RedisScheduler):
         settings = crawler.settings
         if not settings.get("REDIS_URL"):  # `-s REDIS_URL=` overrides the environment's choice
             return DeferringScheduler.from_crawler(crawler)
-        timeout = settings.getfloat("PG_CONNECT_TIMEOUT")
+        timeout = settings.getfloat("REDIS_CONNECT_TIMEOUT")
         server = redis.Redis.from_url(settings.get("REDIS_URL"), socket_timeout=timeout, socket_connect_timeout=timeout)
         server.ping()
         serializer = settings.get("SCHEDULER_SERIALIZER")
