@@ -1,9 +1,10 @@
 """The egg `scrapyd-deploy` builds and uploads to scrapyd (see scrapyd/README.md).
 
 It holds the project's code only: the `crawler` package (with its SQL
-migrations), the spiders, pipelines and middlewares. The sandbox, tests and
-benches stay out; dependencies are installed on the scrapyd host from
-requirements.txt.
+migrations), the spiders, pipelines and middlewares. The sandbox, tests,
+benches and development tools (`tools/`: the demo, the matching evaluator)
+stay out, and no module in the egg imports them (tests/e2e/test_egg.py);
+dependencies are installed on the scrapyd host from requirements.txt.
 """
 
 from setuptools import find_packages, setup

@@ -11,7 +11,7 @@ once in this process, screenshots off, sandbox rate limits turned off through ea
 candidate's accept/reject decision (the ``found_data`` / ``candidate_rejected`` signals) is
 checked against ``sandbox.population.ground_truth``. Without the scan spider, or with
 ``--offline``, the same targets go through the offline evaluator (the sites' searches and
-formats without HTTP, ``crawler.matching.evaluate``).
+formats without HTTP, ``tools/evaluate_matching.py``).
 
 Baseline, measured on the same candidates: a name-only matcher (accepts every candidate
 whose name agrees, nicknames and typos included), i.e. what matching on the name alone gives.
@@ -35,9 +35,9 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from crawler.matching.evaluate import Outcome, Sites, pick_targets, scored, target_query  # noqa: E402
 from crawler.matching.names import compare_names  # noqa: E402
 from crawler.matching.scorer import Target  # noqa: E402
+from tools.evaluate_matching import Outcome, Sites, pick_targets, scored, target_query  # noqa: E402
 
 DEFAULT_SEED = 20261125
 SITES = ("fastpeople", "truepeople", "spa", "radaris", "thatsthem")

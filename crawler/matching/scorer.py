@@ -8,7 +8,7 @@ listing does not show, or the target did not give, adds nothing.
 
 The m and u values below were estimated on the sandbox population (seed 1, not the
 benchmark's) from candidates as the five broker sites return them for a search by
-name, city and state (``crawler.matching.evaluate calibrate``), rounded and floored so
+name, city and state (``python -m tools.evaluate_matching calibrate``), rounded and floored so
 that no single field decides alone. The evidence of a decision names levels and
 weights only, never a personal value.
 """

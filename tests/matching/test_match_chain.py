@@ -12,11 +12,11 @@ from crawler import settings as project_settings
 from crawler import signals as project_signals
 from crawler.db.pool import close_pools
 from crawler.items import PersonListing, TableRows
-from crawler.matching.evaluate import site_listing, target_query
 from crawler.scans import ScanContext
 from crawler.security.context import rejected_listing_url
 from sandbox.population import default_population
 from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS, crawl_keyring
+from tools.evaluate_matching import site_listing, target_query
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"evidence" * 50
 

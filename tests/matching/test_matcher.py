@@ -9,10 +9,10 @@ import pytest
 
 from crawler.items import PersonListing
 from crawler.matching import Matcher, Target
-from crawler.matching.evaluate import SITES, Sites, evaluate, site_listing, target_query
 from crawler.matching.names import compare_names, parse_name
 from crawler.spider_args import PersonQuery
 from sandbox.population import COLLIDING_NAMES, REFERENCE_DATE, default_population
+from tools.evaluate_matching import SITES, Sites, evaluate, site_listing, target_query
 
 TODAY = dt.date(REFERENCE_DATE.year, REFERENCE_DATE.month, 1)
 

@@ -7,8 +7,8 @@ capitals, decades, birth month and year). The matcher's decisions are then check
 who each candidate really is. No HTTP: this is for tuning and for tests; ``bench/matching.py``
 runs the real crawls.
 
-    python -m crawler.matching.evaluate [--seed S] [--targets N] [--threshold T] [--contact]
-    python -m crawler.matching.evaluate calibrate [--seed S] [--targets N]
+    python -m tools.evaluate_matching [--seed S] [--targets N] [--threshold T] [--contact]
+    python -m tools.evaluate_matching calibrate [--seed S] [--targets N]
 """
 
 from __future__ import annotations

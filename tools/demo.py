@@ -1,4 +1,4 @@
-"""``python -m crawler.demo [--events N]`` (``make demo``): the main jobs end to end on the sandbox.
+"""``python -m tools.demo [--events N]`` (``make demo``): the main jobs end to end on the sandbox.
 
 Starts the sandbox on free ports, then runs, as a user would:
 1. ``scrapy crawl scan`` for a sample person from the synthetic population over
@@ -42,7 +42,7 @@ def events_line(url: str, source: str, before: int, log_file: Path) -> str:
             "SELECT coalesce(sum(rows_committed), 0) FROM ingest_checkpoints WHERE source = %s", (source,)
         ).fetchone()[0]
     text = log_file.read_text() if log_file.exists() else ""
-    finished = re.findall(r"events finished: ([\d,]+) fetched.*?, ([\d,]+)/s", text)
+    finished = re.findall(r"events finished: this worker fetched ([\d,]+), ([\d,]+)/s", text)
     fetched, rate = finished[-1] if finished else ("?", "?")
     return (
         f"events:     scrapy crawl events (source {source}): {fetched} fetched at {rate} events/s, "
@@ -101,7 +101,7 @@ def summary(url: str, scan_id: str, log_file: Path, shots_dir: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crawler.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events the sandbox API serves")
     args = parser.parse_args(argv)
     settings = get_project_settings()
