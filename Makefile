@@ -17,7 +17,7 @@ TEST_WORKERS ?= 2
 
 ## demo: set up, start the sandbox, run the example scan, print a summary
 demo: migrate
-	$(PY) -m crawler.demo
+	$(PY) -m tools.demo
 
 ## test: set up and run the whole test suite (real PostgreSQL and Redis on localhost),
 ## two workers, product coverage gate; tiers: `$(PY) -m pytest -m unit|integration|e2e`
