@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed-requirements
 # pytest-xdist workers for `make test` (the suite waits on subprocesses much of the time)
 TEST_WORKERS ?= 2
 
-.PHONY: demo test test-unit lint format install migrate sandbox scrapyd clean
+.PHONY: demo test test-unit test-busy lint format install migrate sandbox scrapyd clean
 
 ## demo: set up, start the sandbox, run the example scan, print a summary
 demo: migrate
@@ -27,6 +27,10 @@ test: install
 ## test-unit: the quick loop, no services needed
 test-unit: install
 	$(PY) -m pytest -m unit --no-cov
+
+## test-busy: three full runs in a row with every core kept busy by a CPU hog (the flake check)
+test-busy: install
+	bash tools/busy_suite.sh 3
 
 ## lint: the formatter's output is the style; ruff's rule set is in pyproject.toml
 lint: install

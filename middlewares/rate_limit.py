@@ -38,7 +38,7 @@ from crawler.shared_redis import redis_for
 
 logger = logging.getLogger(__name__)
 
-TOKEN = "_ratelimit"  # meta: (key, reservation token) of the request in flight
+RESERVATION_META = "_ratelimit"  # meta: (key, reservation token) of the request in flight
 
 
 class RateLimitMiddleware:
@@ -79,7 +79,7 @@ class RateLimitMiddleware:
     async def process_request(self, request):
         if request.meta.get("dont_ratelimit"):
             return None
-        if held := request.meta.pop(TOKEN, None):  # back through a redirect: its old lease is over
+        if held := request.meta.pop(RESERVATION_META, None):  # back through a redirect: its old lease is over
             await self.buckets.release(*held)
         key, rps = self.key_and_rate(request, self.crawler.spider)
         token = uuid.uuid4().hex
@@ -97,14 +97,14 @@ class RateLimitMiddleware:
         if wait_ms > 0:
             await asyncio.sleep(wait_ms / 1000)
         waited = time.monotonic() - started
-        request.meta[TOKEN] = (key, token)
+        request.meta[RESERVATION_META] = (key, token)
         if waited > 0.001:
             self.stats.inc_value("ratelimit/waits")
             self.stats.inc_value("ratelimit/wait_seconds", round(waited, 3))
         return None
 
     async def process_response(self, request, response):
-        key, token = request.meta.pop(TOKEN, (None, None))
+        key, token = request.meta.pop(RESERVATION_META, (None, None))
         if key is None:
             return response
         await self.buckets.release(key, token)
@@ -125,7 +125,7 @@ class RateLimitMiddleware:
         return response
 
     async def process_exception(self, request, exception):
-        key, token = request.meta.pop(TOKEN, (None, None))
+        key, token = request.meta.pop(RESERVATION_META, (None, None))
         if key is not None:
             await self.buckets.release(key, token)
 

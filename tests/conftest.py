@@ -18,7 +18,6 @@ import support
 from sandbox.launch import running
 from support import REDIS_URL, create_database, drop_database, run_scrapy
 
-
 # --- Tiers ------------------------------------------------------------------
 # unit: no services; integration: PostgreSQL and/or Redis; e2e: real crawls, the
 # sandbox in a subprocess, Chromium. A module may declare its tier with

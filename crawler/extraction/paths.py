@@ -47,10 +47,8 @@ def jsonld_blocks(response) -> list[dict]:
 
     for text in response.xpath('//script[@type="application/ld+json"]/text()').getall():
         add(parse_lenient(text))
-    try:
+    with contextlib.suppress(AttributeError):  # a response class with __slots__: do without the cache
         response._jsonld_blocks = objects
-    except AttributeError:  # a response class with __slots__: do without the cache
-        pass
     return objects
 
 

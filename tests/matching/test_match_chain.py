@@ -66,10 +66,11 @@ async def run_chain(database_url, tmp_path, scan: ScanContext, items):
             await p.open_spider()
     try:
         for item in items:
+            passed = item
             for p in pipelines:
-                result = p.process_item(item)
-                item = await result if hasattr(result, "__await__") else result
-            out.append(item)
+                result = p.process_item(passed)
+                passed = await result if hasattr(result, "__await__") else result
+            out.append(passed)
     finally:
         for p in pipelines:
             if hasattr(p, "close_spider"):

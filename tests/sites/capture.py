@@ -115,7 +115,7 @@ async def capture_spa(base: str) -> None:
             data=json.dumps({"layout": "v2"}).encode(),
             headers={"Content-Type": "application/json"},
         )
-        urllib.request.urlopen(request, timeout=10).close()
+        await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=10).close())
         await page.goto(f"{base}/search?q=John+Smith&loc=IL")
         await page.wait_for_selector("[data-qa-result]")
         save("spa", "search_v2.html", await page.content())
