@@ -17,22 +17,19 @@ from urllib.parse import urlencode
 import scrapy
 
 from crawler.items import PersonListing
+from crawler.matching.names import fold, parse_name
 from crawler.observability.logs import register_pii
 from crawler.scans import ScanContext, Website
 from crawler.spider_args import PersonQuery, parse_http_url, parse_person, parse_scan_id
 
 SITE_ID = "directory"
-AGE_TOLERANCE = 2
 
 
-def _words(text: str) -> list[str]:
-    return [w.strip(".,").casefold() for w in text.split() if w.strip(".,")]
-
-
-def result_fits(query: PersonQuery, name: str, age_text: str, location: str) -> bool:
-    """Does a search result's summary fit the target? (First and last name must.)"""
-    words = _words(name)
-    if len(words) < 2 or words[0] != query.first_name.casefold() or words[-1] != query.last_name.casefold():
+def result_fits(query: PersonQuery, name: str, age_text: str, location: str, age_tolerance: int) -> bool:
+    """Does a search result's summary fit the target? (First and last name must; the age within
+    ``age_tolerance`` years, MATCH_AGE_TOLERANCE.)"""
+    seen = parse_name(name)
+    if not seen.valid or seen.first != fold(query.first_name) or seen.last != fold(query.last_name):
         return False
     city, _, state = (part.strip() for part in location.rpartition(","))
     if query.state and state.upper() != query.state:
@@ -40,7 +37,7 @@ def result_fits(query: PersonQuery, name: str, age_text: str, location: str) -> 
     if query.city and city.casefold() != query.city.casefold():
         return False
     digits = "".join(ch for ch in age_text if ch.isdigit())
-    return not (query.age and digits and abs(int(digits) - query.age) > AGE_TOLERANCE)
+    return not (query.age and digits and abs(int(digits) - query.age) > age_tolerance)
 
 
 class ExampleSpider(scrapy.Spider):
@@ -106,6 +103,7 @@ class ExampleSpider(scrapy.Spider):
                 name,
                 result.css("span.age::text").get(default=""),
                 result.css("span.location::text").get(default=""),
+                self.settings.getint("MATCH_AGE_TOLERANCE"),
             ):
                 yield response.follow(result.css("a.name::attr(href)").get(), callback=self.parse_person)
         if next_page := response.css("a.next::attr(href)").get():

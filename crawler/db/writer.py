@@ -44,9 +44,15 @@ UPSERT_CHECKPOINT = """
 INSERT INTO ingest_checkpoints (source, partition_key, cursor, position_at, rows_committed, completed, state)
 VALUES (%s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (source, partition_key) DO UPDATE SET
-    cursor = EXCLUDED.cursor, position_at = EXCLUDED.position_at,
+    -- a completed partition stays completed: a page crawled again later (a lease returned by a
+    -- killed worker) must not move its cursor back or reopen it
+    cursor = CASE WHEN ingest_checkpoints.completed THEN ingest_checkpoints.cursor ELSE EXCLUDED.cursor END,
+    position_at = CASE WHEN ingest_checkpoints.completed THEN ingest_checkpoints.position_at
+                       ELSE EXCLUDED.position_at END,
     rows_committed = ingest_checkpoints.rows_committed + EXCLUDED.rows_committed,
-    completed = EXCLUDED.completed, state = EXCLUDED.state, updated_at = now()"""
+    completed = ingest_checkpoints.completed OR EXCLUDED.completed,
+    state = CASE WHEN ingest_checkpoints.completed THEN ingest_checkpoints.state ELSE EXCLUDED.state END,
+    updated_at = now()"""
 
 
 class WriteFailed(Exception):

@@ -76,6 +76,19 @@ async def test_checkpoint_commits_with_its_rows_and_sums_counts(database_url, db
     assert row == ("c2", 15) and count(db, "w3") == 15
 
 
+async def test_a_completed_partition_stays_completed_when_an_earlier_page_is_written_again(database_url, db):
+    """A lease returned by a killed worker can bring a partition's earlier page back after its last one."""
+    for cursor, rows, completed in (("c1", 10, False), (None, 5, True), ("c1", 0, False)):
+        writer, _ = make_writer(database_url, PG_BATCH_ROWS=1000, PG_FLUSH_SECONDS=60)
+        await writer.open()
+        checkpoint = Checkpoint("w10", "p0", cursor, T0, rows=rows, completed=completed)
+        await writer.add("events", COLUMNS, events("w10", 0, 10), checkpoint)
+        await writer.close()
+        await close_pools()
+    row = db.execute("SELECT cursor, rows_committed, completed FROM ingest_checkpoints WHERE source = 'w10'").fetchone()
+    assert row == (None, 15, True)
+
+
 async def test_a_failing_write_commits_neither_rows_nor_checkpoint(database_url, db):
     writer, stats = make_writer(database_url, PG_BATCH_ROWS=1000, PG_FLUSH_SECONDS=60)
     await writer.open()

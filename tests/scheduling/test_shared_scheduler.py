@@ -85,6 +85,9 @@ def crawl_with_a_kill(env, lab: Lab, tmp_path, limit: int, settings: dict | None
     """Three workers on one job; one is SIGKILLed once the crawl is well under way (it goes first in the
     list returned). ``all_alive``: no worker may have ended before the kill."""
     args = ["-a", f"base={lab.base}", "-a", f"limit={limit}"]
+    # a worker starting while the first is still on the root page meets an empty queue: on a busy machine
+    # that can outlast the job's 2 s idle limit, so these workers wait longer before closing
+    settings = {"SCHEDULER_IDLE_CLOSE_SECONDS": 8, **(settings or {})}
     logs = [tmp_path / f"worker{n}.log" for n in range(3)]
     procs = [worker(env, TREE, *args, settings=settings, log=logs[n]) for n in range(3)]
     try:
