@@ -51,8 +51,14 @@ class RedisDupeFilter(RFPDupeFilter):
             self.stats.inc_value("dupefilter/filtered")
         return seen
 
-    # The shared scheduler checks, pushes, then marks: a worker killed between the push and the
-    # mark causes at worst a duplicate crawl; marking first could lose the request for good.
+    # The shared scheduler checks and marks in the same Lua step as its push (``atomic_seen``):
+    # marking first could lose a request for good (its worker killed before the push), marking
+    # after could let two workers queue one request. ``seen`` is the cheap early check that
+    # spares encoding a request already seen.
+    def atomic_seen(self, request) -> tuple[str, str] | None:
+        """(set key, fingerprint) for the queue's push to check and mark atomically."""
+        return self.key, self.request_fingerprint(request)
+
     def seen(self, request) -> bool:
         seen = bool(self.server.sismember(self.key, self.request_fingerprint(request)))
         if seen and self.stats:
@@ -110,6 +116,10 @@ class BloomDupeFilter(RedisDupeFilter):
         if seen and self.stats:
             self.stats.inc_value("dupefilter/filtered")
         return seen
+
+    def atomic_seen(self, request) -> None:
+        """The Bloom filter is checked, then marked after the push: at worst a rare duplicate crawl."""
+        return None
 
     def mark(self, request) -> None:
         self._bloom("add", request)

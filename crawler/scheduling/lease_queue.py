@@ -65,9 +65,13 @@ return reply
 """ % {"digits": SEQ_DIGITS}
 
 # Push one entry (into delayed when not_before > 0) and, in the same step, ack the
-# lease it replaces (a retry, redirect or deferral carries its parent's lease).
-# KEYS: queue delayed leases held owners seq ; ARGV: score payload not_before_ms lease_id token
+# lease it replaces (a retry, redirect or deferral carries its parent's lease). With a
+# dupefilter set and a fingerprint, check, push and mark are one step too: two workers
+# queueing the same request at once queue it once, and no crash can fall between push and mark.
+# KEYS: queue delayed leases held owners seq [dupefilter] ; ARGV: score payload not_before_ms lease_id token [fp]
+# Returns -1 (already seen: nothing pushed, nothing acked), else 1 when the lease was acked, 0 when not.
 LUA_PUSH = """
+if KEYS[7] and redis.call('SISMEMBER', KEYS[7], ARGV[6]) == 1 then return -1 end
 local seq = redis.call('INCR', KEYS[6])
 local member = string.format('%%0%(digits)dd', seq) .. ARGV[2]
 if tonumber(ARGV[3]) > 0 then
@@ -82,6 +86,7 @@ if ARGV[4] ~= '' and redis.call('HGET', KEYS[5], ARGV[4]) == ARGV[5] then
   redis.call('HDEL', KEYS[5], ARGV[4])
   acked = 1
 end
+if KEYS[7] then redis.call('SADD', KEYS[7], ARGV[6]) end
 return acked
 """ % {"digits": SEQ_DIGITS}
 
@@ -169,10 +174,23 @@ class LeaseQueue(Base):
     def encode(self, request) -> bytes:
         return self._encode_request(request)
 
-    def push_encoded(self, payload: bytes, priority: int, not_before: float = 0.0, replaces: str = "") -> bool:
-        """Queue ``payload``; ack lease ``replaces`` atomically. True when that lease was ours and is acked."""
+    def push_encoded(
+        self,
+        payload: bytes,
+        priority: int,
+        not_before: float = 0.0,
+        replaces: str = "",
+        seen: tuple[str, str] | None = None,
+    ) -> int:
+        """Queue ``payload``; ack lease ``replaces`` atomically: 1 when that lease was ours and is acked, else 0.
+        ``seen``: (dupefilter set key, fingerprint): -1 and nothing done when the fingerprint is in the set,
+        otherwise it is added in the same step as the push."""
+        keys = self._k("queue", "delayed", "leases", "held", "owners", "seq")
         args = [-priority, payload, int(not_before * 1000) if not_before else 0, replaces, self.token]
-        return bool(self._push(keys=self._k("queue", "delayed", "leases", "held", "owners", "seq"), args=args))
+        if seen is not None:
+            keys.append(seen[0])
+            args.append(seen[1])
+        return int(self._push(keys=keys, args=args))
 
     def push(self, request):
         self.push_encoded(self.encode(request), request.priority)

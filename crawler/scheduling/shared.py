@@ -220,12 +220,21 @@ class SharedScheduler(RedisScheduler):
         except Exception as exc:  # anything to_dict or the serializer refuses
             self._keep_local(request, replaces, exc)
             return True
+        atomic = None if request.dont_filter else self.df.atomic_seen(request)
         try:
-            acked = self.queue.push_encoded(payload, request.priority + self.job_priority, until or 0.0, replaces)
+            acked = self.queue.push_encoded(
+                payload, request.priority + self.job_priority, until or 0.0, replaces, seen=atomic
+            )
         except redis.RedisError as exc:  # Redis unreachable: crawled from this worker's memory, not dropped
             self._keep_local(request, replaces, exc)
             return True
-        if not request.dont_filter:
+        if acked < 0:  # another worker queued it since the early check
+            self._inc("dupefilter/filtered")
+            self.df.log(request, self.spider)
+            if replaces:
+                self._finished(replaces)
+            return False
+        if not request.dont_filter and atomic is None:
             try:  # marked only once queued (see dupefilter.py): a crash in between costs a duplicate, not a loss
                 self.df.mark(request)
             except redis.RedisError:

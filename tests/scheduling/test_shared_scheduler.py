@@ -303,6 +303,34 @@ def test_expired_lease_returns_to_the_queue_and_only_its_holder_acks():
         server.close()
 
 
+@pytest.mark.integration
+def test_two_workers_queueing_one_request_queue_it_once_and_a_seen_push_acks_nothing():
+    """Check, push and mark are one Lua step: the second of two workers that both passed the early
+    check queues nothing, and keeps its parent's lease for its own ack."""
+    from crawler.scheduling.lease_queue import LeaseQueue
+
+    class Named:
+        name = "unit"
+
+    server = redis.Redis.from_url(REDIS_URL)
+    key = f"test:{uuid.uuid4().hex}"
+    seen_key = f"{key}:dupefilter"
+    try:
+        first = LeaseQueue(server, Named(), key, token="first", lease_seconds=30)
+        second = LeaseQueue(server, Named(), key, token="second", lease_seconds=30)
+        second.push(Request("http://example.invalid/parent"))
+        parent, _ = second.pop(time.time())
+        payload = first.encode(Request("http://example.invalid/child"))
+        assert first.push_encoded(payload, 0, seen=(seen_key, "fp-child")) == 0
+        assert second.push_encoded(payload, 0, replaces=parent, seen=(seen_key, "fp-child")) == -1
+        assert first.counts() == {"queued": 1, "delayed": 0, "leased": 1}  # the child once; the parent still held
+        assert server.smembers(seen_key) == {b"fp-child"}
+        assert second.push_encoded(first.encode(Request("http://example.invalid/other")), 0, replaces=parent) == 1
+    finally:
+        server.delete(*server.keys(key + "*"))
+        server.close()
+
+
 def test_retries_wait_in_the_shared_delayed_set_and_replace_their_lease(job, sandbox, db, tmp_path):
     lab = Lab(sandbox["lab"], fail_mode="first_n", fail_n=2, fail_status=503, retry_after=1)
     proc = worker(job, TREE, "-a", f"base={lab.base}", "-a", "limit=30", log=tmp_path / "w.log")
