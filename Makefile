@@ -22,7 +22,7 @@ demo: migrate
 ## test: set up and run the whole test suite (real PostgreSQL and Redis on localhost),
 ## two workers, product coverage gate; tiers: `$(PY) -m pytest -m unit|integration|e2e`
 test: install
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 ## test-unit: the quick loop, no services needed
 test-unit: install

@@ -110,7 +110,12 @@ class Checkpoint:
     state: dict[str, Any] = field(default_factory=dict)
 
     def merge(self, later: Checkpoint) -> Checkpoint:
-        """The newer position, with row counts summed."""
+        """The newer position, with row counts summed; a completed partition stays completed at its
+        end (an earlier page crawled again, from a returned lease, does not reopen it)."""
+        if self.completed:
+            return Checkpoint(
+                self.source, self.partition_key, self.cursor, self.position_at, self.rows + later.rows, True, self.state
+            )
         return Checkpoint(
             self.source,
             self.partition_key,

@@ -78,6 +78,48 @@ def email(value: str) -> str:
     return normalised
 
 
+ROMAN = frozenset({"ii", "iii", "iv", "vi", "vii", "viii"})
+
+
+def _title_part(part: str) -> str:
+    """One hyphen-free piece of a word: Mc/Mac prefixes, O'Brien, John's."""
+    if not part:
+        return part
+    if part != part.lower() and part != part.upper():
+        return part  # already mixed case (McAllen, d'Alene, DeKalb): written by someone who knew
+    low = part.lower()
+    if low in ROMAN:
+        return low.upper()
+    head, apostrophe, tail = low.partition("'")
+    if apostrophe:
+        # O'Brien, D'Angelo; a one-letter tail is a possessive or a contraction: John's
+        tail = tail if len(tail) <= 1 else _title_part(tail)
+        return _title_part(head) + apostrophe + tail
+    if low.startswith("mc") and len(low) > 2 and low[2].isalpha():
+        return "Mc" + low[2:].capitalize()
+    # MacDonald, MacLeod; but Mack, Macy, Machado, Macias, Maccabe keep a plain "Mac" (no list can be
+    # complete: a site that writes names in mixed case keeps its own spelling above)
+    if low.startswith("mac") and len(low) > 5 and low[3] not in "aeiouchk":
+        return "Mac" + low[3:].capitalize()
+    return low.capitalize()
+
+
+def title_case(value: str) -> str:
+    """Names and places in title case: McAllen, MacDonald, O'Brien, Smith-Jones, John Smith III.
+
+    Words already in mixed case are kept as written (``Coeur d'Alene``); two-letter capitals (a state
+    code, ``IL``) stay capitals.
+    """
+
+    return " ".join(title_word(w) for w in value.split(" "))
+
+
+def title_word(w: str) -> str:
+    if len(w) == 2 and w.isalpha() and w.isupper():
+        return w  # a state code
+    return "-".join(_title_part(part) for part in w.split("-"))
+
+
 def address(value: str) -> str:
     """Single spaces, title case, standard street abbreviations, upper-case state codes."""
     if not any(ch.isalnum() for ch in value):
@@ -92,7 +134,7 @@ def address(value: str) -> str:
         elif len(bare) == 2 and bare.isalpha() and comma == "" and out and out[-1].endswith(","):
             bare = bare.upper()  # "Springfield, il 62701" -> state code
         elif not any(ch.isdigit() for ch in bare):
-            bare = bare[:1].upper() + bare[1:].lower()
+            bare = title_word(bare)
         out.append(bare + comma)
     return " ".join(out)
 

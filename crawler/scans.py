@@ -205,7 +205,7 @@ class ScanTracker:
 
     def __init__(self, crawler):
         self.crawler = crawler
-        self.interval = crawler.settings.getfloat("SCANS_UPDATE_SECONDS", 2.0)
+        self.interval = crawler.settings.getfloat("SCANS_UPDATE_SECONDS")
         self.stored: Counter[str] = Counter()
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()

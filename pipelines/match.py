@@ -43,11 +43,11 @@ class MatchPipeline:
         settings = crawler.settings
         return cls(
             crawler,
-            settings.getfloat("MATCH_THRESHOLD", 0.85),
-            settings.getint("MATCH_AGE_TOLERANCE", 1),
+            settings.getfloat("MATCH_THRESHOLD"),
+            settings.getint("MATCH_AGE_TOLERANCE"),
             # the validate pipeline's region, by name and by design: listings' phones arrive normalised
             # with it, and the target's must be normalised alike to compare (pipelines/settings_spec.py)
-            settings.get("VALIDATE_PHONE_REGION") or "US",
+            settings.get("VALIDATE_PHONE_REGION"),
         )
 
     def matcher(self, scan) -> Matcher:
@@ -62,8 +62,11 @@ class MatchPipeline:
         if not isinstance(item, PersonListing):
             return item
         spider = self.crawler.spider
+        if hasattr(spider, "original_for"):  # replay_dead_letters: the spider that made the request decides
+            spider = spider.original_for(item) or spider
         scan = getattr(spider, "scan", None)
-        # a spider whose listings are already its decision opts out with ``match_listings = False``
+        # a spider whose listings are already its decision opts out with ``match_listings = False``;
+        # one without a scan has no target to score against
         if scan is None or getattr(spider, "match_listings", True) is False:
             item.accepted = True  # the spider's own decision
             return item

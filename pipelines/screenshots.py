@@ -66,7 +66,7 @@ class ScreenshotPipeline:
         self.stats = crawler.stats
         settings = crawler.settings
         self.enabled = flag(settings, "SCREENSHOTS_ENABLED") if settings.get("SCREENSHOTS_ENABLED") else True
-        self.timeout = settings.getfloat("SCREENSHOTS_TIMEOUT", 180.0)
+        self.timeout = settings.getfloat("SCREENSHOTS_TIMEOUT")
         self.waiting: dict[int, asyncio.Future] = {}
         self.ids = itertools.count()
         self.stopping = False

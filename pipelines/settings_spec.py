@@ -21,7 +21,7 @@ VALIDATE = Component(
             "str",
             "US",
             "region assumed for phone numbers written without a country code, in listings (E.164 here) and, "
-            "by this name, in a scan's target (the match pipeline), so that both sides compare alike",
+            "by this name, in a scan's target (spider arguments, the match pipeline), so that both sides compare alike",
             check=check_phone_region,
             accepts="region code",
         ),
@@ -43,7 +43,8 @@ MATCH = Component(
             "MATCH_AGE_TOLERANCE",
             "int",
             "1",
-            "years a listing's age may differ from the target's and still agree",
+            "years a listing's age may differ from the target's and still agree (matching, fuzzy dedup grouping, "
+            "the example spider's result filter)",
             min=0,
         ),
     ),

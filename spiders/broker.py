@@ -103,8 +103,8 @@ class BrokerSpider(scrapy.Spider):
     def from_crawler(cls, crawler, *args, **kwargs):
         kwargs["_settings"] = crawler.settings
         spider = super().from_crawler(crawler, *args, **kwargs)
-        spider.max_pages = crawler.settings.getint("SITES_MAX_PAGES", 5)
-        spider.max_candidates = crawler.settings.getint("SITES_MAX_CANDIDATES", 50)
+        spider.max_pages = crawler.settings.getint("SITES_MAX_PAGES")
+        spider.max_candidates = crawler.settings.getint("SITES_MAX_CANDIDATES")
         return spider
 
     def __init__(self, *args, **kwargs):

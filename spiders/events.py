@@ -169,8 +169,11 @@ class EventsSpider(scrapy.Spider):
             params["since"] = self.since_ms
         if self.until_ms is not None:
             params["until"] = self.until_ms
-        # filtered: several workers of one job (same arguments) share the dupefilter, so one discovers and plans
-        yield self.api_request(params, self.parse_discovery, dont_filter=False)
+        # filtered: several workers of one job (same arguments) share the dupefilter, so one discovers and
+        # plans. A dupefilter kept after its job (SCHEDULER_PERSIST) would filter the next run's discovery
+        # and leave it nothing to do: then every run discovers (partitions come from the checkpoints)
+        persist = self.settings.getbool("SCHEDULER_PERSIST") and bool(self.settings.get("REDIS_URL"))
+        yield self.api_request(params, self.parse_discovery, dont_filter=persist)
 
     # --- discovery ------------------------------------------------------------------
 

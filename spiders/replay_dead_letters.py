@@ -98,6 +98,16 @@ class ReplayDeadLettersSpider(scrapy.Spider):
             self.originals[key] = spider
         return self.originals[key]
 
+    def original_for(self, item) -> scrapy.Spider | None:
+        """The rebuilt spider whose scan an item belongs to: the match pipeline scores a replayed
+        listing against that scan's target, as the first crawl would have."""
+        scan_id = getattr(item, "scan_id", None)
+        for spider in self.originals.values():
+            scan = getattr(spider, "scan", None)
+            if scan is not None and scan_id is not None and str(scan.scan_id) == str(scan_id):
+                return spider
+        return None
+
     async def start(self):
         pool = await get_pool(self.settings)
         ring = keyring_from_settings(self.settings)

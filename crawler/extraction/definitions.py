@@ -79,6 +79,18 @@ class SiteDefinition:
         return replace(self, base_url=base_url.rstrip("/"))
 
 
+# a location path that starts at the root: at the start, or after "(", "|", ",", "[" or a comparison
+# (string literals removed first, so a "/" inside quotes does not count)
+_ROOT_PATH = re.compile(r"(?:^|[(|,\[=<>])\s*/")
+_XPATH_STRING = re.compile(r"\"[^\"]*\"|'[^']*'")
+
+
+def reads_page_root(xpath: str) -> bool:
+    """Whether any path of an XPath expression (unions and function arguments included) starts at the
+    page root rather than at the context node."""
+    return bool(_ROOT_PATH.search(_XPATH_STRING.sub("''", xpath.strip())))
+
+
 def _where(path) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
@@ -161,7 +173,7 @@ def _semantic_errors(raw: dict, stem: str):
                     yield from walk(sub, f"{path}.{key}.{i}", in_card)
             if "sep" in node and not {"css", "xpath", "join"} & node.keys():
                 yield f"{path}.sep", "applies only with css, xpath or join"
-            if in_card and "xpath" in node and node["xpath"].lstrip("( ").startswith("/"):
+            if in_card and "xpath" in node and reads_page_root(node["xpath"]):
                 # an absolute path reads the whole page, the same value for every card
                 yield f"{path}.xpath", "starts at the page root: use './/' to search inside the card"
             for key in ("regex",):
@@ -200,7 +212,7 @@ def _semantic_errors(raw: dict, stem: str):
             yield where, str(exc)
 
     opt_out_url = (raw.get("opt_out") or {}).get("url", "")
-    if opt_out_url and not re.match(r"(/|https?://[^\s/]+)", opt_out_url):
+    if opt_out_url and not re.match(r"(/(?!/)|https?://[^\s/]+)", opt_out_url):
         yield "opt_out.url", "expected a path starting with '/' (relative to base_url) or an http(s):// URL"
 
 

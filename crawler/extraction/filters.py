@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin
 
+from crawler import normalize
 from crawler.notation import NotationError, parse_pattern
 
 MONTHS = {
@@ -42,45 +43,9 @@ def collapse(value: Any, _arg=None) -> Any:
     return SPACES.sub(" ", value).strip() if isinstance(value, str) else value
 
 
-ROMAN = frozenset({"ii", "iii", "iv", "vi", "vii", "viii"})
-
-
-def _title_part(part: str) -> str:
-    """One hyphen-free piece of a word: Mc/Mac prefixes, O'Brien, John's."""
-    if not part:
-        return part
-    if part != part.lower() and part != part.upper():
-        return part  # already mixed case (McAllen, d'Alene, DeKalb): written by someone who knew
-    low = part.lower()
-    if low in ROMAN:
-        return low.upper()
-    head, apostrophe, tail = low.partition("'")
-    if apostrophe:
-        # O'Brien, D'Angelo; a one-letter tail is a possessive or a contraction: John's
-        tail = tail if len(tail) <= 1 else _title_part(tail)
-        return _title_part(head) + apostrophe + tail
-    if low.startswith("mc") and len(low) > 2 and low[2].isalpha():
-        return "Mc" + low[2:].capitalize()
-    # MacDonald, MacLeod; but Mack, Macy, Machado, Macias, Maccabe keep a plain "Mac" (no list can be
-    # complete: a site that writes names in mixed case keeps its own spelling above)
-    if low.startswith("mac") and len(low) > 5 and low[3] not in "aeiouchk":
-        return "Mac" + low[3:].capitalize()
-    return low.capitalize()
-
-
 def title_case(value: str, _arg=None) -> str:
-    """Names and places in title case: McAllen, MacDonald, O'Brien, Smith-Jones, John Smith III.
-
-    Words already in mixed case are kept as written (``Coeur d'Alene``); two-letter capitals (a state
-    code, ``IL``) stay capitals.
-    """
-
-    def word(w: str) -> str:
-        if len(w) == 2 and w.isalpha() and w.isupper():
-            return w  # a state code
-        return "-".join(_title_part(part) for part in w.split("-"))
-
-    return " ".join(word(w) for w in str(value).split(" "))
+    """The ``title`` filter: crawler.normalize.title_case (one definition for sites and stored addresses)."""
+    return normalize.title_case(str(value))
 
 
 def digits(value: Any, _arg=None) -> str | None:

@@ -67,7 +67,12 @@ SCHEDULER = Component(
             "added to every request's priority, higher first (spider argument `job_priority` wins; scrapyd: "
             "`-d job_priority=N`)",
         ),
-        Setting("SCHEDULER_PERSIST", "bool", "false", "keep a finished job's queue and dupefilter"),
+        Setting(
+            "SCHEDULER_PERSIST",
+            "bool",
+            "false",
+            "keep a finished job's queue and dupefilter (the events spider then discovers again at each run)",
+        ),
         Setting(
             "SCHEDULER_DUPEFILTER_BLOOM",
             "bool",

@@ -42,8 +42,19 @@ def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
                 targets |= {resolve(alias.name) for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 targets |= {resolve(f"{node.module}.{alias.name}") for alias in node.names}
-        graph[module] = targets - {None, module}
+        targets.discard(None)
+        # importing b.y first runs b/__init__.py: an eager package __init__ is part of the path (the
+        # importing module's own packages are already being imported, so they add no edge)
+        own = set(ancestors(module))
+        for target in list(targets):
+            targets |= {parent for parent in ancestors(target) if parent in modules and parent not in own}
+        graph[module] = targets - {module}
     return graph
+
+
+def ancestors(module: str) -> list[str]:
+    parts = module.split(".")
+    return [".".join(parts[:n]) for n in range(1, len(parts))]
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:

@@ -40,6 +40,13 @@ def test_addresses_are_normalised():
         normalize.address(" , ")
 
 
+def test_stored_addresses_are_title_cased_like_the_sites_title_filter():
+    """One title case for extraction and storage: McAllen and d'Alene survive the validate pipeline."""
+    assert normalize.address("1200 n main st, McAllen, tx 78501") == "1200 N Main St, McAllen, TX 78501"
+    assert normalize.address("4 Lakeview Dr, Coeur d'Alene, ID") == "4 Lakeview Dr, Coeur d'Alene, ID"
+    assert normalize.address("77 MACDONALD RD, O'FALLON, MO") == "77 MacDonald Rd, O'Fallon, MO"
+
+
 @pytest.mark.parametrize(
     "raw",
     [

@@ -89,6 +89,14 @@ async def test_a_completed_partition_stays_completed_when_an_earlier_page_is_wri
     assert row == (None, 15, True)
 
 
+def test_a_completed_checkpoint_merged_with_an_earlier_page_stays_completed():
+    """Both in one buffer: the merge keeps the end, as the database upsert does."""
+    done = Checkpoint("w11", "p0", None, T0, rows=5, completed=True, state={"end": True})
+    merged = done.merge(Checkpoint("w11", "p0", "c1", T0, rows=0))
+    assert (merged.cursor, merged.rows, merged.completed, merged.state) == (None, 5, True, {"end": True})
+    assert Checkpoint("w11", "p0", "c1", T0, rows=2).merge(done).completed
+
+
 async def test_a_failing_write_commits_neither_rows_nor_checkpoint(database_url, db):
     writer, stats = make_writer(database_url, PG_BATCH_ROWS=1000, PG_FLUSH_SECONDS=60)
     await writer.open()

@@ -14,7 +14,9 @@ import pytest
 
 from support import ROOT
 
-pytestmark = pytest.mark.e2e
+# scrapyd-deploy (test_scrapyd.py) builds and cleans in the repository: never beside this test's check
+# that nothing is left there (`make test` distributes with --dist loadgroup)
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("repository_build")]
 
 PRODUCT = {"crawler", "spiders", "pipelines", "middlewares"}
 DEVELOPMENT = {"sandbox", "tools", "tests", "support", "bench"}

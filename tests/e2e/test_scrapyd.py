@@ -26,6 +26,9 @@ from scrapy.spiderloader import SpiderLoader
 import crawler.settings
 from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS, ROOT, http
 
+# builds its egg in the repository with scrapyd-deploy: kept apart from test_egg.py (see there)
+pytestmark = pytest.mark.xdist_group("repository_build")
+
 PROJECT = "crawler"
 EVENTS_TOTAL = 20000  # the session sandbox's --events-count
 JOBS_TIMEOUT = 120

@@ -143,6 +143,11 @@ def test_an_absolute_xpath_in_list_fields_is_a_load_error_naming_dot_slash():
     )
     nested = {"url": {"css": "a::attr(href)"}, "age": {"any": [{"css": ".age::text"}, {"xpath": "(//span)[1]"}]}}
     assert "list.fields.age.any.1.xpath: starts at the page root" in load_error(list_fields=nested)
+    for hidden in (".//a/text() | //b/text()", "normalize-space(//a)", ".//a[//b]"):  # unions, functions, predicates
+        fields = {"url": {"css": "a::attr(href)"}, "full_name": {"xpath": hidden}}
+        assert "starts at the page root" in load_error(list_fields=fields), hidden
+    quoted = {"url": {"css": "a::attr(href)"}, "full_name": {"xpath": "string(.//a[@href='/person'])"}}
+    assert definition(list_fields=quoted).id == "draft"  # a "/" inside a string is not a path
     # detail fields read the whole page: // is right there
     assert definition({"age": {"xpath": "//p[@class='age']/text()"}}).id == "draft"
 
@@ -192,9 +197,10 @@ def test_opt_out_url_is_a_path_or_an_absolute_url():
     assert relative.with_base_url("http://127.0.0.1:9/").opt_out["url"] == "http://127.0.0.1:9/removal"
     absolute = definition(opt_out={"url": "https://privacy.example.com/optout"})
     assert absolute.opt_out["url"] == "https://privacy.example.com/optout"
-    assert load_error(opt_out={"url": "removal"}) == (
-        "draft.yaml: opt_out.url: expected a path starting with '/' (relative to base_url) or an http(s):// URL"
-    )
+    for bad in ("removal", "//elsewhere.example/optout"):  # "//host" would be glued to base_url
+        assert load_error(opt_out={"url": bad}) == (
+            "draft.yaml: opt_out.url: expected a path starting with '/' (relative to base_url) or an http(s):// URL"
+        )
 
 
 def test_the_complete_example_in_format_md_loads():

@@ -75,6 +75,25 @@ async def test_a_rejected_candidate_gets_no_screenshot_and_an_accepted_listing_o
     assert chain.crawler.stats.get_value("screenshots/failed/shutdown") == 1  # drained, finding kept
 
 
+async def test_a_replayed_listing_is_scored_against_its_original_spiders_scan(make_chain, scan, db):
+    """replay_dead_letters has no scan of its own: the rebuilt spider that made the request has."""
+    from scrapy import Spider
+
+    from spiders.replay_dead_letters import ReplayDeadLettersSpider
+
+    chain = make_chain(ITEM_PIPELINES={}, EXTENSIONS={})
+    replay = ReplayDeadLettersSpider()
+    original = Spider(name="broker")
+    original.scan = ScanContext(scan, TARGET)
+    replay.originals["broker|{}"] = original
+    chain.crawler.spider = replay
+    async with chain:
+        namesake = candidate(scan, 3, full_name="Robert Smith", age=70, locations=["Omaha, NE"], addresses=[])
+        assert (await chain.push(namesake)).table == "rejected_candidates" and not namesake.accepted
+        target = candidate(scan, 4, screenshot=PNG)
+        assert (await chain.push(target)).table == "findings" and target.accepted
+
+
 @pytest.mark.parametrize("accepted", [True, False])
 async def test_a_carried_png_is_kept_only_for_an_accepted_listing(make_chain, scan, db, accepted):
     png = PNG + bytes([accepted])
