@@ -71,6 +71,7 @@ class BrokerSpider(scrapy.Spider):
     """Subclasses set ``definition`` (spiders/sites/__init__.py makes one per YAML file)."""
 
     definition: SiteDefinition | None = None
+    takes_person = True  # python -m crawler.store create-scan --spider accepts it
 
     @classmethod
     def site_definitions(cls, settings=None) -> dict[str, SiteDefinition]:

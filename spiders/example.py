@@ -54,6 +54,7 @@ class ExampleSpider(scrapy.Spider):
     name = "example"
     # the directory's own search already narrows to the person; its listings are not candidates to match
     match_listings = False
+    takes_person = True  # python -m crawler.store create-scan --spider accepts it
     site_id = SITE_ID
     # the sandbox directory runs on this machine; broker sites keep RATELIMIT_DEFAULT_RPS
     ratelimit_rps = 20

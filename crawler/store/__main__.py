@@ -77,8 +77,7 @@ def check_person(settings, spider: str, arguments: dict[str, str], sites: str | 
         spidercls = get_spider_loader(settings).load(spider)
     except KeyError:
         raise InputError(f"--spider: unknown spider {spider!r}") from None
-    check = getattr(spidercls, "check_arguments", None)
-    if check is None:
+    if not getattr(spidercls, "takes_person", False):
         raise InputError(f"--spider: {spider!r} does not take a person")
     kwargs = dict(arguments)
     if sites:
@@ -86,11 +85,9 @@ def check_person(settings, spider: str, arguments: dict[str, str], sites: str | 
             raise InputError(f"--sites: {spider!r} runs one site; --sites is for the scan spider")
         kwargs["sites"] = sites
     try:
-        parsed = check(kwargs, settings)
+        parsed = spidercls.check_arguments(kwargs, settings)
     except SpiderArgumentError as exc:
         raise InputError(f"{exc.argument}: {str(exc).split(': ', 1)[1]}") from None
-    if "query" not in parsed:
-        raise InputError(f"--spider: {spider!r} does not take a person")
     parsed["site_ids"] = list(parsed["sites"]) if "sites" in parsed else [getattr(spidercls, "site_id", spider)]
     return parsed
 
