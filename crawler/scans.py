@@ -3,7 +3,7 @@ counters kept from signals, status set when it closes.
 
 A spider takes part by having a ``scan`` attribute (a ScanContext). The
 search parameters are stored encrypted; only a blind index of the full name
-is kept for lookups.
+is kept for lookups. The SQL is crawler/store/scans.py's.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import orjson
 from scrapy import signals
 
 from crawler import signals as project_signals
-from crawler.db.pool import run_in_transaction
 from crawler.items import TableRows
-from crawler.security import context, keyring_from_settings
 from crawler.spider_args import PersonQuery
+from crawler.store import scans as store
 
 logger = logging.getLogger(__name__)
 
@@ -58,27 +57,6 @@ class ScanContext:
     scan_id: str
     query: PersonQuery
     websites: list[Website] = field(default_factory=list)
-
-
-UPSERT_WEBSITE = """
-INSERT INTO websites (id, name, base_url, render_mode, enabled, definition, definition_sha256, opt_out)
-VALUES (%s, %s, %s, %s, %s, coalesce(%s::jsonb, '{}'::jsonb), %s, %s::jsonb)
-ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, base_url = EXCLUDED.base_url,
-    render_mode = EXCLUDED.render_mode, enabled = EXCLUDED.enabled, definition = EXCLUDED.definition,
-    definition_sha256 = EXCLUDED.definition_sha256, opt_out = EXCLUDED.opt_out, updated_at = now()"""
-
-START_SCAN = """
-INSERT INTO scans (id, status, spider, target_ciphertext, target_name_index, sites, started_at)
-VALUES (%s, 'running', %s, %s, %s, %s, now())
-ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = coalesce(scans.started_at, now()),
-    finished_at = NULL, error = NULL, updated_at = now()"""
-
-FINISH_SCAN = """
-UPDATE scans SET status = %s, error = %s, counters = %s, finished_at = now(), updated_at = now()
-WHERE id = %s"""
-
-UPDATE_COUNTERS = """
-UPDATE scans SET counters = %s, updated_at = now() WHERE id = %s AND status = 'running'"""
 
 
 # Why a site's page was lost, as recorded on the scan row (counters[site]["errors"]).
@@ -272,24 +250,14 @@ class ScanTracker:
         scan: ScanContext | None = getattr(spider, "scan", None)
         if scan is None:
             return
-        ring = keyring_from_settings(self.crawler.settings)
-        target = ring.encrypt(orjson.dumps(scan.query.as_dict()), context.scan_target(scan.scan_id))
-
-        async def start(conn):
-            for site in scan.websites:
-                await conn.execute(UPSERT_WEBSITE, site.row())
-            await conn.execute(
-                START_SCAN,
-                (
-                    scan.scan_id,
-                    spider.name,
-                    target,
-                    ring.blind_index(scan.query.full_name),
-                    [w.id for w in scan.websites],
-                ),
-            )
-
-        await run_in_transaction(self.crawler.settings, start)
+        await store.start_scan(
+            self.crawler.settings,
+            scan.scan_id,
+            spider.name,
+            scan.query,
+            [w.id for w in scan.websites],
+            [w.row() for w in scan.websites],
+        )
         logger.info("scan %s running on %d site(s)", scan.scan_id, len(scan.websites))
 
     def item_scraped(self, item, spider):
@@ -339,11 +307,8 @@ class ScanTracker:
             if not self.dirty:
                 continue
             self.dirty = False
-            values = (orjson.dumps(self.counters()).decode(), scan_id)
             try:
-                await run_in_transaction(
-                    self.crawler.settings, lambda conn, values=values: conn.execute(UPDATE_COUNTERS, values)
-                )
+                await store.update_counters(self.crawler.settings, scan_id, self.counters())
                 self.crawler.stats.inc_value("scans/counter_updates")
             except Exception as exc:  # a missed update is repaired by the next one or the final write
                 self.dirty = True
@@ -364,12 +329,7 @@ class ScanTracker:
             error = "every site failed: " + "; ".join(
                 f"{s} " + ",".join(sorted({**counters[s]["errors"], **counters[s]["blocks"]})) for s in sorted(counters)
             )
-        values = (status, error, orjson.dumps(counters).decode(), scan.scan_id)
-
-        async def finish(conn):
-            await conn.execute(FINISH_SCAN, values)
-
-        await run_in_transaction(self.crawler.settings, finish)
+        await store.finish_scan(self.crawler.settings, scan.scan_id, status, error, counters)
         self.crawler.stats.set_value("scans/status", status)
         await self.crawler.signals.send_catch_log_async(
             project_signals.scan_completed, scan_id=scan.scan_id, status=status, counters=counters

@@ -72,6 +72,10 @@ US_STATES = frozenset(
         "WY",
     ]
 )
+# the arguments that carry the person: refused in a scrapyd job, never echoed in an error
+PERSONAL_ARGUMENTS = ("first_name", "last_name", "middle_name", "city", "state", "age", "email", "phone")
+SECRET_ARGUMENTS = ("api_key",)
+CREATE_SCAN_HINT = "create the scan (python -m crawler.store create-scan) and pass scan_id"
 NAME_RE = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ '.-])*$")
 
 
@@ -172,6 +176,32 @@ def parse_scan_id(kwargs: dict) -> str:
         return str(uuid.UUID(raw))
     except ValueError:
         raise SpiderArgumentError("scan_id", f"expected a UUID, got {raw!r}") from None
+
+
+def scrapyd_job(kwargs: dict) -> bool:
+    """Was this crawl launched by scrapyd? scrapyd 1.6 passes its job id as the spider argument
+    ``_job`` (scrapyd/launcher.py: get_crawl_args); it sets no environment variable naming the job."""
+    return "_job" in kwargs
+
+
+def refuse_job_arguments(kwargs: dict) -> None:
+    """Under scrapyd, spider arguments sit in its queue, its log and the process list: refuse the
+    person's values and secrets there (one line naming the argument, never its value)."""
+    if not scrapyd_job(kwargs):
+        return
+    for key in PERSONAL_ARGUMENTS:
+        if key in kwargs:
+            raise SpiderArgumentError(key, f"personal data does not belong in job arguments: {CREATE_SCAN_HINT}")
+    for key in SECRET_ARGUMENTS:
+        if key in kwargs:
+            raise SpiderArgumentError(
+                key, "secrets do not belong in job arguments: set EVENTS_API_KEY in scrapyd's environment"
+            )
+
+
+def wants_stored_scan(kwargs: dict) -> bool:
+    """``-a scan_id=...`` without the person: the target is loaded from the scans row."""
+    return bool((kwargs.get("scan_id") or "").strip()) and not any(key in kwargs for key in PERSONAL_ARGUMENTS)
 
 
 def parse_http_url(kwargs: dict, key: str, default: str | None = None) -> str:

@@ -2,6 +2,10 @@
 
     scrapy crawl <site id> -a first_name=Jane -a last_name=Doe [-a state=IL -a city=... -a age=...
                            -a email=... -a phone=... -a scan_id=UUID -a base_url=http://...]
+    scrapy crawl <site id> -a scan_id=UUID     # a scan created with python -m crawler.store create-scan
+
+With ``scan_id`` alone the person is read (decrypted) from the scans row; that is the only form a
+scrapyd job accepts (crawler.spider_args.refuse_job_arguments).
 
 search request(s) from the query -> result pages (next pages up to SITES_MAX_PAGES) -> every candidate's
 detail page (up to SITES_MAX_CANDIDATES a site) -> one PersonListing per detail page. Candidates are not
@@ -33,11 +37,19 @@ from crawler.extraction.actions import page_methods
 from crawler.extraction.templates import query_values, render, render_params
 from crawler.observability.logs import register_pii
 from crawler.scans import ScanContext, Website, classify_failure
-from crawler.spider_args import PersonQuery, SpiderArgumentError, parse_http_url, parse_person, parse_scan_id
+from crawler.spider_args import (
+    PERSONAL_ARGUMENTS,
+    PersonQuery,
+    SpiderArgumentError,
+    parse_http_url,
+    parse_person,
+    parse_scan_id,
+    refuse_job_arguments,
+    wants_stored_scan,
+)
+from crawler.store.scans import load_stored_scan
 
 logger = logging.getLogger(__name__)
-
-PERSONAL_ARGUMENTS = ("first_name", "last_name", "middle_name", "city", "state", "age", "email", "phone")
 
 
 def applicable_searches(definition: SiteDefinition, query: PersonQuery) -> list[dict]:
@@ -59,6 +71,7 @@ class BrokerSpider(scrapy.Spider):
     """Subclasses set ``definition`` (spiders/sites/__init__.py makes one per YAML file)."""
 
     definition: SiteDefinition | None = None
+    takes_person = True  # python -m crawler.store create-scan --spider accepts it
 
     @classmethod
     def site_definitions(cls, settings=None) -> dict[str, SiteDefinition]:
@@ -80,7 +93,15 @@ class BrokerSpider(scrapy.Spider):
 
     @classmethod
     def check_arguments(cls, kwargs: dict, settings=None) -> dict:
-        query = parse_person(kwargs, settings)
+        refuse_job_arguments(kwargs)
+        if wants_stored_scan(kwargs):
+            # the target (and a scan spider's sites) come from the scans row, decrypted
+            stored = load_stored_scan(kwargs, settings, cls.name)
+            query = stored.query
+            if getattr(cls, "runs_all_sites", False) and stored.sites and "sites" not in kwargs:
+                kwargs = {**kwargs, "sites": ",".join(stored.sites)}
+        else:
+            query = parse_person(kwargs, settings)
         sites = cls.chosen_sites(kwargs, settings)
         runnable = {i: d for i, d in sites.items() if applicable_searches(d, query)}
         if not runnable:

@@ -26,7 +26,9 @@ this worker fetched; the job's totals come from the checkpoints.
 
 Times (``since``/``until``) are ISO-8601 or epoch milliseconds; ``until``
 defaults to now. The key comes from ``-a api_key`` or the EVENTS_API_KEY
-setting and is sent in API_KEY_HEADER (X-API-Key) to the API's host only.
+setting and is sent in API_KEY_HEADER (X-API-Key) to the API's host only. A scrapyd job refuses
+``-a api_key`` (job arguments show in its queue, log and the process list): set EVENTS_API_KEY in
+scrapyd's environment.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from crawler.ingest.api_shape import ID_FIELDS, TIME_FIELDS, Discovery, ShapeErr
 from crawler.ingest.partitions import Partition, plan, store_plan, stored_partitions
 from crawler.ingest.progress import Progress
 from crawler.items import EventBatch
-from crawler.spider_args import SpiderArgumentError, parse_http_url
+from crawler.spider_args import SpiderArgumentError, parse_http_url, refuse_job_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class EventsSpider(scrapy.Spider):
 
     @classmethod
     def check_arguments(cls, kwargs: dict, settings=None) -> dict:
+        refuse_job_arguments(kwargs)  # under scrapyd the key comes from EVENTS_API_KEY in its environment
         parsed = {
             "base_url": parse_http_url(
                 kwargs, "base_url", (settings.get("EVENTS_BASE_URL") if settings else None) or None

@@ -2,6 +2,7 @@
 
     scrapy crawl example -a first_name=Jane -a last_name=Doe [-a state=IL -a city=...
                          -a age=42 -a scan_id=UUID -a base_url=http://127.0.0.1:8100]
+    scrapy crawl example -a scan_id=UUID [-a base_url=...]   # a scan made with python -m crawler.store create-scan
 
 It searches, follows result pages, keeps the results whose name (and, when
 given, state, city and age) fit the target, and yields one PersonListing per
@@ -20,7 +21,16 @@ from crawler.items import PersonListing
 from crawler.matching.names import fold, parse_name
 from crawler.observability.logs import register_pii
 from crawler.scans import ScanContext, Website
-from crawler.spider_args import PersonQuery, parse_http_url, parse_person, parse_scan_id
+from crawler.spider_args import (
+    PERSONAL_ARGUMENTS,
+    PersonQuery,
+    parse_http_url,
+    parse_person,
+    parse_scan_id,
+    refuse_job_arguments,
+    wants_stored_scan,
+)
+from crawler.store.scans import load_stored_scan
 
 SITE_ID = "directory"
 
@@ -44,14 +54,20 @@ class ExampleSpider(scrapy.Spider):
     name = "example"
     # the directory's own search already narrows to the person; its listings are not candidates to match
     match_listings = False
+    takes_person = True  # python -m crawler.store create-scan --spider accepts it
     site_id = SITE_ID
     # the sandbox directory runs on this machine; broker sites keep RATELIMIT_DEFAULT_RPS
     ratelimit_rps = 20
 
     @classmethod
     def check_arguments(cls, kwargs: dict, settings=None) -> dict:
+        refuse_job_arguments(kwargs)
+        if wants_stored_scan(kwargs):
+            query = load_stored_scan(kwargs, settings, cls.name).query
+        else:
+            query = parse_person(kwargs, settings)
         return {
-            "query": parse_person(kwargs, settings),
+            "query": query,
             "scan_id": parse_scan_id(kwargs),
             "base_url": parse_http_url(kwargs, "base_url", kwargs.get("_default_base_url")),
         }
@@ -66,17 +82,7 @@ class ExampleSpider(scrapy.Spider):
         parsed = self.check_arguments(kwargs, kwargs.pop("_settings", None))
         # kept for replaying dead letters (stored only inside their encrypted payload)
         self.spider_arguments = {k: v for k, v in kwargs.items() if not k.startswith("_") and isinstance(v, str)}
-        for key in (
-            "_default_base_url",
-            "first_name",
-            "last_name",
-            "middle_name",
-            "city",
-            "state",
-            "age",
-            "email",
-            "phone",
-        ):
+        for key in ("_default_base_url", *PERSONAL_ARGUMENTS):
             kwargs.pop(key, None)  # personal values stay in self.scan, not as loose attributes
         super().__init__(*args, **kwargs)
         query: PersonQuery = parsed["query"]

@@ -2,6 +2,9 @@
 
     scrapy crawl scan -a first_name=Jane -a last_name=Doe [-a state=IL -a city=... -a age=...
                       -a email=... -a phone=... -a scan_id=UUID -a sites=fastpeople,thatsthem]
+    scrapy crawl scan -a scan_id=UUID      # a scan created with python -m crawler.store create-scan
+
+With ``scan_id`` alone the person and the sites are read from the scans row (the target decrypted).
 
 ``sites`` picks definitions by id (disabled ones included when named); without it every ``enabled``
 definition runs. Each request carries its site in ``meta["site"]`` with that site's rate, block

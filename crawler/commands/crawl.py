@@ -2,7 +2,8 @@
 
 A bad setting or an unreachable database prints one line naming it and exits 1;
 a missing or malformed spider argument prints one line naming the argument and
-exits 2. Nothing is crawled in either case. A crawl that ends for a reason other
+exits 2 (``-a scan_id`` alone is checked after the database, since the scan is read from it).
+Nothing is crawled in either case. A crawl that ends for a reason other
 than finishing (or a requested shutdown / CloseSpider limit), such as an API
 refusing the key or a failing ``start()``, prints that reason and exits 1.
 A first SIGTERM / SIGINT drains the crawl and exits 0 (reason "shutdown"); a
@@ -21,7 +22,7 @@ from scrapy.spiderloader import get_spider_loader
 
 from crawler.config import ConfigError
 from crawler.runtime import preflight
-from crawler.spider_args import SpiderArgumentError
+from crawler.spider_args import SpiderArgumentError, wants_stored_scan
 
 NORMAL_ENDINGS = ("finished", "shutdown", "closespider_")
 
@@ -63,10 +64,15 @@ class Command(ScrapyCrawlCommand):
     def process_options(self, args, opts) -> None:
         super().process_options(args, opts)
         try:
-            if args:
+            # a stored scan (-a scan_id alone) is read from the database: checked once it is reachable
+            stored = wants_stored_scan(opts.spargs)
+            if args and not stored:
                 self._check_spider_arguments(args[0], opts.spargs)
-                self.settings.set("SCHEDULER_JOB_ARGUMENTS", arguments_digest(opts.spargs), priority="cmdline")
             preflight(self.settings)
+            if args and stored:
+                self._check_spider_arguments(args[0], opts.spargs)
+            if args:
+                self.settings.set("SCHEDULER_JOB_ARGUMENTS", arguments_digest(opts.spargs), priority="cmdline")
         except SpiderArgumentError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
