@@ -34,7 +34,9 @@ def test_short_lived_tokens_are_refreshed_once_per_lifetime(crawl_env, sandbox, 
     issued = stats["token_issued_at"]
     gaps = [b - a for a, b in itertools.pairwise(issued)]
     assert len(issued) >= 4
-    assert all(1.4 <= gap <= 2.0 for gap in gaps), gaps  # one refresh per lifetime, before expiry
+    # one refresh per lifetime (the margin is a fifth of 2 s); "before expiry" is the zero expired 401s above
+    # (a crawl the CPU stalls may send nothing for a while and refresh later than 2 s after: no upper bound)
+    assert all(gap >= 1.4 for gap in gaps), gaps
     assert "lab-secret" not in result.stderr and "Bearer " not in result.stderr
 
 
