@@ -7,7 +7,7 @@ into ``TableRows`` (rows ready for one COPY) that the PostgreSQL pipeline writes
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 # The datum kinds a finding can expose (findings.data_type).
@@ -112,19 +112,7 @@ class Checkpoint:
     def merge(self, later: Checkpoint) -> Checkpoint:
         """The newer position, with row counts summed; a completed partition stays completed at its
         end (an earlier page crawled again, from a returned lease, does not reopen it)."""
-        if self.completed:
-            return Checkpoint(
-                self.source, self.partition_key, self.cursor, self.position_at, self.rows + later.rows, True, self.state
-            )
-        return Checkpoint(
-            self.source,
-            self.partition_key,
-            later.cursor,
-            later.position_at,
-            self.rows + later.rows,
-            later.completed,
-            later.state,
-        )
+        return replace(self if self.completed else later, rows=self.rows + later.rows)
 
 
 @dataclass

@@ -131,7 +131,7 @@ class EventsSpider(scrapy.Spider):
         self.source = parsed["source"]
         self.discovery = Discovery(id_field=parsed["id_field"])
         self.partitions: dict[str, Partition] = {}  # what this worker knows of each, by key
-        self.progress = Progress(10.0)  # from_crawler sets EVENTS_PROGRESS_SECONDS
+        self.progress: Progress  # from_crawler: every EVENTS_PROGRESS_SECONDS
         self.took_part = False  # planned, or fetched a page: worth a final line
 
     # --- requests ------------------------------------------------------------------

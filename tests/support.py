@@ -28,10 +28,20 @@ def url_for(database: str) -> str:
     return f"{base}/{database}"
 
 
+SCRAPY = [sys.executable, "-m", "scrapy"]
+
+
+def options(arguments: dict, settings: dict | None = None) -> list[str]:
+    """``-a name=value`` for each spider argument, then ``-s NAME=VALUE`` for each setting."""
+    pairs = [("-a", f"{k}={v}") for k, v in arguments.items()]
+    pairs += [("-s", f"{k}={v}") for k, v in (settings or {}).items()]
+    return [part for pair in pairs for part in pair]
+
+
 def run_scrapy(args: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
     """`scrapy <args>` from the repository root, as a user would run it."""
     return subprocess.run(
-        [sys.executable, "-m", "scrapy", *args],
+        [*SCRAPY, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

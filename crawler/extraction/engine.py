@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,12 +39,7 @@ def page_text(response) -> str:
     """The visible text of an HTML page (cached on the response); the body itself for JSON or plain text."""
     if _is_json(response) or not hasattr(response, "selector"):
         return response.text
-    cached = getattr(response, "_visible_text", None)
-    if cached is None:
-        cached = visible_text(response.selector)
-        with contextlib.suppress(AttributeError):  # a response class with __slots__: do without the cache
-            response._visible_text = cached
-    return cached
+    return paths.cached_on(response, "_visible_text", lambda: visible_text(response.selector))
 
 
 class Node:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 _decoder = json.JSONDecoder(strict=False)
@@ -27,11 +28,23 @@ def parse_lenient(text: str) -> Any:
     return None
 
 
+def cached_on(response, name: str, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per response: kept as an attribute of it (a response class with
+    ``__slots__`` does without the cache)."""
+    cached = getattr(response, name, None)
+    if cached is None:
+        cached = compute()
+        with contextlib.suppress(AttributeError):
+            setattr(response, name, cached)
+    return cached
+
+
 def jsonld_blocks(response) -> list[dict]:
     """Every JSON-LD object of the page (lists and ``@graph`` expanded), cached on the response."""
-    cached = getattr(response, "_jsonld_blocks", None)
-    if cached is not None:
-        return cached
+    return cached_on(response, "_jsonld_blocks", lambda: _jsonld_objects(response))
+
+
+def _jsonld_objects(response) -> list[dict]:
     objects: list[dict] = []
 
     def add(value):
@@ -47,8 +60,6 @@ def jsonld_blocks(response) -> list[dict]:
 
     for text in response.xpath('//script[@type="application/ld+json"]/text()').getall():
         add(parse_lenient(text))
-    with contextlib.suppress(AttributeError):  # a response class with __slots__: do without the cache
-        response._jsonld_blocks = objects
     return objects
 
 
@@ -105,13 +116,7 @@ def parse_json_body(response) -> Any:
     parsed = response.meta.get("parsed_json") if hasattr(response, "meta") and _has_request(response) else None
     if parsed is not None:
         return parsed
-    cached = getattr(response, "_json_body", None)
-    if cached is not None:
-        return cached
-    value = parse_lenient(response.text)
-    with contextlib.suppress(AttributeError):
-        response._json_body = value
-    return value
+    return cached_on(response, "_json_body", lambda: parse_lenient(response.text))
 
 
 def _has_request(response) -> bool:

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import orjson
-import psycopg
 
 from crawler.db.embedded import database_url
+from crawler.db.migrate import connect
 from crawler.db.pool import run_in_transaction
 from crawler.security import context, keyring_from_settings
 from crawler.spider_args import PersonQuery, SpiderArgumentError, parse_scan_id
@@ -97,15 +97,9 @@ async def load_scan(settings, scan_id: str) -> StoredScan | None:
 
 def load_scan_sync(settings, scan_id: str) -> StoredScan | None:
     """The scan and its decrypted target, before the reactor runs (a blocking connection)."""
-    timeout = max(1, round(settings.getfloat("PG_CONNECT_TIMEOUT")))
-    with psycopg.connect(database_url(settings), connect_timeout=timeout, application_name="crawler") as conn:
+    with connect(database_url(settings), settings.getfloat("PG_CONNECT_TIMEOUT")) as conn:
         row = conn.execute(LOAD_SCAN, (scan_id,)).fetchone()
     return _stored(settings, scan_id, row)
-
-
-async def load_target(settings, scan_id: str) -> PersonQuery | None:
-    scan = await load_scan(settings, scan_id)
-    return scan.query if scan is not None else None
 
 
 async def start_scan(

@@ -1,14 +1,13 @@
 """A crawl whose database connections are killed again and again loses no row."""
 
 import subprocess
-import sys
 import threading
 import time
 import uuid
 
 import psycopg
 
-from support import ROOT
+from support import ROOT, SCRAPY, options
 
 KILL = (
     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -17,23 +16,8 @@ KILL = (
 
 
 def crawl(crawl_env, sandbox, scan_id, **settings):
-    args = [
-        sys.executable,
-        "-m",
-        "scrapy",
-        "crawl",
-        "example",
-        "-a",
-        "first_name=John",
-        "-a",
-        "last_name=Smith",
-        "-a",
-        f"scan_id={scan_id}",
-        "-a",
-        f"base_url={sandbox['directory']}",
-    ]
-    for name, value in settings.items():
-        args += ["-s", f"{name}={value}"]
+    person = {"first_name": "John", "last_name": "Smith", "scan_id": scan_id, "base_url": sandbox["directory"]}
+    args = [*SCRAPY, "crawl", "example", *options(person, settings)]
     return subprocess.Popen(args, cwd=ROOT, env=crawl_env, stderr=subprocess.PIPE, text=True)
 
 

@@ -3,22 +3,14 @@
 import psycopg
 
 from crawler.db.embedded import embedded_url
+from support import options
 
 
 def test_crawl_without_database_url_uses_the_embedded_server(scrapy_cmd, crawl_env, sandbox, tmp_path):
     del crawl_env["DATABASE_URL"]
     crawl_env["DATA_DIR"] = str(tmp_path / "d")  # short: the server's socket lives here
     result = scrapy_cmd(
-        [
-            "crawl",
-            "example",
-            "-a",
-            "first_name=John",
-            "-a",
-            "last_name=Smith",
-            "-a",
-            f"base_url={sandbox['directory']}",
-        ],
+        ["crawl", "example", *options({"first_name": "John", "last_name": "Smith", "base_url": sandbox["directory"]})],
         crawl_env,
         timeout=180,
     )

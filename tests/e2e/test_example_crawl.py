@@ -10,7 +10,7 @@ from crawler.security.context import finding_listing_url as listing_url_aad
 from crawler.security.context import finding_value as value_aad
 from crawler.security.keyring import KeyRing, parse_blind_index_key, parse_encryption_keys
 from sandbox.population import default_population
-from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS
+from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS, options
 
 
 def ring():
@@ -29,22 +29,19 @@ def target():
     pytest.fail("the population has no namesakes to test with")
 
 
+def example_person(person, scan_id: str, sandbox) -> list[str]:
+    """The example spider's arguments for a sandbox person, searched in their first state."""
+    values = {"first_name": person.first_name, "last_name": person.last_name, "state": person.addresses[0].state}
+    return options({**values, "scan_id": scan_id, "base_url": sandbox["directory"]})
+
+
 def crawl_target(scrapy_cmd, crawl_env, sandbox, person, *extra):
     scan_id = str(uuid.uuid4())
     result = scrapy_cmd(
         [
             "crawl",
             "example",
-            "-a",
-            f"first_name={person.first_name}",
-            "-a",
-            f"last_name={person.last_name}",
-            "-a",
-            f"state={person.addresses[0].state}",
-            "-a",
-            f"scan_id={scan_id}",
-            "-a",
-            f"base_url={sandbox['directory']}",
+            *example_person(person, scan_id, sandbox),
             *extra,
         ],
         crawl_env,
@@ -85,16 +82,7 @@ def test_a_second_run_of_the_same_scan_adds_no_rows(scrapy_cmd, crawl_env, sandb
         [
             "crawl",
             "example",
-            "-a",
-            f"first_name={target.first_name}",
-            "-a",
-            f"last_name={target.last_name}",
-            "-a",
-            f"state={target.addresses[0].state}",
-            "-a",
-            f"scan_id={scan_id}",
-            "-a",
-            f"base_url={sandbox['directory']}",
+            *example_person(target, scan_id, sandbox),
         ],
         crawl_env,
     )

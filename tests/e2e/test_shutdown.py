@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -19,7 +18,7 @@ import psycopg
 import redis
 from lab_support import Tenant, fetch_command
 
-from support import REDIS_URL, ROOT, http
+from support import REDIS_URL, ROOT, SCRAPY, http, options
 
 PORT_RE = re.compile(r"metrics and health on \S+ port (\d+)")
 # pg/rows_written/<table> from Scrapy's stats dump at close
@@ -151,35 +150,17 @@ def test_second_sigterm_stops_at_once_with_exit_1(sandbox, crawl_env, tmp_path):
 
 
 def scan_crawl(sandbox, env, tmp_path, scan_id: str) -> Worker:
-    args = [
-        sys.executable,
-        "-m",
-        "scrapy",
-        "crawl",
-        "example",
-        "-a",
-        "first_name=John",
-        "-a",
-        "last_name=Smith",
-        "-a",
-        f"scan_id={scan_id}",
-        "-a",
-        f"base_url={sandbox['directory']}",
+    person = {"first_name": "John", "last_name": "Smith", "scan_id": scan_id, "base_url": sandbox["directory"]}
+    settings = {
         # rows reach the database only when the writer flushes at close: the test sees that flush
-        "-s",
-        "PG_FLUSH_SECONDS=600",
-        "-s",
-        "PG_BATCH_ROWS=100000",
-        "-s",
-        "DOWNLOAD_DELAY=0.3",
-        "-s",
-        "CONCURRENT_REQUESTS=2",
-        "-s",
-        "METRICS_PORT=0",
-        "-s",
-        "LOG_LEVEL=INFO",
-    ]
-    return Worker(args, env, tmp_path)
+        "PG_FLUSH_SECONDS": 600,
+        "PG_BATCH_ROWS": 100000,
+        "DOWNLOAD_DELAY": 0.3,
+        "CONCURRENT_REQUESTS": 2,
+        "METRICS_PORT": 0,
+        "LOG_LEVEL": "INFO",
+    }
+    return Worker([*SCRAPY, "crawl", "example", *options(person, settings)], env, tmp_path)
 
 
 def scan_rows(db, scan_id: str) -> int:

@@ -12,7 +12,7 @@ import uuid
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import REDIS_URL, ROOT, http
+from support import REDIS_URL, ROOT, http, options
 
 PORT_RE = re.compile(r"metrics and health on \S+ port (\d+)")
 
@@ -112,30 +112,18 @@ def free_port_range(size: int) -> str:
 
 
 def test_metrics_move_during_a_scan(sandbox, crawl_env, tmp_path):
-    args = [
-        "example",
-        "-a",
-        "first_name=John",
-        "-a",
-        "last_name=Smith",
-        "-a",
-        f"base_url={sandbox['directory']}",
-        "-s",
-        "METRICS_PORT=0",
-        "-s",
-        "DOWNLOAD_DELAY=0.2",
-        "-s",
-        "CONCURRENT_REQUESTS=2",
-        "-s",
-        "PG_FLUSH_SECONDS=0.2",
-        "-s",
-        "LOG_LEVEL=INFO",
-        "-s",
-        "OTEL_ENABLED=true",
+    person = {"first_name": "John", "last_name": "Smith", "base_url": sandbox["directory"]}
+    settings = {
+        "METRICS_PORT": 0,
+        "DOWNLOAD_DELAY": 0.2,
+        "CONCURRENT_REQUESTS": 2,
+        "PG_FLUSH_SECONDS": 0.2,
+        "LOG_LEVEL": "INFO",
+        "OTEL_ENABLED": "true",
         # screenshots wait on the scheduler, which a SIGTERM stops: see the shutdown notes in the README
-        "-s",
-        "SCREENSHOTS_ENABLED=false",
-    ]
+        "SCREENSHOTS_ENABLED": "false",
+    }
+    args = ["example", *options(person, settings)]
     worker = Worker(args, crawl_env, tmp_path)
     try:
         deadline = time.monotonic() + 120  # generous: CI machines run several crawls at once

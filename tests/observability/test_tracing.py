@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from sandbox.population import default_population
-from support import http
+from support import http, options
 
 pytest.importorskip("opentelemetry.sdk.trace", reason="tracing is optional: opentelemetry-sdk is not installed")
 
@@ -112,16 +112,15 @@ def test_example_crawl_links_database_flushes_to_item_spans(scrapy_cmd, crawl_en
         [
             "crawl",
             "example",
-            "-a",
-            f"first_name={person.first_name}",
-            "-a",
-            f"last_name={person.last_name}",
-            "-a",
-            f"scan_id={uuid.uuid4()}",
-            "-a",
-            f"base_url={sandbox['directory']}",
-            "-s",
-            "SCREENSHOTS_ENABLED=false",
+            *options(
+                {
+                    "first_name": person.first_name,
+                    "last_name": person.last_name,
+                    "scan_id": uuid.uuid4(),
+                    "base_url": sandbox["directory"],
+                },
+                {"SCREENSHOTS_ENABLED": "false"},
+            ),
         ],
         traced(crawl_env),
     )

@@ -181,8 +181,8 @@ def test_store_functions_round_trip(database_url, tmp_path):
     async def scenario():
         try:
             scan_id = await store.create_scan(settings, query, "scan", ["fastpeople", "thatsthem"])
-            assert await store.load_target(settings, scan_id) == query
-            assert await store.load_target(settings, str(uuid.uuid4())) is None
+            assert (await store.load_scan(settings, scan_id)).query == query
+            assert await store.load_scan(settings, str(uuid.uuid4())) is None
             await store.start_scan(settings, scan_id, "scan", query, ["fastpeople", "thatsthem"])
             await store.update_counters(settings, scan_id, {"fastpeople": {"listings": 2}})
             running = await store.load_scan(settings, scan_id)
