@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import crawler.api.settings_spec as api
 import crawler.db.settings_spec as database
 import crawler.observability.settings_spec as observability
 import crawler.scheduling.settings_spec as scheduling
 import crawler.security.settings_spec as security
+import crawler.worker.settings_spec as worker
 import crawler.settings_spec as core
 import middlewares.settings_spec as middlewares
 import pipelines.settings_spec as pipelines
@@ -26,6 +28,8 @@ COMPONENTS: tuple[Component, ...] = (
     *security.COMPONENTS,
     *observability.COMPONENTS,
     core.SCANS,
+    *api.COMPONENTS,
+    *worker.COMPONENTS,
     *pipelines.COMPONENTS,
     *scheduling.COMPONENTS,
     *middlewares.COMPONENTS,
