@@ -50,6 +50,9 @@ class PersonListing:
     accepted: bool = False
     # set by the match pipeline: how sure we are that the listing is the scan's target
     confidence: float = 1.0
+    # set by the match pipeline on an accepted listing: per-field agreement levels and weights
+    # (crawler.matching), never personal values; stored with its findings
+    evidence: dict | None = None
     # full-page PNG of the listing (evidence); the screenshots pipeline stores it
     # encrypted and replaces it by its sha256
     screenshot: bytes | None = None

@@ -5,6 +5,8 @@ scan and data type, and blind-indexed (HMAC) so equality and dedup work
 without decrypting. After this pipeline no clear personal value travels on.
 A RejectedCandidate (see pipelines/match.py) becomes one ``rejected_candidates``
 row: its listing URL sealed the same way, its score and evidence in the clear.
+Findings also record the match evidence and which version (sha256) of the site
+definition extracted them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ FINDING_COLUMNS = (
     "confidence",
     "screenshot_sha256",
     "listing_group",
+    "evidence",
+    "definition_sha256",
 )
 REJECTED_COLUMNS = (
     "scan_id",
@@ -40,13 +44,20 @@ REJECTED_COLUMNS = (
 
 
 class EncryptPipeline:
-    def __init__(self, keyring, stats):
+    def __init__(self, keyring, stats, crawler=None):
         self.keyring = keyring
         self.stats = stats
+        self.crawler = crawler
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(keyring_from_settings(crawler.settings), crawler.stats)
+        return cls(keyring_from_settings(crawler.settings), crawler.stats, crawler)
+
+    def definition_sha256(self, site: str) -> str | None:
+        """The sha256 of the site definition the scan runs with (crawler.scans.Website)."""
+        scan = getattr(getattr(self.crawler, "spider", None), "scan", None)
+        websites = scan.websites if scan is not None else ()
+        return next((w.definition_sha256 for w in websites if w.id == site), None)
 
     def process_item(self, item):
         if isinstance(item, RejectedCandidate):
@@ -56,6 +67,8 @@ class EncryptPipeline:
         ring, scan_id = self.keyring, item.scan_id
         url_ciphertext = ring.encrypt(item.listing_url, context.finding_listing_url(scan_id))
         url_index = ring.blind_index(item.listing_url)
+        evidence = orjson.dumps(item.evidence).decode() if item.evidence is not None else None
+        definition = self.definition_sha256(item.site)
         rows = [
             (
                 scan_id,
@@ -69,6 +82,8 @@ class EncryptPipeline:
                 item.confidence,
                 item.screenshot_sha256,
                 item.listing_group,
+                evidence,
+                definition,
             )
             for finding in item.findings()
         ]

@@ -75,7 +75,7 @@ class MatchPipeline:
         send = self.crawler.signals.send_catch_log_async
         item.accepted = result.accepted
         if result.accepted:
-            item.confidence = result.confidence
+            item.confidence, item.evidence = result.confidence, result.evidence
             self.stats.inc_value("match/accepted")
             self.stats.inc_value(f"match/accepted/{item.site}")
             logger.debug("accepted a %s listing: confidence %.3f %s", item.site, result.confidence, levels)

@@ -35,10 +35,10 @@ LOAD_SCAN = "SELECT spider, status, sites, target_ciphertext FROM scans WHERE id
 
 # a scan created beforehand (pending) becomes running; a shell crawl's scan is created running
 START_SCAN = """
-INSERT INTO scans (id, status, spider, target_ciphertext, target_name_index, sites, started_at)
-VALUES (%s, 'running', %s, %s, %s, %s, now())
+INSERT INTO scans (id, status, spider, target_ciphertext, target_name_index, sites, definitions, started_at)
+VALUES (%s, 'running', %s, %s, %s, %s, %s, now())
 ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = coalesce(scans.started_at, now()),
-    finished_at = NULL, error = NULL, updated_at = now()"""
+    definitions = EXCLUDED.definitions, finished_at = NULL, error = NULL, updated_at = now()"""
 
 UPDATE_COUNTERS = """
 UPDATE scans SET counters = %s, updated_at = now() WHERE id = %s AND status = 'running'"""
@@ -110,14 +110,17 @@ async def start_scan(
     sites: Sequence[str],
     websites: Iterable[tuple] = (),
 ) -> None:
-    """Mark the scan running (creating it, target encrypted, when a shell crawl has no row yet) and
-    mirror its site definitions into ``websites`` (rows of crawler.scans.Website.row())."""
+    """Mark the scan running (creating it, target encrypted, when a shell crawl has no row yet),
+    mirror its site definitions into ``websites`` (rows of crawler.scans.Website.row()) and record
+    which version (sha256) of each definition it runs with."""
     ciphertext, name_index = seal_target(keyring_from_settings(settings), scan_id, query)
+    websites = list(websites)
+    definitions = orjson.dumps({row[0]: row[6] for row in websites if row[6]}).decode()
 
     async def start(conn):
         for row in websites:
             await conn.execute(UPSERT_WEBSITE, row)
-        await conn.execute(START_SCAN, (scan_id, spider, ciphertext, name_index, list(sites)))
+        await conn.execute(START_SCAN, (scan_id, spider, ciphertext, name_index, list(sites), definitions))
 
     await run_in_transaction(settings, start)
 
