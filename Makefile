@@ -13,11 +13,15 @@ STAMP  := $(VENV)/.installed-requirements
 # pytest-xdist workers for `make test` (the suite waits on subprocesses much of the time)
 TEST_WORKERS ?= 2
 
-.PHONY: demo test test-unit test-busy lint format install migrate sandbox scrapyd clean
+.PHONY: demo serve test test-unit test-busy lint format install migrate sandbox scrapyd clean
 
 ## demo: set up, start the sandbox, run the example scan, print a summary
 demo: migrate
 	$(PY) -m tools.demo
+
+## serve: the sandbox, the scans API with its page and a worker, until Ctrl-C (prints the URL and a key)
+serve: migrate
+	$(PY) -m tools.serve
 
 ## test: set up and run the whole test suite (real PostgreSQL and Redis on localhost),
 ## two workers, product coverage gate; tiers: `$(PY) -m pytest -m unit|integration|e2e`
