@@ -98,14 +98,36 @@ def seed(url: str, settings, scans: int, findings: int, users: int) -> dict[str,
                 created = now - dt.timedelta(seconds=rng.uniform(0, 30 * 86400))
                 duration = dt.timedelta(seconds=rng.uniform(5, 60))
                 counters = {
-                    s: {"listings": 4, "accepted": 4, "rejected": 0, "stored": 4, "screenshots": 4, "pages": {},
-                        "errors": {}, "blocks": {}, "outcome": "found"}
+                    s: {
+                        "listings": 4,
+                        "accepted": 4,
+                        "rejected": 0,
+                        "stored": 4,
+                        "screenshots": 4,
+                        "pages": {},
+                        "errors": {},
+                        "blocks": {},
+                        "outcome": "found",
+                    }
                     for s in SITES
-                }  # fmt: skip
+                }
                 copy.write_row(
-                    (scan_id, "completed", "scan", ciphertext, name_index, list(SITES), orjson.dumps(counters).decode(),
-                     owner, "normal", created, created, created + duration, "{}")
-                )  # fmt: skip
+                    (
+                        scan_id,
+                        "completed",
+                        "scan",
+                        ciphertext,
+                        name_index,
+                        list(SITES),
+                        orjson.dumps(counters).decode(),
+                        owner,
+                        "normal",
+                        created,
+                        created,
+                        created + duration,
+                        "{}",
+                    )
+                )
                 scans_of[owner].append(scan_id)
         scan_ids = [s for ids in scans_of.values() for s in ids]
         with conn.cursor().copy(
@@ -122,10 +144,19 @@ def seed(url: str, settings, scans: int, findings: int, users: int) -> dict[str,
                     for data_type in LISTINGS_PER_SCAN_DATA:
                         value = f"{data_type}-{listing}-{rng.randrange(10**6)}"
                         copy.write_row(
-                            (scan_id, site, data_type, ring.encrypt(value, context.finding_value(scan_id, data_type)),
-                             ring.blind_index(value), url_ct, url_index, ring.current_key_id,
-                             round(rng.uniform(0.7, 1.0), 3), '{"name": {"level": "exact"}}')
-                        )  # fmt: skip
+                            (
+                                scan_id,
+                                site,
+                                data_type,
+                                ring.encrypt(value, context.finding_value(scan_id, data_type)),
+                                ring.blind_index(value),
+                                url_ct,
+                                url_index,
+                                ring.current_key_id,
+                                round(rng.uniform(0.7, 1.0), 3),
+                                '{"name": {"level": "exact"}}',
+                            )
+                        )
                         written += 1
         conn.execute("ANALYZE")
     print(f"seeded {scans:,} scans and {written:,} findings for {users} users in {time.perf_counter() - started:.0f} s")
@@ -182,12 +213,16 @@ def report(title: str, latencies, errors) -> float:
     print(f"\n{title}")
     for route, values in sorted(latencies.items()):
         p = percentiles(values)
-        print(f"  {route:9s} n={len(values):6d}  p50 {p['p50']:6.1f} ms  p95 {p['p95']:6.1f} ms  "
-              f"p99 {p['p99']:6.1f} ms  errors {errors.get(route, 0)}")  # fmt: skip
+        print(
+            f"  {route:9s} n={len(values):6d}  p50 {p['p50']:6.1f} ms  p95 {p['p95']:6.1f} ms  "
+            f"p99 {p['p99']:6.1f} ms  errors {errors.get(route, 0)}"
+        )
     p = percentiles(every)
     total_errors = sum(errors.values())
-    print(f"  {'all':9s} n={len(every):6d}  p50 {p['p50']:6.1f} ms  p95 {p['p95']:6.1f} ms  "
-          f"p99 {p['p99']:6.1f} ms  errors {total_errors}")  # fmt: skip
+    print(
+        f"  {'all':9s} n={len(every):6d}  p50 {p['p50']:6.1f} ms  p95 {p['p95']:6.1f} ms  "
+        f"p99 {p['p99']:6.1f} ms  errors {total_errors}"
+    )
     return p["p99"]
 
 
@@ -300,8 +335,10 @@ def main() -> int:
             "the same reads in process on crawler.store (baseline)", *asyncio.run(store_run(settings, plan))
         )
         explain(url, scans_of)
-        print(f"\nAPI p99 {api_p99:.1f} ms (goal <= 100 ms); ratio to the in-process store p99 ({store_p99:.1f} ms): "
-              f"{api_p99 / store_p99:.2f}x")  # fmt: skip
+        print(
+            f"\nAPI p99 {api_p99:.1f} ms (goal <= 100 ms); ratio to the in-process store p99 ({store_p99:.1f} ms): "
+            f"{api_p99 / store_p99:.2f}x"
+        )
     finally:
         if server is not None:
             server.terminate()

@@ -155,12 +155,27 @@ def events_line(url: str, source: str, before: int, log_file: Path) -> str:
 
 def ingest(url: str, events_url: str, source: str, log_file: Path) -> int:
     return subprocess.run(
-        [sys.executable, "-m", "scrapy", "crawl", "events", "-a", f"base_url={events_url}", "-a", "api_key=sandbox-key",
-         "-a", f"source={source}", "-s", f"LOG_FILE={log_file}", "-s", "LOG_LEVEL=INFO"],
+        [
+            sys.executable,
+            "-m",
+            "scrapy",
+            "crawl",
+            "events",
+            "-a",
+            f"base_url={events_url}",
+            "-a",
+            "api_key=sandbox-key",
+            "-a",
+            f"source={source}",
+            "-s",
+            f"LOG_FILE={log_file}",
+            "-s",
+            "LOG_LEVEL=INFO",
+        ],
         cwd=ROOT,
         env=environment(DATABASE_URL=url),
         check=False,
-    ).returncode  # fmt: skip
+    ).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
