@@ -213,7 +213,7 @@ def main() -> int:
     if args.serial:
         serial_rate = args.serial / serial * 60
         print(
-            f"baseline: {args.serial} scans one after another (scrapy crawl scan, no queue): {serial_rate:.1f} scans/min "
+            f"baseline: {args.serial} scans in a row (scrapy crawl scan, no queue): {serial_rate:.1f} scans/min "
             f"-> queue/serial ratio {rate / serial_rate:.2f}"
         )
         per_day = rate * 60 * 24
