@@ -15,6 +15,11 @@ Protection is what the real site moved to, a plain CDN 403: over ``rate_limit_pe
 minute from one client IP (default 30; 0 = off), ``403 Access denied`` as text/plain with ``Retry-After``
 (seconds until the oldest counted request leaves the window; refused requests are not counted).
 
+The script-injection listing: one record's name (``INJECTED_PERSON``) ends in an HTML/JS payload, escaped
+as text in the page, as a broker that republishes what someone typed (a self-edited listing, another source)
+serves it. The scraped name carries the payload intact; whatever shows it (the scans page) must keep it inert.
+The person still matches: the payload's words fall between the first and the last name.
+
 Layout v2: one ``table.tt-results`` whose ``tbody.tt-rec[data-url]`` hold th/td rows (Name, Born, Address,
 Phones, E-mails, Also known as, Previous) instead of ``.ThatsThem-record`` cards; same values.
 """
@@ -46,6 +51,8 @@ PAGE_SIZE = 10
 DEFAULTS = {"rate_limit_per_minute": 30}
 RECORDS = web.AppKey("thatsthem_records", dict)  # record id -> person
 PHONE_TYPES = {"Wireless": "Mobile"}
+INJECTED_PERSON = "P001509"  # Paul Edward Thomas of the default population (Reno, NV): no namesake anywhere
+INJECTION_PAYLOAD = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
 
 def record_id(person: Person) -> str:
@@ -60,7 +67,8 @@ def listing_url(person: Person) -> str | None:
 
 def display_name(person: Person) -> str:
     middle = f" {person.middle_name[0]}." if person.middle_name else ""
-    return f"{person.last_name}, {person.first_name}{middle}"
+    name = f"{person.last_name}, {person.first_name}{middle}"
+    return f"{name} {INJECTION_PAYLOAD}" if person.id == INJECTED_PERSON else name
 
 
 def born(person: Person) -> str:
