@@ -152,3 +152,146 @@ def load_stored_scan(kwargs: dict, settings=None, spider: str | None = None) -> 
     if spider is not None and scan.spider != spider:
         raise SpiderArgumentError("scan_id", f"scan {scan_id} was created for spider {scan.spider!r}, not {spider!r}")
     return scan
+
+
+# --- scans requested through the API: owner-scoped ----------------------------------------------
+
+REQUEST_SCAN = """
+INSERT INTO scans (id, status, spider, target_ciphertext, target_name_index, sites, owner, priority,
+                   idempotency_key, request_index)
+VALUES (%s, 'pending', %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id, status"""
+
+IDEMPOTENT_SCAN = "SELECT id, status, request_index FROM scans WHERE owner = %s AND idempotency_key = %s"
+
+OWNED_COLUMNS = """id, status, priority, sites, counters, error, created_at, started_at, finished_at, updated_at,
+    attempts, definitions, cancel_requested_at, target_ciphertext"""
+
+GET_OWNED = f"SELECT {OWNED_COLUMNS} FROM scans WHERE id = %(id)s AND owner = %(owner)s"
+
+# keyset pagination over scans_owner_created_idx / scans_owner_status_created_idx: the filter and the
+# cursor are static fragments, so each combination is one plan
+LIST_OWNED = """
+SELECT {columns} FROM scans WHERE owner = %(owner)s{status}{after}
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s"""
+STATUS_FILTER = " AND status = %(status)s"
+AFTER_CURSOR = " AND (created_at, id) < (%(created_at)s, %(after_id)s)"
+
+OWNS_SCAN = "SELECT status FROM scans WHERE id = %s AND owner = %s"
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with another request body."""
+
+
+@dataclass(frozen=True)
+class OwnedScan:
+    """A scan as its owner sees it (the target decrypted when asked for)."""
+
+    id: str
+    status: str
+    priority: str
+    sites: list[str]
+    counters: dict
+    error: str | None
+    created_at: object
+    started_at: object
+    finished_at: object
+    updated_at: object
+    attempts: int
+    definitions: dict
+    cancel_requested_at: object
+    query: PersonQuery | None
+
+
+def _owned(ring, row) -> OwnedScan:
+    *fields, ciphertext = row
+    scan_id = str(fields[0])
+    query = open_target(ring, scan_id, ciphertext) if ring is not None and ciphertext is not None else None
+    return OwnedScan(scan_id, *fields[1:3], list(fields[3] or []), *fields[4:], query)
+
+
+def request_digest(ring, request: dict) -> bytes:
+    """Blind index (HMAC) of a request body: compares bodies without storing them."""
+    return ring.keyed_digest(orjson.dumps(request, option=orjson.OPT_SORT_KEYS))
+
+
+async def request_scan(
+    settings,
+    owner: str,
+    query: PersonQuery,
+    sites: Sequence[str],
+    priority: str,
+    idempotency_key: str | None = None,
+    request: dict | None = None,
+    spider: str = "scan",
+) -> tuple[str, str, bool]:
+    """A pending scan for ``owner`` and its job, queued in the same transaction: (id, status,
+    created). With ``idempotency_key``, the scan that key created before is returned instead when
+    ``request`` (the validated body) is the same; IdempotencyConflict when it is not."""
+    from crawler.store.jobs import defer_scan_job  # jobs imports this module
+
+    ring = keyring_from_settings(settings)
+    scan_id = str(uuid.uuid4())
+    ciphertext, name_index = seal_target(ring, scan_id, query)
+    digest = request_digest(ring, request or {}) if idempotency_key is not None else None
+    values = (scan_id, spider, ciphertext, name_index, list(sites), owner, priority, idempotency_key, digest)
+
+    async def create(conn):
+        row = await (await conn.execute(REQUEST_SCAN, values)).fetchone()
+        if row is not None:
+            await defer_scan_job(conn, scan_id, priority)
+            return scan_id, row[1], True
+        existing_id, status, existing_digest = await (
+            await conn.execute(IDEMPOTENT_SCAN, (owner, idempotency_key))
+        ).fetchone()
+        if bytes(existing_digest or b"") != digest:
+            raise IdempotencyConflict(idempotency_key)
+        return str(existing_id), status, False
+
+    return await run_in_transaction(settings, create)
+
+
+async def get_scan(settings, owner: str, scan_id: str, with_target: bool = True) -> OwnedScan | None:
+    """The scan if ``owner`` owns it; None for a missing scan and another user's alike."""
+
+    async def load(conn):
+        return await (await conn.execute(GET_OWNED, {"id": scan_id, "owner": owner})).fetchone()
+
+    row = await run_in_transaction(settings, load)
+    if row is None:
+        return None
+    return _owned(keyring_from_settings(settings) if with_target else None, row)
+
+
+async def list_scans(
+    settings, owner: str, limit: int, status: str | None = None, after: tuple | None = None
+) -> list[OwnedScan]:
+    """``owner``'s scans newest first, ``limit`` of them after the keyset ``after`` = (created_at, id)."""
+    sql = LIST_OWNED.format(
+        columns=OWNED_COLUMNS,
+        status=STATUS_FILTER if status else "",
+        after=AFTER_CURSOR if after else "",
+    )
+    params = {"owner": owner, "status": status, "limit": limit}
+    if after:
+        params.update(created_at=after[0], after_id=after[1])
+
+    async def load(conn):
+        return await (await conn.execute(sql, params)).fetchall()
+
+    ring = keyring_from_settings(settings)
+    return [_owned(ring, row) for row in await run_in_transaction(settings, load)]
+
+
+async def cancel_owned_scan(settings, owner: str, scan_id: str) -> str | None:
+    """Cancel ``owner``'s scan (crawler.store.jobs.cancel_scan); its status after, None if not theirs."""
+    from crawler.store.jobs import cancel_scan
+
+    async def cancel(conn):
+        if await (await conn.execute(OWNS_SCAN, (scan_id, owner))).fetchone() is None:
+            return None
+        return await cancel_scan(conn, scan_id)
+
+    return await run_in_transaction(settings, cancel)
