@@ -13,7 +13,11 @@ setup(
     name="crawler",
     version="1.0",
     packages=find_packages(include=["crawler", "crawler.*", "spiders", "spiders.*", "pipelines", "middlewares"]),
-    package_data={"crawler.db": ["migrations/*.sql"], "spiders.sites": ["*.yaml", "FORMAT.md"]},
+    package_data={
+        "crawler.db": ["migrations/*.sql"],
+        "crawler.api": ["templates/*.html", "static/*.css", "static/js/*.js"],  # the scans page
+        "spiders.sites": ["*.yaml", "FORMAT.md"],
+    },
     entry_points={"scrapy": ["settings = crawler.settings"]},
     zip_safe=False,
 )

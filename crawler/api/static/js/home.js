@@ -68,10 +68,18 @@ async function submit(event, onCreated) {
   }
 }
 
+function personName(person) {
+  if (!person) return "";
+  const name = [person.first_name, person.middle_name, person.last_name].filter(Boolean).join(" ");
+  const place = [person.city, person.state].filter(Boolean).join(", ");
+  return place ? `${name} (${place})` : name;
+}
+
 function scanRow(scan) {
   const sites = Array.isArray(scan.sites) ? scan.sites.join(", ") : "";
   return el("tr", {"data-scan-id": scan.id},
     el("td", {}, el("a", {href: `#/scans/${encodeURIComponent(scan.id)}`, title: sites}, String(scan.id).slice(0, 8))),
+    el("td", {class: "person"}, personName(scan.person)),
     el("td", {}, el("span", {class: `badge status-${scan.status}`}, scan.status)),
     el("td", {}, scan.priority || ""),
     el("td", {}, when(scan.created_at)));
@@ -82,7 +90,7 @@ export async function loadScans(more = false) {
   const status = $("#status-filter").value;
   if (!more) cursor = null;
   const page = await call(`/api/scans${query({status, cursor, limit: 20})}`);
-  const scans = page.scans || page.items || [];
+  const scans = page.scans || [];
   const rows = scans.map(scanRow);
   if (more) $("#scan-rows").append(...rows);
   else fill($("#scan-rows"), rows);

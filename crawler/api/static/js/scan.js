@@ -1,6 +1,7 @@
 // A scan's page: status and timings, live per-site progress from GET /api/scans/{id}/events
-// (SSE over a fetch stream), then its findings and the exposure chart. Leaving the page aborts
-// the stream and releases the screenshots' blob: URLs.
+// (SSE over a fetch stream: "snapshot" events carry the scan row, "progress", "found_data",
+// "candidate_rejected" and "error" come from the crawl, "completed" ends it), then its findings
+// and the exposure chart. Leaving the page aborts the stream and releases the screenshots' blob: URLs.
 
 import {call, send, streamEvents} from "./api.js";
 import {exposure, exposureChart} from "./chart.js";
@@ -16,18 +17,26 @@ function sum(values) {
   return Object.values(values || {}).reduce((a, b) => a + (typeof b === "number" ? b : 0), 0);
 }
 
-/** Per-site counters of the scan row ({site: {listings, accepted, ...}}) as progress rows. */
-function fromCounters(counters) {
+function count(value) {
+  return typeof value === "number" ? value : sum(value);
+}
+
+/**
+ * Progress rows from GET /api/scans/{id}'s ``progress`` ([{site, listings, ...}]) or from the
+ * ``counters`` of a ``completed`` event ({site: {listings, errors: {kind: n}, ...}}).
+ */
+function fromCounters(progress) {
+  const entries = Array.isArray(progress) ? progress.map((p) => [p.site, p]) : Object.entries(progress || {});
   const sites = {};
-  for (const [site, c] of Object.entries(counters || {})) {
-    sites[site] = {
+  for (const [id, c] of entries) {
+    sites[id] = {
       stage: c.outcome ? "done" : "",
-      pages: sum(c.pages),
+      pages: count(c.pages),
       listings: c.listings ?? 0,
       accepted: c.accepted ?? 0,
       rejected: c.rejected ?? 0,
       screenshots: c.screenshots ?? 0,
-      errors: sum(c.errors),
+      errors: count(c.errors),
       outcome: c.outcome ?? "",
     };
   }
@@ -64,7 +73,7 @@ function renderStatus(state, scan) {
 
 function applyScan(state, scan) {
   state.status = scan.status;
-  const counters = scan.counters || scan.progress || {};
+  const counters = scan.progress || scan.counters || [];
   state.sites = {...Object.fromEntries((scan.sites || []).map((id) => [id, site({sites: {}}, id)])), ...fromCounters(counters)};
   renderStatus(state, scan);
   renderProgress(state);
@@ -110,10 +119,13 @@ function onEvent(state, name, data) {
       live.textContent = `${data.site}: ${data.kind}`;
     }
   }
-  if (name === "completed") {
-    state.status = data.status || "completed";
-    if (data.counters) state.sites = {...state.sites, ...fromCounters(data.counters)};
-    live.textContent = `Scan ${state.status}.`;
+  if (name === "snapshot" || name === "completed") {
+    // the scan row: its status and exact per-site counters (the stages seen live are kept)
+    state.status = data.status || (name === "completed" ? "completed" : state.status);
+    const rows = fromCounters(data.progress || data.counters);
+    for (const [id, row] of Object.entries(rows)) row.stage = row.stage || state.sites[id]?.stage || "";
+    state.sites = {...state.sites, ...rows};
+    if (name === "completed") live.textContent = `Scan ${state.status}.`;
   } else if (state.status === "pending") {
     state.status = "running";
   }
