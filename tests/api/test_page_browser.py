@@ -213,3 +213,41 @@ def test_sign_in_scan_watch_findings_screenshot_removal_and_inert_payload(servic
     assert page.evaluate("sessionStorage.length") == 0
     assert page.locator("#findings *").count() == 0
     assert not problems, problems
+
+
+# --- the shell and the scripts, without a browser ---------------------------------------------------------
+
+STATIC = Path(__file__).resolve().parents[2] / "crawler" / "api" / "static"
+HTML_SINKS = re.compile(r"\.(innerHTML|outerHTML|insertAdjacentHTML)\b|document\.write|\beval\(|new Function\(")
+
+
+def test_the_shell_needs_no_key_sends_a_strict_policy_and_has_no_inline_code():
+    from fastapi.testclient import TestClient
+
+    from crawler.api.app import create_app
+    from crawler.api.page import enabled_sites
+
+    client = TestClient(create_app())
+    reply = client.get("/")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/html")
+    policy = {d.split()[0]: d.split()[1:] for d in reply.headers["content-security-policy"].split("; ")}
+    assert policy["script-src"] == ["'self'"] and policy["style-src"] == ["'self'"]
+    assert policy["object-src"] == ["'none'"] and policy["base-uri"] == ["'none'"]
+    assert policy["img-src"] == ["'self'", "blob:", "data:"] and policy["frame-ancestors"] == ["'none'"]
+    html = reply.text
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, re.S)
+    assert len(scripts) == 1 and 'src="/static/js/app.js' in scripts[0][0] and not scripts[0][1].strip()
+    assert re.search(r"<[^>]+\s(on\w+|style)=", html) is None and "<style" not in html  # no inline handler or style
+    boxes = re.findall(r'name="sites" value="([^"]+)"', html)
+    assert boxes == [site for site, _ in enabled_sites()] and "thatsthem" in boxes
+    script = client.get(re.search(r'src="(/static/js/app\.js[^"]*)"', html)[1])
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+
+
+def test_no_script_writes_markup():
+    """Values reach the DOM as text only: no HTML sink (innerHTML and friends), no eval, in any module."""
+    modules = sorted(STATIC.rglob("*.js"))
+    assert len(modules) >= 5
+    code = {p.name: re.sub(r"//.*", "", re.sub(r"/\*.*?\*/", "", p.read_text(), flags=re.S)) for p in modules}
+    assert {name: HTML_SINKS.findall(text) for name, text in code.items() if HTML_SINKS.search(text)} == {}
+    assert "textContent" in code["dom.js"] and "createElementNS" in code["dom.js"]
