@@ -83,6 +83,8 @@ async def validation_error(request: Request, exc: RequestValidationError):
 
 
 async def http_error(request: Request, exc: HTTPException):
+    if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8 JSON): the same as invalid JSON
+        return error_response(422, "the body is not valid JSON")
     field = getattr(exc, "field", None)
     code = getattr(exc, "code", None)
     message = exc.detail if isinstance(exc.detail, str) else CODES.get(exc.status_code, "error")

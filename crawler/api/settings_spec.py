@@ -20,6 +20,28 @@ API = Component(
         ),
         Setting("API_RATE_LIMIT_BURST", "int", "60", "requests a key may send at once before the pace applies", min=1),
         Setting("API_MAX_BODY_BYTES", "int", "65536", "larger request bodies are refused with 413", min=1024),
+        Setting(
+            "API_STATS_CACHE_SECONDS",
+            "number",
+            "5",
+            "`GET /api/stats` counts every finding of the caller: its answer is kept this long per user (0: never)",
+            min=0,
+        ),
+        Setting(
+            "API_EVENTS_POLL_SECONDS",
+            "number",
+            "1.5",
+            "`GET /api/scans/{id}/events` reads the scan row this often (with Redis too: some endings publish nothing)",
+            min=0.1,
+            max=60,
+        ),
+        Setting(
+            "API_EVENTS_KEEPALIVE_SECONDS",
+            "number",
+            "15",
+            "an idle event stream sends a comment line this often, so proxies keep it open",
+            min=1,
+        ),
     ),
 )
 
