@@ -141,3 +141,24 @@ async def test_stats_count_the_callers_scans_and_findings_only(api):
     assert set(stats["queue"]) == {"todo", "doing"} and stats["queue"]["todo"] >= 2
     empty = (await api.get(api.user(), "/api/stats")).json()
     assert empty["scans_by_status"] == {} and empty["findings_by_type"] == {} and empty["sites"] == []
+
+
+async def test_stats_count_a_finished_scan_again_when_it_runs_again(api):
+    owner = api.user()
+    scan_id = await api.start_scan(owner)
+    write_listing(api.settings, scan_id, "fastpeople", listing(11))
+    finish = "UPDATE scans SET status = 'completed', finished_at = now(), updated_at = now() WHERE id = %s"
+    with psycopg.connect(api.settings["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(finish, (scan_id,))
+    first = (await api.get(owner, "/api/stats")).json()
+    assert first["findings_by_site"] == {"fastpeople": 3} and first["listings_per_scan"]["max"] == 1
+    assert (await api.get(owner, "/api/stats")).json() == first
+    # a retry: running again, one more listing, finished again
+    with psycopg.connect(api.settings["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("UPDATE scans SET status = 'running', updated_at = now() WHERE id = %s", (scan_id,))
+    write_listing(api.settings, scan_id, "fastpeople", listing(12))
+    assert (await api.get(owner, "/api/stats")).json()["findings_by_site"] == {"fastpeople": 6}
+    with psycopg.connect(api.settings["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(finish, (scan_id,))
+    again = (await api.get(owner, "/api/stats")).json()
+    assert again["findings_by_site"] == {"fastpeople": 6} and again["listings_per_scan"]["max"] == 2

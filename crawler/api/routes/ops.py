@@ -28,6 +28,7 @@ class StatsCache:
         self.ttl = ttl
         self.entries: dict[str, tuple[float, models.Stats]] = {}
         self.locks: dict[str, asyncio.Lock] = {}
+        self.scan_counts = store.ScanCounts()
 
     async def get(self, settings, owner: str) -> models.Stats:
         entry = self.entries.get(owner)
@@ -38,14 +39,14 @@ class StatsCache:
             entry = self.entries.get(owner)
             if entry is not None and entry[0] > time.monotonic():
                 return entry[1]
-            value = await compute_stats(settings, owner)
+            value = await compute_stats(settings, owner, self.scan_counts)
             if self.ttl > 0:
                 self.entries[owner] = (time.monotonic() + self.ttl, value)
             return value
 
 
-async def compute_stats(settings, owner: str) -> models.Stats:
-    found, queue = await asyncio.gather(store.stats(settings, owner), queue_depth(settings))
+async def compute_stats(settings, owner: str, scan_counts=None) -> models.Stats:
+    found, queue = await asyncio.gather(store.stats(settings, owner, scan_counts), queue_depth(settings))
     completed = found.scans_by_status.get("completed", 0)
     per_scan = list(found.listings_per_scan.values())
     scans = max(completed, len(per_scan))
