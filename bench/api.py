@@ -50,7 +50,7 @@ def fresh_database() -> tuple[str, str]:
     name = f"bench_api_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = psycopg.conninfo.make_conninfo(ADMIN, dbname=name)
+    url = ADMIN.rsplit("/", 1)[0] + "/" + name
     env = {**os.environ, "DATABASE_URL": url}
     subprocess.run([sys.executable, "-m", "crawler.db", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
     return name, url
@@ -269,7 +269,7 @@ async def store_run(settings, plan) -> tuple:
 
 def explain(url: str, scans_of) -> None:
     """EXPLAIN of each query the mix runs, with a real user's parameters."""
-    from crawler.store import explain_queries
+    from crawler.store.stats import explain_queries
 
     owner = next(iter(scans_of))
     print("\nEXPLAIN (the index each query uses)")

@@ -48,7 +48,7 @@ def fresh_database() -> tuple[str, str]:
     name = f"bench_queue_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = psycopg.conninfo.make_conninfo(ADMIN, dbname=name)
+    url = ADMIN.rsplit("/", 1)[0] + "/" + name
     env = {**os.environ, "DATABASE_URL": url}
     subprocess.run([sys.executable, "-m", "crawler.db", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
     return name, url
