@@ -18,11 +18,13 @@ FINAL = frozenset({"completed", "failed", "cancelled"})
 
 OWNER_SCANS = "SELECT id, status, updated_at FROM scans WHERE owner = %s"
 
-# per (scan, site, type): findings; per (scan, site): distinct listings (data_type NULL)
+# per (scan, site, type): findings, one hash aggregate. Listings are counted by their name datum:
+# every stored listing has exactly one (pipelines/validate.py drops a listing without a name), and
+# counting it is 2-3x cheaper than count(DISTINCT listing_url_index) over the same rows
 SCAN_FINDINGS = """
-SELECT scan_id, website_id, data_type, count(*), count(DISTINCT listing_url_index)
+SELECT scan_id, website_id, data_type, count(*)
 FROM findings WHERE scan_id = ANY(%s)
-GROUP BY GROUPING SETS ((scan_id, website_id, data_type), (scan_id, website_id))"""
+GROUP BY scan_id, website_id, data_type"""
 
 # a site's run succeeded when it read its pages (found, no_match, no_results), not partial or error
 SITE_RUNS = """
@@ -100,14 +102,11 @@ async def stats(settings, owner: str, cache: ScanCounts | None = None) -> OwnerS
         missing = [scan_id for scan_id, counts in counted.items() if counts is None]
         if missing:
             fresh = {scan_id: ScanFindings() for scan_id in missing}
-            for scan_id, site, data_type, n, listings in await (
-                await conn.execute(SCAN_FINDINGS, (missing,))
-            ).fetchall():
+            for scan_id, site, data_type, n in await (await conn.execute(SCAN_FINDINGS, (missing,))).fetchall():
                 counts = fresh[str(scan_id)]
-                if data_type is None:
-                    counts.listings_by_site[site] = listings
-                else:
-                    counts.by_site_and_type[site, data_type] = n
+                counts.by_site_and_type[site, data_type] = n
+                if data_type == "name":
+                    counts.listings_by_site[site] = n
             counted.update(fresh)
         missing = set(missing)
         for scan_id, status, updated in scans:

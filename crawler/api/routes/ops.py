@@ -21,28 +21,39 @@ HEALTH_TIMEOUT = 3.0
 
 
 class StatsCache:
-    """An owner's stats, computed at most once per ``ttl`` seconds and by one request at a time
-    (the others wait for it): they count every finding the owner has."""
+    """Owners' stats, computed at most once per ``ttl`` seconds each and one computation at a time
+    in the process (a first count of an owner's findings reads all of them: run side by side they
+    would hold every pooled connection). Past ``ttl`` the previous answer is served while a fresh
+    one is computed in the background; only an owner's first request waits."""
 
     def __init__(self, ttl: float):
         self.ttl = ttl
         self.entries: dict[str, tuple[float, models.Stats]] = {}
-        self.locks: dict[str, asyncio.Lock] = {}
+        self.pending: dict[str, asyncio.Future] = {}
+        self.one_at_a_time = asyncio.Semaphore(1)
         self.scan_counts = store.ScanCounts()
 
     async def get(self, settings, owner: str) -> models.Stats:
         entry = self.entries.get(owner)
         if entry is not None and entry[0] > time.monotonic():
             return entry[1]
-        lock = self.locks.setdefault(owner, asyncio.Lock())
-        async with lock:
-            entry = self.entries.get(owner)
-            if entry is not None and entry[0] > time.monotonic():
-                return entry[1]
-            value = await compute_stats(settings, owner, self.scan_counts)
+        refresh = self.pending.get(owner)
+        if refresh is None:
+            refresh = self.pending[owner] = asyncio.ensure_future(self.refresh(settings, owner))
+            refresh.add_done_callback(lambda f: f.cancelled() or f.exception())  # a failure is the caller's
+        if entry is not None:
+            return entry[1]  # stale while the refresh runs
+        return await asyncio.shield(refresh)
+
+    async def refresh(self, settings, owner: str) -> models.Stats:
+        try:
+            async with self.one_at_a_time:
+                value = await compute_stats(settings, owner, self.scan_counts)
             if self.ttl > 0:
                 self.entries[owner] = (time.monotonic() + self.ttl, value)
             return value
+        finally:
+            self.pending.pop(owner, None)
 
 
 async def compute_stats(settings, owner: str, scan_counts=None) -> models.Stats:
