@@ -251,11 +251,12 @@ async def store_run(settings, plan) -> tuple:
     from crawler.db.pool import close_pools
     from crawler.store import findings, scans, stats
 
+    counts = stats.ScanCounts()  # what the API keeps per process: a finished scan's counts are final
     calls = {
         "list": lambda owner, scan_id: scans.list_scans(settings, owner, limit=20),
         "get": lambda owner, scan_id: scans.get_scan(settings, owner, scan_id),
         "findings": lambda owner, scan_id: findings.list_listings(settings, owner, scan_id),
-        "stats": lambda owner, scan_id: stats.stats(settings, owner),
+        "stats": lambda owner, scan_id: stats.stats(settings, owner, counts),
     }
 
     async def call(route, owner, scan_id):
