@@ -103,3 +103,81 @@ async def worker_heartbeat_age(settings) -> float | None:
 
     value = await run_in_transaction(settings, age)
     return None if value is None else max(0.0, float(value))
+
+
+# --- the worker's side: one attempt of a scan, its outcome, stalled jobs -------------------------
+
+CLAIM_ATTEMPT = """
+UPDATE scans SET attempts = attempts + 1, updated_at = now()
+WHERE id = %s AND status IN ('pending', 'running') AND cancel_requested_at IS NULL
+RETURNING attempts"""
+
+SCAN_STATE = "SELECT status, cancel_requested_at IS NOT NULL FROM scans WHERE id = %s"
+
+# a scan the worker gives up on, or hands back: unless its crawl already finished it
+END_UNFINISHED = """
+UPDATE scans SET status = %s, error = %s, updated_at = now(),
+    finished_at = CASE WHEN %s IN ('pending', 'running') THEN NULL ELSE now() END
+WHERE id = %s AND status IN ('pending', 'running')"""
+
+# jobs of workers whose heartbeat stopped (or that were pruned), retried at once; FOR UPDATE
+# makes two workers recovering at the same moment retry a job once
+STALLED_JOBS = """
+SELECT job.id, job.args ->> 'scan_id' FROM procrastinate_jobs job
+WHERE job.status = 'doing' AND job.queue_name = %s
+  AND (job.worker_id IS NULL OR job.worker_id IN (
+      SELECT id FROM procrastinate_workers WHERE last_heartbeat < now() - make_interval(secs => %s)))
+FOR UPDATE OF job SKIP LOCKED"""
+
+RETRY_JOB = "SELECT procrastinate_retry_job_v2(%s, now(), NULL, NULL, NULL)"
+
+
+async def claim_attempt(settings, scan_id: str) -> int | None:
+    """Count one more crawl of the scan; None when there is nothing to run (finished,
+    cancelled, cancel requested, or no such scan)."""
+
+    async def claim(conn):
+        row = await (await conn.execute(CLAIM_ATTEMPT, (scan_id,))).fetchone()
+        if row is None:
+            await conn.execute(END_UNFINISHED, ("cancelled", None, "cancelled", scan_id))
+        return None if row is None else int(row[0])
+
+    return await run_in_transaction(settings, claim)
+
+
+async def scan_state(settings, scan_id: str) -> tuple[str, bool] | None:
+    """(status, cancel requested) of the scan, None when there is no such scan."""
+
+    async def read(conn):
+        return await (await conn.execute(SCAN_STATE, (scan_id,))).fetchone()
+
+    row = await run_in_transaction(settings, read)
+    return None if row is None else (row[0], bool(row[1]))
+
+
+async def end_unfinished(settings, scan_id: str, status: str, error: str | None) -> bool:
+    """Set a scan that is still pending/running to ``status`` (``pending`` hands it back for a
+    retry); False when its crawl had already finished it."""
+
+    async def end(conn):
+        cursor = await conn.execute(END_UNFINISHED, (status, error, status, scan_id))
+        return cursor.rowcount > 0
+
+    return await run_in_transaction(settings, end)
+
+
+async def retry_stalled_jobs(settings, stalled_seconds: float) -> list[str]:
+    """Put the scans queue's jobs of dead workers (no heartbeat for ``stalled_seconds``) back in
+    the queue; returns their scan ids. A stalled job whose cancel was requested is not run again:
+    procrastinate fails it, and its scan ends ``cancelled``."""
+
+    async def retry(conn):
+        rows = await (await conn.execute(STALLED_JOBS, (QUEUE, float(stalled_seconds)))).fetchall()
+        for job_id, scan_id in rows:
+            await conn.execute(RETRY_JOB, (job_id,))
+            state = await (await conn.execute(SCAN_STATE, (scan_id,))).fetchone()
+            if state is not None and state[1]:
+                await conn.execute(END_UNFINISHED, ("cancelled", None, "cancelled", scan_id))
+        return [scan_id for _, scan_id in rows]
+
+    return await run_in_transaction(settings, retry)

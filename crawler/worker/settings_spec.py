@@ -25,6 +25,31 @@ WORKER = Component(
             "comma-separated scrapyd nodes; when set, the worker schedules each scan there (the scan id is the only "
             "argument) instead of running the crawl itself",
         ),
+        Setting(
+            "SCAN_RETRY_SECONDS",
+            "number",
+            "10",
+            "wait before a scan's first retry; doubled for each retry after it",
+            min=0,
+            max=3600,
+        ),
+        Setting(
+            "WORKER_STALLED_SECONDS",
+            "number",
+            "30",
+            "a worker silent (no heartbeat) this long is taken for dead: the scans it ran are queued again",
+            min=1,
+            max=3600,
+        ),
+        Setting(
+            "WORKER_SHUTDOWN_SECONDS",
+            "number",
+            "0",
+            "on SIGTERM, how long running scans may take to finish before they are stopped and handed back "
+            "to the queue (0: wait for them)",
+            min=0,
+            max=86400,
+        ),
     ),
 )
 
