@@ -193,8 +193,8 @@ def main() -> int:
     waited = [seconds(s["created_at"], s["finished_at"]) for s in scans if s.get("finished_at")]
     success: dict[str, Counter] = defaultdict(Counter)
     for scan in scans:
-        for site, c in (scan.get("counters") or {}).items():
-            success[site]["ok" if c.get("outcome") != "error" else "error"] += 1
+        for c in scan.get("progress") or []:
+            success[c["site"]]["ok" if c.get("outcome") != "error" else "error"] += 1
     rate = len(scans) / elapsed * 60
     print(
         f"{len(scans)} scans over {len(sites)} sites, {args.workers} workers x {args.concurrency}: drained in "

@@ -103,11 +103,12 @@ def scan_summary(client: httpx.Client, scan_id: str, page_url: str) -> list[str]
         f"ran:        POST /api/scans -> scan {scan_id} -> {scan['status']}",
         "per site:",
     ]
-    for site, c in sorted(scan.get("counters", {}).items()):
-        errors = {**c.get("errors", {}), **c.get("blocks", {})}
+    for c in sorted(scan.get("progress", []), key=lambda p: p["site"]):
+        site = c["site"]
+        errors = {**c.get("errors_by_kind", {}), **c.get("blocks", {})}
         met = ", ".join(f"{kind} {n}" for kind, n in sorted(errors.items())) or "none"
         lines.append(
-            f"  {site:<11} {c.get('outcome', '?'):<10} listings {c.get('listings', 0):>2}, accepted "
+            f"  {site:<11} {c.get('outcome') or '?':<10} listings {c.get('listings', 0):>2}, accepted "
             f"{c.get('accepted', 0):>2}, rejected {c.get('rejected', 0):>2}, errors/blocks met: {met}"
         )
         lines += listing_lines(by_site.get(site, []))
