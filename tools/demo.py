@@ -41,10 +41,10 @@ SCAN_TIMEOUT = 900
 
 
 def mask(value: str, keep: int = 4) -> str:
-    """All but the last ``keep`` characters hidden: the terminal may be shared or recorded."""
+    """All but the last ``keep`` characters hidden, and the length too: the terminal may be shared or
+    recorded."""
     value = str(value)
-    shown = value[-keep:] if len(value) > keep else value[-1:]
-    return "•" * max(3, len(value) - len(shown)) + shown
+    return "•••" + (value[-keep:] if len(value) > keep else value[-1:])
 
 
 def follow(client: httpx.Client, scan_id: str) -> str:
@@ -73,7 +73,10 @@ def follow(client: httpx.Client, scan_id: str) -> str:
 def listing_lines(listings: list[dict]) -> list[str]:
     lines = []
     for listing in listings:
-        values = ", ".join(f"{d['type']} {mask(d['value'])}" for d in listing["data"])
+        by_type: dict[str, list[str]] = {}
+        for datum in listing["data"]:
+            by_type.setdefault(datum["type"], []).append(mask(datum["value"]))
+        values = "; ".join(f"{kind} {', '.join(masked)}" for kind, masked in by_type.items())
         shot = "screenshot" if listing.get("screenshot_url") else "no screenshot"
         lines.append(f"  {'':<11} confidence {listing['confidence']:.2f}, {listing['status']}, {shot}: {values}")
     return lines
