@@ -105,7 +105,8 @@ def run_queue(client: httpx.Client, persons: list[dict], sites: list[str]) -> tu
             if scan["status"] in FINAL:
                 scans[scan_id] = scan
         stats = client.get("/api/stats").json()
-        depth.append((round(time.monotonic() - started), stats.get("queue_depth")))
+        queue = stats.get("queue") or {}
+        depth.append((round(time.monotonic() - started), queue.get("todo", 0) + queue.get("doing", 0)))
         if len(scans) == len(ids):
             return time.monotonic() - started, [scans[i] for i in ids], depth
         time.sleep(2)
