@@ -23,6 +23,7 @@ import base64
 import datetime as dt
 import os
 import random
+import re
 import socket
 import statistics
 import subprocess
@@ -277,9 +278,8 @@ def explain(url: str, scans_of) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         for name, sql, params in explain_queries(owner, scans_of[owner][0]):
             plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params).fetchall())
-            indexes = sorted(
-                {line.split(" using ")[1].split(" ")[0] for line in plan.splitlines() if " using " in line}
-            )
+            found = re.findall(r"Index (?:Only )?Scan using (\S+)|Bitmap Index Scan on (\S+)", plan)
+            indexes = sorted({a or b for a, b in found})
             seq = [line.strip() for line in plan.splitlines() if "Seq Scan" in line]
             print(f"  {name:12s} indexes: {', '.join(indexes) or '-'}" + (f"  seq scans: {seq}" if seq else ""))
 
