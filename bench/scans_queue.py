@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import math
 import os
 import random
 import statistics
@@ -220,7 +221,7 @@ def main() -> int:
         per_day = rate * 60 * 24
         print(
             f"one node of this machine: about {per_day:,.0f} scans/day; 100,000 scans/day needs about "
-            f"{100_000 / per_day:.0f} such nodes"
+            f"{math.ceil(100_000 / per_day)} such nodes"
         )
     return 0
 
