@@ -3,23 +3,30 @@
 ``schedule.json`` gets the project, the spider and the scan id, nothing else: scrapyd keeps its
 arguments in its queue, its log and the process list, so the person (encrypted in ``scans``) and
 any secret (scrapyd's environment) never go there. The node with the fewest jobs is chosen;
-``listjobs.json`` tells when the job ended, ``cancel.json`` stops it (SIGTERM: the crawl drains
-and ends its scan ``cancelled``). Basic-auth credentials may be in a node's URL (user:pass@host).
+``listjobs.json`` tells when the job ended, ``cancel.json`` stops it (SIGTERM once: the crawl
+drains and ends its scan ``cancelled``; a pending job just leaves scrapyd's queue), or kills it.
+A node that stops answering for ``UNREACHABLE_SECONDS`` ends the attempt (retried, as a crashed
+crawl). Basic-auth credentials may be in a node's URL (user:pass@host); logs show it without them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from scrapy.utils.conf import get_config
 
 logger = logging.getLogger(__name__)
+# httpx logs every request at INFO: a poll a second of listjobs.json would drown the worker's log
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 SPIDER = "scan"
 TIMEOUT = 30.0
+UNREACHABLE_SECONDS = 120.0
+VANISHED, UNREACHABLE = -1, -2  # wait()'s codes besides 0 (finished)
 
 
 class ScrapydError(RuntimeError):
@@ -43,7 +50,7 @@ def _client(url: str) -> tuple[httpx.AsyncClient, str]:
     """A client with the URL's credentials as basic auth, and the URL without them (for logs)."""
     parts = urlsplit(url)
     auth = (parts.username or "", parts.password or "") if parts.username else None
-    bare = urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     return httpx.AsyncClient(base_url=bare, auth=auth, timeout=TIMEOUT), bare
 
 
@@ -66,6 +73,8 @@ class ScrapydCrawl:
         self.client: httpx.AsyncClient | None = None
         self.node = ""
         self.job = ""
+        self.stopping = False
+        self.unreachable_since: float | None = None
 
     async def _load(self, client: httpx.AsyncClient) -> int:
         status = await _json(client, "GET", "daemonstatus.json")
@@ -96,27 +105,48 @@ class ScrapydCrawl:
         logger.info("scan %s: scheduled on scrapyd %s as job %s", self.scan_id, self.node, self.job)
 
     async def wait(self, poll: float = 1.0) -> int | None:
-        """0 once scrapyd lists the job as finished; None while it is pending or running."""
+        """0 once scrapyd lists the job as finished (the scan row tells how it ended); VANISHED when
+        scrapyd no longer knows it (restarted without its job storage), UNREACHABLE when the node did
+        not answer for UNREACHABLE_SECONDS; None while it is pending or running."""
         await asyncio.sleep(poll)
-        jobs = await _json(self.client, "GET", "listjobs.json", params={"project": self.project})
+        try:
+            jobs = await _json(self.client, "GET", "listjobs.json", params={"project": self.project})
+        except (httpx.HTTPError, ScrapydError, ValueError) as exc:
+            self.unreachable_since = self.unreachable_since or time.monotonic()
+            logger.warning("scan %s: scrapyd %s did not answer (%s)", self.scan_id, self.node, type(exc).__name__)
+            if time.monotonic() - self.unreachable_since < UNREACHABLE_SECONDS:
+                return None
+            return await self._ended(UNREACHABLE)
+        self.unreachable_since = None
         if any(job.get("id") == self.job for job in jobs.get("finished", [])):
-            await self.client.aclose()
-            return 0
+            return await self._ended(0)
         if not any(job.get("id") == self.job for key in ("pending", "running") for job in jobs.get(key, [])):
-            await self.client.aclose()
-            return -1  # gone (scrapyd restarted without its job storage)
+            return await self._ended(VANISHED)
         return None
 
+    async def _ended(self, code: int) -> int:
+        await self.client.aclose()
+        return code
+
     def describe_exit(self, code: int) -> str:
-        if code == -1:
+        if code == VANISHED:
             return f"scrapyd job vanished on {self.node}"
+        if code == UNREACHABLE:
+            return f"scrapyd {self.node} unreachable"
         return "scrapyd job ended without finishing the scan"
 
-    async def stop(self) -> None:
+    async def _cancel(self, signal: str) -> None:
         if self.client is not None and not self.client.is_closed:
             await _json(
-                self.client, "POST", "cancel.json", data={"project": self.project, "job": self.job, "signal": "TERM"}
+                self.client, "POST", "cancel.json", data={"project": self.project, "job": self.job, "signal": signal}
             )
 
+    async def stop(self) -> None:
+        """SIGTERM once (a second one would make Scrapy stop at once, not drain)."""
+        if not self.stopping:
+            logger.info("scan %s: stopping scrapyd job %s", self.scan_id, self.job)
+            await self._cancel("TERM")
+            self.stopping = True
+
     async def kill(self) -> None:
-        await self.stop()  # scrapyd: a second cancel of a running job kills it
+        await self._cancel("KILL")
