@@ -12,6 +12,7 @@ from __future__ import annotations
 import orjson
 
 from crawler.db.pool import run_in_transaction
+from crawler.store.stats import summary_of_scan
 
 QUEUE = "scans"
 TASK = "run_scan"
@@ -120,6 +121,14 @@ UPDATE scans SET status = %s, error = %s, updated_at = now(),
     finished_at = CASE WHEN %s IN ('pending', 'running') THEN NULL ELSE now() END
 WHERE id = %s AND status IN ('pending', 'running')"""
 
+# the same for end_unfinished, which also summarises the findings of a scan it finishes
+# (crawler.store.stats; a hand-back to 'pending' leaves the summary NULL: the scan runs again)
+END_UNFINISHED_SUMMARISED = f"""
+UPDATE scans SET status = %(status)s, error = %(error)s, updated_at = now(),
+    finished_at = CASE WHEN %(status)s IN ('pending', 'running') THEN NULL ELSE now() END,
+    findings_summary = {summary_of_scan("%(status)s", "%(id)s")}
+WHERE id = %(id)s AND status IN ('pending', 'running')"""
+
 # jobs of workers whose heartbeat stopped (or that were pruned), retried at once; FOR UPDATE
 # makes two workers recovering at the same moment retry a job once
 STALLED_JOBS = """
@@ -160,7 +169,7 @@ async def end_unfinished(settings, scan_id: str, status: str, error: str | None)
     retry); False when its crawl had already finished it."""
 
     async def end(conn):
-        cursor = await conn.execute(END_UNFINISHED, (status, error, status, scan_id))
+        cursor = await conn.execute(END_UNFINISHED_SUMMARISED, {"status": status, "error": error, "id": scan_id})
         return cursor.rowcount > 0
 
     return await run_in_transaction(settings, end)

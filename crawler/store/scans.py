@@ -19,6 +19,7 @@ from crawler.db.migrate import connect
 from crawler.db.pool import run_in_transaction
 from crawler.security import context, keyring_from_settings
 from crawler.spider_args import PersonQuery, SpiderArgumentError, parse_scan_id
+from crawler.store import stats
 
 UPSERT_WEBSITE = """
 INSERT INTO websites (id, name, base_url, render_mode, enabled, definition, definition_sha256, opt_out)
@@ -38,14 +39,18 @@ START_SCAN = """
 INSERT INTO scans (id, status, spider, target_ciphertext, target_name_index, sites, definitions, started_at)
 VALUES (%s, 'running', %s, %s, %s, %s, %s, now())
 ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = coalesce(scans.started_at, now()),
-    definitions = EXCLUDED.definitions, finished_at = NULL, error = NULL, updated_at = now()"""
+    definitions = EXCLUDED.definitions, finished_at = NULL, error = NULL, findings_summary = NULL,
+    updated_at = now()"""
 
 UPDATE_COUNTERS = """
 UPDATE scans SET counters = %s, updated_at = now() WHERE id = %s AND status = 'running'"""
 
-FINISH_SCAN = """
-UPDATE scans SET status = %s, error = %s, counters = %s, finished_at = now(), updated_at = now()
-WHERE id = %s"""
+# the crawl's findings are all written by now (Scrapy closes the item pipelines, and with them the
+# BulkWriter's last flush, before it sends spider_closed): their counts are kept on the row
+FINISH_SCAN = f"""
+UPDATE scans SET status = %(status)s, error = %(error)s, counters = %(counters)s, finished_at = now(),
+    updated_at = now(), findings_summary = {stats.summary_of_scan("%(status)s", "%(id)s")}
+WHERE id = %(id)s"""
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,9 @@ async def update_counters(settings, scan_id: str, counters: dict) -> None:
 
 
 async def finish_scan(settings, scan_id: str, status: str, error: str | None, counters: dict) -> None:
-    values = (status, error, orjson.dumps(counters).decode(), scan_id)
+    """End the scan with ``status`` and its final counters, and summarise its findings by site and
+    type (``scans.findings_summary``, read by crawler.store.stats)."""
+    values = {"status": status, "error": error, "counters": orjson.dumps(counters).decode(), "id": scan_id}
     await run_in_transaction(settings, lambda conn: conn.execute(FINISH_SCAN, values))
 
 

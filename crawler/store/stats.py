@@ -1,26 +1,50 @@
 """One owner's statistics: scans by status, findings by type and site, listings per scan, and per
 site how often its scans succeed and how long they take.
 
-Each query starts from the owner's scans (``scans_owner_status_created_idx``) and reads findings by
-``findings_scan_listing_idx``; nothing is decrypted. A finished scan's findings no longer change in
-number (only their status moves), so their counts are kept in ``ScanCounts`` and only the findings
-of scans not seen before, or still running, are counted again: a dashboard that refreshes costs an
-index scan of the owner's scans, not a count of every finding they have.
+Each query starts from the owner's scans (``scans_owner_status_created_idx``); nothing is decrypted.
+A finished scan's findings no longer change in number (only their status moves), so the scan keeps
+their counts on its row: ``scans.findings_summary`` = {site: {data_type: n}}, written from its
+findings by the same statement that finishes it (``SUMMARY_OF_SCANS``: crawler/store/scans.py
+finish_scan, crawler/store/jobs.py end_unfinished) and cleared when it runs again. Stats read those
+summaries with the rows and count live (``findings_scan_listing_idx``) only the findings of scans
+without one: running or pending scans, and rows finished before the column existed. A dashboard's
+stats therefore cost an index scan of the owner's scans, not a count of every finding they have,
+in every API process alike.
+
+A listing is counted by its name datum: every stored listing has exactly one
+(pipelines/validate.py drops a listing without a name), so listings of a site = its ``name`` findings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import orjson
+
 from crawler.db.pool import run_in_transaction
 
 FINAL = frozenset({"completed", "failed", "cancelled"})
+LISTING_DATUM = "name"  # one per listing (see above)
 
-OWNER_SCANS = "SELECT id, status, updated_at FROM scans WHERE owner = %s"
+# {scans} is a condition on findings.scan_id: one scan (finish_scan) or many (bench/api.py's seed)
+SUMMARY_OF_SCANS = """
+SELECT scan_id, jsonb_object_agg(website_id, types) AS summary FROM (
+    SELECT scan_id, website_id, jsonb_object_agg(data_type, n) AS types FROM (
+        SELECT scan_id, website_id, data_type, count(*) AS n FROM findings WHERE {scans}
+        GROUP BY scan_id, website_id, data_type) per_type
+    GROUP BY scan_id, website_id) per_site
+GROUP BY scan_id"""
 
-# per (scan, site, type): findings, one hash aggregate. Listings are counted by their name datum:
-# every stored listing has exactly one (pipelines/validate.py drops a listing without a name), and
-# counting it is 2-3x cheaper than count(DISTINCT listing_url_index) over the same rows
+# the summary of the scan %(id)s ('{}' when it found nothing: summarised, unlike NULL), for a
+# statement that sets a final status; NULL for any other status (the scan may find more)
+SUMMARY_OF_SCAN = (
+    "CASE WHEN {status} IN ('completed', 'failed', 'cancelled') THEN coalesce(("
+    "SELECT summary FROM (" + SUMMARY_OF_SCANS.format(scans="scan_id = {id}") + ") one), '{{}}'::jsonb) END"
+)
+
+OWNER_SCANS = "SELECT id, status, findings_summary::text FROM scans WHERE owner = %s"
+
+# per (scan, site, type) of scans without a summary: findings, one hash aggregate
 SCAN_FINDINGS = """
 SELECT scan_id, website_id, data_type, count(*)
 FROM findings WHERE scan_id = ANY(%s)
@@ -39,29 +63,9 @@ GROUP BY c.key"""
 SCANS_BY_STATUS_ALL = "SELECT status, count(*) FROM scans GROUP BY status"
 
 
-@dataclass
-class ScanFindings:
-    """One scan's findings in numbers."""
-
-    by_site_and_type: dict[tuple[str, str], int] = field(default_factory=dict)
-    listings_by_site: dict[str, int] = field(default_factory=dict)
-
-
-class ScanCounts:
-    """Findings counts of finished scans, kept (up to ``limit`` scans) because they are final."""
-
-    def __init__(self, limit: int = 200_000):
-        self.limit = limit
-        self.scans: dict[str, tuple[object, ScanFindings]] = {}  # scan id -> (its row's updated_at, counts)
-
-    def get(self, scan_id: str, updated_at) -> ScanFindings | None:
-        entry = self.scans.get(scan_id)
-        return entry[1] if entry is not None and entry[0] == updated_at else None
-
-    def keep(self, scan_id: str, updated_at, counts: ScanFindings) -> None:
-        if scan_id not in self.scans and len(self.scans) >= self.limit:
-            self.scans.pop(next(iter(self.scans)))
-        self.scans[scan_id] = (updated_at, counts)
+def summary_of_scan(status: str, scan_id: str) -> str:
+    """SQL of a scan's findings summary (``SUMMARY_OF_SCAN``) with the given placeholders."""
+    return SUMMARY_OF_SCAN.format(status=status, id=scan_id)
 
 
 @dataclass
@@ -89,37 +93,32 @@ def _add(totals: dict, key, n: int) -> None:
     totals[key] = totals.get(key, 0) + n
 
 
-async def stats(settings, owner: str, cache: ScanCounts | None = None) -> OwnerStats:
-    cache = cache if cache is not None else ScanCounts()
+def _add_scan(result: OwnerStats, scan_id: str, summary: dict[str, dict[str, int]]) -> None:
+    for site, types in summary.items():
+        for data_type, n in types.items():
+            _add(result.findings_by_type, data_type, n)
+            _add(result.findings_by_site, site, n)
+        listings = types.get(LISTING_DATUM, 0)
+        if listings:
+            _add(result.listings_by_site, site, listings)
+            _add(result.listings_per_scan, scan_id, listings)
 
+
+async def stats(settings, owner: str) -> OwnerStats:
     async def load(conn):
         result = OwnerStats()
-        scans = [(str(i), s, u) for i, s, u in await (await conn.execute(OWNER_SCANS, (owner,))).fetchall()]
-        # a scan's row changes when it runs again (a retry) or its counters move: then it is counted again
-        counted = {
-            scan_id: cache.get(scan_id, updated) if status in FINAL else None for scan_id, status, updated in scans
-        }
-        missing = [scan_id for scan_id, counts in counted.items() if counts is None]
-        if missing:
-            fresh = {scan_id: ScanFindings() for scan_id in missing}
-            for scan_id, site, data_type, n in await (await conn.execute(SCAN_FINDINGS, (missing,))).fetchall():
-                counts = fresh[str(scan_id)]
-                counts.by_site_and_type[site, data_type] = n
-                if data_type == "name":
-                    counts.listings_by_site[site] = n
-            counted.update(fresh)
-        missing = set(missing)
-        for scan_id, status, updated in scans:
+        live: dict[str, dict[str, dict[str, int]]] = {}
+        for scan_id, status, summary in await (await conn.execute(OWNER_SCANS, (owner,))).fetchall():
             _add(result.scans_by_status, status, 1)
-            counts = counted[scan_id]
-            if status in FINAL and scan_id in missing:
-                cache.keep(scan_id, updated, counts)
-            for (site, data_type), n in counts.by_site_and_type.items():
-                _add(result.findings_by_type, data_type, n)
-                _add(result.findings_by_site, site, n)
-            for site, n in counts.listings_by_site.items():
-                _add(result.listings_by_site, site, n)
-                _add(result.listings_per_scan, scan_id, n)
+            if status in FINAL and summary is not None:
+                _add_scan(result, str(scan_id), orjson.loads(summary))
+            else:  # running or pending (may find more), or finished without a summary
+                live[str(scan_id)] = {}
+        if live:
+            for scan_id, site, data_type, n in await (await conn.execute(SCAN_FINDINGS, (list(live),))).fetchall():
+                live[str(scan_id)].setdefault(site, {})[data_type] = n
+            for scan_id, summary in live.items():
+                _add_scan(result, scan_id, summary)
         for site, runs, succeeded, mean in await (await conn.execute(SITE_RUNS, (owner,))).fetchall():
             result.sites[site] = SiteRuns(runs, succeeded, float(mean) if mean is not None else None)
         return result

@@ -7,6 +7,9 @@ import psycopg
 import pytest
 from api_client import PNG, write_listing
 
+from crawler.spider_args import PersonQuery
+from crawler.store import scans as store
+
 pytestmark = pytest.mark.integration
 
 PAYLOAD = '<img src=x onerror="alert(1)">Jane Doe'
@@ -120,14 +123,14 @@ async def test_stats_count_the_callers_scans_and_findings_only(api):
     write_listing(api.settings, done, "fastpeople", listing(8))
     write_listing(api.settings, done, "radaris", listing(9, addresses=["2 Oak Ave, Peoria, IL"]))
     write_listing(api.settings, running, "radaris", listing(10))
-    counters = '{"fastpeople": {"outcome": "found"}, "radaris": {"outcome": "error"}}'
+    counters = {"fastpeople": {"outcome": "found"}, "radaris": {"outcome": "error"}}
     with psycopg.connect(api.settings["DATABASE_URL"], autocommit=True) as conn:
         conn.execute(
-            "UPDATE scans SET status = 'completed', counters = %s, started_at = now() - interval '30 seconds', "
-            "finished_at = now() WHERE id = %s",
-            (counters, done),
+            "UPDATE scans SET status = 'running', started_at = now() - interval '30 seconds' WHERE id = %s", (done,)
         )
         conn.execute("UPDATE scans SET status = 'running', started_at = now() WHERE id = %s", (running,))
+    # the finished scan's findings are counted from its row's summary, the running one's live
+    await store.finish_scan(api.settings, done, "completed", None, counters)
     stats = (await api.get(owner, "/api/stats")).json()
     assert stats["scans_by_status"] == {"completed": 1, "running": 1}
     assert stats["findings_by_type"] == {"name": 4, "email": 4, "phone": 4, "address": 1}
@@ -146,19 +149,20 @@ async def test_stats_count_the_callers_scans_and_findings_only(api):
 async def test_stats_count_a_finished_scan_again_when_it_runs_again(api):
     owner = api.user()
     scan_id = await api.start_scan(owner)
+    query = PersonQuery("Jane", "Doe", state="IL")
+    await store.start_scan(api.settings, scan_id, "scan", query, ["fastpeople"])
     write_listing(api.settings, scan_id, "fastpeople", listing(11))
-    finish = "UPDATE scans SET status = 'completed', finished_at = now(), updated_at = now() WHERE id = %s"
-    with psycopg.connect(api.settings["DATABASE_URL"], autocommit=True) as conn:
-        conn.execute(finish, (scan_id,))
+    await store.finish_scan(api.settings, scan_id, "completed", None, {})
     first = (await api.get(owner, "/api/stats")).json()
     assert first["findings_by_site"] == {"fastpeople": 3} and first["listings_per_scan"]["max"] == 1
     assert (await api.get(owner, "/api/stats")).json() == first
-    # a retry: running again, one more listing, finished again
-    with psycopg.connect(api.settings["DATABASE_URL"], autocommit=True) as conn:
-        conn.execute("UPDATE scans SET status = 'running', updated_at = now() WHERE id = %s", (scan_id,))
+    # a retry: running again (its summary cleared, its findings counted live), one more listing
+    await store.start_scan(api.settings, scan_id, "scan", query, ["fastpeople"])
     write_listing(api.settings, scan_id, "fastpeople", listing(12))
     assert (await api.get(owner, "/api/stats")).json()["findings_by_site"] == {"fastpeople": 6}
-    with psycopg.connect(api.settings["DATABASE_URL"], autocommit=True) as conn:
-        conn.execute(finish, (scan_id,))
+    await store.finish_scan(api.settings, scan_id, "completed", None, {})
     again = (await api.get(owner, "/api/stats")).json()
     assert again["findings_by_site"] == {"fastpeople": 6} and again["listings_per_scan"]["max"] == 2
+    with psycopg.connect(api.settings["DATABASE_URL"]) as conn:
+        summary = conn.execute("SELECT findings_summary FROM scans WHERE id = %s", (scan_id,)).fetchone()[0]
+    assert summary == {"fastpeople": {"name": 2, "phone": 2, "email": 2}}

@@ -22,16 +22,16 @@ HEALTH_TIMEOUT = 3.0
 
 class StatsCache:
     """Owners' stats, computed at most once per ``ttl`` seconds each and one computation at a time
-    in the process (a first count of an owner's findings reads all of them: run side by side they
-    would hold every pooled connection). Past ``ttl`` the previous answer is served while a fresh
-    one is computed in the background; only an owner's first request waits."""
+    in the process (finished scans bring their findings' counts on their rows, but the findings of
+    running scans are counted live: run side by side, such counts could hold every pooled
+    connection). Past ``ttl`` the previous answer is served while a fresh one is computed in the
+    background; only an owner's first request waits."""
 
     def __init__(self, ttl: float):
         self.ttl = ttl
         self.entries: dict[str, tuple[float, models.Stats]] = {}
         self.pending: dict[str, asyncio.Future] = {}
         self.one_at_a_time = asyncio.Semaphore(1)
-        self.scan_counts = store.ScanCounts()
 
     async def get(self, settings, owner: str) -> models.Stats:
         entry = self.entries.get(owner)
@@ -48,7 +48,7 @@ class StatsCache:
     async def refresh(self, settings, owner: str) -> models.Stats:
         try:
             async with self.one_at_a_time:
-                value = await compute_stats(settings, owner, self.scan_counts)
+                value = await compute_stats(settings, owner)
             if self.ttl > 0:
                 self.entries[owner] = (time.monotonic() + self.ttl, value)
             return value
@@ -56,8 +56,8 @@ class StatsCache:
             self.pending.pop(owner, None)
 
 
-async def compute_stats(settings, owner: str, scan_counts=None) -> models.Stats:
-    found, queue = await asyncio.gather(store.stats(settings, owner, scan_counts), queue_depth(settings))
+async def compute_stats(settings, owner: str) -> models.Stats:
+    found, queue = await asyncio.gather(store.stats(settings, owner), queue_depth(settings))
     completed = found.scans_by_status.get("completed", 0)
     per_scan = list(found.listings_per_scan.values())
     scans = max(completed, len(per_scan))

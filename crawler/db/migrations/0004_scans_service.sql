@@ -28,7 +28,11 @@ ALTER TABLE scans
     -- the procrastinate job that runs the scan, and how many crawls it took
     ADD COLUMN job_id              bigint,
     ADD COLUMN attempts            integer NOT NULL DEFAULT 0,
-    ADD COLUMN cancel_requested_at timestamptz;
+    ADD COLUMN cancel_requested_at timestamptz,
+    -- {site: {data_type: findings}} of a finished scan, computed from its findings when it ends
+    -- (crawler/store/scans.py finish_scan, jobs.end_unfinished) so stats need not count them again;
+    -- NULL = not summarised (running, pending, or finished before this column): counted live
+    ADD COLUMN findings_summary    jsonb;
 CREATE UNIQUE INDEX scans_owner_idempotency_idx ON scans (owner, idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- the caller's scans, newest first, with or without a status filter (keyset pagination)
 CREATE INDEX scans_owner_created_idx ON scans (owner, created_at DESC, id DESC);
