@@ -24,7 +24,7 @@ API = Component(
             "API_STATS_CACHE_SECONDS",
             "number",
             "5",
-            "`GET /api/stats` counts every finding of the caller: its answer is kept this long per user (0: never)",
+            "`GET /api/stats` answers are kept this long per user (0: never); finished scans' counts are stored",
             min=0,
         ),
         Setting(
