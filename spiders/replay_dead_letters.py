@@ -21,8 +21,10 @@ from scrapy.spiderloader import get_spider_loader
 
 from crawler.db.pool import get_pool, run_in_transaction
 from crawler.dead_letters import deserialize_request
+from crawler.items import TableRows
 from crawler.security import context, keyring_from_settings
 from crawler.spider_args import SpiderArgumentError
+from crawler.store import stats
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class ReplayDeadLettersSpider(scrapy.Spider):
         self.originals: dict[str, scrapy.Spider] = {}
         self.marking: set[asyncio.Task] = set()
         self.refused: set[str] = set()
+        self.scans_with_findings: set[str] = set()  # scan ids the replay wrote findings to
 
     @classmethod
     def check_arguments(cls, kwargs: dict) -> dict:
@@ -65,7 +68,14 @@ class ReplayDeadLettersSpider(scrapy.Spider):
         spider = super().from_crawler(crawler, *args, **kwargs)
         crawler.signals.connect(spider.response_received, signal=signals.response_received)
         crawler.signals.connect(spider.finish_marking, signal=signals.spider_closed)
+        crawler.signals.connect(spider.findings_stored, signal=signals.item_scraped)
         return spider
+
+    def findings_stored(self, item, **_):
+        """Scans that get findings now, after they finished: their stored counts are made again."""
+        if isinstance(item, TableRows) and item.table == "findings" and item.rows:
+            column = item.columns.index("scan_id")
+            self.scans_with_findings.update(str(row[column]) for row in item.rows)
 
     def replayable(self, name: str) -> bool:
         """Spiders that recover by themselves (the events spider resumes from its
@@ -149,3 +159,4 @@ class ReplayDeadLettersSpider(scrapy.Spider):
     async def finish_marking(self, spider, reason):
         if self.marking:
             await asyncio.gather(*self.marking)
+        await stats.resummarise(self.settings, self.scans_with_findings)

@@ -164,3 +164,18 @@ def explain_queries(owner: str, scan_id: str) -> list[tuple[str, str, dict | tup
         ("stats_counts", SCAN_FINDINGS, ([scan_id],)),
         ("stats_sites", SITE_RUNS, (owner,)),
     ]
+
+
+# findings written to a scan after it finished (a replayed dead letter): its summary is made again
+RESUMMARISE = (
+    "UPDATE scans s SET findings_summary = coalesce(u.summary, '{}'::jsonb) FROM scans t LEFT JOIN ("
+    + SUMMARY_OF_SCANS.format(scans="scan_id = ANY(%(ids)s)")
+    + ") u ON u.scan_id = t.id WHERE s.id = t.id AND t.id = ANY(%(ids)s) AND t.findings_summary IS NOT NULL"
+)
+
+
+async def resummarise(settings, scan_ids) -> None:
+    """Summarise again the finished scans among ``scan_ids`` (their findings changed after the end)."""
+    ids = sorted({str(i) for i in scan_ids})
+    if ids:
+        await run_in_transaction(settings, lambda conn: conn.execute(RESUMMARISE, {"ids": ids}))

@@ -87,11 +87,19 @@ async def test_a_replayed_listing_is_scored_against_its_original_spiders_scan(ma
     original.scan = ScanContext(scan, TARGET)
     replay.originals["broker|{}"] = original
     chain.crawler.spider = replay
+    replay.settings = chain.crawler.settings
+    # the scan had finished: its stored findings counts (crawler.store.stats) say it found nothing
+    db.execute("UPDATE scans SET status = 'completed', findings_summary = '{}' WHERE id = %s", (scan,))
     async with chain:
         namesake = candidate(scan, 3, full_name="Robert Smith", age=70, locations=["Omaha, NE"], addresses=[])
         assert (await chain.push(namesake)).table == "rejected_candidates" and not namesake.accepted
         target = candidate(scan, 4, screenshot=PNG)
-        assert (await chain.push(target)).table == "findings" and target.accepted
+        found = await chain.push(target)
+        assert found.table == "findings" and target.accepted
+        replay.findings_stored(found)  # the item_scraped signal of the replay crawl
+    await replay.finish_marking(replay, "finished")  # spider_closed: after the writer's last flush
+    summary = db.execute("SELECT findings_summary FROM scans WHERE id = %s", (scan,)).fetchone()[0]
+    assert summary["directory"]["name"] == 1  # the replayed listing now counts in the scan's stats
 
 
 @pytest.mark.parametrize("accepted", [True, False])

@@ -160,3 +160,15 @@ async def test_stats_from_summaries_and_live_counts_agree_with_counting_every_fi
     assert recounted.listings_per_scan[completed] == 5
     # radaris: the row's 5 + 5, the running scan's 2 and the legacy scan's 3 counted live
     assert recounted.findings_by_site == {"radaris": 10 + 2 + 3, "fastpeople": 2}
+
+
+async def test_findings_written_after_the_end_are_summarised_again(settings, db, owner):
+    """A replayed dead letter may add findings to a finished scan (spiders/replay_dead_letters.py)."""
+    finished, running = await new_scan(settings, db, owner), await new_scan(settings, db, owner)
+    add_listing(db, finished, "radaris", ("name",))
+    await store.finish_scan(settings, finished, "completed", None, {})
+    add_listing(db, finished, "radaris", ("name", "phone"))
+    add_listing(db, running, "radaris", ("name",))
+    await stats.resummarise(settings, [finished, running, str(uuid.uuid4())])
+    assert summary_of(db, finished) == {"radaris": {"name": 2, "phone": 1}}
+    assert summary_of(db, running) is None  # still running: counted live, not summarised
