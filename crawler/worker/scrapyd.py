@@ -2,11 +2,13 @@
 
 ``schedule.json`` gets the project, the spider and the scan id, nothing else: scrapyd keeps its
 arguments in its queue, its log and the process list, so the person (encrypted in ``scans``) and
-any secret (scrapyd's environment) never go there. The node with the fewest jobs is chosen;
-``listjobs.json`` tells when the job ended, ``cancel.json`` stops it (SIGTERM once: the crawl
-drains and ends its scan ``cancelled``; a pending job just leaves scrapyd's queue), or kills it.
-A node that stops answering for ``UNREACHABLE_SECONDS`` ends the attempt (retried, as a crashed
-crawl). Basic-auth credentials may be in a node's URL (user:pass@host); logs show it without them.
+any secret (scrapyd's environment) never go there. The node with the fewest jobs is chosen; the
+job id starts with the scan id, so that a retry first kills the scan's earlier jobs still on a
+node (a worker SIGKILLed mid-scan leaves its crawl there). ``listjobs.json`` tells when the job
+ended, ``cancel.json`` stops it (SIGTERM once: the crawl drains and ends its scan ``cancelled``;
+a pending job just leaves scrapyd's queue), or kills it. A node that stops answering for
+``UNREACHABLE_SECONDS`` ends the attempt (retried, as a crashed crawl). Basic-auth credentials
+may be in a node's URL (user:pass@host); logs show it without them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -26,6 +29,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 SPIDER = "scan"
 TIMEOUT = 30.0
 UNREACHABLE_SECONDS = 120.0
+EARLIER_JOBS_SECONDS = 30.0  # for a killed earlier job of the scan to leave scrapyd's running jobs
 VANISHED, UNREACHABLE = -1, -2  # wait()'s codes besides 0 (finished)
 
 
@@ -80,11 +84,38 @@ class ScrapydCrawl:
         status = await _json(client, "GET", "daemonstatus.json")
         return int(status.get("running", 0)) + int(status.get("pending", 0))
 
+    def job_id(self) -> str:
+        """The scan id and a random suffix: scrapyd's job id tells which scan a job crawls."""
+        return f"{self.scan_id}-{uuid.uuid4().hex[:12]}"
+
+    async def _end_earlier_jobs(self, client: httpx.AsyncClient, bare: str) -> None:
+        """Kill this scan's jobs still pending or running on the node: left by a worker that died
+        (SIGKILL) mid-scan, whose crawl would otherwise race with this attempt's (a local crawl
+        dies with its worker; one on scrapyd does not)."""
+        deadline = time.monotonic() + EARLIER_JOBS_SECONDS
+        while True:
+            jobs = await _json(client, "GET", "listjobs.json", params={"project": self.project})
+            earlier = [
+                job["id"]
+                for key in ("pending", "running")
+                for job in jobs.get(key, [])
+                if str(job.get("id", "")).startswith(f"{self.scan_id}-")
+            ]
+            if not earlier:
+                return
+            if time.monotonic() > deadline:
+                raise ScrapydError(f"an earlier job of the scan still runs on {bare}")
+            for job in earlier:
+                logger.warning("scan %s: killing its earlier scrapyd job %s on %s", self.scan_id, job, bare)
+                await _json(client, "POST", "cancel.json", data={"project": self.project, "job": job, "signal": "KILL"})
+            await asyncio.sleep(0.5)
+
     async def start(self) -> None:
         candidates = []
         for url in self.urls:
             client, bare = _client(url)
             try:
+                await self._end_earlier_jobs(client, bare)
                 candidates.append((await self._load(client), bare, client))
             except (httpx.HTTPError, ScrapydError, ValueError) as exc:
                 logger.warning("scrapyd %s unavailable (%s)", bare, type(exc).__name__)
@@ -99,7 +130,7 @@ class ScrapydCrawl:
             self.client,
             "POST",
             "schedule.json",
-            data={"project": self.project, "spider": SPIDER, "scan_id": self.scan_id},
+            data={"project": self.project, "spider": SPIDER, "scan_id": self.scan_id, "jobid": self.job_id()},
         )
         self.job = body["jobid"]
         logger.info("scan %s: scheduled on scrapyd %s as job %s", self.scan_id, self.node, self.job)

@@ -2,7 +2,8 @@
 egg deployed with scrapyd-deploy) with the scan id as their only argument; the scan completes with
 its findings, and nothing of the person is in scrapyd's log, its files, the worker's log or the
 process list. Cancel: a scan still waiting in scrapyd's queue leaves it; a running one is stopped
-(SIGTERM through cancel.json) and ends ``cancelled``."""
+(SIGTERM through cancel.json) and ends ``cancelled``. A SIGKILLed worker's crawl outlives it on
+scrapyd: the worker that recovers the scan kills it before scheduling the scan again."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from worker_support import (
     defer,
     job_row,
     query,
+    rate_limited,
     scan_row,
     set_rate_limit,
     target,
@@ -207,3 +209,49 @@ def test_cancel_on_scrapyd_a_queued_and_a_running_scan(own_database_url, sandbox
     assert f"Process finished: project='{PROJECT}' spider='scan' job='{jobs['finished'][0]['id']}'" in scrapyd.log()
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0, worker.log()[-3000:]
+
+
+def test_sigkilled_worker_crawl_left_on_scrapyd_is_killed_before_the_retry(
+    own_database_url, sandbox, scrapyd, workers, tmp_path
+):
+    person = target()
+    env = worker_env(own_database_url, sandbox, tmp_path, SCRAPYD_URLS=scrapyd.url)
+    scan_id = create_scan(env, person)
+    defer(own_database_url, scan_id, "normal")
+    set_rate_limit(sandbox, 2)  # the crawl is refused mid-scan and waits out the limit (a minute)
+    refused = rate_limited(sandbox)
+    try:
+        first = Worker(env, tmp_path / "worker1.log")
+        workers.append(first)
+        wait_for(lambda: scan_row(own_database_url, scan_id)["status"] == "running", "the scan to run", worker=first)
+        wait_for(lambda: rate_limited(sandbox) > refused, "the crawl to be refused", worker=first)
+        first.process.kill()
+        first.wait()
+        # unlike a local crawl, the one on scrapyd outlives its worker
+        left = [job["id"] for job in list_jobs(scrapyd)["running"]]
+        assert len(left) == 1 and left[0].startswith(f"{scan_id}-"), left
+        second = Worker(env, tmp_path / "worker2.log")
+        workers.append(second)
+        killing = f"scan {scan_id}: killing its earlier scrapyd job {left[0]} on {scrapyd.url}"
+        wait_for(lambda: killing in second.log(), "the earlier crawl to be killed", worker=second)
+    finally:
+        set_rate_limit(sandbox, 0)
+    try:
+        row = wait_for(lambda: finished(own_database_url, scan_id), "the recovered scan to finish", worker=second)
+    finally:
+        set_rate_limit(sandbox, 60)
+    assert row["status"] == "completed", row
+    assert row["attempts"] == 2
+    assert f"Process died: exitstatus=None project='{PROJECT}' spider='scan' job='{left[0]}'" in scrapyd.log()
+    # the scan is completed a moment before its crawl process ends
+    jobs = wait_for(lambda: (j := list_jobs(scrapyd))["finished"] and not j["running"] and j, "the crawl to end")
+    assert len(jobs["finished"]) == 2 and not jobs["pending"], jobs
+    rows = query(
+        own_database_url,
+        "SELECT website_id, data_type, value_index, listing_url_index FROM findings WHERE scan_id = %s",
+        (scan_id,),
+    )
+    assert rows and len(rows) == len(set(rows))  # each finding stored once
+    assert sandbox[SITE] + ground_truth(person)[SITE] in listing_urls(own_database_url, scan_id)
+    second.signal(signal.SIGTERM)
+    assert second.wait() == 0, second.log()[-3000:]
