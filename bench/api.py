@@ -39,33 +39,14 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ADMIN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+from bench.databases import drop_database, fresh_database  # noqa: E402
+from tools.services import free_port  # noqa: E402
+
 KEYS = "bench1:" + base64.b64encode(bytes(range(32))).decode()
 BLIND_KEY = base64.b64encode(bytes(range(32, 64))).decode()
 SITES = ("fastpeople", "thatsthem", "truepeople", "radaris", "spapeople")
 LISTINGS_PER_SCAN_DATA = ("name", "phone", "email", "address", "age")
 MIX = (("list", 3), ("get", 3), ("findings", 3), ("stats", 1))
-
-
-def fresh_database() -> tuple[str, str]:
-    name = f"bench_api_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN.rsplit("/", 1)[0] + "/" + name
-    env = {**os.environ, "DATABASE_URL": url}
-    subprocess.run([sys.executable, "-m", "crawler.db", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
-    return name, url
-
-
-def drop_database(name: str) -> None:
-    with psycopg.connect(ADMIN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def summarise_finished_sql() -> str:
@@ -310,7 +291,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
-    name, url = fresh_database()
+    name, url = fresh_database("bench_api")
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)},
         "DATABASE_URL": url,

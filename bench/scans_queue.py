@@ -24,40 +24,23 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter, defaultdict
 from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import orjson
-import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import drop_database, fresh_database  # noqa: E402
 from sandbox.launch import running  # noqa: E402
 from sandbox.population import default_population  # noqa: E402
 from tools.services import child, create_key, free_port, wait_listening  # noqa: E402
 
-ADMIN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BROKERS = ("fastpeople", "truepeople", "spa", "radaris", "thatsthem")
 FINAL = ("completed", "failed", "cancelled")
-
-
-def fresh_database() -> tuple[str, str]:
-    name = f"bench_queue_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN.rsplit("/", 1)[0] + "/" + name
-    env = {**os.environ, "DATABASE_URL": url}
-    subprocess.run([sys.executable, "-m", "crawler.db", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
-    return name, url
-
-
-def drop_database(name: str) -> None:
-    with psycopg.connect(ADMIN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def limits_off(urls: dict[str, str], sites) -> None:
@@ -149,7 +132,7 @@ def main() -> int:
     parser.add_argument("--sites", default=",".join(BROKERS))
     args = parser.parse_args()
     sites = [s for s in args.sites.split(",") if s]
-    name, url = fresh_database()
+    name, url = fresh_database("bench_queue")
     logs = Path(f"/tmp/bench-scans-queue-{name}")
     logs.mkdir(parents=True, exist_ok=True)
     persons = people(args.scans + args.serial)

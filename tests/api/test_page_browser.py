@@ -19,21 +19,15 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 import support
+from crawler.settings import PLAYWRIGHT_LAUNCH_OPTIONS
 from sandbox.brokers import thatsthem
 from sandbox.population import default_population
 from tools.services import scans_service
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+# the crawl's own launch options: the system Chromium and its flags (crawler/settings.py)
+LAUNCH = PLAYWRIGHT_LAUNCH_OPTIONS
 SCAN_TIMEOUT_MS = 240_000  # a busy 2-core machine: the crawl, a Chromium screenshot, the worker's polling
 STEP_TIMEOUT_MS = 60_000
 PERSON = default_population().get(thatsthem.INJECTED_PERSON)
@@ -63,7 +57,7 @@ def service(own_database_url, sandbox, redis_prefix, tmp_path):
 @pytest.fixture
 def browser_page():
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(**LAUNCH)
         try:
             page = browser.new_context().new_page()
             page.set_default_timeout(STEP_TIMEOUT_MS)
