@@ -15,8 +15,8 @@ import crawler.db.settings_spec as database
 import crawler.observability.settings_spec as observability
 import crawler.scheduling.settings_spec as scheduling
 import crawler.security.settings_spec as security
-import crawler.worker.settings_spec as worker
 import crawler.settings_spec as core
+import crawler.worker.settings_spec as worker
 import middlewares.settings_spec as middlewares
 import pipelines.settings_spec as pipelines
 import spiders.settings_spec as spiders
