@@ -268,7 +268,7 @@ async def store_run(settings, plan) -> tuple:
 
 def explain(url: str, scans_of) -> None:
     """EXPLAIN of each query the mix runs, with a real user's parameters."""
-    from crawler.store.stats import explain_queries
+    from crawler.store.explain import explain_queries
 
     owner = next(iter(scans_of))
     print("\nEXPLAIN (the index each query uses)")

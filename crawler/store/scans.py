@@ -20,6 +20,7 @@ from crawler.db.pool import run_in_transaction
 from crawler.security import context, keyring_from_settings
 from crawler.spider_args import PersonQuery, SpiderArgumentError, parse_scan_id
 from crawler.store import stats
+from crawler.store.jobs import cancel_scan, defer_scan_job
 
 UPSERT_WEBSITE = """
 INSERT INTO websites (id, name, base_url, render_mode, enabled, definition, definition_sha256, opt_out)
@@ -237,7 +238,6 @@ async def request_scan(
     """A pending scan for ``owner`` and its job, queued in the same transaction: (id, status,
     created). With ``idempotency_key``, the scan that key created before is returned instead when
     ``request`` (the validated body) is the same; IdempotencyConflict when it is not."""
-    from crawler.store.jobs import defer_scan_job  # jobs imports this module
 
     ring = keyring_from_settings(settings)
     scan_id = str(uuid.uuid4())
@@ -294,7 +294,6 @@ async def list_scans(
 
 async def cancel_owned_scan(settings, owner: str, scan_id: str) -> str | None:
     """Cancel ``owner``'s scan (crawler.store.jobs.cancel_scan); its status after, None if not theirs."""
-    from crawler.store.jobs import cancel_scan
 
     async def cancel(conn):
         if await (await conn.execute(OWNS_SCAN, (scan_id, owner))).fetchone() is None:

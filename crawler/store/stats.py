@@ -140,32 +140,6 @@ async def database_ok(settings) -> None:
     await run_in_transaction(settings, lambda conn: conn.execute("SELECT 1"), attempts=1)
 
 
-def explain_queries(owner: str, scan_id: str) -> list[tuple[str, str, dict | tuple]]:
-    """(name, SQL, parameters) of every query the API's reads run, for ``EXPLAIN`` (bench/api.py)."""
-    from datetime import UTC, datetime
-
-    from crawler.store import findings, keys, scans
-
-    page = {"owner": owner, "status": "completed", "limit": 21, "created_at": datetime.now(UTC), "after_id": scan_id}
-    listings = {"scan": scan_id, "limit": 21, "after_site": "", "after_index": b""}
-    return [
-        ("auth", keys.AUTHENTICATE, (b"\0" * 32,)),
-        ("list", scans.LIST_OWNED.format(columns=scans.OWNED_COLUMNS, status="", after=""), page),
-        (
-            "list_page",
-            scans.LIST_OWNED.format(columns=scans.OWNED_COLUMNS, status=scans.STATUS_FILTER, after=scans.AFTER_CURSOR),
-            page,
-        ),
-        ("get", scans.GET_OWNED, {"id": scan_id, "owner": owner}),
-        ("owns_scan", findings.OWNS_SCAN, (scan_id, owner)),
-        ("findings", findings.LISTINGS_PAGE.format(after=""), listings),
-        ("findings_page", findings.LISTINGS_PAGE.format(after=findings.AFTER_LISTING), listings),
-        ("stats_scans", OWNER_SCANS, (owner,)),
-        ("stats_counts", SCAN_FINDINGS, ([scan_id],)),
-        ("stats_sites", SITE_RUNS, (owner,)),
-    ]
-
-
 # findings written to a scan after it finished (a replayed dead letter): its summary is made again
 RESUMMARISE = (
     "UPDATE scans s SET findings_summary = coalesce(u.summary, '{}'::jsonb) FROM scans t LEFT JOIN ("

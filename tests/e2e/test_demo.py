@@ -75,6 +75,14 @@ def check_summary(out: str, db, new_events: int) -> None:
         line = next(line for line in out.splitlines() if line.startswith(f"  {site} "))
         assert "accepted  1," in line, line
         assert found.get(site) == {urlsplit(truth[site]).path}, (site, found.get(site))
+    # each finding records the site definition that read it (the version the scan ran with) and its evidence
+    definitions = db.execute("SELECT definitions FROM scans WHERE id = %s", (scan_id,)).fetchone()[0]
+    assert set(definitions) == set(BROKERS) and all(len(sha) == 64 for sha in definitions.values())
+    versions = db.execute(
+        "SELECT DISTINCT website_id, definition_sha256, evidence IS NOT NULL FROM findings WHERE scan_id = %s",
+        (scan_id,),
+    ).fetchall()
+    assert sorted(versions) == sorted((site, sha, True) for site, sha in definitions.items())
     # values are masked in the terminal: the person's name never appears whole
     assert "John Smith" not in out.split("== demo summary ==")[1]
     assert len(re.findall(r"confidence [\d.]+, found, screenshot:", out)) >= 4
