@@ -29,6 +29,7 @@ from scrapy.utils.project import get_project_settings
 
 from crawler.config import ConfigError, redact_url, validate
 from crawler.db.embedded import database_url
+from crawler.runtime import check_database
 from sandbox.launch import SandboxFailed, running
 from sandbox.population import default_population
 from tools.services import ServiceFailed, environment, scans_service
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_project_settings()
     try:
         validate(settings)
+        check_database(settings)  # the embedded database is migrated; an external one must be current
         url = database_url(settings)  # holds the embedded server open while the demo runs
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

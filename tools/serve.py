@@ -17,6 +17,7 @@ from scrapy.utils.project import get_project_settings
 
 from crawler.config import ConfigError, validate
 from crawler.db.embedded import database_url
+from crawler.runtime import check_database
 from sandbox.launch import SandboxFailed, running
 from tools.demo import BROKERS
 from tools.services import ServiceFailed, environment, scans_service
@@ -26,6 +27,7 @@ def main() -> int:
     settings = get_project_settings()
     try:
         validate(settings)
+        check_database(settings)  # the embedded database is migrated; an external one must be current
         url = database_url(settings)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

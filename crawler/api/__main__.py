@@ -16,6 +16,7 @@ import sys
 
 from crawler.cli import add_settings_option, project_settings
 from crawler.config import ConfigError, validate
+from crawler.runtime import check_database
 from crawler.store import keys
 
 
@@ -24,7 +25,6 @@ def serve(settings) -> int:
 
     from crawler.api.app import create_app
 
-    validate(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.get("API_HOST"),
@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = project_settings(parser, args.set)
     try:
+        validate(settings)
+        check_database(settings)  # the embedded database is migrated; an external one must be current
         if args.command == "keys":
             return keys_command(settings, args)
         return serve(settings)

@@ -22,6 +22,7 @@ from scrapy.utils.project import get_project_settings
 
 from crawler.config import ConfigError, log_level, validate
 from crawler.db.pool import close_pools
+from crawler.runtime import check_database
 from crawler.store import jobs
 from crawler.worker.task import create_app
 
@@ -66,6 +67,7 @@ def main() -> int:
     settings = get_project_settings()
     try:
         validate(settings)
+        check_database(settings)  # the embedded database is migrated; an external one must be current
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

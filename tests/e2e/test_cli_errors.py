@@ -1,6 +1,11 @@
 """Fail-fast start-up: one line naming what is wrong, a non-zero exit, nothing crawled."""
 
+import subprocess
+import sys
+
 import pytest
+
+from support import ROOT, create_database, drop_database
 
 ARGS = ["crawl", "example", "-a", "first_name=Jane", "-a", "last_name=Doe"]
 
@@ -56,3 +61,26 @@ def test_bad_spider_argument(scrapy_cmd, crawl_env):
 def test_list_shows_the_spiders(scrapy_cmd, crawl_env):
     result = scrapy_cmd(["list"], crawl_env)
     assert result.returncode == 0 and "example" in result.stdout.split()
+
+
+@pytest.mark.parametrize("command", [["crawler.api", "keys", "list"], ["crawler.worker"]])
+def test_the_service_refuses_a_database_that_is_not_migrated(crawl_env, command):
+    name, url = create_database(migrated=False)
+    try:
+        env = dict(crawl_env, DATABASE_URL=url)
+        result = subprocess.run(
+            [sys.executable, "-m", *command],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        drop_database(name)
+    assert result.returncode == 1
+    [line] = error_lines(result)
+    assert line.startswith("error: DATABASE_URL: schema is behind (0001_initial,")
+    assert line.endswith("pending); run `python -m crawler.db migrate`")
+    assert "Traceback" not in result.stderr
