@@ -110,3 +110,43 @@ def http(
             return Reply(response.status, response.headers, response.read())
     except urllib.error.HTTPError as error:
         return Reply(error.code, error.headers, error.read())
+
+
+def run_create_scan(env: dict, person, *options: str) -> subprocess.CompletedProcess:
+    """`python -m crawler.store create-scan [options]` with the person (a dict, or raw text) on stdin."""
+    return subprocess.run(
+        [sys.executable, "-m", "crawler.store", "create-scan", *options],
+        cwd=ROOT,
+        env=env,
+        input=person if isinstance(person, str) else json.dumps(person),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def created_scan_id(env: dict, person, *options: str) -> str:
+    """The id of a pending scan made by `create-scan` (alone on its last line)."""
+    result = run_create_scan(env, person, *options)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
+def store_settings(database_url: str, data_dir):
+    """The project's settings on the test database and keys, for calling crawler.store in process."""
+    from scrapy.settings import Settings
+
+    import crawler.settings
+
+    settings = Settings()
+    settings.setmodule(crawler.settings)
+    settings.setdict(
+        {
+            "DATABASE_URL": database_url,
+            "DATA_DIR": str(data_dir),
+            "CRAWLER_ENCRYPTION_KEYS": ENCRYPTION_KEYS,
+            "CRAWLER_BLIND_INDEX_KEY": BLIND_INDEX_KEY,
+        }
+    )
+    return settings

@@ -6,9 +6,6 @@ scrapyd's log, its files, its database or the process list."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 import uuid
 
@@ -31,7 +28,7 @@ from scrapyd_support import (
 )
 
 import crawler.settings
-from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS, ROOT, http
+from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS, created_scan_id, http
 
 # builds its egg in the repository with scrapyd-deploy: kept apart from test_egg.py (see there)
 pytestmark = pytest.mark.xdist_group("repository_build")
@@ -66,22 +63,6 @@ def schedule(server: Scrapyd, spider: str, settings: dict, **args) -> str:
     return response["jobid"]
 
 
-def create_scan(env: dict, person: dict, *options: str) -> str:
-    """`python -m crawler.store create-scan` (the person on stdin): the new scan's id."""
-    result = subprocess.run(
-        [sys.executable, "-m", "crawler.store", "create-scan", *options],
-        cwd=ROOT,
-        env=env,
-        input=json.dumps(person),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout.strip().splitlines()[-1]
-
-
 def test_deployed_with_scrapyd_deploy_and_scheduled_over_http(scrapyd, sandbox, own_database_url, tmp_path):
     response = deploy(scrapyd, tmp_path)
     source_spiders = SpiderLoader.from_settings(Settings({"SPIDER_MODULES": crawler.settings.SPIDER_MODULES})).list()
@@ -92,7 +73,7 @@ def test_deployed_with_scrapyd_deploy_and_scheduled_over_http(scrapyd, sandbox, 
     http(f"{sandbox['events']}/events/config", data={"defaults": True})  # earlier tests' settings don't carry over
     # settings as schedule.json fields (setting=NAME=value); secrets are in scrapyd's environment, not here
     settings = {"EVENTS_PROGRESS_SECONDS": "30"}
-    scan_id = create_scan(
+    scan_id = created_scan_id(
         scrapyd.env, {"first_name": "John", "last_name": "Smith", "state": "IL"}, "--spider", "example"
     )
     source = f"scrapyd-{uuid.uuid4().hex[:8]}"
@@ -152,7 +133,7 @@ def test_a_scan_scheduled_by_id_leaves_nothing_personal_or_secret_behind(scrapyd
         "phones": [phone],
     }
     assert http(f"{sandbox['fastpeople']}/_sandbox/config", data={}).status == 200  # the site's limits afresh
-    scan_id = create_scan(scrapyd.env, seeded, "--sites", "fastpeople")
+    scan_id = created_scan_id(scrapyd.env, seeded, "--sites", "fastpeople")
     deploy(scrapyd, tmp_path)
 
     # not secret: the sandbox's address comes with the job

@@ -4,36 +4,19 @@ carry a person or a secret in their arguments."""
 
 import asyncio
 import json
-import subprocess
-import sys
 import uuid
 
 import psycopg
 import pytest
-from scrapy.settings import Settings
 
-import crawler.settings
 from crawler.db.pool import close_pools
 from crawler.security.context import scan_target
 from crawler.spider_args import PersonQuery
 from crawler.store import scans as store
 from sandbox.population import default_population
-from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS, ROOT, crawl_keyring
+from support import crawl_keyring, run_create_scan, store_settings
 
 pytestmark = pytest.mark.e2e
-
-
-def create_scan(env, person, *options) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "crawler.store", "create-scan", *options],
-        cwd=ROOT,
-        env=env,
-        input=person if isinstance(person, str) else json.dumps(person),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def error_lines(result):
@@ -63,7 +46,7 @@ def person_json(person) -> dict:
 
 
 def test_created_scan_is_pending_with_its_target_encrypted_and_runs_by_id(scrapy_cmd, crawl_env, sandbox, db, target):
-    created = create_scan(crawl_env, person_json(target), "--spider", "example")
+    created = run_create_scan(crawl_env, person_json(target), "--spider", "example")
     assert created.returncode == 0, created.stderr[-2000:]
     scan_id = created.stdout.strip().splitlines()[-1]
     assert str(uuid.UUID(scan_id)) == scan_id
@@ -107,7 +90,7 @@ def test_created_scan_is_pending_with_its_target_encrypted_and_runs_by_id(scrapy
 )
 def test_create_scan_refuses_bad_input_in_one_line_naming_the_field(crawl_env, db, person, options, expected):
     before = db.execute("SELECT count(*) FROM scans").fetchone()[0]
-    result = create_scan(crawl_env, person, *options)
+    result = run_create_scan(crawl_env, person, *options)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = error_lines(result)
     assert len(lines) == 1 and lines[0].startswith(expected), result.stderr[-2000:]
@@ -122,7 +105,7 @@ def test_scan_id_without_a_stored_scan_or_for_another_spider(scrapy_cmd, crawl_e
     result = scrapy_cmd(["crawl", "scan", "-a", f"scan_id={missing}"], crawl_env)
     assert result.returncode == 2 and error_lines(result) == [f"error: -a scan_id: no such scan {missing}"]
 
-    created = create_scan(crawl_env, {"first_name": "Zebulon", "last_name": "Quixley"}, "--spider", "example")
+    created = run_create_scan(crawl_env, {"first_name": "Zebulon", "last_name": "Quixley"}, "--spider", "example")
     scan_id = created.stdout.strip().splitlines()[-1]
     result = scrapy_cmd(["crawl", "scan", "-a", f"scan_id={scan_id}"], crawl_env)
     assert result.returncode == 2
@@ -166,16 +149,7 @@ def test_a_scrapyd_job_refuses_personal_arguments_and_secrets(scrapy_cmd, crawl_
 
 
 def test_store_functions_round_trip(database_url, tmp_path):
-    settings = Settings()
-    settings.setmodule(crawler.settings)
-    settings.setdict(
-        {
-            "DATABASE_URL": database_url,
-            "DATA_DIR": str(tmp_path),
-            "CRAWLER_ENCRYPTION_KEYS": ENCRYPTION_KEYS,
-            "CRAWLER_BLIND_INDEX_KEY": BLIND_INDEX_KEY,
-        }
-    )
+    settings = store_settings(database_url, tmp_path)
     query = PersonQuery("Zebulon", "Quixley", city="Springfield", state="IL", age=44, email="zq@example.org")
 
     async def scenario():

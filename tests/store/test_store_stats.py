@@ -6,14 +6,12 @@ import uuid
 
 import psycopg
 import pytest
-from scrapy.settings import Settings
 
-import crawler.settings
 from crawler.db.pool import close_pools
 from crawler.spider_args import PersonQuery
 from crawler.store import jobs, stats
 from crawler.store import scans as store
-from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS
+from support import store_settings
 
 pytestmark = pytest.mark.integration
 
@@ -28,16 +26,7 @@ FROM findings f JOIN scans s ON s.id = f.scan_id WHERE s.owner = %s GROUP BY f.w
 
 @pytest.fixture
 async def settings(database_url, tmp_path):
-    settings = Settings()
-    settings.setmodule(crawler.settings)
-    settings.setdict(
-        {
-            "DATABASE_URL": database_url,
-            "DATA_DIR": str(tmp_path),
-            "CRAWLER_ENCRYPTION_KEYS": ENCRYPTION_KEYS,
-            "CRAWLER_BLIND_INDEX_KEY": BLIND_INDEX_KEY,
-        }
-    )
+    settings = store_settings(database_url, tmp_path)
     yield settings
     await close_pools()
 

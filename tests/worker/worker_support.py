@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ import psycopg
 
 from crawler.store import jobs
 from sandbox.population import default_population, ground_truth
-from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS, ROOT, http
+from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS, ROOT, created_scan_id, http
 
 SITE = "fastpeople"
 
@@ -70,18 +69,7 @@ def create_scan(env: dict, person) -> str:
         "age": person.age,
         "emails": person.emails[:1],
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "crawler.store", "create-scan", "--sites", SITE],
-        cwd=ROOT,
-        env=env,
-        input=json.dumps(document),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout.strip().splitlines()[-1]
+    return created_scan_id(env, document, "--sites", SITE)
 
 
 def create_broken_scan(url: str) -> str:
