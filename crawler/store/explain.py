@@ -21,7 +21,7 @@ def explain_queries(owner: str, scan_id: str) -> list[tuple[str, str, dict | tup
             page,
         ),
         ("get", scans.GET_OWNED, {"id": scan_id, "owner": owner}),
-        ("owns_scan", findings.OWNS_SCAN, (scan_id, owner)),
+        ("owns_scan", scans.OWNS_SCAN, (scan_id, owner)),
         ("findings", findings.LISTINGS_PAGE.format(after=""), listings),
         ("findings_page", findings.LISTINGS_PAGE.format(after=findings.AFTER_LISTING), listings),
         ("stats_scans", stats.OWNER_SCANS, (owner,)),

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from crawler.db.pool import run_in_transaction
 from crawler.security import context, keyring_from_settings
 from crawler.security.evidence import ScreenshotStore, screenshots_dir
-
-OWNS_SCAN = "SELECT 1 FROM scans WHERE id = %s AND owner = %s"
+from crawler.store import scans
 
 LISTINGS_PAGE = """
 WITH page AS (
@@ -84,7 +83,7 @@ async def list_listings(settings, owner: str, scan_id: str, limit: int = 20, aft
         params.update(after_site=after[0], after_index=after[1])
 
     async def load(conn):
-        if await (await conn.execute(OWNS_SCAN, (scan_id, owner))).fetchone() is None:
+        if await (await conn.execute(scans.OWNS_SCAN, (scan_id, owner))).fetchone() is None:
             return None
         return await (await conn.execute(sql, params)).fetchall()
 
