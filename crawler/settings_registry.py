@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import crawler.api.settings_spec as api
 import crawler.db.settings_spec as database
 import crawler.observability.settings_spec as observability
+import crawler.removal.settings_spec as removal
 import crawler.scheduling.settings_spec as scheduling
 import crawler.security.settings_spec as security
 import crawler.settings_spec as core
@@ -30,6 +31,7 @@ COMPONENTS: tuple[Component, ...] = (
     core.SCANS,
     *api.COMPONENTS,
     *worker.COMPONENTS,
+    *removal.COMPONENTS,
     *pipelines.COMPONENTS,
     *scheduling.COMPONENTS,
     *middlewares.COMPONENTS,

@@ -40,6 +40,14 @@ MATCH = Component(
             'rejected candidate (see "Matching"); 0.85: best measured by `bench/matching.py`',
         ),
         Setting(
+            "MATCH_REVIEW_THRESHOLD",
+            "fraction",
+            "0.6",
+            "candidates scoring from this up to MATCH_THRESHOLD are kept (encrypted) for the person to answer "
+            '"is this you?" on the page: yes makes findings, no is remembered for that listing',
+            at_most="MATCH_THRESHOLD",
+        ),
+        Setting(
             "MATCH_AGE_TOLERANCE",
             "int",
             "1",

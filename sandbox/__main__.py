@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import sandbox.sites  # noqa: F401 - registers the services
+from sandbox import mailroom
 from sandbox.events import config as events_config
 from sandbox.population import DEFAULT_SEED, DEFAULT_SIZE
 from sandbox.server import SERVICES, PortInUse, start_services, stop_services
@@ -39,6 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ports-file", type=Path, help="write {service: URL} as JSON here once all listen")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="population seed")
     parser.add_argument("--people", type=int, default=DEFAULT_SIZE, help="population size")
+    parser.add_argument(
+        "--maildir", type=Path, default=mailroom.DEFAULT_MAILDIR, help="the user's mailbox the sandbox delivers to"
+    )
     events_config.add_arguments(parser)
     args = parser.parse_args(argv)
     unknown = set(filter(None, args.only.split(","))) - set(SERVICES)
@@ -56,7 +60,13 @@ def write_atomically(path: Path, data: dict) -> None:
 async def serve(args: argparse.Namespace) -> int:
     names = [n for n in SERVICES if not args.only or n in args.only.split(",")]
     ports = {name: 0 if args.free_ports else getattr(args, f"{name}_port") for name in names}
-    options = {"seed": args.seed, "people": args.people, **events_config.options_from_args(args)}
+    options = {
+        "seed": args.seed,
+        "people": args.people,
+        "maildir": str(args.maildir),
+        **events_config.options_from_args(args),
+    }
+    mailroom.configure(options)
     # handlers first: a SIGTERM sent as soon as the ports file appears must stop us cleanly
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
