@@ -17,8 +17,8 @@ import jsonschema
 import yaml
 
 from crawler.extraction.filters import check_filter
-from crawler.extraction.schema import SCHEMA
-from crawler.extraction.templates import check_template
+from crawler.extraction.schema import OPT_OUT_FIELDS, OPT_OUT_TASK_FIELDS, SCHEMA
+from crawler.extraction.templates import PLACEHOLDER, TEMPLATE_FILTERS, check_template
 from crawler.notation import NotationError, parse_mapping, parse_pattern
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "spiders" / "sites"
@@ -214,6 +214,89 @@ def _semantic_errors(raw: dict, stem: str):
     opt_out_url = (raw.get("opt_out") or {}).get("url", "")
     if opt_out_url and not re.match(r"(/(?!/)|https?://[^\s/]+)", opt_out_url):
         yield "opt_out.url", "expected a path starting with '/' (relative to base_url) or an http(s):// URL"
+    yield from _opt_out_errors(raw.get("opt_out") or {}, raw.get("render", "http"))
+
+
+def _opt_out_template(template: str, allowed: tuple[str, ...]) -> str | None:
+    for match in PLACEHOLDER.finditer(template):
+        if match.group(1) not in allowed:
+            return f"unknown template field {match.group(1)!r} (known here: {', '.join(allowed)})"
+        for f in (f for f in match.group(2).split("|") if f):
+            if f not in TEMPLATE_FILTERS:
+                return f"unknown template filter {f!r} (known: {', '.join(TEMPLATE_FILTERS)})"
+    return None
+
+
+def _marker_patterns(marker, where: str):
+    """(where, text) of a marker's /regex/ or substring texts."""
+    if not marker:
+        return
+    many = isinstance(marker, list)
+    for i, one in enumerate(marker if many else [marker]):
+        if "text" in one:
+            yield (f"{where}.{i}.text" if many else f"{where}.text"), one["text"]
+
+
+def _opt_out_errors(opt_out: dict, site_render: str):
+    """The opt-out flow's semantic checks (the schema checked its shape): templates, the order of
+    steps, one submission per flow, an address for an e-mail confirmation."""
+    render = opt_out.get("render", site_render)
+    page, submissions, gives_email, submitted = False, 0, False, False
+    texts = list(_marker_patterns(opt_out.get("captcha"), "opt_out.captcha"))
+    steps = opt_out.get("steps") or ()
+    for i, step in enumerate(steps):
+        ((kind, spec),) = step.items()
+        where = f"opt_out.steps.{i}.{kind}"
+        templates: list[tuple[str, str]] = []
+        if kind == "navigate":
+            spec = {"url": spec} if isinstance(spec, str) else spec
+            templates += [(where if isinstance(step[kind], str) else f"{where}.url", spec["url"])]
+            if moved := spec.get("moved"):
+                templates += [(f"{where}.moved.page", moved["page"])]
+            for at, url in templates:
+                if not re.match(r"(/(?!/)|https?://|\{)", url):
+                    yield at, "expected a path starting with '/', an http(s):// URL or a template such as {opt_out_url}"
+            page = True
+        elif kind in ("fill", "click", "submit", "expect") and not page:
+            yield where, "needs a page: put a navigate step before it"
+        if kind == "fill":
+            templates += [(f"{where}.{name}", value) for name, value in spec.items()]
+            gives_email = gives_email or any("{email" in value for value in spec.values())
+            if render == "http" and not any("submit" in later for later in steps[i + 1 :]):
+                yield where, "an http flow fills a form for a submit: no submit step after it"
+        elif kind in ("click", "submit"):
+            templates += [(f"{where}.{name}", value) for name, value in spec.items()]
+        elif kind == "expect":
+            for one_where, one in (
+                [(f"{where}.{n}", m) for n, m in enumerate(spec)] if isinstance(spec, list) else [(where, spec)]
+            ):
+                templates += [(f"{one_where}.{name}", value) for name, value in one.items()]
+            texts += list(_marker_patterns(spec, where))
+        elif kind == "send_email":
+            templates += [(f"{where}.{name}", spec[name]) for name in ("to", "subject", "body")]
+            gives_email = gives_email or "{email" in spec["body"] + spec["subject"]
+        elif kind == "human":
+            for name in ("url", "instructions"):
+                if name in spec and (reason := _opt_out_template(spec[name], OPT_OUT_TASK_FIELDS)):
+                    yield f"{where}.{name}", reason + ": a task never carries personal data"
+        elif kind == "email_confirmation":
+            if not submitted:
+                yield where, "must follow the submission (a submit or send_email step) that makes the broker write"
+            elif not gives_email:
+                yield where, "no earlier step gives the broker the address {email} the confirmation is sent to"
+        if kind in ("submit", "send_email"):
+            submissions += 1
+            submitted = True
+            if submissions > 1:
+                yield where, "a flow makes one submission (sent exactly once): a second submit/send_email step"
+        for at, template in templates:
+            if reason := _opt_out_template(template, OPT_OUT_FIELDS):
+                yield at, reason
+    for where, pattern in texts:
+        try:
+            parse_pattern(pattern)
+        except NotationError as exc:
+            yield where, str(exc)
 
 
 def validate(raw: Any, source: str) -> None:

@@ -126,6 +126,108 @@ _search_entry = {
     "oneOf": [{"required": ["url"]}, {"required": ["form"]}],
 }
 
+# --- opt_out: the removal flow (crawler/removal/flows.py runs it; FORMAT.md documents each step) ---
+OPT_OUT_STEPS = ("navigate", "fill", "click", "submit", "expect", "email_confirmation", "send_email", "human")
+HUMAN_KINDS = ("phone", "id_upload", "captcha", "other")
+# template fields of opt-out steps: {email} is the request's tagged address (never the person's own)
+OPT_OUT_FIELDS = (
+    "listing_url",
+    "listing_path",
+    "email",
+    "reference",
+    "full_name",
+    "first_name",
+    "last_name",
+    "city",
+    "state",
+    "base_url",
+    "opt_out_url",
+)
+# a human task's texts are stored in plaintext: only the site's own addresses
+OPT_OUT_TASK_FIELDS = ("opt_out_url", "base_url")
+_selector = {
+    "type": "object",
+    "properties": {"css": _string, "xpath": _string},
+    "additionalProperties": False,
+    "minProperties": 1,
+    "maxProperties": 1,
+}
+_step_kinds = {
+    "navigate": {
+        "oneOf": [
+            _string,
+            {
+                "type": "object",
+                "properties": {
+                    "url": _string,
+                    # the page moved: on 404/410, open `page` and follow the link found there
+                    "moved": {
+                        "type": "object",
+                        "properties": {"page": _string, "link": _selector},
+                        "required": ["page", "link"],
+                        "additionalProperties": False,
+                    },
+                },
+                "required": ["url"],
+                "additionalProperties": False,
+            },
+        ]
+    },
+    "fill": {"type": "object", "additionalProperties": {"type": "string"}, "minProperties": 1},
+    "click": _selector,
+    "submit": {
+        "type": "object",
+        "properties": {"form": _string, "css": _string},
+        "additionalProperties": False,
+    },
+    "expect": _marker,
+    "email_confirmation": {
+        "type": "object",
+        "properties": {
+            "from": _string,
+            "link": _string,
+            "within_hours": {"type": "number", "exclusiveMinimum": 0},
+        },
+        "required": ["from", "link"],
+        "additionalProperties": False,
+    },
+    "send_email": {
+        "type": "object",
+        "properties": {"to": _string, "subject": _string, "body": _string},
+        "required": ["to", "subject", "body"],
+        "additionalProperties": False,
+    },
+    "human": {
+        "type": "object",
+        "properties": {"kind": {"enum": list(HUMAN_KINDS)}, "instructions": _string, "url": _string},
+        "required": ["kind", "instructions"],
+        "additionalProperties": False,
+    },
+}
+_opt_out_step = {
+    "type": "object",
+    "properties": _step_kinds,
+    "additionalProperties": False,
+    "minProperties": 1,
+    "maxProperties": 1,
+}
+_opt_out = {
+    "type": "object",
+    "properties": {
+        "url": _string,
+        "processing_days": {"type": "number", "minimum": 0},
+        "notes": {"type": "string"},
+        "render": {"enum": ["http", "browser"]},
+        "captcha": _marker,
+        "steps": {"type": "array", "items": _opt_out_step, "minItems": 1},
+        # dropped keys, accepted until every definition has its steps
+        "method": {"enum": ["form", "email", "web", "mail"]},
+        "requires": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["url"],
+    "additionalProperties": False,
+}
+
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$defs": {"field": _field},
@@ -205,18 +307,7 @@ SCHEMA = {
             "properties": {kind: {"type": "array", "items": _string} for kind in BLOCK_KINDS},
             "additionalProperties": False,
         },
-        "opt_out": {
-            "type": "object",
-            "properties": {
-                "url": _string,
-                "method": {"enum": ["form", "email", "web", "mail"]},
-                "requires": {"type": "array", "items": {"type": "string"}},
-                "processing_days": {"type": "integer", "minimum": 0},
-                "notes": {"type": "string"},
-            },
-            "required": ["url"],
-            "additionalProperties": False,
-        },
+        "opt_out": _opt_out,
     },
     "required": ["id", "name", "base_url", "search", "list", "detail"],
     "additionalProperties": False,
