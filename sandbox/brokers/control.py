@@ -10,13 +10,18 @@
 - Control, on every broker app (never counted, rate limited or challenged)::
 
       POST /_sandbox/config  {"layout": "v1"|"v2", "rate_limit_per_minute": N, <site keys>,
-                              "defaults": true (start from the defaults), "reset": true (clear counters)}
+                              "defaults": true (start from the defaults),
+                              "reset": true (clear counters and the opt-out state)}
       GET  /_sandbox/config  the config
       GET  /_sandbox/stats   counters, requests per client IP, listed count, config
 
   Sites made with ``flat=True`` (spa, radaris) answer the stats and the POST with the flat snapshot
   their clients read: site, layout, rate_limit_per_minute, listed, population, requests, rate_limited,
   statuses, clients (each client's requests in the current minute).
+- Opt-outs (``optouts.py``): every site's ``optouts``; a removed listing is no longer ``listed``, and
+  ``search`` / ``visible`` leave it out. Its config keys: ``optout_processing_seconds`` on every site,
+  ``optout_link_seconds``, ``relist_share`` (0..1, a ``bounds`` entry) and ``relist_seconds`` where a
+  site has them. ``GET /__optouts`` is exempt from counting and limits, as ``/_sandbox/*`` is.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from sandbox.brokers.common import Listing
+from sandbox.brokers.optouts import OptOuts
+from sandbox.population import Person
 
 LAYOUTS = ("v1", "v2")
 
@@ -78,11 +85,14 @@ class Site(Listing):
         gate: Gate | None = None,
         counted: Callable[[web.Request], bool] | None = None,
         flat: bool = False,
+        bounds: dict[str, tuple[float, float]] | None = None,
     ):
         super().__init__(site_id, options, share)
         self.gate, self.counted, self.flat = gate, counted, flat
         self.defaults = {"layout": "v1", **defaults}
+        self.bounds = bounds or {}  # key -> (lowest, highest) for numbers that may be 0, such as a share
         self.config = dict(self.defaults)
+        self.optouts = OptOuts(site_id, lambda: self.config)
         self.counters: Counter = Counter()
         self.clients: Counter = Counter()
         self.limits: dict[str, RateCounter] = {}
@@ -90,6 +100,17 @@ class Site(Listing):
     @property
     def v2(self) -> bool:
         return self.config["layout"] == "v2"
+
+    def listed(self, person: Person | None) -> bool:
+        return super().listed(person) and not self.optouts.hidden(person)
+
+    def visible(self, people: list[Person]) -> list[Person]:
+        """The people whose listings have not been removed (an opt-out)."""
+        hidden = self.optouts.hidden_ids()
+        return [p for p in people if p.id not in hidden] if hidden else list(people)
+
+    def search(self, first: str, last: str, city=None, state=None, zip_code=None) -> list[Person]:
+        return self.visible(super().search(first, last, city=city, state=state, zip_code=zip_code))
 
     def admit(self, window: str, request: web.Request, limit: int, seconds: float) -> int | None:
         """Count the request in the client's ``window`` if it has room (None); otherwise the seconds to wait."""
@@ -105,14 +126,17 @@ class Site(Listing):
             if key not in self.defaults:
                 raise ValueError(f"{key}: unknown setting; known: {', '.join(self.defaults)}")
             default = self.defaults[key]
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if key == "layout":
                 ok = value in LAYOUTS
+            elif key in self.bounds:
+                ok = number and self.bounds[key][0] <= value <= self.bounds[key][1]
             elif isinstance(default, bool):
                 ok = isinstance(value, bool)
             elif isinstance(default, int):
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
             else:
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+                ok = number and value > 0
             if not ok:
                 raise ValueError(f"{key}: invalid value {value!r} (default {default!r})")
         if defaults:
@@ -120,6 +144,7 @@ class Site(Listing):
         if reset:
             self.counters.clear()
             self.clients.clear()
+            self.optouts.clear()
         self.limits.clear()
         self.config.update(changes)
         return self.config
@@ -169,7 +194,7 @@ def minute_limit(refuse: Refuse, counter: str = "rate_limited") -> Gate:
 async def protect(request: web.Request, handler) -> web.StreamResponse:
     """Count every request and put the site's defences (its gate) in front of its pages."""
     site = request.app[SITE]
-    if request.path.startswith("/_sandbox/") or request.path == "/health":
+    if request.path.startswith("/_sandbox/") or request.path in ("/health", "/__optouts"):
         return await handler(request)
     if site.counted and not site.counted(request):
         return await handler(request)
@@ -216,9 +241,11 @@ def make_site_app(
     *,
     counted: Callable[[web.Request], bool] | None = None,
     flat: bool = False,
+    bounds: dict[str, tuple[float, float]] | None = None,
 ) -> tuple[web.Application, Site]:
-    """The application with the control endpoints and the counting middleware; the caller adds its routes."""
-    site = Site(site_id, options, share, defaults, gate, counted, flat)
+    """The application with the control endpoints and the counting middleware; the caller adds its routes
+    (and ``optouts.install`` for ``/__optouts``)."""
+    site = Site(site_id, options, share, defaults, gate, counted, flat, bounds)
     app = web.Application(middlewares=[protect])
     app[SITE] = site
     app.router.add_get("/_sandbox/config", configure)

@@ -5,6 +5,9 @@
     GET /name/{slug}/page/{n}                   later pages; past the last one a 200 "We could not find the page"
     GET /{xxx-xxx-xxxx}                         reverse phone lookup (the same cards)
     GET /{first-last}_id_G{19 digits}           the detail page (``listing_url``); another name part -> 301
+    GET /removal                                the opt-out form: listing URL, e-mail, hidden CSRF token
+    POST /removal                               -> "Check your e-mail" and a confirmation e-mail
+    GET /removal/confirm/{token}                the e-mailed link: confirms the removal
 
 Quirks copied from the real site, so spiders meet them here first:
 
@@ -17,6 +20,15 @@ Quirks copied from the real site, so spiders meet them here first:
 - over ``rate_limit_per_minute`` requests a minute from one client IP (default 60; 0 = off), a
   "Rate Limit Exceeded" page with status 200, as the real site serves it.
 
+Opt-out, as the real site's: the form's hidden ``csrf_token`` is bound to the ``fps_session`` cookie the
+form page sets (a POST without both, or with another session's token: 403 "Your session has expired");
+the URL must be one of the site's detail pages (400 otherwise). Each such POST is counted for that listing
+(``/__optouts``) and mails a link ``http://{host}/removal/confirm/{token}`` from removals@fastpeople.test
+to the address given (``sandbox.mailroom``: the sandbox's Maildir). The link is valid
+``optout_link_seconds`` (default 86400; later: an "expired" page, nothing confirmed); opening it confirms,
+and ``optout_processing_seconds`` (default 3 days) later the detail page answers as for an unknown id
+(the 200 "We could not find the page") and searches leave the person out.
+
 Layout v2 (``POST /_sandbox/config {"layout": "v2"}``) is a redesign: hashed class names, two wrappers
 around each card, ``<dl>`` facts instead of loose labels, ``data-href`` instead of ``data-link``, detail
 sections under ``data-section`` instead of ids and with phones and e-mails first. The JSON-LD does not
@@ -25,10 +37,13 @@ change (as on real redesigns), and neither do the values.
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from html import escape
 
 from aiohttp import web
 
+from sandbox import mailroom
 from sandbox.brokers.common import (
     cf_encode,
     dashed,
@@ -45,6 +60,7 @@ from sandbox.brokers.common import (
     slug,
 )
 from sandbox.brokers.control import SITE, Site, make_site_app, minute_limit
+from sandbox.brokers.optouts import install, valid_email
 from sandbox.population import Address, Person
 from sandbox.server import Service, register
 
@@ -52,8 +68,17 @@ SITE_ID = "fastpeople"
 BRAND = "FastPeople Search"
 SHARE = 0.8
 PAGE_SIZE = 10
-DEFAULTS = {"rate_limit_per_minute": 60}
+PROCESSING_DAYS = 3
+DEFAULTS = {
+    "rate_limit_per_minute": 60,
+    "optout_processing_seconds": PROCESSING_DAYS * 86400.0,
+    "optout_link_seconds": 86400.0,
+}
 DETAILS = web.AppKey("fastpeople_details", dict)  # detail id -> person
+SESSIONS = web.AppKey("fastpeople_sessions", dict)  # session cookie -> CSRF token
+SESSION_COOKIE = "fps_session"
+MAX_SESSIONS = 10_000
+SENDER = "FastPeople Search <removals@fastpeople.test>"
 
 
 def detail_id(person: Person) -> str:
@@ -174,7 +199,7 @@ async def search(request: web.Request) -> web.Response:
 async def phone_lookup(request: web.Request) -> web.Response:
     site = request.app[SITE]
     dashed = request.match_info["phone"]
-    return result_list(site, dashed, site.by_phone.get(dashed.replace("-", ""), []), 1, f"/{dashed}")
+    return result_list(site, dashed, site.visible(site.by_phone.get(dashed.replace("-", ""), [])), 1, f"/{dashed}")
 
 
 def section(site: Site, key: str, v1_id: str, heading: str, content: str) -> str:
@@ -241,7 +266,7 @@ def faq_ld(person: Person) -> dict:
 async def detail(request: web.Request) -> web.Response:
     site = request.app[SITE]
     person = request.app[DETAILS].get(request.match_info["gid"])
-    if person is None:
+    if person is None or site.optouts.hidden(person):
         return not_found_page(site)
     canonical = listing_url(person)
     if request.path != canonical:
@@ -270,6 +295,93 @@ async def home(request: web.Request) -> web.Response:
     )
 
 
+# ---- opt-out -------------------------------------------------------------------------------------------
+
+
+def removal_form(token: str, url: str = "", email: str = "") -> str:
+    return (
+        "<h1>Remove my record</h1><p>Paste the address of your record's page and an e-mail address. "
+        "We will send you a link to confirm the removal.</p>"
+        "<form id='removal' method='post' action='/removal'>"
+        f"<input type='hidden' name='csrf_token' value='{token}'>"
+        f"<label>Record URL <input name='url' value='{escape(url)}' placeholder='https://...'></label>"
+        f"<label>E-mail <input name='email' type='email' value='{escape(email)}'></label>"
+        "<button type='submit'>Remove my record</button></form>"
+    )
+
+
+async def removal(request: web.Request) -> web.Response:
+    sessions = request.app[SESSIONS]
+    session = request.cookies.get(SESSION_COOKIE, "")
+    fresh = session not in sessions
+    if fresh:
+        if len(sessions) >= MAX_SESSIONS:  # forget the oldest, as sessions expire on the real site
+            del sessions[next(iter(sessions))]
+        session = secrets.token_urlsafe(18)
+        sessions[session] = secrets.token_hex(20)
+    response = page(request.app[SITE], f"Remove my record - {BRAND}", removal_form(sessions[session]))
+    if fresh:
+        response.set_cookie(SESSION_COOKIE, session, path="/", httponly=True, samesite="Lax")
+    return response
+
+
+def valid_for(site: Site) -> str:
+    seconds = site.config["optout_link_seconds"]
+    return f"{seconds / 3600:g} hours" if seconds >= 3600 else f"{seconds:g} seconds"
+
+
+async def removal_post(request: web.Request) -> web.Response:
+    site = request.app[SITE]
+    form = await request.post()
+    expected = request.app[SESSIONS].get(request.cookies.get(SESSION_COOKIE, ""))
+    token = str(form.get("csrf_token", ""))
+    if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        body = "<h1>Your session has expired</h1><p class='error'>Please reload the removal page and try again.</p>"
+        return page(site, "Session expired", body, status=403)
+    url, email = str(form.get("url", "")).strip(), str(form.get("email", "")).strip()
+    found = site.optouts.find(url)
+    if found is None or not valid_email(email):
+        reason = "That is not the address of a record on our site." if found is None else "Enter a valid e-mail."
+        body = f"<p class='error'>{reason}</p>" + removal_form(expected, url, email)
+        return page(site, f"Remove my record - {BRAND}", body, status=400)
+    path, person = found
+    site.optouts.submit(path, person, needs_confirmation=True)
+    link = f"http://{request.host}/removal/confirm/{site.optouts.issue_token(path)}"
+    mailroom.deliver(
+        mailroom.compose(
+            SENDER,
+            email,
+            "Confirm the removal of your record",
+            f"Hello,\n\nWe received a request to remove a record from {BRAND}.\n"
+            f"Open this link within {valid_for(site)} to confirm it:\n\n{link}\n\n"
+            "If you did not ask for this, ignore this e-mail.\n",
+        )
+    )
+    body = (
+        "<h1>Check your e-mail</h1><p class='notice'>We sent a confirmation link to the address you gave. "
+        f"The link is valid for {valid_for(site)}; your record is removed once you open it.</p>"
+    )
+    return page(site, f"Check your e-mail - {BRAND}", body)
+
+
+CONFIRMATIONS = {
+    "confirmed": (
+        "Removal confirmed",
+        "Your removal request has been confirmed. The record will be removed within 72 hours.",
+    ),
+    "already": ("Removal confirmed", "This removal request has already been confirmed."),
+    "expired": ("Link expired", "This confirmation link has expired. Please submit a new removal request."),
+    "unknown": ("Invalid link", "This confirmation link is not valid."),
+}
+
+
+async def removal_confirm(request: web.Request) -> web.Response:
+    outcome = request.app[SITE].optouts.confirm(request.match_info["token"])
+    title, text = CONFIRMATIONS[outcome]
+    body = f"<h1>{title}</h1><p class='removal-{outcome}'>{text}</p>"
+    return page(request.app[SITE], f"{title} - {BRAND}", body, status=404 if outcome == "unknown" else 200)
+
+
 def rate_limited(_request: web.Request, site: Site, _wait: int) -> web.Response:
     return page(
         site,
@@ -281,7 +393,12 @@ def rate_limited(_request: web.Request, site: Site, _wait: int) -> web.Response:
 def make_app(options: dict) -> web.Application:
     app, site = make_site_app(SITE_ID, options, SHARE, DEFAULTS, minute_limit(rate_limited))
     app[DETAILS] = {detail_id(p): p for p in site.people}
+    app[SESSIONS] = {}
+    install(app, site, listing_url)
     routes = app.router
+    routes.add_get("/removal", removal)
+    routes.add_post("/removal", removal_post)
+    routes.add_get("/removal/confirm/{token}", removal_confirm)
     routes.add_get("/", home)
     routes.add_get("/name/{slug}", search)
     routes.add_get(r"/name/{slug}/page/{n:[1-9]\d{0,5}}", search)

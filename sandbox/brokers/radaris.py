@@ -4,6 +4,10 @@
     POST /ng/search   ff, fl, fs, fc, _token     first, last, state, city -> 303 to the results
     GET  /people/{First-Last}[/{ST}[/{City}]][/{page}]   10 cards a page
     GET  /p/{First}/{Last}/{id}                   profile; a wrong name for a known id gets a 301 to the right one
+    GET  /privacy                                 privacy policy; its ``a#optout`` links to the opt-out form
+    GET  /control/privacy                         404: the opt-out page that moved
+    GET  /ng/privacy/remove                       the opt-out form: profile URL, e-mail, hidden CSRF ``_token``
+    POST /ng/privacy/remove  profile_url, email, _token   -> "Your request has been received"
 
 Why these quirks: the real sites bind a CSRF token to a session cookie, so a
 crawler must load the form before it can search (403 "Invalid session"
@@ -13,6 +17,14 @@ on the first, so ``li.disabled`` alone is not the signal); and past N requests
 a minute per client they answer a hard 403 with ``Retry-After`` (default 30/min).
 Layout v2 (``POST /_sandbox/config``) is a redesign: results in a table, profile
 sections reordered under other headings and wrappers; the values stay the same.
+Opt-out: the page moved, as opt-out URLs do (an audit of a state broker registry found many stale):
+the old ``/control/privacy`` answers 404 and the privacy policy links to the new form, which takes the
+profile URL and an e-mail under the same session-bound CSRF token as the search (403 "Invalid session"
+without it). A counted submission removes the profile ``optout_processing_seconds`` later (default 300
+days, what the real site says): "Profile not found" (404) as for an unknown id, and searches leave it
+out. Then a data refresh: ``relist_share`` (0..1, default 0.3) of the removed profiles, the same people
+on every run (``common.digest``), come back ``relist_seconds`` (default 30 days) after their removal, at
+the same URL (``/__optouts`` "relisted"); once: removed again, they stay removed.
 Values are formatted the site's way: "John M Smith", phones "217-555-0123",
 cities "Springfield, IL", address history with year ranges.
 """
@@ -28,6 +40,7 @@ from aiohttp import web
 
 from sandbox.brokers.common import is_listed, opaque_id, stable_order
 from sandbox.brokers.control import SITE, Site, make_site_app, minute_limit
+from sandbox.brokers.optouts import install, valid_email
 from sandbox.population import Person
 from sandbox.server import Service, register
 
@@ -35,6 +48,14 @@ SITE_ID = "radaris"
 SHARE = 0.82
 PAGE_SIZE = 10
 DEFAULT_RATE_LIMIT = 30
+PROCESSING_DAYS = 300
+DEFAULTS = {
+    "rate_limit_per_minute": DEFAULT_RATE_LIMIT,
+    "optout_processing_seconds": PROCESSING_DAYS * 86400.0,
+    "relist_share": 0.3,
+    "relist_seconds": 30 * 86400.0,
+}
+OPT_OUT_PATH = "/ng/privacy/remove"
 SESSION_COOKIE = "rdr_session"
 MAX_SESSIONS = 10_000
 ID_DIGITS = "0123456789"
@@ -106,7 +127,8 @@ def search_form(token: str) -> str:
     )
 
 
-async def home(request: web.Request) -> web.Response:
+def session(request: web.Request) -> tuple[str, str, bool]:
+    """(session id, its CSRF token, whether it is new: set the cookie) for a page with a form."""
     sessions = request.app[SESSIONS_KEY]
     session = request.cookies.get(SESSION_COOKIE, "")
     fresh = session not in sessions
@@ -115,10 +137,28 @@ async def home(request: web.Request) -> web.Response:
             del sessions[next(iter(sessions))]
         session = secrets.token_urlsafe(18)
         sessions[session] = secrets.token_hex(20)
-    response = page(request, "People search", "<h1>Find anyone</h1>" + search_form(sessions[session]))
+    return session, sessions[session], fresh
+
+
+def with_session(response: web.Response, session: str, fresh: bool) -> web.Response:
     if fresh:
         response.set_cookie(SESSION_COOKIE, session, path="/", httponly=True, samesite="Lax")
     return response
+
+
+def valid_token(request: web.Request, form) -> str | None:
+    """The session's CSRF token when the form carries it, else None."""
+    expected = request.app[SESSIONS_KEY].get(request.cookies.get(SESSION_COOKIE, ""))
+    token = str(form.get("_token", ""))
+    if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        return None
+    return expected
+
+
+async def home(request: web.Request) -> web.Response:
+    session_id, token, fresh = session(request)
+    response = page(request, "People search", "<h1>Find anyone</h1>" + search_form(token))
+    return with_session(response, session_id, fresh)
 
 
 def results_path(first: str, last: str, state: str = "", city: str = "", number: int = 1) -> str:
@@ -129,9 +169,8 @@ def results_path(first: str, last: str, state: str = "", city: str = "", number:
 
 async def search_post(request: web.Request) -> web.Response:
     form = await request.post()
-    expected = request.app[SESSIONS_KEY].get(request.cookies.get(SESSION_COOKIE, ""))
-    token = str(form.get("_token", ""))
-    if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
+    expected = valid_token(request, form)
+    if expected is None:
         return page(request, "Invalid session", "<p class='error'>Invalid session</p>", status=403)
     first, last = str(form.get("ff", "")).strip(), str(form.get("fl", "")).strip()
     state, city = str(form.get("fs", "")).strip(), str(form.get("fc", "")).strip()
@@ -254,7 +293,7 @@ def section_items(request: web.Request, person: Person) -> dict[str, list[str]]:
     home = (person.current.city, person.current.state)
     neighbours = [
         p
-        for p in site.people
+        for p in site.visible(site.people)
         if (p.current.city, p.current.state) == home and p.id != person.id and p.id not in person.relatives
     ]
     associates = stable_order(SITE_ID, person.id, neighbours)[:3]
@@ -272,7 +311,7 @@ def section_items(request: web.Request, person: Person) -> dict[str, list[str]]:
 
 async def profile(request: web.Request) -> web.Response:
     person = request.app[INDEX_KEY].get(request.match_info["rid"])
-    if person is None:
+    if person is None or request.app[SITE].optouts.hidden(person):
         return page(request, "Not found", "<p class='error'>Profile not found</p>", status=404)
     if request.path != listing_url(person):
         raise web.HTTPMovedPermanently(listing_url(person))
@@ -300,15 +339,75 @@ async def profile(request: web.Request) -> web.Response:
     return page(request, display_name(person), body + "</article>")
 
 
+# ---- opt-out -------------------------------------------------------------------------------------------
+
+
+async def moved(request: web.Request) -> web.Response:
+    return page(request, "Page not found", "<h1>Page not found</h1><p>The page you requested does not exist.</p>", 404)
+
+
+async def privacy(request: web.Request) -> web.Response:
+    body = (
+        "<article class='policy'><h1>Privacy Policy</h1><p>Radaris collects publicly available information "
+        "from public records, social networks and other sources.</p><h2>Your choices</h2>"
+        "<p>You can ask us to remove your profile from our search results: "
+        f"<a id='optout' href='{OPT_OUT_PATH}'>Remove my information</a>. We process requests within "
+        f"{PROCESSING_DAYS} days. Profiles may reappear when our sources are refreshed.</p></article>"
+    )
+    return page(request, "Privacy Policy", body)
+
+
+def optout_form(token: str, url: str = "", email: str = "", error: str = "") -> str:
+    return (
+        "<h1>Remove my information</h1>"
+        + (f"<p class='error'>{escape(error)}</p>" if error else "")
+        + f"<form id='optout-form' method='post' action='{OPT_OUT_PATH}'>"
+        f"<input type='hidden' name='_token' value='{token}'>"
+        f"<label>Profile URL <input name='profile_url' value='{escape(url)}'></label>"
+        f"<label>E-mail <input name='email' type='email' value='{escape(email)}'></label>"
+        "<button type='submit'>Remove</button></form>"
+    )
+
+
+async def optout(request: web.Request) -> web.Response:
+    session_id, token, fresh = session(request)
+    return with_session(page(request, "Remove my information", optout_form(token)), session_id, fresh)
+
+
+async def optout_post(request: web.Request) -> web.Response:
+    form = await request.post()
+    expected = valid_token(request, form)
+    if expected is None:
+        return page(request, "Invalid session", "<p class='error'>Invalid session</p>", status=403)
+    site = request.app[SITE]
+    url, email = str(form.get("profile_url", "")).strip(), str(form.get("email", "")).strip()
+    found = site.optouts.find(url)
+    if found is None or not valid_email(email):
+        error = "Please enter the URL of a Radaris profile." if found is None else "Please enter a valid e-mail."
+        return page(request, "Remove my information", optout_form(expected, url, email, error), status=400)
+    site.optouts.submit(*found)
+    body = (
+        "<h1>Thank you</h1><p class='notice'>Your request has been received. "
+        f"The profile will be removed from our search results within {PROCESSING_DAYS} days.</p>"
+    )
+    return page(request, "Request received", body)
+
+
 def make_app(options: dict) -> web.Application:
-    defaults = {"rate_limit_per_minute": DEFAULT_RATE_LIMIT}
-    app, site = make_site_app(SITE_ID, options, SHARE, defaults, minute_limit(refuse), flat=True)
+    app, site = make_site_app(
+        SITE_ID, options, SHARE, DEFAULTS, minute_limit(refuse), flat=True, bounds={"relist_share": (0, 1)}
+    )
     app[INDEX_KEY] = {radaris_id(p): p for p in site.people}
     app[SESSIONS_KEY] = {}
     app.router.add_get("/", home)
     app.router.add_post("/ng/search", search_post)
     app.router.add_get("/people/{tail:.+}", results)
     app.router.add_get("/p/{first}/{last}/{rid}", profile)
+    app.router.add_get("/privacy", privacy)
+    app.router.add_get("/control/privacy", moved)
+    app.router.add_get(OPT_OUT_PATH, optout)
+    app.router.add_post(OPT_OUT_PATH, optout_post)
+    install(app, site, listing_url)
     return app
 
 

@@ -4,6 +4,9 @@
     GET /static/app.js                                               the application (plain JS, per layout)
     GET /api/search?q=&loc=&cursor=     {"total", "results": [10 masked teasers], "next_cursor"}
     GET /api/person/{id}                full values
+    GET /optout                         the shell: the app's opt-out (no terms modal there)
+    GET /api/optout/search?name=&state= {"results": [every listed match, teasers]}
+    POST /api/optout  {"id", "email"}   the opt-out request (JSON, from the app)
 
 Why: such sites send no data in their HTML; a browser runs the bundle, which
 shows a terms-of-service modal ("I Agree", remembered in localStorage and the
@@ -15,6 +18,12 @@ or a client that imitates one. Search teasers are masked ("in their 40s",
 rendered DOM has hashed class names that change with layout v2 (which also
 renders results as a table and reorders profile sections); ``data-qa-*``
 attributes stay the same in both layouts, as they do on real sites.
+The opt-out is the app too (``/optout``): search yourself by name and state, press "This is me" on your
+listing (``[data-qa-optout-result][data-url=PATH] [data-qa-optout-select]``), enter an e-mail, submit
+(``[data-qa-optout-submit]``); the app POSTs JSON and shows ``[data-qa-optout-done]``. Its API needs the
+``X-Requested-With`` header but not the terms cookie. A request is counted (``/__optouts``) and
+``optout_processing_seconds`` (default 1 day) later the profile is gone: the API answers 404 "Not found"
+(the app shows it), the shell 404, and searches leave it out.
 Past ``rate_limit_per_minute`` API calls a minute (default 120) the API answers
 429 with ``Retry-After``; pages and the script are never limited.
 """
@@ -30,6 +39,7 @@ from aiohttp import web
 
 from sandbox.brokers.common import decade, is_listed, opaque_id
 from sandbox.brokers.control import SITE, Site, make_site_app, minute_limit
+from sandbox.brokers.optouts import install, valid_email
 from sandbox.brokers.spa_assets import app_js, shell_html
 from sandbox.population import Person, Population
 from sandbox.server import Service, register
@@ -38,6 +48,8 @@ SITE_ID = "spa"
 SHARE = 0.74
 PAGE_SIZE = 10
 DEFAULT_RATE_LIMIT = 120
+PROCESSING_DAYS = 1
+MAX_OPTOUT_RESULTS = 50
 TOS_COOKIE, TOS_VERSION = "ps_tos", "2024-06"
 INDEX_KEY = web.AppKey("index", dict)  # 11-char id -> Person (listed people only)
 
@@ -177,16 +189,54 @@ async def api_person(request: web.Request) -> web.Response:
     if refusal := api_refusal(request):
         return refusal
     person = request.app[INDEX_KEY].get(request.match_info["pid"])
-    if person is None:
+    if person is None or request.app[SITE].optouts.hidden(person):
         return web.json_response({"error": "Not found"}, status=404)
     return web.json_response(profile(person, request.app[SITE].population))
+
+
+def app_only(request: web.Request) -> web.Response | None:
+    """The opt-out API takes the app's header (the terms are not asked for there)."""
+    if request.headers.get("X-Requested-With") != "app":
+        return web.json_response({"error": "Forbidden"}, status=403)
+    return None
+
+
+async def api_optout_search(request: web.Request) -> web.Response:
+    if refusal := app_only(request):
+        return refusal
+    words = request.query.get("name", "").split()
+    state = request.query.get("state", "").strip()
+    if len(words) < 2 or (state and not re.fullmatch(r"[A-Za-z]{2}", state)):
+        return web.json_response({"error": "Enter your first and last name and a state"}, status=400)
+    site = request.app[SITE]
+    found = [p for p in site.population.search(words[0], words[-1], state or None) if site.listed(p)]
+    return web.json_response({"total": len(found), "results": [teaser(p) for p in found[:MAX_OPTOUT_RESULTS]]})
+
+
+async def api_optout(request: web.Request) -> web.Response:
+    if refusal := app_only(request):
+        return refusal
+    try:
+        data = await request.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return web.json_response({"error": "expected a JSON object"}, status=400)
+    site, pid, email = request.app[SITE], str(data.get("id", "")), str(data.get("email", "")).strip()
+    person = request.app[INDEX_KEY].get(pid)
+    if person is None:
+        return web.json_response({"error": "Select your listing"}, status=400)
+    if not valid_email(email):
+        return web.json_response({"error": "Enter a valid e-mail address"}, status=400)
+    site.optouts.submit(listing_url(person), person)
+    return web.json_response({"status": "received", "processing_days": PROCESSING_DAYS})
 
 
 async def shell(request: web.Request) -> web.Response:
     """Every page is the same shell: the data only ever arrives through the API."""
     status = 200
     if pid := request.match_info.get("pid"):
-        status = 200 if pid in request.app[INDEX_KEY] else 404
+        status = 200 if request.app[SITE].listed(request.app[INDEX_KEY].get(pid)) else 404
     return web.Response(text=shell_html(), status=status, content_type="text/html")
 
 
@@ -210,14 +260,17 @@ def api_call(request: web.Request) -> bool:
 
 
 def make_app(options: dict) -> web.Application:
-    defaults = {"rate_limit_per_minute": DEFAULT_RATE_LIMIT}
+    defaults = {"rate_limit_per_minute": DEFAULT_RATE_LIMIT, "optout_processing_seconds": PROCESSING_DAYS * 86400.0}
     app, site = make_site_app(SITE_ID, options, SHARE, defaults, minute_limit(refuse), counted=api_call, flat=True)
     app[INDEX_KEY] = {opaque_id(SITE_ID, p): p for p in site.people}
-    for path in ("/", "/search", "/person/{pid}"):
+    for path in ("/", "/search", "/person/{pid}", "/optout"):
         app.router.add_get(path, shell)
     app.router.add_get("/static/app.js", script)
     app.router.add_get("/api/search", api_search)
     app.router.add_get("/api/person/{pid}", api_person)
+    app.router.add_get("/api/optout/search", api_optout_search)
+    app.router.add_post("/api/optout", api_optout)
+    install(app, site, listing_url)
     return app
 
 

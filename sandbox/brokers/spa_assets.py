@@ -3,6 +3,7 @@
 The script is served per layout: the class-name map is baked into it, as a
 bundler bakes CSS-module hashes into a bundle, so a redesign (layout v2)
 changes every class name while the ``data-qa-*`` attributes stay put.
+The opt-out (``/optout``) is part of the same script and needs no terms accepted.
 """
 
 from __future__ import annotations
@@ -244,14 +245,78 @@ SCRIPT = r"""
     }).catch(failed);
   }
 
+  function post(path, body) {
+    var headers = {"X-Requested-With": "app", "Accept": "application/json", "Content-Type": "application/json"};
+    var init = {method: "POST", headers: headers, credentials: "same-origin", body: JSON.stringify(body)};
+    return fetch(path, init).then(function (response) {
+      return response.json().then(function (data) {
+        if (!response.ok) throw new Error(data.error || "HTTP " + response.status);
+        return data;
+      });
+    });
+  }
+
+  // the opt-out: search yourself, "This is me" on your listing, an e-mail, submit (a JSON POST)
+  function optout() {
+    var name = h("input", {cls: "input", name: "name", placeholder: "First and last name",
+                           "data-qa-optout-name": ""});
+    var state = h("input", {cls: "input", name: "state", placeholder: "State (e.g. IL)", maxlength: "2",
+                            "data-qa-optout-state": ""});
+    var find = h("button", {cls: "button", type: "button", "data-qa-optout-find": ""}, ["Find my listing"]);
+    var list = h("div", {cls: "list", "data-qa-optout-results": ""});
+    var picked = h("p", {cls: "meta", "data-qa-optout-selected": ""});
+    var email = h("input", {cls: "input", type: "email", name: "email", placeholder: "Your e-mail",
+                            "data-qa-optout-email": ""});
+    var submit = h("button", {cls: "button", type: "button", "data-qa-optout-submit": ""}, ["Submit opt-out request"]);
+    var request = h("div", {cls: "form", "data-qa-optout-request": "", hidden: ""}, [picked, email, submit]);
+    var message = h("p", {cls: "error", "data-qa-optout-message": ""});
+    var chosen = null;
+    mount([h("h1", {}, ["Opt out of Peoplescope"]),
+           h("p", {}, ["Find your listing, select it and tell us where to confirm the request."]),
+           h("div", {cls: "form", "data-qa-optout-search": ""}, [name, state, find]), list, request, message]);
+    find.addEventListener("click", function () {
+      message.textContent = "";
+      list.replaceChildren();
+      request.hidden = true;
+      chosen = null;
+      api("/api/optout/search?name=" + encodeURIComponent(name.value) + "&state=" + encodeURIComponent(state.value))
+        .then(function (data) {
+          if (!data.total) list.appendChild(h("p", {cls: "empty", "data-qa-optout-empty": ""}, ["No listings found"]));
+          data.results.forEach(function (r) {
+            var select = h("button", {cls: "button", type: "button", "data-qa-optout-select": ""}, ["This is me"]);
+            select.addEventListener("click", function () {
+              chosen = r;
+              picked.textContent = "Selected: " + r.name + ", " + r.location;
+              request.hidden = false;
+            });
+            list.appendChild(h("article", {cls: "card", "data-qa-optout-result": r.id, "data-url": r.url}, [
+              h("span", {cls: "name"}, [r.name]), h("span", {cls: "age"}, [r.age_range]),
+              h("span", {cls: "location"}, [r.location]), select]));
+          });
+        }).catch(function (error) { message.textContent = error.message; });
+    });
+    submit.addEventListener("click", function () {
+      if (!chosen) return;
+      submit.disabled = true;
+      post("/api/optout", {id: chosen.id, email: email.value}).then(function () {
+        mount([h("h1", {}, ["Opt out of Peoplescope"]), h("p", {cls: "meta", "data-qa-optout-done": ""},
+          ["Your opt-out request has been received. Your listing will be removed within 24 hours."])]);
+      }).catch(function (error) {
+        submit.disabled = false;
+        message.textContent = error.message;
+      });
+    });
+  }
+
   function route() {
     var params = new URLSearchParams(location.search);
     var match = location.pathname.match(/^\/person\/([A-Za-z0-9]{11})$/);
     if (location.pathname === "/search") search(params.get("q") || "", params.get("loc") || "");
     else if (match) person(match[1]);
+    else if (location.pathname === "/optout") optout();
     else mount([h("h1", {}, ["Find anyone"]), form("", "")]);
   }
 
   injectStyle();
-  if (accepted()) route(); else modal(route);
+  if (location.pathname === "/optout" || accepted()) route(); else modal(route);  // no terms to opt out
 """

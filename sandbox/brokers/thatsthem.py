@@ -5,6 +5,7 @@
     GET /phone/555-555-0123                        records holding that phone
     GET /email/{address}                           records holding that e-mail
     GET /person/First-Last/{10 hex}                one record (``listing_url``), with relatives
+    GET /optout                                    how to opt out: only by e-mail to privacy@thatsthem.test
 
 Formats of its own: names in last-first order ("Smith, John M."), addresses in USPS capitals
 ("1234 OAK AVE", "SPRINGFIELD, IL 62701"), phones dashed with "Mobile" for wireless lines, and the age as
@@ -20,17 +21,27 @@ as text in the page, as a broker that republishes what someone typed (a self-edi
 serves it. The scraped name carries the payload intact; whatever shows it (the scans page) must keep it inert.
 The person still matches: the payload's words fall between the first and the last name.
 
+Opt-out by e-mail only: ``PRIVACY_ADDRESS`` is registered with ``sandbox.mailroom``, so a letter sent
+through the sandbox's mail services reaches ``receive``: each record URL of this site found in its plain
+text (``.../person/First-Last/{10 hex}``, absolute or a path) counts a submission for that record, which is
+removed ``optout_processing_seconds`` (default 2 days) later: "Record not found" (404) as for an unknown
+id, and lookups leave it out. A letter naming no record is counted as ``unmatched`` (``/__optouts``) and
+otherwise ignored, as a busy privacy desk does.
+
 Layout v2: one ``table.tt-results`` whose ``tbody.tt-rec[data-url]`` hold th/td rows (Name, Born, Address,
 Phones, E-mails, Also known as, Previous) instead of ``.ThatsThem-record`` cards; same values.
 """
 
 from __future__ import annotations
 
+import re
+from email.message import EmailMessage
 from html import escape
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from sandbox import mailroom
 from sandbox.brokers.common import (
     dashed,
     digest,
@@ -41,6 +52,7 @@ from sandbox.brokers.common import (
     parse_place,
 )
 from sandbox.brokers.control import SITE, Site, make_site_app, minute_limit
+from sandbox.brokers.optouts import install
 from sandbox.population import Address, Person
 from sandbox.server import Service, register
 
@@ -48,7 +60,10 @@ SITE_ID = "thatsthem"
 BRAND = "ThatsThem"
 SHARE = 0.72
 PAGE_SIZE = 10
-DEFAULTS = {"rate_limit_per_minute": 30}
+PROCESSING_DAYS = 2
+DEFAULTS = {"rate_limit_per_minute": 30, "optout_processing_seconds": PROCESSING_DAYS * 86400.0}
+PRIVACY_ADDRESS = "privacy@thatsthem.test"
+RECORD_URL = re.compile(r"/person/[^\s/]+/([0-9a-f]{10})(?![0-9a-zA-Z])")
 RECORDS = web.AppKey("thatsthem_records", dict)  # record id -> person
 PHONE_TYPES = {"Wireless": "Mobile"}
 INJECTED_PERSON = "P001509"  # Paul Edward Thomas of the default population (Reno, NV): no namesake anywhere
@@ -158,18 +173,20 @@ async def by_name(request: web.Request) -> web.Response:
 
 async def by_phone(request: web.Request) -> web.Response:
     digits = "".join(c for c in request.match_info["phone"] if c.isdigit())
-    return lookup_page(request, dashed(digits), request.app[SITE].by_phone.get(digits, []))
+    site = request.app[SITE]
+    return lookup_page(request, dashed(digits), site.visible(site.by_phone.get(digits, [])))
 
 
 async def by_email(request: web.Request) -> web.Response:
     address = request.match_info["address"]
-    return lookup_page(request, address, request.app[SITE].by_email.get(address.casefold(), []))
+    site = request.app[SITE]
+    return lookup_page(request, address, site.visible(site.by_email.get(address.casefold(), [])))
 
 
 async def person_page(request: web.Request) -> web.Response:
     site = request.app[SITE]
     person = request.app[RECORDS].get(request.match_info["rid"])
-    if person is None:
+    if person is None or site.optouts.hidden(person):
         return page("Not found", "<h1>Record not found</h1>", status=404)
     if request.path != listing_url(person):
         raise web.HTTPMovedPermanently(listing_url(person))
@@ -191,6 +208,33 @@ async def home(_request: web.Request) -> web.Response:
     )
 
 
+async def optout(_request: web.Request) -> web.Response:
+    return page(
+        "Opt out",
+        "<h1>Opt out</h1><p class='optout-info'>We take deletion requests only by e-mail. Write to "
+        f"<a href='mailto:{PRIVACY_ADDRESS}'>{PRIVACY_ADDRESS}</a> and include the address (URL) of each "
+        f"record you want removed. Requests are processed within {PROCESSING_DAYS} business days.</p>",
+    )
+
+
+def plain_text(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",)) if message.is_multipart() else message
+    return part.get_content() if part is not None else ""
+
+
+def receiver(site: Site, records: dict):
+    """The privacy inbox: a submission per record URL in the letter, else one more ``unmatched``."""
+
+    def receive(message: EmailMessage) -> None:
+        named = [rid for rid in dict.fromkeys(RECORD_URL.findall(plain_text(message))) if rid in records]
+        if not named:
+            site.optouts.count_unmatched()
+        for rid in named:  # a letter naming a record twice is one request for it
+            site.optouts.submit(listing_url(records[rid]), records[rid])
+
+    return receive
+
+
 def forbidden(_request: web.Request, _site: Site, wait: int) -> web.Response:
     return web.Response(status=403, text="Access denied", headers={"Retry-After": str(wait), "Server": "cdn"})
 
@@ -198,7 +242,10 @@ def forbidden(_request: web.Request, _site: Site, wait: int) -> web.Response:
 def make_app(options: dict) -> web.Application:
     app, site = make_site_app(SITE_ID, options, SHARE, DEFAULTS, minute_limit(forbidden, "forbidden"))
     app[RECORDS] = {record_id(p): p for p in site.people}
+    install(app, site, listing_url)
+    mailroom.register_recipient(PRIVACY_ADDRESS, receiver(site, app[RECORDS]))
     routes = app.router
+    routes.add_get("/optout", optout)
     routes.add_get("/", home)
     routes.add_get("/name/{name}", by_name)
     routes.add_get("/name/{name}/{place}", by_name)

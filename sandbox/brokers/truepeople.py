@@ -4,6 +4,7 @@
     GET /results?phoneno=(217)555-0123                          reverse phone lookup (links on detail pages)
     GET /find/person/{opaque id}                                the detail page (``listing_url``)
     GET /InternalCaptcha?returnUrl=...                          where bursts are sent
+    GET/POST /removal                                           the opt-out form, behind a reCAPTCHA
 
 ``citystatezip`` takes "City, ST", "City ST", "ST" or a ZIP (a ZIP narrows to its 3-digit area). Cards
 tease the age as a decade ("in their 40s"); the detail page has the exact one. About 3 % of the listed
@@ -22,6 +23,16 @@ Defences, in the order a request meets them (``/_sandbox/*`` and ``/health`` are
    IP are redirected (302) to ``/InternalCaptcha?returnUrl=<path>``, a 200 page with a ``g-recaptcha``
    div. Redirected requests do not count, so a client that slows down gets in again.
 3. ``rate_limit_per_minute`` (default 0 = off): over it, a 200 page "Your IP ... has been rate limited".
+
+Opt-out: ``/removal`` asks for the record's URL and an e-mail under a reCAPTCHA widget
+(``div.g-recaptcha`` and an empty ``g-recaptcha-response`` field, as Google's script leaves it until a
+person solves it). A POST without a solved token answers 400 "Please complete the CAPTCHA" and is not
+counted: nothing here can be solved by a program. A person's part is played through the sandbox:
+``POST /_sandbox/optouts/submit {"url": ...}`` (the person solved it and submitted: counted), or
+``POST /_sandbox/optouts/solve`` for a one-use token to put in ``g-recaptcha-response``. A counted
+submission removes the listing ``optout_processing_seconds`` later (default 5 days): its detail page then
+answers 404 "no longer available", as an unknown id does, and searches leave it out. The defences above
+stand in front of ``/removal`` too.
 
 Layout v2: results in a table (``tr.result-row[data-url]``), the detail values in
 ``.person-header[data-person-name|age|location]`` instead of ``#personDetails[data-fn|ln|age|city|state]``,
@@ -48,6 +59,7 @@ from sandbox.brokers.common import (
     reported_month,
 )
 from sandbox.brokers.control import SITE, Site, client_ip, make_site_app, minute_limit
+from sandbox.brokers.optouts import install, valid_email
 from sandbox.population import Address, Person
 from sandbox.server import Service, register
 
@@ -55,7 +67,15 @@ SITE_ID = "truepeople"
 BRAND = "TruePeople Search"
 SHARE = 0.75
 PAGE_SIZE = 10
-DEFAULTS = {"rate_limit_per_minute": 0, "burst_limit": 20, "burst_seconds": 10.0, "interstitial": True}
+PROCESSING_DAYS = 5
+DEFAULTS = {
+    "rate_limit_per_minute": 0,
+    "burst_limit": 20,
+    "burst_seconds": 10.0,
+    "interstitial": True,
+    "optout_processing_seconds": PROCESSING_DAYS * 86400.0,
+}
+SITE_KEY = "6LcSandboxTruePeopleKey"
 DETAILS = web.AppKey("truepeople_details", dict)  # opaque id -> person
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 CHALLENGE_SCRIPT = (  # clearance_token in JavaScript, then a reload
@@ -140,7 +160,7 @@ async def captcha(request: web.Request) -> web.Response:
         "<h1>Please verify you are a human</h1>"
         "<form method='post' action='/InternalCaptcha'>"
         f"<input type='hidden' name='returnUrl' value='{back}'>"
-        "<div class='g-recaptcha' data-sitekey='6LcSandboxTruePeopleKey'></div>"
+        f"<div class='g-recaptcha' data-sitekey='{SITE_KEY}'></div>"
         "<button type='submit'>Continue</button></form>",
     )
 
@@ -197,7 +217,7 @@ async def results(request: web.Request) -> web.Response:
         return page("Search", "<p class='error'>Invalid page.</p>", status=400)
     if "phoneno" in query:
         digits = "".join(c for c in query["phoneno"] if c.isdigit())[-10:]
-        found, title = site.by_phone.get(digits, []), query["phoneno"]
+        found, title = site.visible(site.by_phone.get(digits, [])), query["phoneno"]
     else:
         name = parse_name(query.get("name", ""))
         if name is None:
@@ -236,7 +256,7 @@ def phone_rows(site: Site, person: Person) -> str:
 async def detail(request: web.Request) -> web.Response:
     site = request.app[SITE]
     person = request.app[DETAILS].get(request.match_info["opaque"])
-    if person is None:
+    if person is None or site.optouts.hidden(person):
         return page("Not found", "<h1>Sorry, this record is no longer available.</h1>", status=404)
     current, v2 = person.current, site.v2
 
@@ -291,6 +311,41 @@ async def detail(request: web.Request) -> web.Response:
     return page(f"{person.full_name} - {BRAND}", body)
 
 
+def removal_form(url: str = "", email: str = "", error: str = "") -> str:
+    return (
+        "<h1>Remove my record</h1>"
+        + (f"<p class='error'>{escape(error)}</p>" if error else "")
+        + "<form id='removal' method='post' action='/removal'>"
+        f"<label>Record URL <input name='url' value='{escape(url)}'></label>"
+        f"<label>E-mail <input name='email' type='email' value='{escape(email)}'></label>"
+        f"<div class='g-recaptcha' data-sitekey='{SITE_KEY}'></div>"
+        "<textarea name='g-recaptcha-response' class='g-recaptcha-response' style='display:none'></textarea>"
+        "<button type='submit'>Submit removal request</button></form>"
+    )
+
+
+async def removal(_request: web.Request) -> web.Response:
+    return page(f"Remove my record - {BRAND}", removal_form())
+
+
+async def removal_post(request: web.Request) -> web.Response:
+    site = request.app[SITE]
+    form = await request.post()
+    url, email = str(form.get("url", "")).strip(), str(form.get("email", "")).strip()
+    if not site.optouts.captcha_solved(str(form.get("g-recaptcha-response", ""))):
+        return page(f"Remove my record - {BRAND}", removal_form(url, email, "Please complete the CAPTCHA."), 400)
+    found = site.optouts.find(url)
+    if found is None or not valid_email(email):
+        error = "That is not the address of a record on our site." if found is None else "Enter a valid e-mail."
+        return page(f"Remove my record - {BRAND}", removal_form(url, email, error), 400)
+    site.optouts.submit(*found)
+    body = (
+        "<h1>Thank you</h1><p class='notice'>Your removal request has been received. "
+        f"The record will be removed within {PROCESSING_DAYS} days.</p>"
+    )
+    return page(f"Removal requested - {BRAND}", body)
+
+
 async def home(_request: web.Request) -> web.Response:
     form = (
         "<form action='/results'><input name='name' placeholder='Name'>"
@@ -306,6 +361,9 @@ def make_app(options: dict) -> web.Application:
     app.router.add_get("/results", results)
     app.router.add_get("/find/person/{opaque}", detail)
     app.router.add_get("/InternalCaptcha", captcha)
+    app.router.add_get("/removal", removal)
+    app.router.add_post("/removal", removal_post)
+    install(app, site, listing_url)
     return app
 
 
