@@ -10,5 +10,6 @@ from sandbox.sites import directory  # isort: skip
 from sandbox.events import app as events  # isort: skip
 from sandbox.lab import app as lab  # isort: skip
 from sandbox.brokers import fastpeople, truepeople, spa, radaris, thatsthem  # isort: skip
+from sandbox import mail  # isort: skip
 
-__all__ = ["directory", "events", "fastpeople", "lab", "radaris", "spa", "thatsthem", "truepeople"]
+__all__ = ["directory", "events", "fastpeople", "lab", "mail", "radaris", "spa", "thatsthem", "truepeople"]
