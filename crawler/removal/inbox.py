@@ -27,6 +27,7 @@ import email
 import imaplib
 import os
 import re
+import ssl
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as DEFAULT_POLICY
@@ -166,7 +167,9 @@ class ImapInbox:
         self.password = unquote(parts.password or "")
         self.mailbox = unquote(parts.path.strip("/")) or "INBOX"
         self.timeout = timeout
-        self.ssl_context = ssl_context  # tests trust their own certificate; None = the system's CAs
+        # imaplib's own default checks no certificate at all: verify against the system's CAs
+        # (tests pass a context trusting their own certificate)
+        self.ssl_context = ssl_context
 
     confirmation_link = staticmethod(confirmation_link)
 
@@ -176,7 +179,8 @@ class ImapInbox:
     def _connect(self) -> imaplib.IMAP4:
         try:
             if self.tls:
-                return imaplib.IMAP4_SSL(self.host, self.port, ssl_context=self.ssl_context, timeout=self.timeout)
+                context = self.ssl_context or ssl.create_default_context()
+                return imaplib.IMAP4_SSL(self.host, self.port, ssl_context=context, timeout=self.timeout)
             return imaplib.IMAP4(self.host, self.port, timeout=self.timeout)
         except (OSError, imaplib.IMAP4.error) as error:
             raise InboxError(f"{self.where}: cannot connect ({type(error).__name__})") from None

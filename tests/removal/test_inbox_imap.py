@@ -1,12 +1,14 @@
 """The IMAP inbox (crawler/removal/inbox.py) against a real dovecot serving a Maildir (tests/removal/dovecot.py):
 the sandbox's mailroom delivers into dovecot's Maildir, the inbox finds the messages over IMAP by their
 exact tagged address, a message arriving after the first look is found by a later one, nothing is marked
-read, and a wrong password or a stopped server is one clear InboxError without the password."""
+read, imaps:// checks the server's certificate, and a wrong password or a stopped server is one clear
+InboxError without the password."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 import uuid
 
@@ -107,6 +109,28 @@ async def test_a_non_ascii_address_is_compared_locally(delivered_to):
 async def test_unknown_mailbox(dovecot):
     with pytest.raises(InboxError, match="cannot open the mailbox"):
         await ImapInbox(dovecot.url.replace("/INBOX", "/Nowhere")).find(tagged())
+
+
+async def test_imaps():
+    with running_dovecot(tls=True) as server:
+        mailroom.configure({"maildir": str(server.maildir)})
+        try:
+            address = tagged()
+            deliver(address, "tls")
+            trusted = ssl.create_default_context(cafile=str(server.certificate))
+            inbox = inbox_from_settings(Settings({"MAIL_INBOX": server.imaps_url}), ssl_context=trusted)
+            assert inbox.tls and inbox.port == server.imaps_port
+            messages = await found_within(inbox, address, 1)
+            assert [confirmation_link(m, "fastpeople", "/confirm/") for m in messages] == [
+                "https://fastpeople.test/removal/confirm/tls"
+            ]
+            # a certificate the system does not trust: refused, and the error says so in one line
+            with pytest.raises(
+                InboxError, match=r"imaps://optout:\*\*\*@.*: cannot connect \(SSLCertVerificationError\)"
+            ):
+                await ImapInbox(server.imaps_url).find(address)
+        finally:
+            mailroom.configure({})
 
 
 async def test_wrong_password_and_server_down_are_one_clear_error():
