@@ -9,7 +9,8 @@ A send meets the checks of a real stack in this order:
 1. injected outage (``fail_next: N``): the next N sends get 503 (``fail_status``) from the front,
    before anything else is looked at;
 2. the token: missing, unknown, revoked or expired -> 401 (``WWW-Authenticate: Bearer
-   error="invalid_token"``);
+   error="invalid_token"``); ``unauthorized_next: N`` revokes the token of each of the next N
+   sends that carry a valid one and answers 401 (a provider rotating its keys);
 3. the pace, per client: a send sooner than ``min_interval_seconds`` (default 10) after the
    client's last ACCEPTED send -> 429 with ``Retry-After``. Refused sends (401, 429, 400, 503) do
    not move the clock. Retry-After is whole seconds rounded up, at least 1 (RFC 9110's
@@ -26,7 +27,8 @@ A send meets the checks of a real stack in this order:
 Control (never counted, never rate limited)::
 
     POST /_sandbox/config  {"token_seconds": 1800, "min_interval_seconds": 10, "fail_next": 0,
-                            "drop_next": 0, "fail_status": 503, "client_id": ..., "client_secret": ...,
+                            "drop_next": 0, "unauthorized_next": 0, "fail_status": 503,
+                            "client_id": ..., "client_secret": ...,
                             "revoke_tokens": true (every token issued so far answers 401),
                             "reset": true (everything back to the start: defaults, no tokens,
                                            no sent mail, counters at zero; then the other keys)}
@@ -34,6 +36,7 @@ Control (never counted, never rate limited)::
     GET  /__sent           every accepted message: message_id, to, subject, body, at (ISO 8601, UTC)
     GET  /__stats          statuses (per code), rate_limited, unauthorized, token_grants,
                            token_refusals, failed, dropped, accepted, config
+    GET  /__tokens         every access token issued (so tests can look for them in logs)
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "min_interval_seconds": 10.0,
     "fail_next": 0,
     "drop_next": 0,
+    "unauthorized_next": 0,
     "fail_status": 503,
 }
 DEFAULT_SENDER = "Sandbox Mail API <noreply@mail-api.test>"
@@ -84,6 +88,7 @@ class MailState:
     def reset(self) -> None:
         self.config = dict(DEFAULTS)
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (client_id, expiry on the clock)
+        self.issued: list[str] = []
         self.last_accepted: dict[str, float] = {}  # client_id -> clock time of its last accepted send
         self.sent: list[dict] = []
         self.counters: Counter = Counter()
@@ -108,6 +113,7 @@ class MailState:
     def grant(self, client_id: str) -> tuple[str, float]:
         token, lifetime = secrets.token_urlsafe(24), float(self.config["token_seconds"])
         self.tokens[token] = (client_id, self.clock() + lifetime)
+        self.issued.append(token)
         self.counters["token_grants"] += 1
         return token, lifetime
 
@@ -148,7 +154,7 @@ def valid_setting(key: str, value) -> bool:
         return isinstance(value, str) and bool(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
-    if key in ("fail_next", "drop_next"):
+    if key in ("fail_next", "drop_next", "unauthorized_next"):
         return isinstance(value, int) and value >= 0
     if key == "fail_status":
         return isinstance(value, int) and 500 <= value <= 599
@@ -209,6 +215,9 @@ async def send_email(request: web.Request) -> web.Response:
         state.counters["failed"] += 1
         return answer(state, config["fail_status"], {"error": "unavailable"}, {"Retry-After": "1"})
     client = state.client_of(request.headers.get("Authorization"))
+    if client is not None and state.take_injected("unauthorized_next"):
+        state.tokens.pop(request.headers["Authorization"].partition(" ")[2].strip(), None)
+        client = None
     if client is None:
         state.counters["unauthorized"] += 1
         headers = {"WWW-Authenticate": 'Bearer realm="mail", error="invalid_token"'}
@@ -247,6 +256,10 @@ async def sent(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(state_of(request).sent), content_type="application/json")
 
 
+async def tokens(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(state_of(request).issued), content_type="application/json")
+
+
 async def stats(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(state_of(request).snapshot()), content_type="application/json")
 
@@ -271,6 +284,7 @@ def make_app(options: dict) -> web.Application:
     app.router.add_post("/send-email", send_email)
     app.router.add_get("/__sent", sent)
     app.router.add_get("/__stats", stats)
+    app.router.add_get("/__tokens", tokens)
     app.router.add_get("/_sandbox/config", configure)
     app.router.add_post("/_sandbox/config", configure)
     return app
