@@ -29,9 +29,10 @@ BROKER = "FastPeople Privacy <privacy@fastpeople.test>"
 @pytest.fixture
 def maildir(tmp_path):
     path = tmp_path / "mail"
+    previous = mailroom.maildir_path()
     mailroom.configure({"maildir": str(path)})
     yield path
-    mailroom.configure({})  # back to the default for the rest of the process
+    mailroom.configure({"maildir": str(previous)})  # as it was, for the rest of the process
 
 
 def tagged() -> str:

@@ -33,9 +33,10 @@ def dovecot():
 @pytest.fixture
 def delivered_to(dovecot):
     """The mailroom writes into dovecot's Maildir for this test."""
+    previous = mailroom.maildir_path()
     mailroom.configure({"maildir": str(dovecot.maildir)})
     yield dovecot
-    mailroom.configure({})
+    mailroom.configure({"maildir": str(previous)})
 
 
 def tagged() -> str:
@@ -113,6 +114,7 @@ async def test_unknown_mailbox(dovecot):
 
 async def test_imaps():
     with running_dovecot(tls=True) as server:
+        previous = mailroom.maildir_path()
         mailroom.configure({"maildir": str(server.maildir)})
         try:
             address = tagged()
@@ -130,7 +132,7 @@ async def test_imaps():
             ):
                 await ImapInbox(server.imaps_url).find(address)
         finally:
-            mailroom.configure({})
+            mailroom.configure({"maildir": str(previous)})
 
 
 async def test_wrong_password_and_server_down_are_one_clear_error():
