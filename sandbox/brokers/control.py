@@ -20,8 +20,8 @@
   statuses, clients (each client's requests in the current minute).
 - Opt-outs (``optouts.py``): every site's ``optouts``; a removed listing is no longer ``listed``, and
   ``search`` / ``visible`` leave it out. Its config keys: ``optout_processing_seconds`` on every site,
-  ``optout_link_seconds``, ``relist_share`` (0..1, a ``bounds`` entry) and ``relist_seconds`` where a
-  site has them. ``GET /__optouts`` is exempt from counting and limits, as ``/_sandbox/*`` is.
+  ``optout_link_seconds``, ``relist_share`` (0..1) and ``relist_seconds`` where a site has them (the
+  delays may be 0: at once). ``GET /__optouts`` is exempt from counting and limits, as ``/_sandbox/*`` is.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from sandbox.brokers.optouts import OptOuts
 from sandbox.population import Person
 
 LAYOUTS = ("v1", "v2")
+OPT_OUT_BOUNDS = {"optout_processing_seconds": (0, math.inf), "relist_seconds": (0, math.inf), "relist_share": (0, 1)}
 
 Gate = Callable[[web.Request, "Site"], Awaitable[web.StreamResponse | None]]
 Refuse = Callable[[web.Request, "Site", int], web.StreamResponse]  # the answer past a limit, given the wait
@@ -90,7 +91,8 @@ class Site(Listing):
         super().__init__(site_id, options, share)
         self.gate, self.counted, self.flat = gate, counted, flat
         self.defaults = {"layout": "v1", **defaults}
-        self.bounds = bounds or {}  # key -> (lowest, highest) for numbers that may be 0, such as a share
+        # key -> (lowest, highest) for numbers that may be 0: a share, or "at once" for a delay
+        self.bounds = {**OPT_OUT_BOUNDS, **(bounds or {})}
         self.config = dict(self.defaults)
         self.optouts = OptOuts(site_id, lambda: self.config)
         self.counters: Counter = Counter()

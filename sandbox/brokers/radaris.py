@@ -394,9 +394,7 @@ async def optout_post(request: web.Request) -> web.Response:
 
 
 def make_app(options: dict) -> web.Application:
-    app, site = make_site_app(
-        SITE_ID, options, SHARE, DEFAULTS, minute_limit(refuse), flat=True, bounds={"relist_share": (0, 1)}
-    )
+    app, site = make_site_app(SITE_ID, options, SHARE, DEFAULTS, minute_limit(refuse), flat=True)
     app[INDEX_KEY] = {radaris_id(p): p for p in site.people}
     app[SESSIONS_KEY] = {}
     app.router.add_get("/", home)
