@@ -88,12 +88,14 @@ class OptOuts:
         self.clear()
 
     def clear(self) -> None:
-        self.submissions: Counter[str] = Counter()
-        self.entries: dict[str, Entry] = {}
-        self.confirmed: list[str] = []
-        self.tokens: dict[str, Token] = {}
-        self.solved: set[str] = set()
-        self.unmatched = 0
+        """Forget everything (``POST /_sandbox/config {"reset": true}``)."""
+        with self.lock:
+            self.submissions: Counter[str] = Counter()
+            self.entries: dict[str, Entry] = {}
+            self.confirmed: list[str] = []
+            self.tokens: dict[str, Token] = {}
+            self.solved: set[str] = set()
+            self.unmatched = 0
 
     def index(self, people: list[Person], listing_url: Callable[[Person], str | None]) -> None:
         self.by_path = {path: p for p in people if (path := listing_url(p))}
@@ -112,34 +114,38 @@ class OptOuts:
 
     def settle(self) -> None:
         """Move every entry as far as the clock says: processing -> removed -> (maybe) relisted."""
+        with self.lock:
+            self._settle()
+
+    def _settle(self) -> None:  # the lock held
         now, config = self.clock(), self.config()
         processing = config.get("optout_processing_seconds", 0)
-        with self.lock:
-            for entry in self.entries.values():
-                if entry.state == PROCESSING and now >= entry.since + processing:
-                    entry.state, entry.since = REMOVED, entry.since + processing
-                if (
-                    entry.state == REMOVED
-                    and not entry.relisted
-                    and self.relists(entry.person)
-                    and now >= entry.since + config.get("relist_seconds", 0)
-                ):
-                    entry.state, entry.since, entry.relisted = RELISTED, entry.since + config["relist_seconds"], True
+        for entry in self.entries.values():
+            if entry.state == PROCESSING and now >= entry.since + processing:
+                entry.state, entry.since = REMOVED, entry.since + processing
+            if (
+                entry.state == REMOVED
+                and not entry.relisted
+                and self.relists(entry.person)
+                and now >= entry.since + config.get("relist_seconds", 0)
+            ):
+                entry.state, entry.since, entry.relisted = RELISTED, entry.since + config["relist_seconds"], True
 
     def hidden(self, person: Person) -> bool:
         """Whether the listing is gone (the site then answers as for an unknown id)."""
         return person.id in self.hidden_ids()
 
     def hidden_ids(self) -> set[str]:
-        self.settle()
-        return {e.person.id for e in self.entries.values() if e.state == REMOVED}
+        with self.lock:
+            self._settle()
+            return {e.person.id for e in self.entries.values() if e.state == REMOVED}
 
     # ---- what the site's pages call --------------------------------------------------------------------
 
     def submit(self, path: str, person: Person, *, needs_confirmation: bool = False) -> str:
         """Count a submission; start processing (or wait for the confirmation). Returns the entry's state."""
-        self.settle()
         with self.lock:
+            self._settle()
             self.submissions[path] += 1
             entry = self.entries.get(path)
             if entry is None or entry.state in (RELISTED, WAITING):
@@ -157,8 +163,8 @@ class OptOuts:
 
     def confirm(self, token: str) -> str:
         """ "unknown", "expired", "already" (confirmed before) or "confirmed" (processing starts now)."""
-        self.settle()
         with self.lock:
+            self._settle()
             issued = self.tokens.get(token)
             if issued is None:
                 return "unknown"
@@ -193,8 +199,8 @@ class OptOuts:
             self.unmatched += 1
 
     def snapshot(self) -> dict:
-        self.settle()
         with self.lock:
+            self._settle()
             entries = sorted(self.entries.items())
             return {
                 "site": self.site_id,
