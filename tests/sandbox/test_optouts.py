@@ -36,7 +36,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 @pytest.fixture(scope="module")
 def own_sandbox(tmp_path_factory):
     maildir = tmp_path_factory.mktemp("optouts") / "mail"  # created by the first delivery
-    with running(["--free-ports", "--only", ",".join(SITES), "--maildir", str(maildir)], timeout=60) as urls:
+    services = ",".join([*SITES, "mail"])  # the mail API delivers in the sandbox: thatsthem's inbox is there
+    with running(["--free-ports", "--only", services, "--maildir", str(maildir)], timeout=60) as urls:
         yield urls, maildir
 
 
@@ -49,12 +50,12 @@ async def http():
 @pytest.fixture
 async def sites(own_sandbox, http):
     urls, _ = own_sandbox
-    for url in urls.values():
-        await configure(http, url, defaults=True, reset=True, rate_limit_per_minute=0)
+    for name in SITES:
+        await configure(http, urls[name], defaults=True, reset=True, rate_limit_per_minute=0)
     await configure(http, urls["truepeople"], interstitial=False, burst_limit=0)
     yield urls
-    for url in urls.values():
-        await configure(http, url, defaults=True, reset=True)
+    for name in SITES:
+        await configure(http, urls[name], defaults=True, reset=True)
 
 
 async def configure(http, base: str, **changes) -> dict:
@@ -286,6 +287,26 @@ async def test_thatsthem_optout_page_and_reset(sites, http):
         "unmatched": 0,
     }
     await get(http, base + path)
+
+
+async def test_thatsthem_reads_letters_sent_through_the_sandbox_mail_api(sites, own_sandbox, http):
+    base, api = sites["thatsthem"], sites["mail"]
+    person = listed(thatsthem, 2)[1]
+    path = thatsthem.listing_url(person)
+    await configure(http, api, reset=True, client_id="h1", client_secret="s", min_interval_seconds=0.001)
+    await configure(http, base, optout_processing_seconds=LONG)
+    async with http.post(f"{api}/auth/token", json={"client_id": "h1", "client_secret": "s"}) as response:
+        bearer = {"Authorization": f"Bearer {(await response.json())['access_token']}"}
+    letters = [f"Please delete {base}{path} - reference r2", "Please delete all my data."]
+    for body in letters:
+        letter = {"to": thatsthem.PRIVACY_ADDRESS, "subject": "Deletion request r2", "body": body}
+        async with http.post(f"{api}/send-email", json=letter, headers=bearer) as response:
+            assert response.status == 202, await response.text()
+    report = await optouts(http, base)
+    assert report["submissions"] == {path: 1} and report["unmatched"] == 1 and report["pending"] == [path]
+    await configure(http, base, optout_processing_seconds=0)
+    assert (await get(http, base + path, 404)).css("h1::text").get() == "Record not found"
+    assert not own_sandbox[1].exists() or not [m for m in mailbox.Maildir(own_sandbox[1]) if "thatsthem" in m["To"]]
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="system Chromium missing: /usr/bin/chromium")
