@@ -52,8 +52,11 @@ def deliver(message: EmailMessage) -> str:
         else:
             to_mailbox = True
     if to_mailbox:
-        # Maildir writes to tmp/ then renames into new/: a reader never sees half a message
-        mailbox.Maildir(maildir_path(), create=True).add(message)
+        # Maildir writes to tmp/ then renames into new/: a reader never sees half a message. Its
+        # create=True makes the folders only when the directory itself is missing, not in an empty one
+        for folder in ("tmp", "new", "cur"):
+            (maildir_path() / folder).mkdir(parents=True, exist_ok=True)
+        mailbox.Maildir(maildir_path(), create=False).add(message)
     return message["Message-ID"]
 
 
