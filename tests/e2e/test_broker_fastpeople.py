@@ -25,7 +25,9 @@ def test_crawl_finds_the_persons_listing_with_decoded_emails(crawl_env, sandbox,
         "SELECT definition_sha256, definition, opt_out FROM websites WHERE id = 'fastpeople'"
     ).fetchone()
     assert sha == load_definition("spiders/sites/fastpeople.yaml").sha256
-    assert definition["list"]["items"] == {"css": "div.people-list div.card"} and opt_out["method"] == "form"
+    assert definition["list"]["items"] == {"css": "div.people-list div.card"} and opt_out["steps"][0] == {
+        "navigate": "{opt_out_url}"
+    }
     assert "scan_error" not in result.stderr and " parse_error " not in result.stderr
 
 
