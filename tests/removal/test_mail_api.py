@@ -29,6 +29,7 @@ from crawler.removal.mail.api import (
     NO_HOST,
     ApiProvider,
     MailDeferralWait,
+    MailDepartureSpacing,
     MailLostAnswer,
     answer_lost,
     api_key,
@@ -72,6 +73,7 @@ def test_spider_settings_point_the_middlewares_at_the_mail_api_only():
     middlewares = overrides["DOWNLOADER_MIDDLEWARES"]
     assert middlewares["middlewares.retry.RetryMiddleware"] == 550  # the project's own are kept
     assert middlewares["crawler.removal.mail.api.MailDeferralWait"] < 550 < 575
+    assert middlewares["crawler.removal.mail.api.MailDepartureSpacing"] > 575  # after the token is attached
     assert middlewares["crawler.removal.mail.api.MailLostAnswer"] > 575  # its exceptions reach it before retry
     assert mail_spider_settings(project(MAIL_PROVIDER="smtp")) == {}
 
@@ -154,6 +156,21 @@ async def test_a_deferred_send_waits_here_and_other_requests_pass(caplog):
     assert await asyncio.wait_for(guard.process_request(other), 1) is None
     assert DEFER_UNTIL in other.meta  # the scheduler's business, not ours
     assert time.monotonic() - started < 5 and SECRET_BODY not in caplog.text
+
+
+async def test_sends_leave_at_least_the_pace_apart_even_when_one_left_late():
+    spacing = MailDepartureSpacing()
+    meta = {MAIL_META: True, "ratelimit_rps": 10, "ratelimit_key": "mail-api:mail.example:80"}
+    first, second = (Request("http://mail.example/send-email", meta=dict(meta)) for _ in range(2))
+    started = time.monotonic()
+    assert await spacing.process_request(first) is None
+    assert time.monotonic() - started < 0.05  # nothing left before it
+    assert await spacing.process_request(second) is None
+    assert time.monotonic() - started >= 0.1
+    other = Request("http://broker.example/page", meta={"ratelimit_rps": 10, "ratelimit_key": meta["ratelimit_key"]})
+    before = time.monotonic()
+    await spacing.process_request(other)
+    assert time.monotonic() - before < 0.05  # not a send: not ours to pace
 
 
 async def test_sending_needs_a_running_crawl():

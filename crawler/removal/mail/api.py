@@ -16,11 +16,15 @@ mail API. Credentials go only to the sends themselves (``meta["auth"] = True``):
 set to a reserved name no host has, so pages of other sites on the same host (the sandbox's
 brokers run on 127.0.0.1 too) never get the mail token.
 
-Two small middlewares close the gaps of the engine's direct download (only for sends):
+Three small middlewares close the gaps of the engine's direct download (only for sends):
 
 - ``MailDeferralWait`` (first in line): ``download_async`` re-downloads at once a request a
   middleware hands back, so a deferral (a retry's backoff, a long rate-limit wait) would be
   skipped; it waits here instead, without holding a download slot.
+- ``MailDepartureSpacing`` (after auth_token.py): the rate limiter spaces the slots it grants,
+  but a send can leave late (its token was renewed on the way, the event loop was busy) and the
+  next one on time, which the provider, counting from its last accepted send, would see early.
+  This keeps the pace between real departures too (in process; the shared pace is the limiter's).
 - ``MailLostAnswer`` (sees exceptions before retry.py): a send that failed after it may have
   left (connection lost or closed, timeout) is not retried, since the provider may have
   accepted it; the provider raises ``MailOutcomeUnknown``. A send that never left (refused,
@@ -74,7 +78,13 @@ def api_spider_settings(settings) -> dict:
     """The overrides of ``mail_spider_settings`` for ``MAIL_PROVIDER=api``."""
     base = settings.get("MAIL_API_URL").rstrip("/")
     middlewares = dict(settings.getdict("DOWNLOADER_MIDDLEWARES"))
-    middlewares.update({f"{__name__}.MailDeferralWait": 540, f"{__name__}.MailLostAnswer": 580})
+    middlewares.update(
+        {
+            f"{__name__}.MailDeferralWait": 540,  # before retry (550): first to see a deferred copy
+            f"{__name__}.MailDepartureSpacing": 578,  # after auth (575): the last wait before leaving
+            f"{__name__}.MailLostAnswer": 580,  # exceptions go bottom-up: before auth, rate limit, retry
+        }
+    )
     return {
         "AUTH_TOKEN_URL": f"{base}/auth/token",
         "AUTH_CLIENT_ID": settings.get("MAIL_API_CLIENT_ID"),
@@ -175,6 +185,26 @@ class MailDeferralWait:
         if delay > 0:
             logger.debug("mail API: send waits %.2fs (%s)", delay, reason or "deferred")
             await asyncio.sleep(delay)
+        return None
+
+
+class MailDepartureSpacing:
+    """Keeps the pace (``1 / meta["ratelimit_rps"]``) between the moments sends really leave."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.last: dict[str, float] = {}  # rate-limit key -> when its last send left
+
+    async def process_request(self, request):
+        rps = request.meta.get("ratelimit_rps")
+        if not request.meta.get(MAIL_META) or not rps:
+            return None
+        key = request.meta.get("ratelimit_key", "")
+        # a loop: another send may have left while this one slept (no await between check and mark)
+        while (wait := self.last.get(key, float("-inf")) + 1 / rps - self.clock()) > 0:
+            logger.debug("mail API: send waits %.3fs for the previous one's late departure", wait)
+            await asyncio.sleep(wait)
+        self.last[key] = self.clock()
         return None
 
 
