@@ -36,6 +36,7 @@ from crawler.removal.mail.api import (
     pace_seconds,
 )
 from crawler.scheduling.deferring import DEFER_REASON, DEFER_UNTIL
+from middlewares.auth_token import AuthTokenMiddleware
 
 pytestmark = pytest.mark.unit
 
@@ -76,6 +77,17 @@ def test_spider_settings_point_the_middlewares_at_the_mail_api_only():
     assert middlewares["crawler.removal.mail.api.MailDepartureSpacing"] > 575  # after the token is attached
     assert middlewares["crawler.removal.mail.api.MailLostAnswer"] > 575  # its exceptions reach it before retry
     assert mail_spider_settings(project(MAIL_PROVIDER="smtp")) == {}
+
+
+def test_the_token_goes_to_sends_only_not_to_the_spiders_sites_on_the_same_host():
+    settings = project(MAIL_API_URL="http://127.0.0.1:8406")
+    settings.update(mail_spider_settings(settings), priority="spider")
+    spider = SimpleNamespace(allowed_domains=["127.0.0.1"])  # the sandbox's brokers share the host
+    auth = AuthTokenMiddleware(SimpleNamespace(settings=settings, stats=None, spider=spider))
+    send = ApiProvider(SimpleNamespace(settings=settings, engine=None)).request("a@example.org", "S", "B")
+    assert auth.applies(send)
+    assert not auth.applies(Request("http://127.0.0.1:8401/removal"))
+    assert not auth.applies(Request("http://127.0.0.1:8406/other"))
 
 
 def test_the_provider_is_chosen_by_setting_and_needs_the_spider_settings():
