@@ -220,9 +220,6 @@ _opt_out = {
         "render": {"enum": ["http", "browser"]},
         "captcha": _marker,
         "steps": {"type": "array", "items": _opt_out_step, "minItems": 1},
-        # dropped keys, accepted until every definition has its steps
-        "method": {"enum": ["form", "email", "web", "mail"]},
-        "requires": {"type": "array", "items": {"type": "string"}},
     },
     "required": ["url"],
     "additionalProperties": False,

@@ -31,6 +31,7 @@ from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLook
 from crawler.extraction import marker_matches
 from crawler.removal.captcha import captcha_on
 from crawler.removal.flows import Selector
+from crawler.resilience.budget import parse_retry_after
 
 # failures to connect: nothing was sent
 NOT_SENT_ERRORS = (
@@ -41,6 +42,9 @@ NOT_SENT_ERRORS = (
     DNSLookupError,
 )
 BROWSER_TIMEOUT_MS = 15_000
+PAGE_ATTEMPTS = 3  # loads of one page (never of a submission) before the step fails
+PAGE_RETRY_WAIT = 0.5  # seconds, times the attempt
+PAGE_RETRY_MAX_WAIT = 10.0  # a longer Retry-After is left to the flow's backoff
 EXPECT_WAIT_SECONDS = 10.0
 
 
@@ -90,10 +94,24 @@ class HttpDriver:
         return Request(url, meta=site_meta(self.definition, cookiejar=self.jar), dont_filter=True, **kwargs)
 
     async def download(self, request) -> object:
-        try:
-            return await self.crawler.engine.download_async(request)
-        except Exception as exc:
-            raise StepError(f"{type(exc).__name__} loading a page") from None
+        """A page (never a submission): a 5xx, a 429 or a lost connection is tried again a few times,
+        a moment apart, in the same cookiejar (an interstitial's 503 sets the cookie that passes it)."""
+        for attempt in range(1, PAGE_ATTEMPTS + 1):
+            wait = PAGE_RETRY_WAIT * attempt
+            try:
+                response = await self.crawler.engine.download_async(request.replace())
+            except Exception as exc:
+                if attempt == PAGE_ATTEMPTS:
+                    raise StepError(f"{type(exc).__name__} loading a page") from None
+            else:
+                if attempt == PAGE_ATTEMPTS or not (response.status >= 500 or response.status == 429):
+                    return response
+                retry_after = parse_retry_after(response.headers) or 0.0
+                if retry_after > PAGE_RETRY_MAX_WAIT:  # a long pause: the flow's backoff handles it
+                    return response
+                wait = max(wait, retry_after)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
 
     async def get(self, url: str, page_methods=()):
         self.page = await self.download(self.request(url))
@@ -145,6 +163,8 @@ class HttpDriver:
         self.page, self.fields = response, {}
         if 400 <= response.status < 500:
             raise SubmissionNotSent(f"the form was refused with HTTP {response.status}")
+        if response.status >= 500:  # the broker may have recorded it before failing: unknown
+            raise StepError(f"HTTP {response.status} answering the form")
         return response
 
     async def close(self) -> None:
