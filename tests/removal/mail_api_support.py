@@ -110,10 +110,11 @@ def run_mail_crawl(
 
 
 class MailSandbox:
-    """The sandbox's mail service alone, on a free port, delivering into ``maildir``."""
+    """The sandbox's mail service (and any other services asked for, in ``urls``) on free ports,
+    delivering into ``maildir``."""
 
-    def __init__(self, url: str, maildir: Path):
-        self.url, self.maildir = url, maildir
+    def __init__(self, urls: dict[str, str], maildir: Path):
+        self.urls, self.url, self.maildir = urls, urls["mail"], maildir
 
     def configure(self, **changes) -> dict:
         from support import http
@@ -134,10 +135,13 @@ class MailSandbox:
 
 
 @contextmanager
-def mail_sandbox(tmp: Path):
+def mail_sandbox(tmp: Path, also: tuple[str, ...] = ()):
+    """A sandbox of the test's own: the mail service, plus the services in ``also`` (a broker
+    whose privacy address should receive mail must run in the same process)."""
     from sandbox.launch import running
 
     # a directory that does not exist yet: the mailroom creates the Maildir in it
     maildir = tmp / "maildir"
-    with running(["--only", "mail", "--free-ports", "--maildir", str(maildir)], timeout=60) as urls:
-        yield MailSandbox(urls["mail"], maildir)
+    services = ",".join(("mail", *also))
+    with running(["--only", services, "--free-ports", "--maildir", str(maildir)], timeout=60) as urls:
+        yield MailSandbox(urls, maildir)

@@ -10,11 +10,14 @@ never re-sent. Every crawl logs at DEBUG, and no token, address, subject or body
 from __future__ import annotations
 
 import itertools
+import mailbox
 from datetime import datetime
 
 import pytest
 from mail_api_support import MailCrawl, MailSandbox, mail_sandbox, run_mail_crawl
 
+from sandbox.brokers import thatsthem
+from sandbox.population import default_population
 from support import http
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def box(tmp_path_factory):
-    with mail_sandbox(tmp_path_factory.mktemp("mail")) as sandbox:
+    with mail_sandbox(tmp_path_factory.mktemp("mail"), also=("thatsthem",)) as sandbox:
         yield sandbox
 
 
@@ -60,6 +63,7 @@ def test_the_pace_is_kept_and_tokens_are_renewed_before_they_expire(box, crawl_e
     assert crawl.errors() == [None] * 6
     assert {r["message_id"] for r in crawl.results} == {s["message_id"] for s in box.sent()}
     assert sorted(s["to"] for s in box.sent()) == sorted(m["to"] for m in sends)
+    assert {m["to"] for m in sends} <= {message["To"] for message in mailbox.Maildir(box.maildir, create=False)}
     stats = box.stats()
     assert stats["rate_limited"] == 0 and stats["unauthorized"] == 0
     assert stats["token_grants"] >= 3  # 5+ s of sending with 2 s tokens, renewed ahead of expiry
@@ -125,3 +129,21 @@ def test_retries_run_out_as_unavailable_and_a_lost_answer_is_unknown_and_not_res
     ).fetchall()
     assert letters and set(letters) == {("http_503", 503)}
     assert_nothing_secret_logged(crawl, box, sends)
+
+
+def test_a_deletion_request_to_a_brokers_privacy_address_reaches_that_broker(box, crawl_env, tmp_path):
+    box.configure(reset=True, min_interval_seconds=1)
+    path = next(filter(None, map(thatsthem.listing_url, default_population().people)))
+    letter = {
+        "to": thatsthem.PRIVACY_ADDRESS,
+        "subject": "Deletion request ref-h2",
+        "body": f"Please delete the record {box.urls['thatsthem']}{path} under the CCPA.",
+    }
+    crawl = run_mail_crawl(crawl_env, box.url, [letter], tmp_path)
+    assert crawl.errors() == [None], crawl.results
+    optouts = http(f"{box.urls['thatsthem']}/__optouts").json()
+    assert optouts["submissions"] == {path: 1}
+    assert [s["to"] for s in box.sent()] == [thatsthem.PRIVACY_ADDRESS]
+    user_mail = mailbox.Maildir(box.maildir, create=False) if box.maildir.exists() else []
+    assert thatsthem.PRIVACY_ADDRESS not in [message["To"] for message in user_mail]  # the broker's, not ours
+    assert_nothing_secret_logged(crawl, box, [letter])
