@@ -147,3 +147,14 @@ def test_a_deletion_request_to_a_brokers_privacy_address_reaches_that_broker(box
     user_mail = mailbox.Maildir(box.maildir, create=False) if box.maildir.exists() else []
     assert thatsthem.PRIVACY_ADDRESS not in [message["To"] for message in user_mail]  # the broker's, not ours
     assert_nothing_secret_logged(crawl, box, [letter])
+
+
+def test_wrong_credentials_make_sends_unavailable_without_logging_the_secret(box, crawl_env, tmp_path):
+    box.configure(reset=True, min_interval_seconds=1)
+    sends = mails(2)
+    settings = {"MAIL_API_CLIENT_SECRET": "wrong-secret-h2", "AUTH_TOKEN_MAX_FAILURES": "1"}
+    crawl = run_mail_crawl(crawl_env, box.url, sends, tmp_path, settings=settings)
+    assert crawl.errors() == ["MailUnavailable", "MailUnavailable"], crawl.results
+    assert "no token" in crawl.results[0]["reason"]
+    assert box.sent() == [] and box.stats()["token_refusals"] >= 1
+    assert "wrong-secret-h2" not in crawl.log and "Traceback" not in crawl.log
