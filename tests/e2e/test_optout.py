@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -58,10 +59,10 @@ def flow_lines(logs: list[str]) -> str:
 class World:
     """This module's sandbox, crawl environment and the scan whose findings are removed."""
 
-    def __init__(self, urls: dict, env: dict, database_url: str, data_dir):
+    def __init__(self, urls: dict, env: dict, database_url: str, data_dir, person_id: str = PERSON_ID):
         self.urls, self.env, self.database_url = urls, env, database_url
         self.settings = store_settings(database_url, data_dir)
-        self.person = default_population().get(PERSON_ID)
+        self.person = default_population().get(person_id)
         self.truth = ground_truth(self.person)
 
     def scan(self, sites=SITES) -> str:
@@ -153,12 +154,14 @@ class World:
         return self.optouts(site)["submissions"].get(self.truth[site], 0)
 
 
-@pytest.fixture(scope="module")
-def world(database_url, tmp_path_factory):
+@contextmanager
+def open_world(database_url, tmp_path_factory, person_id: str = PERSON_ID, sites=SITES, **site_changes):
+    """A sandbox of its own (mail into a Maildir of its own), the crawl environment, and a scan of the
+    person over ``sites`` whose findings are then removed."""
     maildir = tmp_path_factory.mktemp("mail") / "Maildir"  # created by the sandbox's first delivery
     data_dir = tmp_path_factory.mktemp("optout-data")
     with running(["--free-ports", "--maildir", str(maildir), "--events-count", "100"], timeout=60) as urls:
-        configure_sites(urls, radaris={"relist_share": 1.0, "relist_seconds": 10.0})
+        configure_sites(urls, **site_changes)
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "LOG_FILE", "LOG_FORMAT")}
         env.update(
             DATABASE_URL=database_url,
@@ -170,8 +173,14 @@ def world(database_url, tmp_path_factory):
             MAIL_API_URL=urls["mail"],
             **SETTINGS,
         )
-        world = World(urls, env, database_url, data_dir)
-        world.scan_id = world.scan()
+        world = World(urls, env, database_url, data_dir, person_id)
+        world.scan_id = world.scan(sites)
+        yield world
+
+
+@pytest.fixture(scope="module")
+def world(database_url, tmp_path_factory):
+    with open_world(database_url, tmp_path_factory, radaris={"relist_share": 1.0, "relist_seconds": 10.0}) as world:
         yield world
 
 
