@@ -15,7 +15,9 @@ RETRY_BACKOFF_BASE * 2**(n-1))], and never shorter than the server's
 ``Retry-After``; the request waits in the scheduler, not in a download slot.
 After the last attempt the request is written to ``dead_letters`` (reason,
 attempts, last status, the request serialised without credentials, encrypted)
-and ``scrapy crawl replay_dead_letters`` can re-queue it. A blocked or
+and ``scrapy crawl replay_dead_letters`` can re-queue it; except a request marked
+``meta["dead_letter"] = False``, whose sender keeps its own record of the failure
+(an e-mail send: replaying it outside the sender's ledger could send it twice). A blocked or
 unparsable page is then kept from the spider (IgnoreRequest); an HTTP error
 response goes on to it as usual.
 """
@@ -133,11 +135,18 @@ class RetryMiddleware:
     async def give_up(self, request, reason: str, attempts: int, response, exception):
         self.stats.inc_value("retry/max_reached")
         status = response.status if response is not None else None
-        row = request_dead_letter(
-            self.dead_letters, request, self.crawler.spider, reason, attempts=attempts, last_status=status
-        )
-        await self.dead_letters.record_rows([row])
-        logger.warning("gave up on %s after %d attempt(s): %s (dead letter recorded)", request.url, attempts, reason)
+        if request.meta.get("dead_letter", True):
+            row = request_dead_letter(
+                self.dead_letters, request, self.crawler.spider, reason, attempts=attempts, last_status=status
+            )
+            await self.dead_letters.record_rows([row])
+            logger.warning(
+                "gave up on %s after %d attempt(s): %s (dead letter recorded)", request.url, attempts, reason
+            )
+        else:
+            logger.warning(
+                "gave up on %s after %d attempt(s): %s (its sender records it)", request.url, attempts, reason
+            )
         if response is None:
             return None  # the exception goes on to the request's errback
         if response.status == 200 or request.meta.get("block"):

@@ -124,10 +124,9 @@ def test_retries_run_out_as_unavailable_and_a_lost_answer_is_unknown_and_not_res
     assert crawl.results[0]["reason"] == "mail API answered 503 (unavailable) (after retries)"
     assert [s["to"] for s in box.sent()] == [sends[1]["to"], sends[2]["to"]]  # the dropped one went out once
     assert box.stats()["statuses"]["503"] == 3
-    letters = db.execute(
-        "SELECT reason, last_status FROM dead_letters WHERE spider = 'mail_send_test' AND reason = 'http_503'"
-    ).fetchall()
-    assert letters and set(letters) == {("http_503", 503)}
+    # the sender records the failure; a replayable dead letter could send the mail a second time
+    letters = db.execute("SELECT count(*) FROM dead_letters WHERE spider = 'mail_send_test'").fetchone()[0]
+    assert letters == 0 and "(its sender records it)" in crawl.log
     assert_nothing_secret_logged(crawl, box, sends)
 
 

@@ -130,6 +130,9 @@ class ApiProvider:
             dont_filter=True,
             meta={
                 MAIL_META: True,
+                # a send that runs out of retries is recorded by its sender (the mailing job's rows, the
+                # removal request); a replayable dead letter could send it a second time
+                "dead_letter": False,
                 "auth": True,  # the token goes to this request only (see AUTH_DOMAINS above)
                 "allow_offsite": True,  # the API is not one of the spider's sites
                 "dont_redirect": True,  # a redirected POST is not a send; its status is the answer
