@@ -1,7 +1,7 @@
 """Where the sandbox's e-mail goes: to a simulated broker's privacy inbox, or into the user's mailbox.
 
-Every simulated service that sends mail (the e-mail API and SMTP server in ``sandbox/mail.py``, the
-brokers' confirmation e-mails) hands the message to ``deliver``. A recipient address that a broker
+Every simulated service that sends mail (the e-mail API in ``sandbox/mail.py``, the brokers'
+confirmation e-mails) hands the message to ``deliver``. A recipient address that a broker
 registered (``register_recipient``: its privacy address, which takes deletion requests) goes to that
 broker's handler, in process; any other address is the user's, and the message is written into the
 Maildir the sandbox was started with (``--maildir``, default ``.data/mail``): the directory the
