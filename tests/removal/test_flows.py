@@ -4,12 +4,17 @@ reason), parsing into typed steps, templates, CAPTCHA markers, and the five site
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 from scrapy.http import HtmlResponse
 
 from crawler.extraction import DefinitionError, load_definitions
 from crawler.extraction.definitions import load_definition_text
+from crawler.extraction.schema import OPT_OUT_STEPS, SCHEMA
 from crawler.removal import flows
 from crawler.removal.captcha import captcha_on
 from crawler.spider_args import PersonQuery
@@ -157,3 +162,14 @@ def test_the_five_sites_flows_load():
         flow = flows.flow_of(definition_)
         if flow is not None:
             assert flow.steps and flow.url.startswith(definition_.base_url), site
+
+
+def test_format_md_has_a_valid_example_of_every_step_kind():
+    text = (Path(__file__).resolve().parents[2] / "spiders" / "sites" / "FORMAT.md").read_text()
+    section = text.split("## `opt_out`: the removal flow", 1)[1]
+    examples = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)[1])
+    assert sorted({next(iter(step)) for step in examples}) == sorted(OPT_OUT_STEPS)
+    step_schema = {**SCHEMA["properties"]["opt_out"]["properties"]["steps"]["items"], "$defs": SCHEMA["$defs"]}
+    for step in examples:
+        jsonschema.validate(step, step_schema)
+        assert flows.parse_step(step).kind == next(iter(step))
