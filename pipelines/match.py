@@ -10,6 +10,12 @@ PersonQuery (``crawler.matching``):
 - below: rejected. ``candidate_rejected`` is sent and the listing is replaced by a
   ``RejectedCandidate`` (URL, score, per-field evidence; no other personal value), which the
   encrypt pipeline seals into a ``rejected_candidates`` row, so audits can see why.
+- the review band, ``MATCH_REVIEW_THRESHOLD`` <= confidence < ``MATCH_THRESHOLD``: rejected too,
+  but the person is asked "is this you?" (crawler/store/reviews.py). Unless the scan's owner has
+  answered for that listing, the row is sealed here with its extracted listing (encrypted, in
+  ``review_ciphertext``) and goes on as TableRows, which the later pipelines pass through. An owner
+  who answered yes before has the listing accepted (evidence ``review: yes``), so re-scans follow
+  it (removals, reappearances); one who answered no is never asked again.
 
 Nothing is dropped. Listings of spiders without a scan, or with ``match_listings = False``
 (spiders whose own search already decided, such as ``example``), pass through accepted,
@@ -25,15 +31,22 @@ import logging
 from crawler import signals as project_signals
 from crawler.items import PersonListing, RejectedCandidate
 from crawler.matching import Matcher, Target
+from crawler.security import keyring_from_settings
+from crawler.store import reviews
 
 logger = logging.getLogger(__name__)
 
 
 class MatchPipeline:
-    def __init__(self, crawler, threshold: float, age_tolerance: int, phone_region: str):
+    def __init__(
+        self, crawler, threshold: float, age_tolerance: int, phone_region: str, review_threshold: float | None = None
+    ):
         self.crawler = crawler
         self.stats = crawler.stats
         self.threshold = threshold
+        # None or >= threshold: no review band
+        self.review_threshold = review_threshold
+        self.ring = None  # the key ring, read when a review-band candidate first needs it
         self.age_tolerance = age_tolerance
         self.phone_region = phone_region
         self.matchers: dict[str, Matcher] = {}  # scan id -> its matcher (the target's folded values)
@@ -48,7 +61,23 @@ class MatchPipeline:
             # the validate pipeline's region, by name and by design: listings' phones arrive normalised
             # with it, and the target's must be normalised alike to compare (pipelines/settings_spec.py)
             settings.get("VALIDATE_PHONE_REGION"),
+            settings.getfloat("MATCH_REVIEW_THRESHOLD"),
         )
+
+    def keyring(self):
+        if self.ring is None:
+            self.ring = keyring_from_settings(self.crawler.settings)
+        return self.ring
+
+    def in_review_band(self, confidence: float) -> bool:
+        band = self.review_threshold
+        return band is not None and band < self.threshold and band <= confidence < self.threshold
+
+    async def review_decision(self, item) -> str | None:
+        """The scan owner's answer about this listing, None when never asked."""
+        settings = self.crawler.settings
+        index = self.keyring().blind_index(item.listing_url)
+        return await reviews.decision(settings, item.scan_id, item.site, index)
 
     def matcher(self, scan) -> Matcher:
         if (matcher := self.matchers.get(scan.scan_id)) is None:
@@ -73,9 +102,13 @@ class MatchPipeline:
         result = self.matcher(scan).score(item)
         levels = {name: e["level"] for name, e in result.evidence.items() if "level" in e}
         send = self.crawler.signals.send_catch_log_async
-        item.accepted = result.accepted
-        if result.accepted:
+        answer = await self.review_decision(item) if self.in_review_band(result.confidence) else None
+        item.accepted = result.accepted or answer == "yes"
+        if item.accepted:
             item.confidence, item.evidence = result.confidence, result.evidence
+            if not result.accepted:
+                item.evidence = {**result.evidence, "review": "yes"}
+                self.stats.inc_value("match/review_yes")
             self.stats.inc_value("match/accepted")
             self.stats.inc_value(f"match/accepted/{item.site}")
             logger.debug("accepted a %s listing: confidence %.3f %s", item.site, result.confidence, levels)
@@ -97,7 +130,7 @@ class MatchPipeline:
             listing=item,
             confidence=result.confidence,
         )
-        return RejectedCandidate(
+        candidate = RejectedCandidate(
             site=item.site,
             scan_id=item.scan_id,
             listing_url=item.listing_url,
@@ -105,3 +138,8 @@ class MatchPipeline:
             threshold=self.threshold,
             evidence=result.evidence,
         )
+        if self.in_review_band(result.confidence) and answer is None:
+            self.stats.inc_value("match/review")
+            self.stats.inc_value(f"match/review/{item.site}")
+            return reviews.sealed_review_rows(self.keyring(), item, candidate, self.stats)
+        return candidate

@@ -19,6 +19,11 @@ def rejected_listing_url(scan_id: str) -> bytes:
     return f"rejected_candidate|{scan_id}|listing_url".encode()
 
 
+def rejected_review(scan_id: str) -> bytes:
+    """A review-band candidate's extracted listing, kept for the person's "is this you?"."""
+    return f"rejected_candidate|{scan_id}|review".encode()
+
+
 def scan_target(scan_id: str) -> bytes:
     return f"scan|{scan_id}|target".encode()
 

@@ -50,7 +50,10 @@ TABLES = (
         "rejected_candidates",
         "id",
         ("scan_id",),
-        {"listing_url_ciphertext": lambda r: context.rejected_listing_url(str(r["scan_id"]))},
+        {
+            "listing_url_ciphertext": lambda r: context.rejected_listing_url(str(r["scan_id"])),
+            "review_ciphertext": lambda r: context.rejected_review(str(r["scan_id"])),
+        },
         "key_id",
     ),
     SealedColumns("scans", "id", (), {"target_ciphertext": lambda r: context.scan_target(str(r["id"]))}, None),
