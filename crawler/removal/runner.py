@@ -78,7 +78,7 @@ class FlowRunner:
         self.site = definition.id
         self.driver = None
         self.values: dict[str, str] = {}
-        self.submitted_in_run = False
+        self.ran: set[int] = set()  # the steps this run made (replays excluded)
 
     # ---- bookkeeping ------------------------------------------------------------------------------
 
@@ -169,6 +169,8 @@ class FlowRunner:
     async def run_step(self, index: int, replay: bool = False) -> None:
         step = self.flow.steps[index]
         handler = getattr(self, f"step_{step.kind}")
+        if not replay:
+            self.ran.add(index)
         try:
             await handler(index, step)
         except StepError as error:
@@ -213,15 +215,17 @@ class FlowRunner:
         await self.after_page(index)
 
     def after_earlier_submission(self, index: int) -> bool:
-        """An expect right after a submission this run did not make (a crashed run, a person)."""
+        """An expect right after a submission or a confirmation this run did not make (a crashed run,
+        a person behind a CAPTCHA, an earlier run): the page it checked is gone, it cannot be checked."""
         step = self.flow.steps[index]
-        return (
-            step.kind == "expect" and index > 0 and self.flow.steps[index - 1].submission and not self.submitted_in_run
-        )
+        if step.kind != "expect" or index == 0 or (index - 1) in self.ran:
+            return False
+        previous = self.flow.steps[index - 1]
+        return previous.submission or previous.kind == "email_confirmation"
 
     async def step_expect(self, index: int, step: flows.Expect) -> None:
         if self.after_earlier_submission(index):
-            self.log("step %d expect: the submission was made before this run, not checked again", index)
+            self.log("step %d expect: its page was answered before this run, not checked again", index)
             return
         markers = tuple(
             {kind: flows.fill_in(value, self.values) for kind, value in marker.items()} for marker in step.marker
@@ -275,6 +279,7 @@ class FlowRunner:
         self.log(
             "step %d %s: this attempt's submission was made already, not again", index, self.flow.steps[index].kind
         )
+        self.ran.discard(index)  # not made by this run: an expect after it is not checked
         await removals.advance(self.settings, self.request.id, index + 1)
         return False
 
@@ -284,7 +289,6 @@ class FlowRunner:
         self.request.submission = outcome
         self.request.submitted_at = self.services.now()
         self.request.step = index + 1
-        self.submitted_in_run = True
         self.count("submitted" if outcome == "sent" else "submission_unknown")
         self.log("step %d %s: submitted (%s)", index, self.flow.steps[index].kind, outcome)
 
