@@ -135,9 +135,106 @@ class FindingsPage(BaseModel):
     next_cursor: str | None = None
 
 
-class RemovalRequested(BaseModel):
-    id: int = Field(description="the listing's id")
-    status: Literal["removal_requested"] = "removal_requested"
+RemovalStatus = Literal[
+    "requested", "submitted", "awaiting_confirmation", "confirmed", "removed", "needs_human", "reappeared", "failed"
+]
+TaskKind = Literal["captcha", "phone", "id_upload", "other"]
+
+
+class RemovalEvent(BaseModel):
+    from_status: RemovalStatus | None = Field(description="null for the request's creation")
+    to_status: RemovalStatus
+    attempt: int
+    step: int | None
+    detail: dict = Field(description="what happened: reason, step kind, outcome (never personal data)")
+    at: datetime
+
+
+class TaskOut(BaseModel):
+    id: int
+    removal_id: int
+    kind: TaskKind
+    instructions: str = Field(description="what to do (from the site definition)")
+    url: str | None = Field(description="where: the broker's page")
+    created_at: datetime
+    done_at: datetime | None = None
+
+
+class Removal(BaseModel):
+    """A listing's removal request: one per listing, carried through the site's opt-out flow and
+    verified by re-scan."""
+
+    id: int
+    site: str
+    listing_id: int | None = Field(description="the listing's id (as in a scan's findings)")
+    scan_id: uuid.UUID = Field(description="the newest scan that found the listing")
+    url: str | None = Field(description="the listing's URL")
+    status: RemovalStatus
+    attempt: int = Field(description="1 + the new requests after a reappearance or a failed verification")
+    step: int = Field(description="the opt-out flow step to run next")
+    reason: str | None = Field(description="why it failed or waits")
+    created_at: datetime
+    updated_at: datetime
+    submitted_at: datetime | None
+    confirmed_at: datetime | None
+    removed_at: datetime | None
+    next_action_at: datetime | None = Field(description="when the flow looks at it again")
+    history: list[RemovalEvent] = Field(description="every status change, oldest first")
+    task: TaskOut | None = Field(description="the open task a person must do, if any")
+
+
+# the DELETE /api/findings/{id} answer: the listing's removal request
+RemovalRequested = Removal
+
+
+class RemovalList(BaseModel):
+    removals: list[Removal]
+    next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; null on the last")
+
+
+class TaskWithRemoval(TaskOut):
+    site: str
+    listing_url: str | None = Field(description="the listing the task is for")
+    removal_status: RemovalStatus
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskWithRemoval]
+
+
+class TaskDone(BaseModel):
+    id: int
+    removal: Removal
+
+
+class ReviewOut(BaseModel):
+    """A listing the matcher was not sure about: is this the person?"""
+
+    id: int
+    site: str
+    scan_id: uuid.UUID
+    url: str
+    confidence: float
+    seen_at: datetime
+    data: list[Datum]
+
+
+class ReviewList(BaseModel):
+    reviews: list[ReviewOut]
+
+
+class ReviewAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answer: Literal["yes", "no"]
+
+
+class ReviewAnswered(BaseModel):
+    id: int
+    answer: Literal["yes", "no"]
+    listing_id: int | None = Field(
+        None, description="yes: the listing's id among the findings (DELETE /api/findings/{id} asks its removal)"
+    )
 
 
 class SiteStats(BaseModel):

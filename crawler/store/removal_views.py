@@ -220,3 +220,49 @@ async def removal_counts(settings) -> RemovalCounts:
         int(reappeared or 0),
         {(kind, site): int(n) for kind, site, n in tasks},
     )
+
+
+# --- maintenance re-scans (crawler/worker/removal_jobs.py) ------------------------------------------
+
+# a monitored person: an owner and a target (by its name's blind index) with removal requests not
+# failed; due when their newest scan is finished and older than the interval
+PEOPLE_DUE = """
+WITH people AS (
+    SELECT DISTINCT s.owner, s.target_name_index FROM removal_requests r JOIN scans s ON s.id = r.scan_id
+    WHERE r.status <> 'failed' AND s.target_name_index IS NOT NULL
+)
+SELECT p.owner, newest.id FROM people p
+CROSS JOIN LATERAL (
+    SELECT s.id, s.status, coalesce(s.finished_at, s.created_at) AS at FROM scans s
+    WHERE s.owner IS NOT DISTINCT FROM p.owner AND s.target_name_index = p.target_name_index
+    ORDER BY s.created_at DESC, s.id DESC LIMIT 1
+) newest
+WHERE newest.status NOT IN ('pending', 'running') AND newest.at <= now() - make_interval(secs => %s)"""
+
+
+@dataclass(frozen=True)
+class MonitoredPerson:
+    owner: str | None
+    scan_id: str  # their newest scan: its target and sites are scanned again
+
+
+async def people_due_for_rescan(settings, interval_seconds: float) -> list[MonitoredPerson]:
+    async def load(conn):
+        return await (await conn.execute(PEOPLE_DUE, (float(interval_seconds),))).fetchall()
+
+    return [MonitoredPerson(owner, str(scan_id)) for owner, scan_id in await run_in_transaction(settings, load)]
+
+
+TASK_REQUEST = """
+SELECT t.request_id FROM removal_tasks t JOIN removal_requests r ON r.id = t.request_id
+WHERE t.id = %s AND r.owner IS NOT DISTINCT FROM %s"""
+
+
+async def task_request(settings, owner: str | None, task_id: int) -> int | None:
+    """The request id of ``owner``'s task (open or done); None when it is not theirs."""
+
+    async def load(conn):
+        return await (await conn.execute(TASK_REQUEST, (task_id, owner))).fetchone()
+
+    row = await run_in_transaction(settings, load)
+    return None if row is None else row[0]

@@ -1,4 +1,6 @@
-"""``python -m crawler.worker``: run queued scans (procrastinate queue ``scans``).
+"""``python -m crawler.worker``: run queued scans (procrastinate queue ``scans``) and the removal
+jobs (queue ``removals``: the optout crawl and the periodic removal schedule, see
+crawler/worker/removal_jobs.py), sharing ``WORKER_CONCURRENCY``.
 
 Each scan runs as its own crawl (``scrapy crawl scan -a scan_id=<id>``), at most
 ``WORKER_CONCURRENCY`` at once, or on scrapyd nodes with ``SCRAPYD_URLS``. Settings come from the
@@ -24,6 +26,7 @@ from crawler.config import ConfigError, log_level, validate
 from crawler.db.pool import close_pools
 from crawler.runtime import check_database
 from crawler.store import jobs
+from crawler.worker import removal_jobs
 from crawler.worker.task import create_app
 
 logger = logging.getLogger("crawler.worker")
@@ -35,6 +38,8 @@ async def recover_stalled(settings, stalled_seconds: float) -> None:
         try:
             for scan_id in await jobs.retry_stalled_jobs(settings, stalled_seconds):
                 logger.warning("scan %s: its worker stopped answering; queued again", scan_id)
+            if n := await removal_jobs.retry_stalled(settings, stalled_seconds):
+                logger.warning("%d removal job(s) of a worker that stopped answering queued again", n)
         except Exception as exc:  # the database may be away for a while: try again next round
             logger.warning("stalled-job recovery failed (%s)", type(exc).__name__)
         await asyncio.sleep(max(1.0, stalled_seconds / 3))
@@ -48,7 +53,7 @@ async def run(settings) -> None:
         recovery = asyncio.create_task(recover_stalled(settings, stalled), name="recover_stalled")
         try:
             await app.run_worker_async(
-                queues=[jobs.QUEUE],
+                queues=[jobs.QUEUE, removal_jobs.QUEUE],
                 name="scans",
                 concurrency=settings.getint("WORKER_CONCURRENCY"),
                 stalled_worker_timeout=stalled,

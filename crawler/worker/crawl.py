@@ -36,15 +36,17 @@ def crawl_command(scan_id: str) -> list[str]:
 
 
 class LocalCrawl:
-    """``scrapy crawl scan -a scan_id=<id>`` as a child process of this worker."""
+    """``scrapy crawl scan -a scan_id=<id>`` as a child process of this worker (or another crawl's
+    ``command``, e.g. the optout crawl, with ``scan_id`` as its name in the logs)."""
 
-    def __init__(self, scan_id: str):
+    def __init__(self, scan_id: str, command: list[str] | None = None):
         self.scan_id = scan_id
+        self.command = command or crawl_command(scan_id)
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            *crawl_command(self.scan_id),
+            *self.command,
             cwd=ROOT,
             stdin=asyncio.subprocess.DEVNULL,
             preexec_fn=_die_with_parent,

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from crawler.setting import Component, Setting
 
+
+def check_cron(value) -> None:
+    import croniter
+
+    if not croniter.croniter.is_valid(value):
+        raise ValueError("expected a cron expression such as `* * * * *` (a 6th column: seconds)")
+
+
 WORKER = Component(
     "Scan worker",
     "crawler/worker/",
@@ -49,6 +57,15 @@ WORKER = Component(
             "to the queue (0: wait for them)",
             min=0,
             max=86400,
+        ),
+        Setting(
+            "REMOVAL_SCHEDULE_CRON",
+            "str",
+            "* * * * *",
+            "how often the worker looks for due removal work (retries, e-mail polls, confirmation re-scans) and "
+            "monitored people due for a maintenance re-scan (RESCAN_INTERVAL_HOURS); cron, with an optional 6th "
+            "column for seconds (`* * * * * */2`: every 2 s)",
+            check=check_cron,
         ),
     ),
 )

@@ -22,6 +22,7 @@ from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
 from crawler.db.embedded import database_url
 from crawler.store import jobs
+from crawler.worker import removal_jobs
 from crawler.worker.crawl import LocalCrawl
 from crawler.worker.scrapyd import ScrapydCrawl, ScrapydError, node_urls
 
@@ -128,11 +129,22 @@ class ScanRun:
         status, cancel_requested = state
         if status in jobs.FINAL_STATUSES:
             logger.info("scan %s: %s", self.scan_id, status)
+            if status == "completed":
+                await self.reconcile()
             return status
         if cancel_requested:
             await jobs.end_unfinished(self.settings, self.scan_id, "cancelled", None)
             return "cancelled"
         return await self.crashed(attempt, self.crawl.describe_exit(code))
+
+    async def reconcile(self) -> None:
+        """The removal requests follow the scan (reappearances become new requests). A failure here
+        must not fail the scan, which is done: it is logged, and the next scan of the person
+        reconciles again."""
+        try:
+            await removal_jobs.after_scan(self.settings, self.scan_id)
+        except Exception as exc:
+            logger.warning("scan %s: removal reconciliation failed (%s)", self.scan_id, type(exc).__name__)
 
     async def crashed(self, attempt: int, what: str) -> str:
         reason = f"attempt {attempt}: {what}"
@@ -146,7 +158,8 @@ class ScanRun:
 
 
 def create_app(settings) -> procrastinate.App:
-    """The procrastinate app on the project's database with the ``run_scan`` task."""
+    """The procrastinate app on the project's database with the ``run_scan`` task and the removal
+    jobs (crawler/worker/removal_jobs.py)."""
     concurrency = settings.getint("WORKER_CONCURRENCY")
     connector = procrastinate.PsycopgConnector(
         conninfo=database_url(settings),
@@ -160,5 +173,7 @@ def create_app(settings) -> procrastinate.App:
     @app.task(name=jobs.TASK, queue=jobs.QUEUE, pass_context=True, retry=retry)
     async def run_scan(context, scan_id: str) -> str:
         return await ScanRun(settings, context, scan_id).run()
+
+    removal_jobs.register(app, settings)
 
     return app

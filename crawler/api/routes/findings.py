@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from crawler.api import cursors, models, views
 from crawler.api.errors import error_responses, not_found
+from crawler.api.routes import removals
 from crawler.api.security import caller
 from crawler.store import findings as store
 
@@ -59,11 +60,8 @@ async def screenshot(finding_id: FindingId, request: Request, user: User):
     "/api/findings/{finding_id}",
     status_code=202,
     response_model=models.RemovalRequested,
-    summary="Request the removal of the finding's listing (idempotent)",
+    summary="Request the removal of the finding's listing: its one removal request (idempotent)",
     responses=error_responses(401, 404, 422, 429),
 )
 async def request_removal(finding_id: FindingId, request: Request, user: User):
-    listing_id = await store.request_removal(request.app.state.settings, user, finding_id)
-    if listing_id is None:
-        raise not_found("finding")
-    return models.RemovalRequested(id=listing_id)
+    return await removals.request_listing_removal(request.app.state.settings, user, finding_id)
