@@ -24,11 +24,14 @@ invalid by reason, unknown, and the rows to review.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 
 import scrapy
+from scrapy import signals
 from scrapy.exceptions import CloseSpider
 
 from crawler.removal.mailing import MailingArguments, parse_arguments, render
@@ -118,6 +121,14 @@ class MailingSpider(scrapy.Spider):
         self.mailing_file = parsed.file
         self.subject, self.body = parsed.subject, parsed.body
         self.mailing: store.Mailing | None = None
+        self.sender: asyncio.Future | None = None  # the task that sends (see start)
+        self.stopping = False  # the crawl is closing: record the send in flight, start no other
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.spider_closed, signal=signals.spider_closed)
+        return spider
 
     async def start(self):
         settings = self.crawler.settings
@@ -147,12 +158,32 @@ class MailingSpider(scrapy.Spider):
         if not await lock.acquire():
             logger.error("mailing %d: another run is sending this mailing now; not starting a second one", mailing_id)
             raise CloseSpider("mailing_busy")
+        # The sends run in a task of their own: a graceful stop (SIGTERM) cancels start(), and a send
+        # cancelled half-way would leave its row 'sending' (unknown to the next run) although it may never
+        # have left. Shielded, the send in flight finishes (the engine waits for it), its outcome is
+        # recorded, and no further row is started (``stopping``); spider_closed waits for the task.
+        self.sender = asyncio.ensure_future(self.send_locked(mailing_id, lock))
+        try:
+            await asyncio.shield(self.sender)
+        except asyncio.CancelledError:
+            self.stopping = True
+            raise
+        return
+        yield  # an async generator that yields nothing: every send goes through download_async
+
+    async def send_locked(self, mailing_id: int, lock: store.MailingLock) -> None:
         try:
             await self.send_all(mailing_id)
         finally:
             await lock.release()
-        return
-        yield  # an async generator that yields nothing: every send goes through download_async
+
+    async def spider_closed(self, reason: str) -> None:
+        """A stopping crawl: the send in flight ends and is recorded before the pools close."""
+        if self.sender is not None and not self.sender.done():
+            self.stopping = True
+            logger.info("mailing: %s: finishing the send in flight, starting no other", reason)
+            with contextlib.suppress(Exception):
+                await self.sender
 
     async def send_all(self, mailing_id: int) -> None:
         settings, stats = self.crawler.settings, self.crawler.stats
@@ -187,8 +218,11 @@ class MailingSpider(scrapy.Spider):
 
         provider = provider_from_crawler(self.crawler)
         unavailable = 0
-        while recipients := await store.claim(settings, mailing_id, CLAIM_BATCH):
+        while not self.stopping and (recipients := await store.claim(settings, mailing_id, CLAIM_BATCH)):
             for recipient in recipients:
+                if self.stopping:
+                    await store.release_claimed(settings, mailing_id)
+                    break
                 outcome = await self.send_one(provider, mailing_id, recipient)
                 stats.inc_value(f"mailing/{outcome}")
                 queued -= 1

@@ -171,7 +171,34 @@ def test_sigkill_mid_run_then_rerun_sends_each_valid_address_once(box, crawl_env
     assert [r for r in rows(db) if r[1] in ("queued", "claimed", "sending")] == []
 
 
-def test_401_429_and_503_are_handled_and_each_address_goes_once(box, crawl_env, tmp_path):
+def test_sigterm_finishes_the_send_in_flight_and_leaves_nothing_unknown(box, crawl_env, tmp_path, db):
+    box.configure(reset=True, min_interval_seconds=float(INTERVAL))
+    path, valid = mailing_list(tmp_path, 20, tag="-term")
+    process = subprocess.Popen(
+        [*SCRAPY, *crawl_args(box, path)],
+        cwd=ROOT,
+        env=crawl_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while sum(sent_to(box).values()) < 4:
+        assert time.monotonic() < deadline and process.poll() is None, "the crawl sent nothing"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, log = process.communicate(timeout=60)
+    assert process.returncode == 0, log[-3000:]
+    states = Counter(r[1] for r in rows(db))
+    assert states["sending"] == states["claimed"] == states["unknown"] == 0
+    assert 0 < states["sent"] == sum(sent_to(box).values()) < 20
+    assert "finishing the send in flight" in log
+    done = mailing(box, crawl_env, path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sent_to(box) == Counter(valid)
+
+
+def test_401_429_are_handled_and_each_address_goes_once(box, crawl_env, tmp_path):
     # the provider is slower than the client believes (429 + Retry-After), revokes a token once (401),
     # and fails twice (503): every send still goes out once
     box.configure(reset=True, min_interval_seconds=1, unauthorized_next=1, fail_next=2)
