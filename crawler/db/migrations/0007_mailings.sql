@@ -26,6 +26,8 @@ CREATE TABLE mailings (
 );
 
 CREATE TABLE mailing_rows (
+    -- a single-column key for key rotation (crawler/security/rotate.py re-encrypts row by row)
+    id                 bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
     mailing_id         bigint NOT NULL REFERENCES mailings (id) ON DELETE CASCADE,
     -- the record's number in the file, 1-based, the header row included (what a spreadsheet shows)
     row_number         integer NOT NULL CHECK (row_number >= 1),
