@@ -145,6 +145,12 @@ def phase_one(job: Job, args, workdir: Path) -> tuple[float, int, bool]:
     for line in summary_lines(workdir / "phase1.log"):
         print(f"  {line}")
     print(f"  429s after the first response: {limited}")
+    gaps = sorted(b - a for a, b in zip(times(sent), times(sent)[1:], strict=False))
+    if gaps:
+        print(
+            f"  gaps between accepted sends: min {gaps[0]:.3f} s, median {gaps[len(gaps) // 2]:.3f} s, "
+            f"max {gaps[-1]:.3f} s"
+        )
     span = times(sent)[-1] - times(sent)[0] if sent else 0.0
     print(f"  rate used: {max(0, len(sent) - 1)} intervals over {span:.1f} s = {rate:.3f}")
     print(f"  every valid address exactly once: {'yes' if once else 'no'}")
