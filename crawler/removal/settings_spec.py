@@ -142,6 +142,13 @@ MAIL = Component(
             "MAIL_INBOX_POLL_SECONDS", "number", "30", "how often a flow waiting for an e-mail looks again", above=0
         ),
         Setting(
+            "MAILING_PROGRESS_SECONDS",
+            "number",
+            "30",
+            "the mailing job logs its progress (sent of total, rate, ETA) this often",
+            above=0,
+        ),
+        Setting(
             "MAILING_RESEND_UNKNOWN",
             "bool",
             "false",

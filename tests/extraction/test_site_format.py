@@ -192,7 +192,7 @@ def test_age_is_always_an_integer():
 
 
 def test_opt_out_url_is_a_path_or_an_absolute_url():
-    relative = definition(opt_out={"url": "/removal", "method": "form"})
+    relative = definition(opt_out={"url": "/removal", "processing_days": 3})
     assert relative.opt_out["url"] == "http://draft.test/removal"
     assert relative.with_base_url("http://127.0.0.1:9/").opt_out["url"] == "http://127.0.0.1:9/removal"
     absolute = definition(opt_out={"url": "https://privacy.example.com/optout"})

@@ -50,7 +50,7 @@ from scrapy import Request
 from scrapy.exceptions import CannotResolveHostError, DownloadConnectionRefusedError, IgnoreRequest
 from twisted.internet.error import ConnectError, DNSLookupError
 
-from crawler.removal.mail import MailOutcomeUnknown, MailRejected, MailUnavailable
+from crawler.removal.mail.errors import MailOutcomeUnknown, MailRejected, MailUnavailable
 from crawler.scheduling.deferring import DEFER_REASON, DEFER_UNTIL
 
 logger = logging.getLogger(__name__)

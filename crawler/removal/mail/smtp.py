@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from crawler.removal.mail import MailOutcomeUnknown, MailRejected, MailUnavailable
+from crawler.removal.mail.errors import MailOutcomeUnknown, MailRejected, MailUnavailable
 from crawler.setting import redact_url
 
 logger = logging.getLogger(__name__)
