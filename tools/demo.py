@@ -8,6 +8,13 @@ Starts the sandbox on free ports, then, as a user would:
    outcome and the listings found, their values masked in the terminal but for the last characters;
 2. runs ``scrapy crawl events`` over the sandbox events API (N events, default 1,000,000, paced by
    its published rate budget) into the ``events`` table;
+3. asks for every listing found to be removed (``DELETE /api/findings/{id}``), as the owner would,
+   and follows the requests (``GET /api/removals``) while the worker carries them through each
+   broker's opt-out flow (a form with an e-mailed confirmation link read from the demo's Maildir, a
+   JavaScript app in Chromium, a moved opt-out page, a deletion letter through the e-mail API) until
+   each is verified removed by re-fetching the listing; the one broker whose form sits behind a
+   CAPTCHA shows up as a task for a person (``GET /api/tasks``), never solved. The brokers'
+   processing times and the verification delay are scaled down to seconds;
 then stops everything. Safe to run again: each run is a new scan and a new ingestion source, whose
 events are already stored, so it adds no event rows (exactly once).
 """
@@ -15,9 +22,11 @@ events are already stored, so it adds no event rows (exactly once).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -39,6 +48,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = {"first_name": "John", "last_name": "Smith", "city": "Chicago", "state": "IL", "age": 40}
 BROKERS = ("fastpeople", "truepeople", "spa", "radaris", "thatsthem")
 SCAN_TIMEOUT = 900
+REMOVAL_TIMEOUT = 600
+SETTLED = ("removed", "needs_human", "failed")
+# days and hours in production, seconds here: the brokers drop a listing PROCESSING_SECONDS after its
+# opt-out, and the removal is verified VERIFY_SECONDS after the submission by re-fetching the listing
+PROCESSING_SECONDS = 2
+VERIFY_SECONDS = 5
+REMOVAL_ENV = {
+    "REMOVAL_CONFIRM_RESCAN_HOURS": str(VERIFY_SECONDS / 3600),
+    "REMOVAL_RETRY_BASE_HOURS": str(2 / 3600),
+    "REMOVAL_RETRY_MAX_HOURS": str(20 / 3600),
+    "MAIL_INBOX_POLL_SECONDS": "1",
+    "REMOVAL_SCHEDULE_CRON": "* * * * * */2",
+}
 
 
 def mask(value: str, keep: int = 4) -> str:
@@ -126,8 +148,71 @@ def scan_summary(client: httpx.Client, scan_id: str, page_url: str) -> list[str]
     return lines
 
 
+def all_removals(client: httpx.Client) -> list[dict]:
+    removals, cursor = [], None
+    while True:
+        page = client.get("/api/removals", params={"limit": 100, **({"cursor": cursor} if cursor else {})})
+        page.raise_for_status()
+        body = page.json()
+        removals += body["removals"]
+        cursor = body.get("next_cursor")
+        if not cursor:
+            return removals
+
+
+def wait_removals(client: httpx.Client, scan_id: str, count: int) -> list[dict]:
+    """Poll the requests of the scan's listings until each is removed, waits for a person, or failed.
+    A listing removed in an earlier run is found again by this scan: the worker reconciles the scan
+    (the request follows it, ``reappeared``, a new attempt), so only requests that follow it count."""
+    deadline, shown = time.monotonic() + REMOVAL_TIMEOUT, ""
+    while True:
+        removals = [r for r in all_removals(client) if r["scan_id"] == scan_id]
+        states = Counter(r["status"] for r in removals)
+        line = ", ".join(f"{n} {status}" for status, n in sorted(states.items()))
+        if line != shown:
+            print(f"  removals: {line}", flush=True)
+            shown = line
+        if len(removals) >= count and all(r["status"] in SETTLED for r in removals):
+            return removals
+        if time.monotonic() > deadline:
+            return removals
+        time.sleep(1)
+
+
+def removal_lines(client: httpx.Client, removals: list[dict]) -> list[str]:
+    lines = ["removal:    DELETE /api/findings/{id} per listing -> one request each, carried by the worker:"]
+    for removal in sorted(removals, key=lambda r: (r["site"], r["id"])):
+        path = " -> ".join(event["to_status"] for event in removal["history"])
+        took = ""
+        if removal["status"] == "removed" and removal.get("removed_at"):
+            seconds = dt.datetime.fromisoformat(removal["removed_at"]) - dt.datetime.fromisoformat(
+                removal["created_at"]
+            )
+            took = f" in {seconds.total_seconds():.0f} s (verified by re-fetching the listing)"
+        lines.append(f"  {removal['site']:<11} {removal['status']:<12} {path}{took}")
+    ours = {r["id"] for r in removals}
+    for task in (t for t in client.get("/api/tasks").json()["tasks"] if t["removal_id"] in ours):
+        lines.append(f"  task:      {task['site']}: {task['kind']}: {task['instructions'].strip()} ({task['url']})")
+    removed = sum(1 for r in removals if r["status"] == "removed")
+    human = sum(1 for r in removals if r["status"] == "needs_human")
+    lines.append(f"  {removed} of {len(removals)} listings verified removed, {human} waiting for a person")
+    return lines
+
+
+def request_removals(client: httpx.Client, scan_id: str) -> tuple[int, list[str]]:
+    listings = findings_of(client, scan_id)
+    for listing in listings:
+        client.delete(f"/api/findings/{listing['id']}").raise_for_status()
+    print(f"removal:    asked for {len(listings)} listings to be removed; following the requests...", flush=True)
+    removals = wait_removals(client, scan_id, len(listings))
+    lines = removal_lines(client, removals)
+    unsettled = [r for r in removals if r["status"] not in SETTLED]
+    failed = [r for r in removals if r["status"] == "failed"]
+    return (1 if unsettled or failed or not listings else 0), lines
+
+
 def run_scan(env: dict, logs_dir: Path) -> tuple[int, list[str]]:
-    """The sample scan through the API; (exit code, summary lines)."""
+    """The sample scan through the API, then the removal of what it found; (exit code, summary lines)."""
     with scans_service(env, logs_dir) as service:
         client = httpx.Client(base_url=service.api, headers={"Authorization": f"Bearer {service.key}"}, timeout=30)
         with client:
@@ -139,7 +224,11 @@ def run_scan(env: dict, logs_dir: Path) -> tuple[int, list[str]]:
             print(f"scan:       POST /api/scans -> {scan_id} (pending); following its events...", flush=True)
             status = follow(client, scan_id)
             lines = scan_summary(client, scan_id, service.api + "/")
-    return (0 if status == "completed" else 1), lines
+            if status != "completed":
+                return 1, lines
+            print("\n".join(lines), flush=True)
+            code, removal = request_removals(client, scan_id)
+    return code, removal
 
 
 def events_line(url: str, source: str, before: int, log_file: Path) -> str:
@@ -201,7 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     logs_dir.mkdir(parents=True, exist_ok=True)
     events_log, source = logs_dir / "events.log", f"demo-{run_id}"
     try:
-        with running(["--free-ports", "--events-count", str(args.events)]) as urls:
+        maildir = logs_dir / "mail"  # the demo user's mailbox: the sandbox delivers, the opt-out flows read
+        with running(["--free-ports", "--events-count", str(args.events), "--maildir", str(maildir)]) as urls:
+            for site in BROKERS:
+                config = {"optout_processing_seconds": PROCESSING_SECONDS}
+                httpx.post(f"{urls[site]}/_sandbox/config", json=config, timeout=10).raise_for_status()
             print(
                 f"sandbox:    {len(BROKERS)} broker sites ({len(default_population().people)} synthetic people): "
                 + ", ".join(f"{site} {urls[site]}" for site in BROKERS)
@@ -215,11 +308,14 @@ def main(argv: list[str] | None = None) -> int:
                 DATABASE_URL=url,
                 SITES_BASE_URLS=",".join(f"{site}={urls[site]}" for site in BROKERS),
                 LOG_LEVEL="INFO",
+                MAIL_API_URL=urls["mail"],
+                MAIL_INBOX=f"maildir:{maildir}",
+                **REMOVAL_ENV,
             )
             code, lines = run_scan(env, logs_dir)
             print("\n".join(lines))
             if code != 0:
-                print(f"demo: the scan did not complete; logs in {logs_dir}", file=sys.stderr)
+                print(f"demo: the scan or the removals did not complete; logs in {logs_dir}", file=sys.stderr)
                 return code
             with psycopg.connect(url) as conn:
                 events_before = conn.execute("SELECT count(*) FROM events").fetchone()[0]

@@ -87,6 +87,18 @@ def check_summary(out: str, db, new_events: int) -> None:
     assert "John Smith" not in out.split("== demo summary ==")[1]
     assert len(re.findall(r"confidence [\d.]+, found, screenshot:", out)) >= 4
 
+    # removal: each listing's request verified removed by re-fetching it, but truepeople's (a CAPTCHA)
+    assert re.search(r"^  4 of 5 listings verified removed, 1 waiting for a person$", out, re.M)
+    requests = dict(
+        db.execute("SELECT website_id, status FROM removal_requests r WHERE r.scan_id = %s", (scan_id,)).fetchall()
+    )
+    assert requests == {site: "needs_human" if site == "truepeople" else "removed" for site in BROKERS}
+    tasks = re.findall(r"^  task: +(\w+): (\w+):", out, re.M)
+    assert tasks == [("truepeople", "captcha")]
+    for site in set(BROKERS) - {"truepeople"}:
+        line = next(line for line in out.splitlines() if line.startswith(f"  {site} ") and "removed  " in line)
+        assert "submitted" in line and "verified by re-fetching the listing" in line, line
+
     # "events: ... N fetched at R events/s, C committed with checkpoints, K new rows in events (T in all; ...)"
     fetched, committed, new, in_all = re.search(
         r"events: .*: ([\d,]+) fetched at [\d,]+ events/s, ([\d,]+) committed with checkpoints, "
