@@ -1,12 +1,22 @@
 // The page's entry point: sign-in and sign-out, the views switched by the URL's hash
-// (#/ = new scan and the scan list, #/scans/{id} = one scan), and the notice line.
+// (#/ = new scan and the scan list, #/scans/{id} = one scan, #/removals, #/tasks, #/reviews =
+// people in the loop of removals), and the notice line.
 
 import {ApiError, auth, call, whenUnauthorized} from "./api.js";
 import {$, show} from "./dom.js";
 import {loadScans, setUpHome} from "./home.js";
+import {loadRemovals, setUpRemovals} from "./removals.js";
+import {loadReviews, refreshReviewCount} from "./review.js";
 import {leaveScan, openScan} from "./scan.js";
+import {loadTasks, refreshTaskCount} from "./tasks.js";
 
-const VIEWS = ["#view-signin", "#view-home", "#view-scan"];
+const VIEWS = ["#view-signin", "#view-home", "#view-scan", "#view-removals", "#view-tasks", "#view-reviews"];
+// hash -> [view, loader]
+const PAGES = {
+  "#/removals": ["#view-removals", () => loadRemovals()],
+  "#/tasks": ["#view-tasks", () => loadTasks(notify)],
+  "#/reviews": ["#view-reviews", () => loadReviews(notify)],
+};
 
 function notify(message, isError = false) {
   const notice = $("#notice");
@@ -27,6 +37,8 @@ function signOut(message) {
   $("#findings").replaceChildren();
   $("#chart").replaceChildren();
   $("#progress-rows").replaceChildren();
+  for (const id of ["#removals", "#tasks", "#reviews"]) $(id).replaceChildren();
+  for (const id of ["#tasks-count", "#reviews-count"]) $(id).hidden = true;
   if (location.hash !== "" && location.hash !== "#/") history.replaceState(null, "", "#/");
   view("#view-signin");
   notify(message || "", Boolean(message));
@@ -39,8 +51,13 @@ async function route() {
     return;
   }
   notify("");
+  const page = PAGES[location.hash];
   const match = location.hash.match(/^#\/scans\/([^/?#]+)$/);
-  if (match) {
+  if (page) {
+    leaveScan();
+    view(page[0]);
+    await page[1]().catch((error) => notify(error.message, true));
+  } else if (match) {
     view("#view-scan");
     await openScan(decodeURIComponent(match[1]), notify);
   } else {
@@ -48,6 +65,8 @@ async function route() {
     view("#view-home");
     await loadScans().catch((error) => notify(error.message, true));
   }
+  if (location.hash !== "#/tasks") refreshTaskCount();
+  if (location.hash !== "#/reviews") refreshReviewCount();
 }
 
 async function signIn(event) {
@@ -75,6 +94,7 @@ function start() {
   setUpHome((id) => {
     location.hash = `#/scans/${encodeURIComponent(id)}`;
   }, notify);
+  setUpRemovals(notify);
   window.addEventListener("hashchange", () => route());
   route();
 }
