@@ -113,3 +113,36 @@ async def test_after_no_the_listing_is_never_kept_again_and_after_yes_it_is_acce
     evidence = db.execute("SELECT DISTINCT evidence->>'review' FROM findings WHERE scan_id = %s", (later,)).fetchall()
     assert evidence == [("yes",)] and crawler.stats.get_value("match/review_yes") == 1
     await close_pools()
+
+
+def test_key_rotation_covers_the_review_copy(own_database_url, tmp_path):
+    import base64
+
+    from crawler.db.migrate import connect
+    from crawler.security.evidence import ScreenshotStore
+    from crawler.security.keyring import KeyRing, parse_blind_index_key, parse_encryption_keys
+    from crawler.security.rotate import rotate
+
+    blind = parse_blind_index_key(base64.b64encode(b"i" * 32).decode())
+    old_key, new_key = (f"{n}:" + base64.b64encode(n.encode() * 32).decode() for n in ("o", "n"))
+    old, rotated, new = (KeyRing(parse_encryption_keys(k), blind) for k in (old_key, f"{new_key},{old_key}", new_key))
+    scan_id = str(uuid.uuid4())
+    with connect(own_database_url) as conn:
+        conn.execute("INSERT INTO websites (id, name, base_url) VALUES ('rot', 'r', 'http://r') ON CONFLICT DO NOTHING")
+        conn.execute("INSERT INTO scans (id, spider) VALUES (%s, 'rot')", (scan_id,))
+        conn.execute(
+            "INSERT INTO rejected_candidates (scan_id, website_id, listing_url_ciphertext, listing_url_index, key_id, "
+            "confidence, threshold, review_ciphertext) VALUES (%s, 'rot', %s, 'u', %s, 0.7, 0.85, %s)",
+            (
+                scan_id,
+                old.encrypt("http://r/maybe", context.rejected_listing_url(scan_id)),
+                old.current_key_id,
+                old.encrypt(b'{"full_name": "Ann"}', context.rejected_review(scan_id)),
+            ),
+        )
+        assert rotate(conn, rotated, ScreenshotStore(tmp_path, rotated))["rejected_candidates"] == 1
+        row = conn.execute(
+            "SELECT review_ciphertext FROM rejected_candidates WHERE scan_id = %s", (scan_id,)
+        ).fetchone()
+        sealed = bytes(row["review_ciphertext"] if isinstance(row, dict) else row[0])
+    assert new.decrypt(sealed, context.rejected_review(scan_id)) == b'{"full_name": "Ann"}'
