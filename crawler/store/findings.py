@@ -1,4 +1,4 @@
-"""Findings as their owner sees them: listings decrypted, screenshots, removal requests.
+"""Findings as their owner sees them: listings decrypted, screenshots (removal requests: ``removals.py``).
 
 A *listing* is the findings of one (scan, site, listing URL): the pipeline writes one row per exposed
 datum, all with the same sealed listing URL, confidence, evidence and screenshot. Its id is its
@@ -42,13 +42,6 @@ LISTING_SCREENSHOT = """
 SELECT g.screenshot_sha256 FROM findings g
 WHERE g.scan_id = %s AND g.website_id = %s AND g.listing_url_index = %s AND g.screenshot_sha256 IS NOT NULL
 LIMIT 1"""
-
-REQUEST_REMOVAL = """
-UPDATE findings SET status = 'removal_requested', updated_at = now()
-WHERE scan_id = %s AND website_id = %s AND listing_url_index = %s AND status IN ('found', 'reappeared')"""
-
-LISTING_ID = """
-SELECT min(id) FROM findings WHERE scan_id = %s AND website_id = %s AND listing_url_index = %s"""
 
 # a listing's status when its findings differ (a datum found after the removal request, say)
 STATUS_ORDER = ("removal_requested", "reappeared", "found", "removed", "dismissed")
@@ -134,17 +127,3 @@ async def load_screenshot(settings, owner: str, finding_id: int) -> bytes | None
         return await asyncio.to_thread(store.load, sha256)
     except FileNotFoundError:
         return None
-
-
-async def request_removal(settings, owner: str, finding_id: int) -> int | None:
-    """Mark every finding of the finding's listing ``removal_requested`` (those already further along
-    stay as they are); returns the listing id, None when the finding is not ``owner``'s."""
-
-    async def mark(conn):
-        listing = await _owned_listing(conn, owner, finding_id)
-        if listing is None:
-            return None
-        await conn.execute(REQUEST_REMOVAL, listing)
-        return (await (await conn.execute(LISTING_ID, listing)).fetchone())[0]
-
-    return await run_in_transaction(settings, mark)
