@@ -195,6 +195,9 @@ class RemovalList(BaseModel):
 class TaskWithRemoval(TaskOut):
     site: str
     listing_url: str | None = Field(description="the listing the task is for")
+    email: str = Field(
+        description="the e-mail address to give the broker: this request's own (REMOVAL_EMAIL plus-tagged)"
+    )
     removal_status: RemovalStatus
 
 

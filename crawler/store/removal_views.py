@@ -22,7 +22,8 @@ REQUEST_COLUMNS = """r.id, r.owner, r.scan_id, r.website_id, r.status, r.attempt
      WHERE f.scan_id = r.scan_id AND f.website_id = r.website_id AND f.listing_url_index = r.listing_url_index
      LIMIT 1),
     (SELECT min(f.id) FROM findings f
-     WHERE f.scan_id = r.scan_id AND f.website_id = r.website_id AND f.listing_url_index = r.listing_url_index)"""
+     WHERE f.scan_id = r.scan_id AND f.website_id = r.website_id AND f.listing_url_index = r.listing_url_index),
+    r.reference"""
 
 LIST_REQUESTS = f"""
 SELECT {REQUEST_COLUMNS} FROM removal_requests r
@@ -111,6 +112,7 @@ class RemovalView:
     next_action_at: datetime | None
     url: str | None  # decrypted for the owner; None if the scan's findings are gone
     listing_id: int | None  # the listing's smallest finding id in that scan
+    reference: str  # the request's token: its e-mail plus-tag (removals.tagged_address) and letters' reference
     history: list[RemovalEvent] = field(default_factory=list)
     task: RemovalTask | None = None
 
@@ -120,12 +122,12 @@ class RemovalView:
 
 def _view(ring, row) -> RemovalView:
     (rid, owner, scan_id, site, status, attempt, step, reason, created, updated, submitted, confirmed, removed,
-     next_at, url_ciphertext, listing_id) = row  # fmt: skip
+     next_at, url_ciphertext, listing_id, reference) = row  # fmt: skip
     scan_id = str(scan_id)
     url = ring.decrypt_text(url_ciphertext, context.finding_listing_url(scan_id)) if url_ciphertext else None
     return RemovalView(
         rid, owner, scan_id, site, status, attempt, step, reason, created, updated, submitted, confirmed, removed,
-        next_at, url, listing_id,
+        next_at, url, listing_id, reference,
     )  # fmt: skip
 
 

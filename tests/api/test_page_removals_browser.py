@@ -149,6 +149,7 @@ def test_removals_tasks_and_is_this_you_in_the_browser(service, browser_page, ow
     assert task.locator("[data-role=instructions]").text_content() == CAPTCHA_TEXT
     assert task.locator("[data-role=where] a").get_attribute("href") == CAPTCHA_URL
     assert task.locator("[data-role=kind]").text_content() == "captcha"
+    assert task.locator("[data-role=email] code").text_content().startswith("optout+")
     task.locator("button[data-role=done]").click()
     task.wait_for(state="detached")
     page.wait_for_selector("#notice:not([hidden])")

@@ -104,6 +104,15 @@ async def test_removals_list_with_history_status_filter_and_pages(api):
         assert response.status_code == 422 and response.json()["error"]["field"] in bad
 
 
+def db_reference(settings, request_id: int) -> str:
+    import psycopg
+
+    from crawler.db.embedded import database_url
+
+    with psycopg.connect(database_url(settings)) as conn:
+        return conn.execute("SELECT reference FROM removal_requests WHERE id = %s", (request_id,)).fetchone()[0]
+
+
 async def test_tasks_list_and_done_resume_the_flow(api, no_waiting_optout):
     owner, other = api.user(), api.user()
     scan_id = await api.start_scan(owner)
@@ -124,9 +133,14 @@ async def test_tasks_list_and_done_resume_the_flow(api, no_waiting_optout):
             "done_at": None,
             "site": "truepeople",
             "listing_url": listing("t")["listing_url"],
+            "email": tasks[0]["email"],
             "removal_status": "needs_human",
         }
     ]
+    # the address to give the broker is this request's own: its confirmation e-mail is matched to it
+    reference = db_reference(api.settings, request_id)
+    local, domain = api.settings.get("REMOVAL_EMAIL").split("@")
+    assert tasks[0]["email"] == f"{local}+{reference}@{domain}"
     shown = (await api.get(owner, f"/api/removals/{request_id}")).json()
     assert shown["status"] == "needs_human" and shown["task"]["id"] == task_id
     assert (await api.get(other, "/api/tasks")).json()["tasks"] == []

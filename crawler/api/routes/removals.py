@@ -152,6 +152,9 @@ async def list_tasks(request: Request, user: User):
                 **task_out(task).model_dump(),
                 site=task.request.site if task.request else "",
                 listing_url=task.request.url if task.request else None,
+                email=removals.tagged_address(request.app.state.settings, task.request.reference)
+                if task.request
+                else "",
                 removal_status=task.request.status if task.request else "needs_human",
             )
             for task in tasks

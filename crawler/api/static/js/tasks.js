@@ -38,7 +38,8 @@ function taskCard(task, notify) {
       el("p", {"data-role": "instructions"}, task.instructions),
       el("p", {"data-role": "where"}, "Where: ",
         task.url ? safeLink(task.url, "the broker's page") : el("span", {class: "muted"}, "see the instructions")),
-      el("p", {class: "source"}, "Listing: ", task.listing_url ? safeLink(task.listing_url) : "?")));
+      el("p", {class: "source"}, "Listing: ", task.listing_url ? safeLink(task.listing_url) : "?"),
+      el("p", {"data-role": "email"}, "E-mail to give: ", el("code", {}, task.email || "?"))));
   button.addEventListener("click", () => done(task, card, button, notify));
   return card;
 }
