@@ -34,3 +34,8 @@ def dead_letter(kind: str, spider: str) -> bytes:
 
 def screenshot(sha256: str) -> bytes:
     return f"screenshot|{sha256}".encode()
+
+
+def mailing_row(mailing_id: int, row: int, field: str) -> bytes:
+    """A mailing list row's address or token (``field``), bound to its mailing and row number."""
+    return f"mailing_row|{mailing_id}|{row}|{field}".encode()

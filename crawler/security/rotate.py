@@ -56,6 +56,16 @@ TABLES = (
         },
         "key_id",
     ),
+    SealedColumns(
+        "mailing_rows",
+        "id",
+        ("mailing_id", "row_number"),
+        {
+            "address_ciphertext": lambda r: context.mailing_row(r["mailing_id"], r["row_number"], "address"),
+            "token_ciphertext": lambda r: context.mailing_row(r["mailing_id"], r["row_number"], "token"),
+        },
+        "key_id",
+    ),
     SealedColumns("scans", "id", (), {"target_ciphertext": lambda r: context.scan_target(str(r["id"]))}, None),
     SealedColumns(
         "dead_letters",

@@ -31,7 +31,7 @@ import psycopg
 from crawler.db.embedded import database_url
 from crawler.db.pool import run_in_transaction
 from crawler.removal.mailing import MailingFile, new_token
-from crawler.security import keyring_from_settings
+from crawler.security import context, keyring_from_settings
 
 INSERT_MAILING = """
 INSERT INTO mailings (file_sha256, rows_total, header, address_column, encoding, subject, body_template)
@@ -84,11 +84,11 @@ class TemplateChanged(Exception):
 
 
 def address_context(mailing_id: int, row: int) -> bytes:
-    return f"mailing_row|{mailing_id}|{row}|address".encode()
+    return context.mailing_row(mailing_id, row, "address")
 
 
 def token_context(mailing_id: int, row: int) -> bytes:
-    return f"mailing_row|{mailing_id}|{row}|token".encode()
+    return context.mailing_row(mailing_id, row, "token")
 
 
 def address_index(ring, address: str) -> bytes:

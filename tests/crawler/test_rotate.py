@@ -56,6 +56,22 @@ def seed(conn, keys, store):
         " VALUES ('record', 'rot', 'x', %s, %s)",
         (keys.encrypt("{}", context.dead_letter("record", "rot")), keys.current_key_id),
     )
+    mailing = conn.execute(
+        "INSERT INTO mailings (file_sha256, rows_total, header, address_column, encoding, subject, body_template)"
+        " VALUES (%s, 2, false, 0, 'utf-8', 'S', 'B {token}') RETURNING id",
+        (scan,),
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO mailing_rows (mailing_id, row_number, address_ciphertext, address_index, token_ciphertext,"
+        " key_id, state) VALUES (%s, 1, %s, 'a', %s, %s, 'queued'), (%s, 2, NULL, NULL, NULL, NULL, 'invalid')",
+        (
+            mailing,
+            keys.encrypt("ann@example.com", context.mailing_row(mailing, 1, "address")),
+            keys.encrypt("tok-1", context.mailing_row(mailing, 1, "token")),
+            keys.current_key_id,
+            mailing,
+        ),
+    )
     return scan, stored.sha256
 
 
@@ -67,10 +83,11 @@ def test_rotation_reencrypts_everything_and_resumes(own_database_url, tmp_path):
         assert (
             first["findings"] >= 5 and first["scans"] >= 1 and first["dead_letters"] >= 1 and first["screenshots"] >= 1
         )
-        assert first["rejected_candidates"] >= 1
+        assert first["rejected_candidates"] >= 1 and first["mailing_rows"] >= 1
         assert rotate(conn, rotated, ScreenshotStore(tmp_path, rotated), batch=2) == {
             "findings": 0,
             "rejected_candidates": 0,
+            "mailing_rows": 0,
             "scans": 0,
             "dead_letters": 0,
             "screenshots": 0,
@@ -90,6 +107,15 @@ def test_rotation_reencrypts_everything_and_resumes(own_database_url, tmp_path):
             rejected.fetchone()["listing_url_ciphertext"], context.rejected_listing_url(scan)
         ) == ("http://r/someone-else")
         assert ScreenshotStore(tmp_path, new_only).load(sha) == b"png-" + scan.encode()
+        row = conn.execute(
+            "SELECT r.mailing_id, r.address_ciphertext, r.token_ciphertext, r.key_id FROM mailing_rows r"
+            " JOIN mailings m ON m.id = r.mailing_id WHERE m.file_sha256 = %s AND r.row_number = 1",
+            (scan,),
+        ).fetchone()
+        assert row["key_id"] == "new"
+        address = new_only.decrypt_text(row["address_ciphertext"], context.mailing_row(row["mailing_id"], 1, "address"))
+        token = new_only.decrypt_text(row["token_ciphertext"], context.mailing_row(row["mailing_id"], 1, "token"))
+        assert (address, token) == ("ann@example.com", "tok-1")
 
 
 def test_cli_generates_keys_and_reports_bad_ones(own_database_url):

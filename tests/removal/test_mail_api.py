@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from scrapy import Request
 from scrapy.exceptions import CannotResolveHostError, DownloadConnectionRefusedError, DownloadTimeoutError
-from scrapy.http import Response
+from scrapy.http import HtmlResponse, Response
 from scrapy.settings import Settings
 from twisted.internet.error import ConnectionLost, TCPTimedOutError
 from twisted.web._newclient import ResponseNeverReceived
@@ -170,19 +170,25 @@ async def test_a_deferred_send_waits_here_and_other_requests_pass(caplog):
     assert time.monotonic() - started < 5 and SECRET_BODY not in caplog.text
 
 
-async def test_sends_leave_at_least_the_pace_apart_even_when_one_left_late():
+async def test_a_send_leaves_only_after_the_previous_answer_and_the_pace_after_it():
     spacing = MailDepartureSpacing()
     meta = {MAIL_META: True, "ratelimit_rps": 10, "ratelimit_key": "mail-api:mail.example:80"}
     first, second = (Request("http://mail.example/send-email", meta=dict(meta)) for _ in range(2))
-    started = time.monotonic()
-    assert await spacing.process_request(first) is None
-    assert time.monotonic() - started < 0.05  # nothing left before it
-    assert await spacing.process_request(second) is None
-    assert time.monotonic() - started >= 0.1
+    assert await asyncio.wait_for(spacing.process_request(first), 5) is None  # nothing in flight before it
+    waiting = asyncio.ensure_future(spacing.process_request(second))
+    await asyncio.sleep(0.3)  # three paces: only the missing answer holds it back now
+    assert not waiting.done()
+    answered = time.monotonic()
+    response = spacing.process_response(first, HtmlResponse(first.url, status=202, body=b"{}"))
+    assert response.status == 202
+    assert await asyncio.wait_for(waiting, 5) is None
+    assert time.monotonic() - answered >= 0.1  # a full pace after the answer, not after the departure
+    # a send that failed frees the key too
+    assert spacing.process_exception(second, TimeoutError()) is None
+    third = Request("http://mail.example/send-email", meta=dict(meta))
+    assert await asyncio.wait_for(spacing.process_request(third), 5) is None
     other = Request("http://broker.example/page", meta={"ratelimit_rps": 10, "ratelimit_key": meta["ratelimit_key"]})
-    before = time.monotonic()
-    await spacing.process_request(other)
-    assert time.monotonic() - before < 0.05  # not a send: not ours to pace
+    assert await asyncio.wait_for(spacing.process_request(other), 1) is None  # not a send: not ours to pace
 
 
 async def test_sending_needs_a_running_crawl():
