@@ -102,7 +102,11 @@ def test_high_priority_scan_starts_before_100_queued_low_ones(own_database_url, 
     assert high_job > max(low_jobs)  # queued last
     worker = Worker(env, tmp_path / "worker.log")
     workers.append(worker)
-    started_sql = "SELECT job_id FROM procrastinate_events WHERE type = 'started' ORDER BY at, id"
+    # the scans queue's jobs only (the worker's periodic removal tick runs beside them, queue removals)
+    started_sql = (
+        "SELECT e.job_id FROM procrastinate_events e JOIN procrastinate_jobs j ON j.id = e.job_id"
+        " WHERE e.type = 'started' AND j.queue_name = 'scans' ORDER BY e.at, e.id"
+    )
     order = wait_for(
         lambda: (rows := query(own_database_url, started_sql)) and len(rows) >= 2 and [r[0] for r in rows],
         "two jobs to start",
