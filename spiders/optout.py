@@ -30,7 +30,7 @@ from crawler.extraction import parse_base_urls
 from crawler.observability.logs import register_pii
 from crawler.removal.runner import FlowRunner, Services
 from crawler.spider_args import SpiderArgumentError
-from crawler.store import removals
+from crawler.store import removal_flow, removals
 from spiders.sites import SPIDERS
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class OptoutSpider(scrapy.Spider):
                 return
             definition = self.sites.get(loaded.website_id)
             if definition is None:
-                await removals.fail(services.settings, request_id, f"no site definition {loaded.website_id!r}")
+                await removal_flow.fail(services.settings, request_id, f"no site definition {loaded.website_id!r}")
                 return
             async with self.slot(loaded.website_id, definition):
                 request = await removals.load_request(services.settings, request_id)

@@ -25,7 +25,7 @@ from crawler.cli import add_settings_option, project_settings
 from crawler.config import ConfigError, validate
 from crawler.db.pool import close_pools
 from crawler.runtime import check_database
-from crawler.store import removal_views, removals
+from crawler.store import removal_flow, removal_views, removals
 from crawler.worker.removal_jobs import defer_optout
 
 NOT_FOUND = 2
@@ -75,7 +75,7 @@ async def tasks_command(settings, args) -> int:
 
 
 async def done_command(settings, args) -> int:
-    if not await removals.complete_task(settings, args.user, args.task, done_by="cli"):
+    if not await removal_flow.complete_task(settings, args.user, args.task, done_by="cli"):
         return fail(f"task {args.task}: no such open task" + (f" of {args.user}" if args.user else ""))
     await defer_optout(settings)
     print(f"task {args.task} done: the removal goes on")

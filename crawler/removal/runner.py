@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 
 from crawler.removal import flows
 from crawler.removal.drivers import BrowserDriver, HttpDriver, StepError, SubmissionNotSent
-from crawler.store import removals
+from crawler.store import removal_flow, removals
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class FlowRunner:
         """Backoff, or failed after REMOVAL_STEP_FAILURES in a row."""
         where = f"step {index} {self.flow.steps[index].kind}" if index < len(self.flow.steps) else "verification"
         text = f"{where}: {reason}"
-        status = await removals.step_failed(
+        status = await removal_flow.step_failed(
             self.settings,
             self.request.id,
             text,
@@ -109,11 +109,11 @@ class FlowRunner:
     async def run(self) -> None:
         request = self.request
         if self.flow is None:
-            await removals.fail(self.settings, request.id, "no opt-out flow for the site")
+            await removal_flow.fail(self.settings, request.id, "no opt-out flow for the site")
             self.count("failed")
             return
         if request.listing_url is None:
-            await removals.fail(self.settings, request.id, "the listing is no longer stored")
+            await removal_flow.fail(self.settings, request.id, "the listing is no longer stored")
             self.count("failed")
             return
         address = removals.tagged_address(self.settings, request.reference)
@@ -144,7 +144,7 @@ class FlowRunner:
             return min(request.step, len(self.flow.steps))
         restart = request.flow_sha256 is not None and request.submission == "none"
         step = 0 if restart else min(request.step, len(self.flow.steps))
-        await removals.advance(self.settings, request.id, step, flow_sha256=self.flow.sha256)
+        await removal_flow.advance(self.settings, request.id, step, flow_sha256=self.flow.sha256)
         if restart and request.step:
             self.log("the opt-out flow changed: restarting at step 0")
             self.count("flow_restarted")
@@ -176,7 +176,7 @@ class FlowRunner:
         except StepError as error:
             await self.failed_step(index, str(error))
         if not replay and not step.submission and step.kind != "email_confirmation":
-            await removals.advance(self.settings, self.request.id, index + 1)
+            await removal_flow.advance(self.settings, self.request.id, index + 1)
             self.request.step = index + 1
 
     async def after_page(self, index: int) -> None:
@@ -241,7 +241,7 @@ class FlowRunner:
         try:
             await self.driver.submit(step.form, step.css)
         except SubmissionNotSent as error:
-            await removals.finish_submission(self.settings, self.request.id, self.request.attempt, "none")
+            await removal_flow.finish_submission(self.settings, self.request.id, self.request.attempt, "none")
             await self.failed_step(index, str(error))
         except StepError as error:
             await self.finish(index, "unknown", reason=str(error))
@@ -258,14 +258,14 @@ class FlowRunner:
         try:
             message_id = await self.services.mail.send(to, subject, body)
         except MailRejected as error:
-            await removals.finish_submission(self.settings, self.request.id, self.request.attempt, "none")
-            await removals.fail(
+            await removal_flow.finish_submission(self.settings, self.request.id, self.request.attempt, "none")
+            await removal_flow.fail(
                 self.settings, self.request.id, f"the mail provider rejected the letter: {error.reason}"
             )
             self.count("failed")
             raise Stop from None
         except MailUnavailable as error:
-            await removals.finish_submission(self.settings, self.request.id, self.request.attempt, "none")
+            await removal_flow.finish_submission(self.settings, self.request.id, self.request.attempt, "none")
             await self.failed_step(index, f"mail unavailable: {error.reason}")
         except MailOutcomeUnknown as error:
             await self.finish(index, "unknown", reason=error.reason)
@@ -274,18 +274,18 @@ class FlowRunner:
 
     async def begin(self, index: int) -> bool:
         """Record the submission before it leaves; False: made already this attempt (go on after it)."""
-        if await removals.begin_submission(self.settings, self.request.id, self.request.attempt, index):
+        if await removal_flow.begin_submission(self.settings, self.request.id, self.request.attempt, index):
             return True
         self.log(
             "step %d %s: this attempt's submission was made already, not again", index, self.flow.steps[index].kind
         )
         self.ran.discard(index)  # not made by this run: an expect after it is not checked
-        await removals.advance(self.settings, self.request.id, index + 1)
+        await removal_flow.advance(self.settings, self.request.id, index + 1)
         return False
 
     async def finish(self, index: int, outcome: str, **detail) -> None:
         info = {"kind": self.flow.steps[index].kind, **detail}
-        await removals.finish_submission(self.settings, self.request.id, self.request.attempt, outcome, info)
+        await removal_flow.finish_submission(self.settings, self.request.id, self.request.attempt, outcome, info)
         self.request.submission = outcome
         self.request.submitted_at = self.services.now()
         self.request.step = index + 1
@@ -305,7 +305,7 @@ class FlowRunner:
         await self.task(index, "captcha", CAPTCHA_INSTRUCTIONS, self.flow.url, resume, by_person=by_person)
 
     async def task(self, index: int, kind: str, instructions: str, url: str, resume: int, by_person: bool) -> None:
-        task_id = await removals.create_task(
+        task_id = await removal_flow.create_task(
             self.settings, self.request.id, kind, instructions, url, index, resume, by_person, {"step": index}
         )
         self.count("needs_human")
@@ -316,7 +316,7 @@ class FlowRunner:
         request, services = self.request, self.services
         poll = timedelta(seconds=self.settings.getfloat("MAIL_INBOX_POLL_SECONDS"))
         if request.status != "awaiting_confirmation":
-            await removals.wait_until(
+            await removal_flow.wait_until(
                 self.settings, request.id, services.now() + poll, status="awaiting_confirmation", step=index
             )
             request.status = "awaiting_confirmation"
@@ -330,13 +330,13 @@ class FlowRunner:
                 return
             if services.now() > deadline:
                 reason = f"no confirmation e-mail within {step.within_hours:g} h"
-                status = await removals.restart_attempt(self.settings, request.id, reason, {"step": index})
+                status = await removal_flow.restart_attempt(self.settings, request.id, reason, {"step": index})
                 self.count("confirmation_missing")
                 self.log("step %d email_confirmation: %s (%s)", index, reason, status)
                 raise Stop
             if look < INBOX_LOOKS_IN_RUN - 1:
                 await asyncio.sleep(poll.total_seconds())
-        await removals.wait_until(self.settings, request.id, services.now() + poll)
+        await removal_flow.wait_until(self.settings, request.id, services.now() + poll)
         self.count("waiting_for_email")
         self.log("step %d email_confirmation: no e-mail yet, looking again later", index)
         raise Stop
@@ -358,12 +358,12 @@ class FlowRunner:
             raise StepError(f"HTTP {status} opening the confirmation link")
         if status >= 400:  # expired or used: the broker wants a new request
             reason = f"the confirmation link was refused (HTTP {status})"
-            await removals.restart_attempt(self.settings, self.request.id, reason, {"step": index})
+            await removal_flow.restart_attempt(self.settings, self.request.id, reason, {"step": index})
             self.count("confirmation_refused")
             raise Stop
         await self.after_page(index)
         now = self.services.now()
-        await removals.advance(self.settings, self.request.id, index + 1, status="confirmed", confirmed_at=now)
+        await removal_flow.advance(self.settings, self.request.id, index + 1, status="confirmed", confirmed_at=now)
         self.request.status, self.request.confirmed_at, self.request.step = "confirmed", now, index + 1
         self.count("confirmed")
         self.log("step %d email_confirmation: link opened, confirmed", index)
@@ -372,7 +372,7 @@ class FlowRunner:
         """Every step ran: the verifying re-scan is due REMOVAL_CONFIRM_RESCAN_HOURS after the
         submission (or its confirmation)."""
         due = self.verification_due()
-        await removals.wait_until(self.settings, self.request.id, due)
+        await removal_flow.wait_until(self.settings, self.request.id, due)
         self.log("flow done, verification re-scan due in %.0f s", max(0.0, (due - self.services.now()).total_seconds()))
 
     def verification_due(self) -> datetime:

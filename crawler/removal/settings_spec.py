@@ -31,7 +31,7 @@ def check_inbox(value) -> None:
 
 def check_address(value) -> None:
     local, at, domain = value.rpartition("@")
-    if not at or not local or "." not in domain and domain != "localhost":
+    if not at or not local or ("." not in domain and domain != "localhost"):
         raise ValueError("expected an e-mail address such as optout@example.org")
 
 

@@ -16,7 +16,7 @@ from crawler.extraction import detail_not_found
 from crawler.extraction.actions import page_methods
 from crawler.extraction.templates import query_values
 from crawler.removal.drivers import BrowserDriver, HttpDriver, StepError
-from crawler.store import removals
+from crawler.store import removal_flow
 
 GONE_STATUSES = (404, 410)
 
@@ -26,7 +26,7 @@ async def verify(runner) -> None:
     request, services, definition = runner.request, runner.services, runner.definition
     due = runner.verification_due()
     if services.now() < due:
-        await removals.wait_until(runner.settings, request.id, due)
+        await removal_flow.wait_until(runner.settings, request.id, due)
         return
     jar = f"verify-{request.id}-{request.attempt}"
     browser = definition.render == "browser"
@@ -42,13 +42,13 @@ async def verify(runner) -> None:
             await runner.failed_step(len(runner.flow.steps), str(error))
         status = driver.status
         if status in GONE_STATUSES or (status < 400 and detail_not_found(definition, page)):
-            await removals.mark_removed(runner.settings, request.id, {"status": status})
+            await removal_flow.mark_removed(runner.settings, request.id, {"status": status})
             runner.count("removed")
             runner.log("verified: the listing is gone (removed)")
             return
         if status >= 400:
             await runner.failed_step(len(runner.flow.steps), f"HTTP {status} on the listing")
-        after = await removals.verification_failed(runner.settings, request.id, {"attempt": request.attempt})
+        after = await removal_flow.verification_failed(runner.settings, request.id, {"attempt": request.attempt})
         runner.count("still_listed")
         runner.log("verified: still listed (%s)", "a new attempt" if after == "requested" else after)
     finally:

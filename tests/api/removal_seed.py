@@ -9,7 +9,7 @@ import uuid
 import psycopg
 
 from crawler.items import PersonListing, RejectedCandidate
-from crawler.store import removals, reviews
+from crawler.store import removal_flow, removals, reviews
 from support import crawl_keyring
 
 CAPTCHA_TEXT = "Solve the CAPTCHA on the broker's form and submit it, then press Done."
@@ -28,13 +28,13 @@ def listing(n: int | str, **extra) -> dict:
 async def submitted(settings, request_id: int) -> None:
     """The request's first submission made and answered (as the optout crawl records it)."""
     request = await removals.get_request(settings, request_id)
-    assert await removals.begin_submission(settings, request_id, request.attempt, 1)
-    await removals.finish_submission(settings, request_id, request.attempt, "sent")
+    assert await removal_flow.begin_submission(settings, request_id, request.attempt, 1)
+    await removal_flow.finish_submission(settings, request_id, request.attempt, "sent")
 
 
 async def with_task(settings, request_id: int, kind: str = "captcha") -> int:
     """A human task on the request, as a flow that met a CAPTCHA makes it."""
-    return await removals.create_task(
+    return await removal_flow.create_task(
         settings, request_id, kind, CAPTCHA_TEXT, CAPTCHA_URL, step=1, resume_step=2, submitted_by_person=True
     )
 

@@ -21,7 +21,7 @@ import support
 from crawler.db.pool import close_pools
 from crawler.settings import PLAYWRIGHT_LAUNCH_OPTIONS
 from crawler.spider_args import PersonQuery
-from crawler.store import removals, scans
+from crawler.store import removal_flow, removals, scans
 from tools.services import child, create_key, free_port, wait_listening
 
 pytestmark = pytest.mark.e2e
@@ -86,7 +86,7 @@ async def seed(url: str, tmp_path) -> dict:
             finding = write_listing(settings, scan_id, site, listing(f"{site}-{uuid.uuid4().hex[:6]}"))[0]
             made[site] = (await removals.request_removal(settings, USER, finding)).id
         await submitted(settings, made["fastpeople"])
-        await removals.mark_removed(settings, made["fastpeople"])
+        await removal_flow.mark_removed(settings, made["fastpeople"])
         task_id = await with_task(settings, made["truepeople"])
         yes_id, yes_item = review_candidate(settings, scan_id, "thatsthem", full_name=PAYLOAD, age=44)
         no_id, _ = review_candidate(settings, scan_id, "spa", full_name="Jane Roe")

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from removal_seed import CAPTCHA_TEXT, CAPTCHA_URL, listing, review_candidate, submitted, with_task
 
 from crawler.security import context
-from crawler.store import removals
+from crawler.store import removal_flow
 from support import crawl_keyring
 
 pytestmark = pytest.mark.integration
@@ -78,7 +78,7 @@ async def test_removals_list_with_history_status_filter_and_pages(api):
         finding = write_listing(api.settings, scan_id, "fastpeople", listing(f"p{n}"))[0]
         made.append((await api.delete(owner, f"/api/findings/{finding}")).json()["id"])
     await submitted(api.settings, made[0])
-    await removals.mark_removed(api.settings, made[0])
+    await removal_flow.mark_removed(api.settings, made[0])
 
     one = (await api.get(owner, f"/api/removals/{made[0]}")).json()
     assert one["status"] == "removed" and one["removed_at"] and one["submitted_at"]
@@ -243,7 +243,7 @@ async def test_metrics_show_removals_by_state_and_site_tasks_and_reappearances(a
         finding = write_listing(api.settings, scan_id, site, listing(f"m{n}"))[0]
         made.append((await api.delete(owner, f"/api/findings/{finding}")).json()["id"])
     await submitted(api.settings, made[0])
-    await removals.mark_removed(api.settings, made[0])
+    await removal_flow.mark_removed(api.settings, made[0])
     await with_task(api.settings, made[2])
     response = await api.get(owner, "/metrics")
     assert response.status_code == 200

@@ -21,7 +21,7 @@ import pytest
 
 from crawler.db.pool import close_pools
 from crawler.security.context import finding_listing_url
-from crawler.store import removals
+from crawler.store import removal_flow, removals
 from sandbox.launch import running
 from sandbox.population import default_population, ground_truth
 from support import BLIND_INDEX_KEY, ENCRYPTION_KEYS, crawl_keyring, created_scan_id, http, run_scrapy, store_settings
@@ -212,7 +212,7 @@ def test_truepeople_captcha_becomes_a_task_then_the_person_submits_and_it_is_ver
     # the person solves the CAPTCHA and submits the form on the broker's page, then presses "done"
     reply = http(f"{world.urls['truepeople']}/_sandbox/optouts/submit", data={"url": world.listing_url("truepeople")})
     assert reply.status == 200, reply.body
-    assert world.store(removals.complete_task, None, task_id)
+    assert world.store(removal_flow.complete_task, None, task_id)
     assert world.get(request.id).status == "submitted"
     world.run_until(request.id, {"removed"})
     assert world.submissions("truepeople") == 1

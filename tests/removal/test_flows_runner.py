@@ -18,7 +18,7 @@ from crawler.removal.flows import EmailConfirmation
 from crawler.removal.inbox import MaildirInbox
 from crawler.removal.runner import FlowRunner, Services, Stop
 from crawler.spider_args import PersonQuery, SpiderArgumentError
-from crawler.store import removals
+from crawler.store import removal_flow, removals
 from crawler.store import scans as store
 from spiders.optout import parse_request_id
 from support import ROOT, store_settings
@@ -69,24 +69,24 @@ def runner(settings, request, tmp_path, clock=None) -> FlowRunner:
 
 async def test_a_changed_flow_restarts_at_step_0_unless_the_submission_was_made(settings, tmp_path):
     request = await new_request(settings)
-    await removals.advance(settings, request.id, 3, flow_sha256="0" * 64)
+    await removal_flow.advance(settings, request.id, 3, flow_sha256="0" * 64)
     flow_runner = runner(settings, await removals.load_request(settings, request.id), tmp_path)
     assert await flow_runner.check_flow_version() == 0
     after = await removals.get_request(settings, request.id)
     assert (after.step, after.flow_sha256) == (0, flow_runner.flow.sha256)
     assert flow_runner.services.stats.values["optout/fastpeople/flow_restarted"] == 1
     # the submission made this attempt: the flow goes on where it is
-    assert await removals.begin_submission(settings, request.id, 1, 2)
-    await removals.finish_submission(settings, request.id, 1, "sent")
-    await removals.advance(settings, request.id, 3, flow_sha256="0" * 64)
+    assert await removal_flow.begin_submission(settings, request.id, 1, 2)
+    await removal_flow.finish_submission(settings, request.id, 1, "sent")
+    await removal_flow.advance(settings, request.id, 3, flow_sha256="0" * 64)
     flow_runner = runner(settings, await removals.load_request(settings, request.id), tmp_path)
     assert await flow_runner.check_flow_version() == 3
     assert (await removals.get_request(settings, request.id)).step == 3
 
 
 async def submitted(settings, request):
-    assert await removals.begin_submission(settings, request.id, request.attempt, 2)
-    await removals.finish_submission(settings, request.id, request.attempt, "sent")
+    assert await removal_flow.begin_submission(settings, request.id, request.attempt, 2)
+    await removal_flow.finish_submission(settings, request.id, request.attempt, "sent")
     return await removals.load_request(settings, request.id)
 
 

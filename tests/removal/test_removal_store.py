@@ -16,7 +16,7 @@ import pytest
 
 from crawler.db.pool import close_pools
 from crawler.spider_args import PersonQuery
-from crawler.store import removals
+from crawler.store import removal_flow, removals
 from crawler.store import scans as store
 from support import ROOT, store_settings
 
@@ -116,7 +116,7 @@ async def test_transitions_allowed_and_refused(settings, owner):
         await move("submitted", status="x")
     await move("submitted")
     await move("confirmed")
-    await removals.mark_removed(settings, request.id)
+    await removal_flow.mark_removed(settings, request.id)
     with pytest.raises(removals.TransitionRefused):
         await move("requested")
     assert [h[1] for h in history(settings, request.id)] == ["requested", "submitted", "confirmed", "removed"]
@@ -126,25 +126,25 @@ async def test_transitions_allowed_and_refused(settings, owner):
 async def test_begin_submission_is_exactly_once_under_concurrency(settings, owner):
     _, finding_id, _ = await found(settings, owner)
     request = await removals.request_removal(settings, owner, finding_id)
-    results = await asyncio.gather(*(removals.begin_submission(settings, request.id, 1, 2) for _ in range(12)))
+    results = await asyncio.gather(*(removal_flow.begin_submission(settings, request.id, 1, 2) for _ in range(12)))
     assert results.count(True) == 1
-    assert not await removals.begin_submission(settings, request.id, 2, 2)  # not this attempt
+    assert not await removal_flow.begin_submission(settings, request.id, 2, 2)  # not this attempt
     # the crawl died before the answer: unknown, goes on after the step, never begins again
     loaded = await removals.load_request(settings, request.id)
     assert loaded.submission == "unknown" and loaded.status == "submitted" and loaded.step == 3
-    assert not await removals.begin_submission(settings, request.id, 1, 2)
-    await removals.finish_submission(settings, request.id, 1, "sent")  # late answer: ignored
+    assert not await removal_flow.begin_submission(settings, request.id, 1, 2)
+    await removal_flow.finish_submission(settings, request.id, 1, "sent")  # late answer: ignored
     assert (await removals.get_request(settings, request.id)).submission == "unknown"
 
 
 async def test_finish_submission_sent_and_none(settings, owner):
     _, finding_id, _ = await found(settings, owner)
     request = await removals.request_removal(settings, owner, finding_id)
-    assert await removals.begin_submission(settings, request.id, 1, 1)
-    await removals.finish_submission(settings, request.id, 1, "none")  # never left: may be tried again
+    assert await removal_flow.begin_submission(settings, request.id, 1, 1)
+    await removal_flow.finish_submission(settings, request.id, 1, "none")  # never left: may be tried again
     assert (await removals.get_request(settings, request.id)).submission == "none"
-    assert await removals.begin_submission(settings, request.id, 1, 1)
-    await removals.finish_submission(settings, request.id, 1, "sent")
+    assert await removal_flow.begin_submission(settings, request.id, 1, 1)
+    await removal_flow.finish_submission(settings, request.id, 1, "sent")
     after = await removals.get_request(settings, request.id)
     assert (after.status, after.submission, after.step) == ("submitted", "sent", 2)
     assert after.submitted_at is not None
@@ -156,14 +156,14 @@ async def test_step_failed_backs_off_then_fails(settings, owner):
     waits = []
     for _ in range(3):
         before = rows(settings, "SELECT now()")[0][0]
-        status = await removals.step_failed(settings, request.id, "http 503", 2.0, 0.5, max_failures=4)
+        status = await removal_flow.step_failed(settings, request.id, "http 503", 2.0, 0.5, max_failures=4)
         assert status == "requested"
         after = await removals.get_request(settings, request.id)
         waits.append(after.next_action_at - before)
     for wait, hours in zip(waits, (0.5, 1.0, 2.0), strict=True):
         assert timedelta(hours=hours) - timedelta(seconds=5) < wait <= timedelta(hours=hours) + timedelta(seconds=5)
-    assert removals.backoff(10, 0.5, 2.0) == timedelta(hours=2)
-    assert await removals.step_failed(settings, request.id, "http 503", 2.0, 0.5, max_failures=4) == "failed"
+    assert removal_flow.backoff(10, 0.5, 2.0) == timedelta(hours=2)
+    assert await removal_flow.step_failed(settings, request.id, "http 503", 2.0, 0.5, max_failures=4) == "failed"
     failed = await removals.get_request(settings, request.id)
     assert failed.reason == "http 503" and failed.next_action_at is None
     assert request.id not in await removals.due_requests(settings, 100)
@@ -172,16 +172,16 @@ async def test_step_failed_backs_off_then_fails(settings, owner):
 async def test_task_done_resumes_the_flow(settings, owner):
     _, finding_id, _ = await found(settings, owner)
     request = await removals.request_removal(settings, owner, finding_id)
-    task = await removals.create_task(
+    task = await removal_flow.create_task(
         settings, request.id, "captcha", "Solve the CAPTCHA and submit the form", "http://x/removal", 1, 3, True
     )
     assert task is not None
-    assert await removals.create_task(settings, request.id, "other", "x", None, 1, 2) is None  # one open task
+    assert await removal_flow.create_task(settings, request.id, "other", "x", None, 1, 2) is None  # one open task
     assert (await removals.get_request(settings, request.id)).status == "needs_human"
     assert request.id not in await removals.due_requests(settings, 100)
-    assert not await removals.complete_task(settings, "someone-else", task)
-    assert await removals.complete_task(settings, owner, task)
-    assert not await removals.complete_task(settings, owner, task)  # done once
+    assert not await removal_flow.complete_task(settings, "someone-else", task)
+    assert await removal_flow.complete_task(settings, owner, task)
+    assert not await removal_flow.complete_task(settings, owner, task)  # done once
     after = await removals.get_request(settings, request.id)
     assert (after.status, after.step, after.submission) == ("submitted", 3, "sent")
     assert request.id in await removals.due_requests(settings, 1000)
@@ -190,23 +190,23 @@ async def test_task_done_resumes_the_flow(settings, owner):
 async def test_verification_new_attempt_then_failed(settings, owner):
     _, finding_id, _ = await found(settings, owner)
     request = await removals.request_removal(settings, owner, finding_id)
-    assert await removals.begin_submission(settings, request.id, 1, 0)
-    await removals.finish_submission(settings, request.id, 1, "sent")
-    assert await removals.verification_failed(settings, request.id) == "requested"
+    assert await removal_flow.begin_submission(settings, request.id, 1, 0)
+    await removal_flow.finish_submission(settings, request.id, 1, "sent")
+    assert await removal_flow.verification_failed(settings, request.id) == "requested"
     second = await removals.get_request(settings, request.id)
     assert (second.attempt, second.step, second.submission) == (2, 0, "none")
-    assert await removals.begin_submission(settings, request.id, 2, 0)
-    await removals.finish_submission(settings, request.id, 2, "sent")
-    assert await removals.verification_failed(settings, request.id) == "failed"
+    assert await removal_flow.begin_submission(settings, request.id, 2, 0)
+    await removal_flow.finish_submission(settings, request.id, 2, "sent")
+    assert await removal_flow.verification_failed(settings, request.id) == "failed"
     assert (await removals.get_request(settings, request.id)).reason == "still listed after 2 attempts"
 
 
 async def test_reconcile_scan_reappearance(settings, owner):
     _, finding_id, url = await found(settings, owner)
     request = await removals.request_removal(settings, owner, finding_id)
-    assert await removals.begin_submission(settings, request.id, 1, 0)
-    await removals.finish_submission(settings, request.id, 1, "sent")
-    await removals.mark_removed(settings, request.id)
+    assert await removal_flow.begin_submission(settings, request.id, 1, 0)
+    await removal_flow.finish_submission(settings, request.id, 1, "sent")
+    await removal_flow.mark_removed(settings, request.id)
     # a re-scan that does not find it: nothing happens
     other_scan, _, _ = await found(settings, owner)
     assert await removals.reconcile_scan(settings, other_scan) == {"reappeared": 0, "requested": 0}
@@ -218,9 +218,9 @@ async def test_reconcile_scan_reappearance(settings, owner):
     assert [h[1] for h in history(settings, request.id)][-2:] == ["reappeared", "requested"]
     assert (await removals.load_request(settings, request.id)).listing_url == url
     # removed again, found again at the maximum: failed
-    assert await removals.begin_submission(settings, request.id, 2, 0)
-    await removals.finish_submission(settings, request.id, 2, "sent")
-    await removals.mark_removed(settings, request.id)
+    assert await removal_flow.begin_submission(settings, request.id, 2, 0)
+    await removal_flow.finish_submission(settings, request.id, 2, "sent")
+    await removal_flow.mark_removed(settings, request.id)
     third, _, _ = await found(settings, owner, url)
     assert await removals.reconcile_scan(settings, third) == {"reappeared": 1, "requested": 0}
     final = await removals.get_request(settings, request.id)

@@ -13,7 +13,7 @@ import pytest
 
 from crawler.db.pool import close_pools
 from crawler.spider_args import PersonQuery
-from crawler.store import removals, scans
+from crawler.store import removal_flow, removals, scans
 from crawler.worker import removal_jobs
 from crawler.worker.task import ScanRun
 from support import ROOT, store_settings
@@ -89,7 +89,7 @@ async def test_monitored_people_are_rescanned_every_interval(settings):
     # another person of the owner's whose only request failed, and a person scanned recently
     failed_scan = await finished_scan(settings, owner, OTHER, hours_ago=2)
     failed = await requested(settings, failed_scan, "given-up")
-    await removals.fail(settings, failed, "no opt-out")
+    await removal_flow.fail(settings, failed, "no opt-out")
     recent = await finished_scan(settings, "someone-else", hours_ago=0.5)
     await requested(settings, recent, "recent")
 
@@ -116,7 +116,7 @@ async def test_a_completed_scan_that_finds_a_removed_listing_asks_again(settings
     first = await finished_scan(settings, owner)
     request_id = await requested(settings, first, "comes-back")
     await submitted(settings, request_id)
-    await removals.mark_removed(settings, request_id)
+    await removal_flow.mark_removed(settings, request_id)
     sql(settings, "DELETE FROM procrastinate_jobs")
 
     later = await scans.create_scan(settings, PERSON, "scan", ["fastpeople"])

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from crawler.api import cursors, models
 from crawler.api.errors import ApiError, error_responses, not_found
 from crawler.api.security import caller
-from crawler.store import removal_views, removals, reviews
+from crawler.store import removal_flow, removal_views, removals, reviews
 from crawler.worker.removal_jobs import defer_optout
 
 logger = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ async def task_done(task_id: Id, request: Request, user: User):
     request_id = await removal_views.task_request(settings, user, task_id)
     if request_id is None:
         raise not_found("task")
-    if not await removals.complete_task(settings, user, task_id):
+    if not await removal_flow.complete_task(settings, user, task_id):
         raise ApiError(409, "this task is done already")
     await queue_optout(settings)
     return models.TaskDone(id=task_id, removal=await removal_of(settings, user, request_id))
