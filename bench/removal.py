@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import random
 import statistics
 import sys
 import tempfile
@@ -39,8 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.databases import drop_database, fresh_database  # noqa: E402
+from bench.scans_queue import people  # noqa: E402
 from sandbox.launch import running  # noqa: E402
-from sandbox.population import default_population  # noqa: E402
 from tools.services import child, create_key, free_port, wait_listening  # noqa: E402
 
 BROKERS = ("fastpeople", "truepeople", "spa", "radaris", "thatsthem")
@@ -63,20 +62,6 @@ def configure_sandbox(urls: dict[str, str], processing: float, relist: float) ->
             body.update(relist_share=relist, relist_seconds=1)
         httpx.post(f"{urls[site]}/_sandbox/config", json=body, timeout=10).raise_for_status()
     httpx.post(f"{urls['mail']}/_sandbox/config", json={"min_interval_seconds": 1}, timeout=10).raise_for_status()
-
-
-def people(count: int, seed: int) -> list[dict]:
-    chosen = random.Random(seed).sample(default_population().people, count)
-    return [
-        {
-            "first_name": p.first_name,
-            "last_name": p.last_name,
-            "city": p.current.city,
-            "state": p.current.state,
-            "age": p.age,
-        }
-        for p in chosen
-    ]
 
 
 def scan_all(client: httpx.Client, persons: list[dict], timeout: float) -> list[str]:

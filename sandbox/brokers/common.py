@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from collections import defaultdict
 from html import escape
 from typing import Any
@@ -229,3 +230,20 @@ class Listing:
             )
 
         return [p for p in found if any(map(there, p.addresses))]
+
+
+# ---- form sessions ---------------------------------------------------------------------------------
+
+MAX_SESSIONS = 10_000  # the oldest is forgotten beyond this, as sessions expire on the real sites
+
+
+def form_session(sessions: dict[str, str], cookie: str) -> tuple[str, str, bool]:
+    """(session id, its CSRF token, whether it is new: set the cookie) for a page with a form; the
+    session is the one of the ``cookie`` value when the site knows it."""
+    fresh = cookie not in sessions
+    if fresh:
+        if len(sessions) >= MAX_SESSIONS:
+            del sessions[next(iter(sessions))]
+        cookie = secrets.token_urlsafe(18)
+        sessions[cookie] = secrets.token_hex(20)
+    return cookie, sessions[cookie], fresh

@@ -38,7 +38,6 @@ change (as on real redesigns), and neither do the values.
 from __future__ import annotations
 
 import hmac
-import secrets
 from html import escape
 
 from aiohttp import web
@@ -48,6 +47,7 @@ from sandbox.brokers.common import (
     cf_encode,
     dashed,
     digest,
+    form_session,
     full_name,
     hashed,
     html_page,
@@ -77,7 +77,6 @@ DEFAULTS = {
 DETAILS = web.AppKey("fastpeople_details", dict)  # detail id -> person
 SESSIONS = web.AppKey("fastpeople_sessions", dict)  # session cookie -> CSRF token
 SESSION_COOKIE = "fps_session"
-MAX_SESSIONS = 10_000
 SENDER = "FastPeople Search <removals@fastpeople.test>"
 
 
@@ -311,15 +310,8 @@ def removal_form(token: str, url: str = "", email: str = "") -> str:
 
 
 async def removal(request: web.Request) -> web.Response:
-    sessions = request.app[SESSIONS]
-    session = request.cookies.get(SESSION_COOKIE, "")
-    fresh = session not in sessions
-    if fresh:
-        if len(sessions) >= MAX_SESSIONS:  # forget the oldest, as sessions expire on the real site
-            del sessions[next(iter(sessions))]
-        session = secrets.token_urlsafe(18)
-        sessions[session] = secrets.token_hex(20)
-    response = page(request.app[SITE], f"Remove my record - {BRAND}", removal_form(sessions[session]))
+    session, token, fresh = form_session(request.app[SESSIONS], request.cookies.get(SESSION_COOKIE, ""))
+    response = page(request.app[SITE], f"Remove my record - {BRAND}", removal_form(token))
     if fresh:
         response.set_cookie(SESSION_COOKIE, session, path="/", httponly=True, samesite="Lax")
     return response

@@ -33,12 +33,11 @@ from __future__ import annotations
 
 import hmac
 import re
-import secrets
 from html import escape
 
 from aiohttp import web
 
-from sandbox.brokers.common import is_listed, opaque_id, stable_order
+from sandbox.brokers.common import form_session, is_listed, opaque_id, stable_order
 from sandbox.brokers.control import SITE, Site, make_site_app, minute_limit
 from sandbox.brokers.optouts import install, valid_email
 from sandbox.population import Person
@@ -57,7 +56,6 @@ DEFAULTS = {
 }
 OPT_OUT_PATH = "/ng/privacy/remove"
 SESSION_COOKIE = "rdr_session"
-MAX_SESSIONS = 10_000
 ID_DIGITS = "0123456789"
 INDEX_KEY = web.AppKey("index", dict)  # radaris id -> Person (listed people only)
 SESSIONS_KEY = web.AppKey("sessions", dict)  # session id -> CSRF token
@@ -129,15 +127,7 @@ def search_form(token: str) -> str:
 
 def session(request: web.Request) -> tuple[str, str, bool]:
     """(session id, its CSRF token, whether it is new: set the cookie) for a page with a form."""
-    sessions = request.app[SESSIONS_KEY]
-    session = request.cookies.get(SESSION_COOKIE, "")
-    fresh = session not in sessions
-    if fresh:
-        if len(sessions) >= MAX_SESSIONS:  # forget the oldest, as sessions expire on the real site
-            del sessions[next(iter(sessions))]
-        session = secrets.token_urlsafe(18)
-        sessions[session] = secrets.token_hex(20)
-    return session, sessions[session], fresh
+    return form_session(request.app[SESSIONS_KEY], request.cookies.get(SESSION_COOKIE, ""))
 
 
 def with_session(response: web.Response, session: str, fresh: bool) -> web.Response:

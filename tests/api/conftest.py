@@ -53,3 +53,33 @@ async def redis_api(redis_settings):
     client = Api(redis_settings)
     yield client
     await client.aclose()
+
+
+# a page in the system Chromium; its list collects page errors and CSP violations (the page must have none)
+BROWSER_STEP_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def browser_page():
+    from playwright.sync_api import sync_playwright
+
+    from crawler.settings import PLAYWRIGHT_LAUNCH_OPTIONS
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**PLAYWRIGHT_LAUNCH_OPTIONS)
+        try:
+            page = browser.new_context().new_page()
+            page.set_default_timeout(BROWSER_STEP_TIMEOUT_MS)
+            problems: list[str] = []
+            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            page.on(
+                "console",
+                lambda message: (
+                    problems.append(f"console {message.type}: {message.text}")
+                    if message.type == "error" and "Content Security Policy" in message.text
+                    else None
+                ),
+            )
+            yield page, problems
+        finally:
+            browser.close()

@@ -16,10 +16,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from playwright.sync_api import sync_playwright
 
 import support
-from crawler.settings import PLAYWRIGHT_LAUNCH_OPTIONS
 from sandbox.brokers import thatsthem
 from sandbox.population import default_population
 from tools.services import scans_service
@@ -27,7 +25,6 @@ from tools.services import scans_service
 pytestmark = pytest.mark.e2e
 
 # the crawl's own launch options: the system Chromium and its flags (crawler/settings.py)
-LAUNCH = PLAYWRIGHT_LAUNCH_OPTIONS
 SCAN_TIMEOUT_MS = 240_000  # a busy 2-core machine: the crawl, a Chromium screenshot, the worker's polling
 STEP_TIMEOUT_MS = 60_000
 PERSON = default_population().get(thatsthem.INJECTED_PERSON)
@@ -52,28 +49,6 @@ def service(own_database_url, sandbox, redis_prefix, tmp_path):
     logs = tmp_path / "logs"
     with scans_service(env, logs, user="page-tester") as running:
         yield running.api, running.key, own_database_url, logs
-
-
-@pytest.fixture
-def browser_page():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(**LAUNCH)
-        try:
-            page = browser.new_context().new_page()
-            page.set_default_timeout(STEP_TIMEOUT_MS)
-            problems: list[str] = []
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on(
-                "console",
-                lambda message: (
-                    problems.append(f"console {message.type}: {message.text}")
-                    if message.type == "error" and "Content Security Policy" in message.text
-                    else None
-                ),
-            )
-            yield page, problems
-        finally:
-            browser.close()
 
 
 def logs_tail(logs: Path) -> str:

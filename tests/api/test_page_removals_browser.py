@@ -14,12 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from removal_seed import CAPTCHA_TEXT, CAPTCHA_URL, listing, review_candidate, submitted, with_task
 
 import support
 from crawler.db.pool import close_pools
-from crawler.settings import PLAYWRIGHT_LAUNCH_OPTIONS
 from crawler.spider_args import PersonQuery
 from crawler.store import removal_flow, removals, scans
 from tools.services import child, create_key, free_port, wait_listening
@@ -28,7 +27,6 @@ pytestmark = pytest.mark.e2e
 
 USER = "removal-page"
 PAYLOAD = '<img src=x onerror="window.__xss=1">Jane Doe'
-STEP_TIMEOUT_MS = 30_000
 
 
 @pytest.fixture
@@ -50,24 +48,6 @@ def service(own_database_url, tmp_path):
     with child("api", [sys.executable, "-m", "crawler.api"], env, log) as api:
         wait_listening(api, port, "the API", log)
         yield f"http://127.0.0.1:{port}", key
-
-
-@pytest.fixture
-def browser_page():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(**PLAYWRIGHT_LAUNCH_OPTIONS)
-        try:
-            page = browser.new_context().new_page()
-            page.set_default_timeout(STEP_TIMEOUT_MS)
-            problems: list[str] = []
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on(
-                "console",
-                lambda m: problems.append(f"console: {m.text}") if "Content Security Policy" in m.text else None,
-            )
-            yield page, problems
-        finally:
-            browser.close()
 
 
 async def seed(url: str, tmp_path) -> dict:
