@@ -145,6 +145,7 @@ def main() -> int:
                 "MAIL_API_MIN_INTERVAL_SECONDS": "1",
                 "MAIL_INBOX": f"maildir:{maildir}",
                 "MAIL_INBOX_POLL_SECONDS": "1",
+                "REMOVAL_SCHEDULE_CRON": "* * * * * */2",  # the removal tick every 2 s (default: each minute)
                 "REMOVAL_CONFIRM_RESCAN_HOURS": str(args.verify / 3600),
                 "REMOVAL_RETRY_BASE_HOURS": str(2 / 3600),
                 "REMOVAL_RETRY_MAX_HOURS": str(10 / 3600),
