@@ -37,11 +37,12 @@ def crawl_command(scan_id: str) -> list[str]:
 
 class LocalCrawl:
     """``scrapy crawl scan -a scan_id=<id>`` as a child process of this worker (or another crawl's
-    ``command``, e.g. the optout crawl, with ``scan_id`` as its name in the logs)."""
+    ``command``, e.g. the optout crawl, with ``name`` as what the logs call it)."""
 
-    def __init__(self, scan_id: str, command: list[str] | None = None):
+    def __init__(self, scan_id: str, command: list[str] | None = None, name: str | None = None):
         self.scan_id = scan_id
         self.command = command or crawl_command(scan_id)
+        self.name = name or f"scan {scan_id}"
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -52,7 +53,7 @@ class LocalCrawl:
             preexec_fn=_die_with_parent,
             start_new_session=True,  # its own process group (and session)
         )
-        logger.info("scan %s: crawl started (pid %s)", self.scan_id, self.process.pid)
+        logger.info("%s: crawl started (pid %s)", self.name, self.process.pid)
 
     async def wait(self, poll: float = 1.0) -> int | None:
         """The exit code once the crawl ended; None while it runs (after ``poll`` seconds)."""
@@ -67,7 +68,7 @@ class LocalCrawl:
     async def stop(self) -> None:
         """SIGTERM: the crawl drains and ends its scan ``cancelled`` (crawler/commands/crawl.py)."""
         if self.process is not None and self.process.returncode is None:
-            logger.info("scan %s: stopping the crawl", self.scan_id)
+            logger.info("%s: stopping the crawl", self.name)
             self.process.send_signal(signal.SIGTERM)
 
     async def kill(self) -> None:

@@ -82,7 +82,7 @@ async def run_optout(settings, context=None) -> str:
     """One optout crawl, to its end. Interrupted (the worker shuts down): the crawl is stopped
     (SIGTERM, then SIGKILL after a grace period; every submission is recorded before it leaves, so
     a killed crawl never submits twice) and the job ends; the tick queues the work again."""
-    crawl = LocalCrawl("optout", command=optout_command())
+    crawl = LocalCrawl("optout", command=optout_command(), name="optout")
     await crawl.start()
     try:
         while (code := await crawl.wait(POLL_SECONDS)) is None:
