@@ -112,6 +112,8 @@ class AuthTokenMiddleware:
     async def give_up(self, request, exc: Exception):
         """The token endpoint keeps failing: the request becomes a dead letter (replayable
         once the credentials work) instead of waiting forever."""
+        if not request.meta.get("dead_letter", True):  # its sender records the failure (retry.py says why)
+            raise IgnoreRequest(f"no token after {self.failures} failed refreshes ({type(exc).__name__})")
         dead_letters = DeadLetters.for_crawler(self.crawler)
         row = request_dead_letter(
             dead_letters,

@@ -95,6 +95,8 @@ def review_lines(summary: store.Summary) -> list[str]:
 
 class MailingSpider(scrapy.Spider):
     name = "mailing"
+    # its sends and submissions are recorded in its own tables; replaying one outside them could repeat it
+    replayable = False
 
     @classmethod
     def check_arguments(cls, kwargs: dict) -> MailingArguments:

@@ -49,6 +49,8 @@ def parse_request_id(kwargs: dict) -> int | None:
 
 class OptoutSpider(scrapy.Spider):
     name = "optout"
+    # its sends and submissions are recorded in its own tables; replaying one outside them could repeat it
+    replayable = False
 
     @classmethod
     def check_arguments(cls, kwargs: dict) -> dict:
@@ -124,8 +126,9 @@ class OptoutSpider(scrapy.Spider):
         return self.site_slots[site]
 
     async def process(self, request_id: int, services: Services) -> None:
-        """One request: its flow from where it is. An error is logged (its type, not its text, which
-        may carry a value) and counted; the request is left as the store has it."""
+        """One request: its flow from where it is. An unexpected error is logged (its type and place,
+        not its text, which may carry a value), counted, and recorded as a failed step (backoff, then
+        'failed' with that reason after REMOVAL_STEP_FAILURES)."""
         try:
             loaded = await removals.get_request(services.settings, request_id)
             if loaded is None:
@@ -148,3 +151,15 @@ class OptoutSpider(scrapy.Spider):
             frame = traceback.extract_tb(exc.__traceback__)[-1]
             where = f"{frame.filename.rpartition('/')[2]}:{frame.lineno}"
             logger.error("optout: removal %d stopped by %s at %s", request_id, type(exc).__name__, where)
+            # a failed step like any other: backoff, then 'failed' with the reason (never due forever)
+            try:
+                settings = services.settings
+                await removal_flow.step_failed(
+                    settings,
+                    request_id,
+                    f"error {type(exc).__name__} at {where}",
+                    settings.getfloat("REMOVAL_RETRY_MAX_HOURS"),
+                    settings.getfloat("REMOVAL_RETRY_BASE_HOURS"),
+                )
+            except Exception as again:  # the database itself is down: the request stays due, retried next run
+                logger.error("optout: removal %d: its failure not recorded (%s)", request_id, type(again).__name__)

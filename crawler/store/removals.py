@@ -76,6 +76,7 @@ SETTABLE = frozenset(
         "submitted_at",
         "confirmed_at",
         "removed_at",
+        "reference",
     }
 )
 
@@ -367,6 +368,8 @@ async def new_attempt(conn, settings, request_id: int, reason: str, detail: dict
         next_action_at=await database_now(conn),
         submitted_at=None,
         confirmed_at=None,
+        # a new address tag: the broker's e-mail to an earlier attempt (an old link) never confirms this one
+        reference=new_reference(),
     )
     return "requested"
 
@@ -379,10 +382,13 @@ WHERE coalesce(r.owner, '') = coalesce(%s, '') AND (r.website_id, r.listing_url_
     SELECT DISTINCT website_id, listing_url_index FROM findings WHERE scan_id = %s)
 FOR UPDATE"""
 MOVE_TO_SCAN = "UPDATE removal_requests SET scan_id = %s, updated_at = now() WHERE id = %s"
+LISTING_FOUND_AT = """
+SELECT max(found_at) FROM findings WHERE scan_id = %s AND website_id = %s AND listing_url_index = %s"""
 
 
 async def reconcile_scan(settings, scan_id: str) -> dict:
-    """After a scan finished: a listing it found again whose request is 'removed' -> 'reappeared' and
+    """After a scan finished: a listing it found again (after its removal was verified: a scan that
+    read it earlier and finished later proves nothing) whose request is 'removed' -> 'reappeared' and
     a new attempt (or failed at REMOVAL_MAX_ATTEMPTS); the requests of every listing it found follow
     the newest scan (its findings have the URL and person). Returns {"reappeared": n, "requested": n}."""
 
@@ -394,6 +400,14 @@ async def reconcile_scan(settings, scan_id: str) -> dict:
         counts = {"reappeared": 0, "requested": 0}
         rows = await (await conn.execute(ACTIVE_REQUESTS_OF_SCAN, (owner, scan_id))).fetchall()
         for request in map(_request, rows):
+            if request.status == "removed":
+                found = (
+                    await (
+                        await conn.execute(LISTING_FOUND_AT, (scan_id, request.website_id, request.listing_url_index))
+                    ).fetchone()
+                )[0]
+                if found is not None and request.removed_at is not None and found <= request.removed_at:
+                    continue  # a scan that read the listing before its removal was verified: nothing new
             await conn.execute(MOVE_TO_SCAN, (scan_id, request.id))
             if request.status == "removed":
                 await transition(conn, request.id, "reappeared", detail={"reason": "found_again", "scan": scan_id})

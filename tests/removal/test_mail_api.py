@@ -123,6 +123,8 @@ def test_a_send_is_paced_keyed_by_host_and_port_and_carries_credentials_only_its
         (503, b'{"error": "unavailable"}', MailUnavailable("mail API answered 503 (unavailable) (after retries)")),
         (429, b"[]", MailUnavailable("mail API answered 429 (after retries)")),
         (401, b"", MailUnavailable("mail API answered 401 (after retries)")),
+        (500, b"", MailOutcomeUnknown("mail API answered 500; it may have been accepted")),
+        (504, b"", MailOutcomeUnknown("mail API answered 504; it may have been accepted")),
     ],
 )
 def test_answers_become_a_message_id_or_a_mail_error(status, body, outcome):
@@ -153,6 +155,11 @@ async def test_a_lost_answer_is_not_retried_and_nothing_secret_is_logged(caplog)
     guard.process_exception(other, ConnectionLost())
     assert "dont_retry" not in refused.meta and "dont_retry" not in other.meta
     assert "ConnectionLost" in caplog.text and SECRET_BODY not in caplog.text
+    # a 500 or a gateway timeout may come after the provider took the send: not retried either
+    for status, retried in ((500, False), (504, False), (503, True), (502, True)):
+        answered = Request("http://mail.example/send-email", method="POST", meta={MAIL_META: True})
+        guard.process_response(answered, HtmlResponse(answered.url, status=status))
+        assert ("dont_retry" not in answered.meta) is retried, status
 
 
 async def test_a_deferred_send_waits_here_and_other_requests_pass(caplog):

@@ -148,7 +148,7 @@ def test_a_deletion_request_to_a_brokers_privacy_address_reaches_that_broker(box
     assert_nothing_secret_logged(crawl, box, [letter])
 
 
-def test_wrong_credentials_make_sends_unavailable_without_logging_the_secret(box, crawl_env, tmp_path):
+def test_wrong_credentials_make_sends_unavailable_without_logging_the_secret(box, crawl_env, tmp_path, db):
     box.configure(reset=True, min_interval_seconds=1)
     sends = mails(2)
     settings = {"MAIL_API_CLIENT_SECRET": "wrong-secret-h2", "AUTH_TOKEN_MAX_FAILURES": "1"}
@@ -157,3 +157,5 @@ def test_wrong_credentials_make_sends_unavailable_without_logging_the_secret(box
     assert "no token" in crawl.results[0]["reason"]
     assert box.sent() == [] and box.stats()["token_refusals"] >= 1
     assert "wrong-secret-h2" not in crawl.log and "Traceback" not in crawl.log
+    # the sender records the failure; no replayable dead letter of a send
+    assert db.execute("SELECT count(*) FROM dead_letters WHERE spider = 'mail_send_test'").fetchone()[0] == 0

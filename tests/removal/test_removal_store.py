@@ -206,7 +206,11 @@ async def test_reconcile_scan_reappearance(settings, owner):
     request = await removals.request_removal(settings, owner, finding_id)
     assert await removal_flow.begin_submission(settings, request.id, 1, 0)
     await removal_flow.finish_submission(settings, request.id, 1, "sent")
+    stale, _, _ = await found(settings, owner, url)  # read the listing before the removal was verified
     await removal_flow.mark_removed(settings, request.id)
+    # a scan that finishes after the removal but read the listing before it: no reappearance
+    assert await removals.reconcile_scan(settings, stale) == {"reappeared": 0, "requested": 0}
+    assert (await removals.get_request(settings, request.id)).status == "removed"
     # a re-scan that does not find it: nothing happens
     other_scan, _, _ = await found(settings, owner)
     assert await removals.reconcile_scan(settings, other_scan) == {"reappeared": 0, "requested": 0}
@@ -215,6 +219,7 @@ async def test_reconcile_scan_reappearance(settings, owner):
     assert await removals.reconcile_scan(settings, rescan) == {"reappeared": 1, "requested": 1}
     after = await removals.get_request(settings, request.id)
     assert (after.status, after.attempt, after.scan_id) == ("requested", 2, rescan)
+    assert after.reference != request.reference  # its own address tag: mail to the first attempt never counts
     assert [h[1] for h in history(settings, request.id)][-2:] == ["reappeared", "requested"]
     assert (await removals.load_request(settings, request.id)).listing_url == url
     # removed again, found again at the maximum: failed

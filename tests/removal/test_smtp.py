@@ -40,6 +40,14 @@ class Server:
         self.rcpt_calls = 0
         self.busy = 0  # answer 451 to this many RCPTs
         self.hang_up = False  # drop the connection instead of answering the message
+        self.refuse_sender = False  # answer 550 to MAIL FROM (the account may not send as MAIL_FROM)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.refuse_sender:
+            return "550 5.7.1 Sender address rejected"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self.rcpt_calls += 1
@@ -144,6 +152,14 @@ async def test_refused_recipient_is_rejected_at_once(server):
         await provider(plain_url(server.port)).send("nobody+r1@example.org", SUBJECT, BODY)
     assert str(raised.value) == f"smtp://{USER}:***@127.0.0.1:{server.port}: RCPT answered 550 5.1.1"
     assert server.rcpt_calls == 1 and server.messages == []
+
+
+async def test_a_refused_sender_is_unavailable_not_a_rejected_message(server):
+    # no message is at fault: marking it undeliverable would lose it (a mailing row, an opt-out letter)
+    server.refuse_sender = True
+    with pytest.raises(MailUnavailable, match=r"MAIL answered 550 5\.7\.1"):
+        await provider(plain_url(server.port)).send("optout+r9@example.org", SUBJECT, BODY)
+    assert server.rcpt_calls == 0 and server.messages == []
 
 
 async def test_try_later_is_retried_then_unavailable(server):

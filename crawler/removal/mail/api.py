@@ -60,6 +60,8 @@ MAIL_META = "mail_api_send"  # meta: this request is a send (the guards below ac
 NO_HOST = "mail-api-credentials.invalid"  # AUTH_DOMAINS: matches no host (RFC 2606 .invalid)
 ACCEPTED = frozenset({200, 201, 202})
 REJECTED = frozenset({400, 413, 422})  # the message itself is refused: the same send fails again
+# the provider (or a gateway before it) may have taken the send before failing: retrying could send it twice
+MAYBE_ACCEPTED = frozenset({500, 504, 524})
 NEVER_SENT = (DownloadConnectionRefusedError, CannotResolveHostError, ConnectError, DNSLookupError)
 SPACING_KEY = "_mail_spacing_key"  # meta: the send is in flight for this rate-limit key
 SAFE_CODE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")  # an error code from the API's JSON, never free text
@@ -173,6 +175,8 @@ class ApiProvider:
         detail = f" ({code})" if isinstance(code, str) and SAFE_CODE.match(code) else ""
         if response.status in REJECTED:
             raise MailRejected(f"mail API refused the message: {response.status}{detail}")
+        if response.status in MAYBE_ACCEPTED:
+            raise MailOutcomeUnknown(f"mail API answered {response.status}{detail}; it may have been accepted")
         raise MailUnavailable(f"mail API answered {response.status}{detail} (after retries)")
 
 
@@ -246,7 +250,14 @@ class MailDepartureSpacing:
 
 
 class MailLostAnswer:
-    """Sees a send's exception before retry.py: one that may have reached the provider is not retried."""
+    """Sees a send's exception and answer before retry.py: one that may have reached the provider (a
+    lost answer, a 500 or a gateway timeout) is not retried."""
+
+    def process_response(self, request, response):
+        if request.meta.get(MAIL_META) and response.status in MAYBE_ACCEPTED:
+            request.meta["dont_retry"] = True
+            logger.warning("mail API: a send answered %s; it may have been accepted, not retried", response.status)
+        return response
 
     def process_exception(self, request, exception):
         if request.meta.get(MAIL_META) and answer_lost(exception):

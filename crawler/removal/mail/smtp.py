@@ -9,10 +9,11 @@ state to get wrong after a failure.
 What the caller needs from a failure is whether sending again is safe, so every error becomes
 one of the three classes of ``crawler.removal.mail``:
 
-- ``MailRejected``: a permanent (5xx) answer to MAIL FROM, RCPT TO or the message: sending the
-  same message again would get the same answer.
-- ``MailUnavailable``: the server could not be reached, or answered 4xx (try later), on every
-  one of ``attempts`` tries. Nothing was accepted, so the caller may send again later.
+- ``MailRejected``: a permanent (5xx) answer to RCPT TO or to the message: sending the same
+  message again would get the same answer.
+- ``MailUnavailable``: the server could not be reached, answered 4xx (try later) on every one
+  of ``attempts`` tries, or refuses us rather than the message (a 5xx greeting or answer to
+  MAIL FROM, a failed login). Nothing was accepted, so the caller may send again later.
 - ``MailOutcomeUnknown``: the connection was lost (or timed out) once the message itself was on
   its way (the DATA phase): the server may have queued it. Never retried here: the caller
   decides (the mailing job reports it for review).
@@ -172,8 +173,12 @@ class SmtpProvider:
                 raise _Transient(f"connection lost at {phase} ({type(error).__name__})") from None
 
     def _answered(self, phase: str, error: aiosmtplib.SMTPResponseException) -> None:
-        if error.code >= 500:
+        if error.code >= 500 and phase in ("RCPT", "DATA"):  # this recipient, this message: final
             raise MailRejected(f"{self.where}: {_reason(phase, error)}")
+        if error.code >= 500:
+            # the server refuses us (a 554 greeting, a 530 or 550 on the sender): no message is at fault,
+            # so none may be marked undeliverable; sending later, once SMTP_URL or MAIL_FROM is fixed, is safe
+            raise MailUnavailable(f"{self.where}: {_reason(phase, error)}")
         if phase == "DATA" and not 400 <= error.code < 500:
             # not an SMTP answer at all (garbled) after the message went out: it may have been queued
             raise MailOutcomeUnknown(f"{self.where}: {_reason(phase, error)}")
