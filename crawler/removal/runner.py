@@ -252,9 +252,10 @@ class FlowRunner:
     async def step_send_email(self, index: int, step: flows.SendEmail) -> None:
         from crawler.removal.mail import MailOutcomeUnknown, MailRejected, MailUnavailable
 
+        # the letter first: a template that cannot be filled must not leave a submission 'sending'
+        to, subject, body = (flows.fill_in(text, self.values) for text in (step.to, step.subject, step.body))
         if not await self.begin(index):
             return
-        to, subject, body = (flows.fill_in(text, self.values) for text in (step.to, step.subject, step.body))
         try:
             message_id = await self.services.mail.send(to, subject, body)
         except MailRejected as error:
@@ -296,7 +297,10 @@ class FlowRunner:
         task_values = {name: self.values[name] for name in ("opt_out_url", "base_url")}
         url = flows.url_of(self.flow, step.url or "{opt_out_url}", task_values)
         instructions = flows.fill_in(step.instructions, task_values)
-        await self.task(index, step.task, instructions, url, index + 1, by_person=False)
+        # a flow with no submission step of its own (a phone call, a letter by post): what the person
+        # does is the request, so "done" counts as the submission and verification follows
+        by_person = self.flow.submission_after(0) is None and not self.made_submission()
+        await self.task(index, step.task, instructions, url, index + 1, by_person=by_person)
 
     async def captcha_task(self, index: int) -> None:
         """A CAPTCHA stands in the way: the person makes the submission (if one is left) themselves."""

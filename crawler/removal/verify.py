@@ -7,18 +7,27 @@ and detail actions, in a cookiejar or browser context of its own):
 - gone (HTTP 404/410, or the site's ``detail.not_found`` marker): ``removed``, and its findings;
 - still there: a new attempt (``requested``, attempt + 1, step 0) while attempt < REMOVAL_MAX_ATTEMPTS,
   else ``failed`` "still listed after N attempts";
-- the page could not be read (another HTTP error, a timeout): a failed step, retried with backoff.
+- the page could not be read (another HTTP error, a timeout, a CAPTCHA, a page that is neither the
+  listing nor the not-found answer): a failed step, retried with backoff; never a new submission.
 """
 
 from __future__ import annotations
 
-from crawler.extraction import detail_not_found
+from crawler.extraction import detail_not_found, extract_detail
 from crawler.extraction.actions import page_methods
 from crawler.extraction.templates import query_values
 from crawler.removal.drivers import BrowserDriver, HttpDriver, StepError
 from crawler.store import removal_flow
 
 GONE_STATUSES = (404, 410)
+
+
+def still_listed(definition, page) -> bool:
+    """Whether the page is the listing: its detail fields read a name, as the scan read it."""
+    try:
+        return bool(extract_detail(definition, page).get("full_name"))
+    except Exception:  # a page the definition cannot read at all is not the listing
+        return False
 
 
 async def verify(runner) -> None:
@@ -48,6 +57,12 @@ async def verify(runner) -> None:
             return
         if status >= 400:
             await runner.failed_step(len(runner.flow.steps), f"HTTP {status} on the listing")
+        # "still listed" starts a new attempt (a second submission): only for the listing itself, not
+        # for a CAPTCHA or any other page the site answered with
+        if driver.captcha():
+            await runner.failed_step(len(runner.flow.steps), "a CAPTCHA instead of the listing: not verified")
+        if not still_listed(definition, page):
+            await runner.failed_step(len(runner.flow.steps), "neither the listing nor the site's not-found page")
         after = await removal_flow.verification_failed(runner.settings, request.id, {"attempt": request.attempt})
         runner.count("still_listed")
         runner.log("verified: still listed (%s)", "a new attempt" if after == "requested" else after)

@@ -14,7 +14,7 @@ import pytest
 
 from crawler.db.pool import close_pools
 from crawler.extraction import load_definitions
-from crawler.removal.flows import EmailConfirmation
+from crawler.removal.flows import EmailConfirmation, flow_values
 from crawler.removal.inbox import MaildirInbox
 from crawler.removal.runner import FlowRunner, Services, Stop
 from crawler.spider_args import PersonQuery, SpiderArgumentError
@@ -125,3 +125,34 @@ def test_the_request_argument_is_a_positive_whole_number():
     for bad in ("x", "-1", "0", "1.5"):
         with pytest.raises(SpiderArgumentError, match="-a request: expected a removal request id"):
             parse_request_id({"request": bad})
+
+
+async def test_a_flow_without_a_submission_step_counts_the_persons_task_as_the_submission(settings, tmp_path):
+    # a broker that takes removals by phone only: what the person does IS the request
+    import yaml
+
+    from crawler.extraction.definitions import load_definition_text
+
+    raw = dict(load_definitions()[SITE].raw)
+    raw["opt_out"] = {
+        "url": "/removal",
+        "steps": [{"human": {"kind": "phone", "instructions": "Call the broker's privacy line and ask for removal."}}],
+    }
+    definition = load_definition_text(yaml.safe_dump(raw), f"{SITE}.yaml")
+    request = await new_request(settings)
+    services = Services(settings, Stats(), inbox=MaildirInbox(tmp_path / "Maildir"))
+    flow_runner = FlowRunner(None, request, definition, services)
+    address = removals.tagged_address(settings, request.reference)
+    flow_runner.values = flow_values(flow_runner.flow, request.listing_url, request.person, address, request.reference)
+    with pytest.raises(Stop):
+        await flow_runner.step_human(0, flow_runner.flow.steps[0])
+    waiting = await removals.get_request(settings, request.id)
+    assert waiting.status == "needs_human"
+    with psycopg.connect(settings["DATABASE_URL"]) as conn:
+        task_id = conn.execute("SELECT id FROM removal_tasks WHERE request_id = %s", (request.id,)).fetchone()[0]
+    assert await removal_flow.complete_task(settings, waiting.owner, task_id)
+    done = await removals.get_request(settings, request.id)
+    # submitted (so verification is due after REMOVAL_CONFIRM_RESCAN_HOURS), and a verified removal is allowed
+    assert (done.status, done.submission) == ("submitted", "sent") and done.submitted_at is not None
+    await removal_flow.mark_removed(settings, request.id)
+    assert (await removals.get_request(settings, request.id)).status == "removed"
