@@ -55,3 +55,14 @@ def parse_listing_cursor(cursor: str) -> tuple[str, bytes]:
         return site, bytes.fromhex(url_index)
     except ValueError:
         raise ApiError(422, "cursor: not a cursor this API returned", "cursor") from None
+
+
+def removal_cursor(request_id: int) -> str:
+    return encode(["removal", str(request_id)])
+
+
+def parse_removal_cursor(cursor: str) -> int:
+    kind, value = _decode(cursor)
+    if kind != "removal" or not value.isdigit() or not 0 < int(value) < 2**63:
+        raise ApiError(422, "cursor: not a cursor this API returned", "cursor")
+    return int(value)

@@ -25,18 +25,6 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["removals"])
 User = Annotated[str, Depends(caller)]
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
-CURSOR_KIND = "removal"
-
-
-def removal_cursor(request_id: int) -> str:
-    return cursors.encode([CURSOR_KIND, str(request_id)])
-
-
-def parse_removal_cursor(cursor: str) -> int:
-    kind, value = cursors._decode(cursor)
-    if kind != CURSOR_KIND or not value.isdigit() or not 0 < int(value) < 2**63:
-        raise ApiError(422, "cursor: not a cursor this API returned", "cursor")
-    return int(value)
 
 
 def task_out(task: removal_views.RemovalTask) -> models.TaskOut:
@@ -121,10 +109,10 @@ async def list_removals(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
 ):
-    after = parse_removal_cursor(cursor) if cursor else None
+    after = cursors.parse_removal_cursor(cursor) if cursor else None
     views = await removal_views.list_removals(request.app.state.settings, user, limit + 1, status, after)
     page = views[:limit]
-    next_cursor = removal_cursor(page[-1].id) if len(views) > limit else None
+    next_cursor = cursors.removal_cursor(page[-1].id) if len(views) > limit else None
     return models.RemovalList(removals=[removal_out(v) for v in page], next_cursor=next_cursor)
 
 
