@@ -2,8 +2,8 @@
 content-addressed (crawler.security.evidence) with its ``screenshots`` row; the
 item keeps only the sha256 that its findings reference.
 
-A listing that already carries a PNG (a browser-rendered site may capture it on
-the detail page) is stored as it is. Otherwise the listing URL is requested again
+A listing that already carries a PNG (a browser-rendered site's detail page is
+captured while it is open, spiders/broker.py) is stored as it is. Otherwise the listing URL is requested again
 through the engine, rendered by scrapy-playwright in the system Chromium with a
 ``screenshot(full_page=True)`` page method. The request goes through the
 scheduler and every downloader middleware, so it obeys the site's rate limit,
@@ -41,14 +41,13 @@ logger = logging.getLogger(__name__)
 PRIORITY = 100  # ahead of the crawl's own pages: an item waits in the pipeline for it
 
 
-def screenshot_meta(site: str) -> dict:
+def screenshot_meta(site: str, render: str = "browser") -> dict:
+    # browser-rendered sites fill the page from their API after load; a server-rendered page is
+    # complete at "load", which the navigation already waited for (networkidle costs 0.5 s more)
+    wait = [PageMethod("wait_for_load_state", "networkidle")] if render != "http" else []
     return {
         "playwright": True,
-        "playwright_page_methods": [
-            # browser-rendered sites fill the page from their API after load
-            PageMethod("wait_for_load_state", "networkidle"),
-            PageMethod("screenshot", full_page=True, type="png"),
-        ],
+        "playwright_page_methods": [*wait, PageMethod("screenshot", full_page=True, type="png")],
         "site": site,
         "screenshot": True,
     }
@@ -124,7 +123,7 @@ class ScreenshotPipeline:
             callback=self.captured,
             errback=self.failed,
             cb_kwargs={"key": key},
-            meta=self.site_meta(item.site) | screenshot_meta(item.site),
+            meta=self.site_meta(item.site) | screenshot_meta(item.site, self.render_mode(item.site)),
             priority=PRIORITY,
             dont_filter=True,
         )
@@ -159,6 +158,10 @@ class ScreenshotPipeline:
         spider = self.crawler.spider
         site_meta, definition = getattr(spider, "site_meta", None), getattr(spider, "sites", {}).get(site)
         return dict(site_meta(definition)) if callable(site_meta) and definition is not None else {}
+
+    def render_mode(self, site: str) -> str:
+        definition = getattr(self.crawler.spider, "sites", {}).get(site)
+        return getattr(definition, "render", None) or "browser"
 
     def captured(self, response, key):
         future = self.waiting.get(key)

@@ -22,8 +22,10 @@ from collections import Counter, defaultdict
 
 import scrapy
 from scrapy.http import FormRequest
+from scrapy_playwright.page import PageMethod
 
 from crawler import signals as project_signals
+from crawler.config import flag
 from crawler.extraction import (
     SiteDefinition,
     detail_not_found,
@@ -65,6 +67,15 @@ def applicable_searches(definition: SiteDefinition, query: PersonQuery) -> list[
             chosen.append(entry)
             primary = True
     return chosen
+
+
+def detail_screenshots(settings) -> bool:
+    """Whether a browser-rendered detail page is captured while it is open (the evidence screenshot,
+    which the screenshots pipeline would otherwise render a second time)."""
+    pipelines = settings.getwithbase("ITEM_PIPELINES")
+    if pipelines.get("pipelines.screenshots.ScreenshotPipeline") is None:
+        return False
+    return flag(settings, "SCREENSHOTS_ENABLED") if settings.get("SCREENSHOTS_ENABLED") else True
 
 
 class BrokerSpider(scrapy.Spider):
@@ -126,6 +137,7 @@ class BrokerSpider(scrapy.Spider):
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.max_pages = crawler.settings.getint("SITES_MAX_PAGES")
         spider.max_candidates = crawler.settings.getint("SITES_MAX_CANDIDATES")
+        spider.detail_screenshots = detail_screenshots(crawler.settings)
         return spider
 
     def __init__(self, *args, **kwargs):
@@ -141,6 +153,7 @@ class BrokerSpider(scrapy.Spider):
         self.sites: dict[str, SiteDefinition] = parsed["sites"]
         self.values = query_values(query)
         self.max_pages, self.max_candidates = 5, 50
+        self.detail_screenshots = False
         self.counts: dict[str, Counter] = defaultdict(Counter)
         self.seen_detail: dict[str, set[str]] = defaultdict(set)
         if len(self.sites) == 1:  # a single-site spider: the middlewares may read these attributes too
@@ -193,8 +206,12 @@ class BrokerSpider(scrapy.Spider):
                 meta["expect_json"] = True
         if definition.render == "browser":
             meta["playwright"] = True
-            if actions:
-                meta["playwright_page_methods"] = page_methods(actions, self.values)
+            methods = page_methods(actions, self.values) if actions else []
+            if meta.get("stage") == "detail" and self.detail_screenshots:
+                # the page is open and rendered: its evidence now, not a second render in the pipeline
+                methods.append(PageMethod("screenshot", full_page=True, type="png"))
+            if methods:
+                meta["playwright_page_methods"] = methods
         headers = {**definition.raw.get("headers", {}), **((entry or {}).get("headers") or {})}
         return scrapy.Request(
             url,
@@ -305,7 +322,12 @@ class BrokerSpider(scrapy.Spider):
             record = extract_detail(definition, response)
             if record.get("full_name"):
                 self.counts[definition.id]["listings"] += 1
-                yield listing_from_record(record, definition.id, self.scan.scan_id, url)
+                listing = listing_from_record(record, definition.id, self.scan.scan_id, url)
+                methods = response.meta.get("playwright_page_methods") or ()
+                png = next((m.result for m in methods if m.method == "screenshot"), None)
+                if isinstance(png, bytes) and png:  # dropped by the pipeline unless the listing is accepted
+                    listing.screenshot = png
+                yield listing
             else:
                 self.error(definition.id, "parse_error", response.request)
         self.counts[definition.id]["details"] += 1

@@ -65,6 +65,8 @@ async def run(settings) -> None:
         finally:
             recovery.cancel()
             await asyncio.gather(recovery, return_exceptions=True)
+            if app.fork_server is not None:
+                await app.fork_server.close()
             await close_pools()
 
 

@@ -18,6 +18,13 @@ WORKER = Component(
     (
         Setting("WORKER_CONCURRENCY", "int", "2", "scans one `python -m crawler.worker` runs at once", min=1, max=64),
         Setting(
+            "WORKER_FORKSERVER",
+            "bool",
+            "true",
+            "fork each local crawl from a warm process that has imported Scrapy and the project once, instead of "
+            "starting a new interpreter per scan (about 1.5 CPU-seconds saved per scan)",
+        ),
+        Setting(
             "SCAN_MAX_ATTEMPTS",
             "int",
             "3",

@@ -1,0 +1,310 @@
+"""Scan throughput: people looked up on the five sandbox brokers, politeness limits off, then on.
+
+    python bench/scans.py [--people 50] [--on-people 10] [--workers 2] [--concurrency 3]
+                          [--sites fastpeople,...] [--seed 11] [--profile DIR]
+
+Self-contained: starts the sandbox on free ports, creates and migrates its own database, keys and
+API key, starts the API and ``--workers`` workers (``python -m crawler.worker``), and removes it all
+at the end. ``--people`` people are drawn (seeded) from the sandbox population and posted through
+the API at once; the run ends when every scan is final.
+
+1. limits off: every broker's rate limit off in the sandbox and ours too (``RATELIMIT_ENABLED=false``).
+2. limits on: the sandbox's default limits and ours (``RATELIMIT_ENABLED=true``), shared by the
+   workers' crawls through Redis when REDIS_URL is set (a fresh key prefix), as in production. It is
+   reduced to ``--on-people`` people (default 10) because the brokers' limits (25 to 60 requests a
+   minute) make it minutes long whatever we do; ``--on-people 0`` skips it.
+
+Prints for each: scans/minute, sites/s (sites scanned successfully, outcome other than ``error``,
+per second of wall time), seconds per person p50/p95 (the scan's ``started_at`` to ``finished_at``;
+also queued to finished), the share of sites that succeeded (overall and per broker) and the load
+average. Baselines of the same run: the anchor (a Node/puppeteer implementation of the same job:
+1.68 sites/s, 18.8 s per person over 40 real sites) and limits-on against limits-off. The last line
+is the headline: ``scans: S sites/s; p95 T s`` (limits off).
+
+``--profile DIR`` runs each worker under ``py-spy record --subprocesses`` (the crawls it starts
+too) and prints where the time went, by component, from the collapsed stacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.databases import drop_database, fresh_database  # noqa: E402
+from bench.scans_queue import BROKERS, FINAL, limits_off, people, seconds  # noqa: E402
+from sandbox.launch import running  # noqa: E402
+from tools.services import child, create_key, free_port, wait_listening  # noqa: E402
+
+ANCHOR_SITES_PER_SECOND = 1.68  # Node/puppeteer, 40 real sites
+ANCHOR_SECONDS_PER_PERSON = 18.8
+GOAL_SITES_PER_SECOND, GOAL_P95 = 3.0, 10.0
+
+# where a stack's time goes, first match from the leaf up (py-spy collapsed stacks)
+COMPONENTS = (
+    ("screenshots", ("pipelines/screenshots.py", "security/evidence.py")),
+    ("browser (playwright)", ("playwright/", "scrapy_playwright/")),
+    ("database", ("psycopg", "db/writer.py", "db/pool.py", "crawler/store/")),
+    ("matching", ("crawler/matching/", "pipelines/match.py")),
+    ("encryption", ("pipelines/encrypt.py", "crawler/security/", "cryptography/")),
+    ("extraction", ("crawler/extraction/", "parsel/", "lxml/")),
+    ("start-up (imports)", ("<frozen importlib._bootstrap", "pkg_resources", "importlib/metadata")),
+    ("scrapy / twisted", ("scrapy/", "twisted/")),
+    ("worker (procrastinate)", ("procrastinate/", "crawler/worker/")),
+    ("asyncio", ("asyncio/",)),
+)
+
+
+def pct(values: list[float], q: int) -> float:
+    if not values:
+        return float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def limits_on(urls: dict[str, str], sites) -> None:
+    for site in sites:
+        httpx.post(f"{urls[site]}/_sandbox/config", json={"defaults": True}, timeout=10).raise_for_status()
+
+
+def run_scans(client: httpx.Client, persons: list[dict], sites: list[str]) -> tuple[float, list[dict]]:
+    started = time.monotonic()
+    ids = []
+    for person in persons:
+        response = client.post("/api/scans", json={"person": person, "sites": sites})
+        response.raise_for_status()
+        ids.append(response.json()["id"])
+    scans: dict[str, dict] = {}
+    while len(scans) < len(ids):
+        time.sleep(0.5)
+        for scan_id in [i for i in ids if i not in scans]:
+            scan = client.get(f"/api/scans/{scan_id}").json()
+            if scan["status"] in FINAL:
+                scans[scan_id] = scan
+    return time.monotonic() - started, [scans[i] for i in ids]
+
+
+class Phase:
+    """One run's figures."""
+
+    def __init__(self, label: str, elapsed: float, scans: list[dict], sites: list[str], loads: tuple[str, str]):
+        self.label, self.elapsed, self.scans, self.sites, self.loads = label, elapsed, scans, sites, loads
+        self.per_site: dict[str, Counter] = defaultdict(Counter)
+        for scan in scans:
+            progress = {c["site"]: c for c in scan.get("progress") or []}
+            for site in sites:
+                outcome = (progress.get(site) or {}).get("outcome", "error")
+                self.per_site[site]["ok" if outcome != "error" else "error"] += 1
+        self.ok = sum(c["ok"] for c in self.per_site.values())
+        self.ran = [seconds(s["started_at"], s["finished_at"]) for s in scans if s.get("started_at")]
+        self.waited = [seconds(s["created_at"], s["finished_at"]) for s in scans if s.get("finished_at")]
+        self.statuses = Counter(s["status"] for s in scans)
+
+    @property
+    def sites_per_second(self) -> float:
+        return self.ok / self.elapsed
+
+    @property
+    def scans_per_minute(self) -> float:
+        return len(self.scans) / self.elapsed * 60
+
+    def report(self) -> None:
+        total = len(self.scans) * len(self.sites)
+        print(
+            f"[{self.label}] {len(self.scans)} people x {len(self.sites)} sites in {self.elapsed:.1f} s: "
+            f"{self.scans_per_minute:.1f} scans/min, {self.sites_per_second:.2f} sites/s; "
+            f"statuses {dict(self.statuses)}"
+        )
+        print(
+            f"[{self.label}] seconds per person (started to finished): p50 {pct(self.ran, 50):.1f}, "
+            f"p95 {pct(self.ran, 95):.1f}; queued to finished: p50 {pct(self.waited, 50):.1f}, "
+            f"p95 {pct(self.waited, 95):.1f}"
+        )
+        print(
+            f"[{self.label}] sites succeeded {self.ok}/{total} ({self.ok / max(1, total):.0%}): "
+            + ", ".join(f"{s} {c['ok'] / max(1, sum(c.values())):.0%}" for s, c in sorted(self.per_site.items()))
+        )
+        print(f"[{self.label}] {self.loads[0]} at start, {self.loads[1]} at end")
+
+
+def run_phase(label, env, client, persons, sites, args, logs: Path, profile: Path | None) -> Phase:
+    with ExitStack() as stack:
+        argv = [sys.executable, "-m", "crawler.worker"]
+        workers = [
+            stack.enter_context(child("worker", argv, env, logs / f"{label}-worker{n}.log"))
+            for n in range(args.workers)
+        ]
+        spies = (
+            [spy(worker.pid, profile / f"{label}-worker{n}.txt") for n, worker in enumerate(workers)] if profile else []
+        )
+        before = load()
+        try:
+            elapsed, scans = run_scans(client, persons, sites)
+        finally:
+            after = load()
+            for process in spies:  # SIGINT: py-spy writes what it sampled and exits
+                process.send_signal(signal.SIGINT)
+            for process in spies:
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    return Phase(label, elapsed, scans, sites, (before, after))
+
+
+def spy(pid: int, out: Path) -> subprocess.Popen:
+    """py-spy on a worker and every crawl it starts from now on (collapsed stacks, idle excluded)."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    argv = [exe, "record", "--pid", str(pid), "--subprocesses", "--format", "raw", "--rate", "25", "--nonblocking"]
+    return subprocess.Popen([*argv, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def where_time_goes(profile: Path) -> None:
+    """Samples by component, over every collapsed-stack file of the run (workers and their crawls)."""
+    totals: Counter = Counter()
+    leaves: Counter = Counter()
+    for path in profile.glob("*.txt"):
+        for line in path.read_text(errors="replace").splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            frames = stack.split(";")
+            n = int(count)
+            if frames and frames[0].startswith("process "):
+                process = frames[0]
+                frames = frames[1:]
+            else:
+                process = ""
+            kind = "chromium/node" if "chrom" in process or "node" in process else None
+            if kind is None:
+                kind = next(
+                    (
+                        name
+                        for frame in reversed(frames)
+                        for name, marks in COMPONENTS
+                        if any(mark in frame for mark in marks)
+                    ),
+                    "other python",
+                )
+            totals[kind] += n
+            if frames:
+                leaves[frames[-1][:110]] += n
+    everything = sum(totals.values()) or 1
+    print(f"profile ({everything} samples of the workers and their crawls, py-spy, idle excluded):")
+    for kind, n in totals.most_common():
+        print(f"  {n / everything:6.1%}  {kind}")
+    print("  top leaf frames:")
+    for frame, n in leaves.most_common(12):
+        print(f"  {n / everything:6.1%}  {frame}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=50)
+    parser.add_argument("--on-people", type=int, default=10, help="people of the limits-on run (0: skip it)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=3, help="WORKER_CONCURRENCY of each worker")
+    parser.add_argument("--sites", default=",".join(BROKERS))
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--profile", type=Path, help="py-spy the workers and crawls; collapsed stacks here")
+    args = parser.parse_args()
+    sites = [s for s in args.sites.split(",") if s]
+    persons = people(args.people + args.on_people, seed=args.seed)
+    name, url = fresh_database("bench_scans")
+    logs = Path(f"/tmp/bench-scans-{name}")
+    logs.mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    print(
+        f"{args.people} people (seed {args.seed}) over {', '.join(sites)}; {args.workers} workers x "
+        f"WORKER_CONCURRENCY {args.concurrency} on {os.cpu_count()} cores; {load()}"
+    )
+    phases: list[Phase] = []
+    try:
+        with running(["--free-ports", "--events-count", "1000"]) as urls, ExitStack() as stack:
+            port = free_port()
+            env = {
+                **{k: v for k, v in os.environ.items() if k != "REDIS_URL"},
+                "DATABASE_URL": url,
+                "CRAWLER_ENCRYPTION_KEYS": "bench1:" + base64.b64encode(os.urandom(32)).decode(),
+                "CRAWLER_BLIND_INDEX_KEY": base64.b64encode(os.urandom(32)).decode(),
+                "SITES_BASE_URLS": ",".join(f"{s}={urls[s]}" for s in BROKERS),
+                "DATA_DIR": str(logs / "data"),
+                "API_HOST": "127.0.0.1",
+                "API_PORT": str(port),
+                "API_RATE_LIMIT_PER_MINUTE": "100000",
+                "API_RATE_LIMIT_BURST": "10000",
+                "WORKER_CONCURRENCY": str(args.concurrency),
+                "LOG_LEVEL": "INFO",
+            }
+            key = create_key(env, "bench")
+            client = stack.enter_context(
+                httpx.Client(
+                    base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}, timeout=60
+                )
+            )
+            api = stack.enter_context(child("api", [sys.executable, "-m", "crawler.api"], env, logs / "api.log"))
+            wait_listening(api, port, "the API", logs / "api.log")
+
+            limits_off(urls, sites)
+            off_env = {**env, "RATELIMIT_ENABLED": "false"}
+            phases.append(run_phase("off", off_env, client, persons[: args.people], sites, args, logs, args.profile))
+            if args.on_people:
+                limits_on(urls, sites)
+                on_env = {**env, "RATELIMIT_ENABLED": "true"}
+                if os.environ.get("REDIS_URL"):  # one budget per site for every crawl, as in production
+                    on_env |= {"REDIS_URL": os.environ["REDIS_URL"], "REDIS_KEY_PREFIX": f"bench-{uuid.uuid4().hex}:"}
+                phases.append(run_phase("on", on_env, client, persons[args.people :], sites, args, logs, None))
+    finally:
+        drop_database(name)
+
+    off = phases[0]
+    print()
+    off.report()
+    print(
+        f"anchor (Node/puppeteer, 40 real sites: {ANCHOR_SITES_PER_SECOND} sites/s, {ANCHOR_SECONDS_PER_PERSON} s "
+        f"per person): sites/s x{off.sites_per_second / ANCHOR_SITES_PER_SECOND:.2f}, seconds per person p50 "
+        f"x{pct(off.ran, 50) / ANCHOR_SECONDS_PER_PERSON:.2f} (lower is better; 5 sites here, not 40)"
+    )
+    print(
+        f"goal (limits off): >= {GOAL_SITES_PER_SECOND} sites/s -> x{off.sites_per_second / GOAL_SITES_PER_SECOND:.2f}"
+        f"; p95 < {GOAL_P95} s -> x{pct(off.ran, 95) / GOAL_P95:.2f}"
+    )
+    if len(phases) > 1:
+        on = phases[1]
+        print()
+        print(f"limits on (sandbox defaults + RATELIMIT_ENABLED; reduced to {len(on.scans)} people to stay short):")
+        on.report()
+        print(
+            f"what politeness costs: sites/s x{on.sites_per_second / off.sites_per_second:.2f}, "
+            f"seconds per person p50 x{pct(on.ran, 50) / pct(off.ran, 50):.2f}, "
+            f"p95 x{pct(on.ran, 95) / pct(off.ran, 95):.2f} (limits on / off)"
+        )
+    if args.profile:
+        print()
+        where_time_goes(args.profile)
+    print(f"logs: {logs}")
+    print(f"scans: {off.sites_per_second:.2f} sites/s; p95 {pct(off.ran, 95):.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
