@@ -31,3 +31,14 @@ def test_postgres_reads_back_what_was_rendered(db):
     with db.cursor().copy("COPY t FROM STDIN") as copy:
         copy.write(render_rows([row]))
     assert db.execute("SELECT s, b, a, d, n FROM t").fetchone() == row
+
+
+def test_plain_text_rows_are_joined_and_anything_else_rendered():
+    rows = [
+        ("evt_1", "click", "2026-10-01T12:00:00Z", '{"a":1}', "api"),
+        ("evt_2", "click", "2026-10-01T12:00:00Z", '{"a":"x\\"y"}', "api"),  # a backslash: escaped
+        ("evt_3", "tab\there", "line\nbreak", "cr\r", "\\N"),
+        ("evt_4", None, 3, b"\x01", ["a"]),
+    ]
+    assert render_rows(rows) == "".join("\t".join(map(render, row)) + "\n" for row in rows)
+    assert render_rows([]) == ""

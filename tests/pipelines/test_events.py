@@ -3,6 +3,8 @@
 import datetime as dt
 import uuid
 
+import pytest
+
 from crawler.db.writer import Checkpoint
 from crawler.items import EventBatch
 
@@ -72,3 +74,39 @@ async def test_redis_down_loses_nothing(make_chain, db):
         await chain.push(EventBatch(source, page(source, [f"{source}-{n}" for n in range(5)])))
     assert db.execute("SELECT count(*) FROM events WHERE source = %s", (source,)).fetchone()[0] == 5
     assert chain.crawler.stats.get_value("dedup/errors/ConnectionError") == 1
+
+
+TIMESTAMPS = [
+    "2026-10-01T12:00:01.270Z",
+    "2026-10-01T12:00:01.270+00:00",
+    "2026-10-01T12:00:01Z",
+    "2026-10-01T12:00:01.123456+00:00",
+    "2026-10-01T14:00:01+02:00",
+    "2026-10-01T12:00:01",
+    "2026-10-01T12Z",
+    "2026-10-01",
+    " 2026-10-01T12:00:01Z ",
+    "20261001",
+    "1790856001270",
+    1790856001270,
+    1790856001,
+    1790856001.27,
+    1790856001270000,
+    -5,
+]
+
+
+def test_fast_timestamp_path_reads_what_the_general_parser_reads(db):
+    from crawler.normalize import timestamp
+    from pipelines.validate import event_time
+
+    for value in TIMESTAMPS:
+        text = event_time(value)
+        # the text goes to COPY as is: PostgreSQL must read the same instant
+        assert db.execute("SELECT %s::text::timestamptz", (text,)).fetchone()[0] == timestamp(value), value
+    for bad in ("last tuesday", "2026-13-01T00:00:00Z", True, None, 10**20, "xxxx-10-01T00"):
+        with pytest.raises(ValueError) as fast:
+            event_time(bad)
+        with pytest.raises(ValueError) as general:
+            timestamp(bad)
+        assert str(fast.value) == str(general.value)
