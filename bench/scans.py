@@ -35,6 +35,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -80,6 +81,91 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+class CpuMeter:
+    """CPU seconds of the bench's processes by kind, sampled from /proc every half second: the
+    sandbox, the API, the workers, the fork server, the crawls (Python), Playwright's driver (Node),
+    Chromium, and this database's PostgreSQL backends. A process's last half second before it exits
+    is missed (a few percent of a ten-second crawl)."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, database: str):
+        self.database = database
+        self.seen: dict[int, tuple[str, float]] = {}
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join()
+        self.sample()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.5):
+            self.sample()
+
+    def sample(self) -> None:
+        procs = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            procs[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / self.TICK, cmdline)
+        ours = {os.getpid()}
+        changed = True  # parents are not always listed before their children: to a fixed point
+        while changed:
+            changed = False
+            for pid, (ppid, _, _) in procs.items():
+                if ppid in ours and pid not in ours:
+                    ours.add(pid)
+                    changed = True
+        for pid, (ppid, cpu, cmdline) in procs.items():
+            if pid in ours and pid != os.getpid():
+                kind = self.kind(cmdline, procs.get(ppid, (0, 0, ""))[2])
+            elif cmdline.startswith("postgres: ") and f" {self.database} " in cmdline:
+                kind = "postgresql (this database)"
+            else:
+                continue
+            self.seen[pid] = (kind, cpu)
+
+    @staticmethod
+    def kind(cmdline: str, parent: str) -> str:
+        if "chromium_launcher" in cmdline or "pyenv" in cmdline:
+            return "chromium launcher"
+        if "chrom" in cmdline or "chrom" in parent:  # renderers may hide their command line
+            return "chromium"
+        if "node" in cmdline.split(" ", 1)[0] or "playwright" in cmdline:
+            return "playwright driver (node)"
+        if "-m sandbox" in cmdline:
+            return "sandbox"
+        if "crawler.worker.forkserver" in cmdline:
+            return "crawls (python)" if "crawler.worker.forkserver" in parent else "fork server"
+        if "scrapy crawl" in cmdline:
+            return "crawls (python)"
+        if "-m crawler.worker" in cmdline:
+            return "workers"
+        if "-m crawler.api" in cmdline:
+            return "api"
+        if "py-spy" in cmdline:
+            return "py-spy"
+        return "other"
+
+    def totals(self) -> Counter:
+        totals: Counter = Counter()
+        for kind, cpu in self.seen.values():
+            totals[kind] += cpu
+        return totals
+
+
 def limits_on(urls: dict[str, str], sites) -> None:
     for site in sites:
         httpx.post(f"{urls[site]}/_sandbox/config", json={"defaults": True}, timeout=10).raise_for_status()
@@ -117,6 +203,7 @@ class Phase:
         self.ran = [seconds(s["started_at"], s["finished_at"]) for s in scans if s.get("started_at")]
         self.waited = [seconds(s["created_at"], s["finished_at"]) for s in scans if s.get("finished_at")]
         self.statuses = Counter(s["status"] for s in scans)
+        self.cpu: Counter = Counter()
 
     @property
     def sites_per_second(self) -> float:
@@ -143,10 +230,20 @@ class Phase:
             + ", ".join(f"{s} {c['ok'] / max(1, sum(c.values())):.0%}" for s, c in sorted(self.per_site.items()))
         )
         print(f"[{self.label}] {self.loads[0]} at start, {self.loads[1]} at end")
+        if total_cpu := sum(self.cpu.values()):
+            people, busy = max(1, len(self.scans)), total_cpu / (self.elapsed * (os.cpu_count() or 1))
+            print(
+                f"[{self.label}] CPU {total_cpu / people:.2f} s per person ({busy:.0%}"
+                " of the machine's cores over the run): "
+                + ", ".join(
+                    f"{kind} {cpu / people:.2f} s ({cpu / total_cpu:.0%})" for kind, cpu in self.cpu.most_common()
+                )
+            )
 
 
 def run_phase(label, env, client, persons, sites, args, logs: Path, profile: Path | None) -> Phase:
     with ExitStack() as stack:
+        meter = stack.enter_context(CpuMeter(args.database))
         argv = [sys.executable, "-m", "crawler.worker"]
         workers = [
             stack.enter_context(child("worker", argv, env, logs / f"{label}-worker{n}.log"))
@@ -167,7 +264,9 @@ def run_phase(label, env, client, persons, sites, args, logs: Path, profile: Pat
                     process.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     process.kill()
-    return Phase(label, elapsed, scans, sites, (before, after))
+    phase = Phase(label, elapsed, scans, sites, (before, after))
+    phase.cpu = meter.totals()
+    return phase
 
 
 def spy(pid: int, out: Path) -> subprocess.Popen:
@@ -229,6 +328,7 @@ def main() -> int:
     sites = [s for s in args.sites.split(",") if s]
     persons = people(args.people + args.on_people, seed=args.seed)
     name, url = fresh_database("bench_scans")
+    args.database = name
     logs = Path(f"/tmp/bench-scans-{name}")
     logs.mkdir(parents=True, exist_ok=True)
     if args.profile:

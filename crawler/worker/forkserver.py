@@ -221,6 +221,9 @@ class ForkServer:
                 preexec_fn=die_with_parent,
                 start_new_session=True,  # a Ctrl-C meant for the worker does not reach it
             )
+        except BaseException:
+            os.close(read_fd)
+            raise
         finally:
             os.close(write_fd)
         loop = asyncio.get_running_loop()

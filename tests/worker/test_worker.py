@@ -132,12 +132,12 @@ def test_sigkilled_worker_scan_is_recovered_and_each_finding_stored_once(
         workers.append(first)
         wait_for(lambda: scan_row(own_database_url, scan_id)["status"] == "running", "the scan to run", worker=first)
         wait_for(lambda: rate_limited(sandbox) > refused, "the crawl to be refused", worker=first)
-        crawls = crawl_processes(scan_id)
+        crawls = crawl_processes(scan_id, first)
         assert len(crawls) == 1, crawls
         first.process.kill()
         first.wait()
         # the orphaned crawl dies with its worker (PR_SET_PDEATHSIG): it cannot race with the retry
-        wait_for(lambda: not crawl_processes(scan_id), "the orphaned crawl to die", timeout=30)
+        wait_for(lambda: not crawl_processes(scan_id, first), "the orphaned crawl to die", timeout=30)
         assert scan_row(own_database_url, scan_id)["status"] == "running"
     finally:
         set_rate_limit(sandbox, 0)
@@ -239,6 +239,6 @@ def test_cancel_pending_and_running_scans(own_database_url, sandbox, person, wor
         "the job to end",
         worker=worker,
     )
-    assert not crawl_processes(running)
+    assert not crawl_processes(running, worker)
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0

@@ -179,11 +179,18 @@ def rate_limited(sandbox: dict) -> int:
     return int(http(f"{sandbox[SITE]}/_sandbox/stats").json()["counters"].get("rate_limited", 0))
 
 
-def crawl_processes(scan_id: str) -> list[int]:
-    """Pids of live crawls of the scan (their command line holds the scan id)."""
+def crawl_processes(scan_id: str, worker: Worker) -> list[int]:
+    """Pids of live crawls of the scan: started as a command line holding the scan id, or forked by
+    the worker's fork server (its log names the pid)."""
+    import re
+
     result = subprocess.run(["ps", "-eww", "-o", "pid=,stat=,args="], capture_output=True, text=True, check=True)
-    return [
-        int(line.split()[0])
-        for line in result.stdout.splitlines()
-        if f"scan_id={scan_id}" in line and "crawl" in line and not line.split()[1].startswith("Z")
-    ]
+    forked = {int(p) for p in re.findall(rf"scan {scan_id}: crawl started \(pid (\d+), forked\)", worker.log())}
+    pids = []
+    for line in result.stdout.splitlines():
+        pid, stat, args = line.split(None, 2) if len(line.split(None, 2)) == 3 else (*line.split(None, 1), "")
+        if stat.startswith("Z"):
+            continue
+        if int(pid) in forked or (f"scan_id={scan_id}" in args and "crawl" in args):
+            pids.append(int(pid))
+    return pids
