@@ -133,6 +133,7 @@ class EventsSpider(scrapy.Spider):
         self.partitions: dict[str, Partition] = {}  # what this worker knows of each, by key
         self.progress: Progress  # from_crawler: every EVENTS_PROGRESS_SECONDS
         self.took_part = False  # planned, or fetched a page: worth a final line
+        self.plan_keys: set[str] = set()  # the whole plan, when this worker made or resumed it
 
     # --- requests ------------------------------------------------------------------
 
@@ -263,6 +264,7 @@ class EventsSpider(scrapy.Spider):
                 await store_plan(self.settings, self.source, added)
                 partitions += added
         self.partitions.update((p.key, p) for p in partitions)
+        self.plan_keys = {p.key for p in partitions}
         self.took_part = True
         committed = sum(p.committed_before for p in partitions)
         logger.info("events API: %s", self.discovery.describe())
@@ -348,6 +350,15 @@ class EventsSpider(scrapy.Spider):
             yield self.page_request(partition, cursor, position_ms)
         if self.progress.due():
             await self.log_progress()
+        if partition.completed and self.plan_complete():
+            # nothing left to fetch: close now (the pages in the pipelines are committed first) rather
+            # than after the scheduler's idle timeout, which waits for requests that cannot come
+            logger.info("events: every partition of the plan is complete")
+            raise CloseSpider("finished")
+
+    def plan_complete(self) -> bool:
+        """This worker made (or resumed) the plan and saw each partition's last page."""
+        return bool(self.plan_keys) and all(self.partitions[key].completed for key in self.plan_keys)
 
     async def log_progress(self, final: bool = False) -> None:
         """One progress line: this worker's figures, and the job's from its checkpoints."""

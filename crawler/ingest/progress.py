@@ -42,7 +42,12 @@ class Progress:
         self.fetched += events
 
     def due(self) -> bool:
-        return self.clock() - self.last >= self.every
+        """True once per period: pages handled while the line is being written do not log it again."""
+        now = self.clock()
+        if now - self.last < self.every:
+            return False
+        self.last = now
+        return True
 
     def log(self, job: Iterable[Partition], total: int | None, final: bool = False) -> None:
         """Log one line; ``job`` is every partition as its checkpoint stands (stored_partitions),
