@@ -208,6 +208,9 @@ def test_progress_through_the_shared_scheduler_matches_the_stored_rows(shared_en
     assert line == {"fetched": TOTAL, "committed": TOTAL, "share": "100.0", "total": TOTAL, "done": 4, "planned": 4}
     assert stat(result.stderr, "events/fetched") == TOTAL
     assert stat(result.stderr, "events/partitions_done") == 4
+    # the worker that planned saw every partition end: it closed then, not after the idle timeout
+    assert "events: every partition of the plan is complete" in result.stderr
+    assert "'finish_reason': 'finished'" in result.stderr
 
 
 def test_two_workers_on_one_job_each_report_their_share(shared_env, sandbox, tmp_path):
