@@ -117,7 +117,10 @@ PLAYWRIGHT_LAUNCH_OPTIONS = {
         "--no-first-run",
     ],
 }
-# PLAYWRIGHT_MAX_CONTEXTS and PLAYWRIGHT_MAX_PAGES_PER_CONTEXT are declared (crawler/settings_spec.py)
+# Declared in crawler/settings_spec.py: PLAYWRIGHT_MAX_CONTEXTS, PLAYWRIGHT_MAX_PAGES_PER_CONTEXT,
+# PLAYWRIGHT_CONTEXT_MAX_PAGES (contexts recycled: flat memory), PLAYWRIGHT_CONTEXT_KEEP_STORAGE,
+# PLAYWRIGHT_ABORT_RESOURCE_TYPES (images, media, fonts; never for screenshots) and
+# PLAYWRIGHT_PROCESS_GUARD (Chromium started by crawler/chromium_launcher.py: none outlives the crawl).
 PLAYWRIGHT_DEFAULT_NAVIGATION_TIMEOUT = 30_000
 
 ITEM_PIPELINES = {

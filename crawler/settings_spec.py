@@ -89,6 +89,34 @@ BROWSER = Component(
         Setting("PLAYWRIGHT_MAX_CONTEXTS", "int", "2", "browser contexts open at once", min=1),
         Setting("PLAYWRIGHT_MAX_PAGES_PER_CONTEXT", "int", "4", "pages open at once per context", min=1),
         Setting(
+            "PLAYWRIGHT_CONTEXT_MAX_PAGES",
+            "int",
+            "100",
+            "a browser context is replaced by a fresh one after this many pages (closed once its open pages are): "
+            "Playwright and Chromium keep a context's requests and cache until it closes (0 = never)",
+            min=0,
+        ),
+        Setting(
+            "PLAYWRIGHT_CONTEXT_KEEP_STORAGE",
+            "bool",
+            "true",
+            "a replaced context hands its cookies and localStorage to its successor (accepted terms, sessions)",
+        ),
+        Setting(
+            "PLAYWRIGHT_ABORT_RESOURCE_TYPES",
+            "str",
+            "image,media,font",
+            "resource types the browser does not fetch (comma-separated Playwright resource types; empty = all); "
+            'never for pages that take a screenshot, nor for requests with meta["playwright_abort_resources"] = False',
+        ),
+        Setting(
+            "PLAYWRIGHT_PROCESS_GUARD",
+            "bool",
+            "true",
+            "start Chromium through crawler/chromium_launcher.py, which kills it with its process group and "
+            "removes its profile when the crawl or the Playwright driver exits, even by SIGKILL",
+        ),
+        Setting(
             "REMOTE_CONTROL_ENABLED",
             "bool",
             "false",
