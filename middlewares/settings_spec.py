@@ -61,6 +61,21 @@ RATE_LIMIT = Component(
             above=0,
         ),
         Setting(
+            "RATELIMIT_BATCH",
+            "int",
+            "16",
+            "with Redis: slots of a key one round trip may reserve for this worker (only slots due within "
+            "`RATELIMIT_BATCH_SECONDS`; held slots count as in flight); 1: one round trip per request",
+            min=1,
+        ),
+        Setting(
+            "RATELIMIT_BATCH_SECONDS",
+            "number",
+            "0.05",
+            "how far ahead a batch reserves, and how late a held slot may still be used (then it is given back)",
+            min=0,
+        ),
+        Setting(
             "RATELIMIT_DEFER_SECONDS",
             "number",
             "5",

@@ -18,13 +18,25 @@ not hold budget forever.
 ``RedisBuckets`` runs each step as one atomic Lua script on Redis's clock, so
 any number of workers share one limit; ``LocalBuckets`` is the same algorithm
 in process. Times are milliseconds.
+
+``take`` is ``reserve`` for the crawler's hot path. On Redis, one round trip
+reserves up to ``batch`` consecutive slots of the key for this worker, but only
+slots due within ``batch_ms`` (so only fast keys batch: a 1/s broker site
+still gets one slot per round trip). The worker hands them out in order; a slot
+not used within ``batch_ms`` of its time is given back, never used late. Slots
+held this way are leased like requests in flight, so a budget still counts
+them; a pause drops the worker's held slots of the key. Answered requests'
+leases are given back in the key's next reservation (or within RELEASE_DELAY).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
+import uuid
+from collections import deque
 from dataclasses import dataclass, field
 
 from crawler.resilience.redis_clock import NOW_MS, now_arg
@@ -52,9 +64,45 @@ return {1, wait}
 """
 )
 
+# RESERVE for up to ARGV[7] slots: the first within max_wait, the others within ARGV[8] ms; first
+# gives back the leases ARGV[10 .. 9 + ARGV[9]] (answered requests, unused slots)
+RESERVE_BATCH = (
+    NOW_MS
+    + """
+local released = tonumber(ARGV[9])
+if released > 0 then redis.call('ZREM', KEYS[2], unpack(ARGV, 10, 9 + released)) end
+local h = redis.call('HMGET', KEYS[1], 'tat', 'interval', 'interval_until', 'pause_until')
+local interval = tonumber(ARGV[1])
+if h[2] and tonumber(h[3]) and tonumber(h[3]) > now then interval = tonumber(h[2]) end
+local tat = tonumber(h[1]) or 0
+local ahead = (tonumber(ARGV[2]) - 1) * interval
+local pause = tonumber(h[4]) or 0
+local lease = tonumber(ARGV[4])
+local waits, leases = {1}, {}
+for i = 1, tonumber(ARGV[7]) do
+  local grant = math.max(now, tat - ahead, pause)
+  local wait = grant - now
+  if i == 1 and wait > tonumber(ARGV[5]) then return {0, tostring(wait)} end
+  if i > 1 and wait > tonumber(ARGV[8]) then break end
+  tat = math.max(tat, grant) + interval
+  waits[i + 1] = tostring(wait)
+  leases[2 * i - 1] = grant + lease
+  leases[2 * i] = ARGV[3] .. i
+end
+redis.call('HSET', KEYS[1], 'tat', tat)
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZADD', KEYS[2], unpack(leases))
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+return waits
+"""
+)
+
 ADAPT = (
     NOW_MS
     + """
+local released = tonumber(ARGV[7])
+if released > 0 then redis.call('ZREM', KEYS[2], unpack(ARGV, 8, 7 + released)) end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local available = tonumber(ARGV[1]) - redis.call('ZCARD', KEYS[2])
 local time_left, steady = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -107,21 +155,46 @@ class Adapted:
     paused_ms: float  # > 0: the key was paused for this long (budget exhausted)
 
 
+@dataclass(frozen=True)
+class Slot:
+    reserved: bool
+    wait_ms: float  # reserved: until the slot; else: until a slot would be free
+    token: str = ""  # the lease to give back with ``release``
+
+
+@dataclass
+class _Held:
+    """Slots of one key this worker reserved in a batch: (due, token), due in local monotonic ms."""
+
+    params: tuple  # (interval, burst, lease) they were reserved with
+    slots: deque = field(default_factory=deque)
+
+
 class RedisBuckets:
     RELEASE_DELAY = 0.02  # releases are batched: one pipelined round trip for all within 20 ms
 
-    def __init__(self, redis, prefix: str, clock=None):
+    def __init__(self, redis, prefix: str, clock=None, batch: int = 1, batch_ms: float = 0.0):
         self.redis = redis
         self.prefix = prefix + "ratelimit:"
         self.clock = clock  # None: Redis's clock (see redis_clock)
+        self.batch, self.batch_ms = max(1, batch), batch_ms
         self._releases: dict[str, list[str]] = {}
         self._flusher: asyncio.Task | None = None
+        self._held: dict[str, _Held] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._worker = uuid.uuid4().hex[:12]
+        self._batches = itertools.count()
         self._reserve = redis.register_script(RESERVE)
+        self._reserve_batch = redis.register_script(RESERVE_BATCH)
         self._adapt = redis.register_script(ADAPT)
         self._pause = redis.register_script(PAUSE)
 
     def _keys(self, key: str) -> list[str]:
         return [f"{self.prefix}{{{key}}}", f"{self.prefix}{{{key}}}:inflight"]
+
+    def _local_ms(self) -> float:
+        """This worker's clock for held slots (the test clock when one is given)."""
+        return (self.clock() if self.clock is not None else time.monotonic()) * 1000
 
     async def reserve(
         self, key: str, interval_ms: float, burst: int, token: str, lease_ms: float, max_wait_ms: float
@@ -133,9 +206,76 @@ class RedisBuckets:
         )
         return bool(ok), float(wait)
 
+    async def take(self, key: str, interval_ms: float, burst: int, lease_ms: float, max_wait_ms: float) -> Slot:
+        """A slot for one request: one held from an earlier batch, else a new batch from Redis."""
+        if (slot := self._held_slot(key, (interval_ms, burst, lease_ms))) is not None:
+            return slot
+        lock = self._locks.get(key) or self._locks.setdefault(key, asyncio.Lock())
+        async with lock:  # one batch in flight per key: concurrent requests share it
+            if (slot := self._held_slot(key, (interval_ms, burst, lease_ms))) is not None:
+                return slot
+            return await self._take_batch(key, interval_ms, burst, lease_ms, max_wait_ms)
+
+    def _held_slot(self, key: str, params: tuple) -> Slot | None:
+        held = self._held.get(key)
+        if held is None:
+            return None
+        if held.params != params:  # another rate for the key now: not these slots
+            self.drop(key)
+            return None
+        now = self._local_ms()
+        while held.slots:
+            due, token = held.slots.popleft()
+            if due + self.batch_ms >= now:
+                return Slot(True, max(0.0, due - now), token)
+            self._give_back(key, token)  # too late to use it: a late slot would bunch with the next ones
+        return None
+
+    async def _take_batch(self, key, interval_ms, burst, lease_ms, max_wait_ms) -> Slot:
+        released = self._releases.pop(key, [])
+        prefix = f"{self._worker}:{next(self._batches)}:"
+        try:
+            reply = await self._reserve_batch(
+                keys=self._keys(key),
+                args=[
+                    interval_ms,
+                    burst,
+                    prefix,
+                    int(lease_ms),
+                    max_wait_ms,
+                    HASH_TTL_MS,
+                    self.batch,
+                    self.batch_ms,
+                    len(released),
+                    *released,
+                    now_arg(self.clock),
+                ],
+            )
+        except BaseException:  # given back with the next round trip instead
+            self._releases.setdefault(key, []).extend(released)
+            raise
+        if not int(reply[0]):
+            return Slot(False, float(reply[1]))
+        now = self._local_ms()
+        waits = [float(w) for w in reply[1:]]
+        if len(waits) > 1:  # keep the others for the next requests, in order
+            held = self._held.setdefault(key, _Held((interval_ms, burst, lease_ms)))
+            held.slots.extend((now + wait, f"{prefix}{i}") for i, wait in enumerate(waits[1:], start=2))
+        return Slot(True, waits[0], f"{prefix}1")
+
+    def drop(self, key: str) -> None:
+        """Give back this worker's held slots of ``key`` (the key was paused, or its rate changed)."""
+        held = self._held.pop(key, None)
+        if held is not None:
+            for _, token in held.slots:
+                self._give_back(key, token)
+
     async def release(self, key: str, token: str) -> None:
         """The request is answered: its lease ends (batched; a lost batch only means the
         leases run out on their own, counting as in flight a little longer)."""
+        self._give_back(key, token)
+
+    def _give_back(self, key: str, token: str) -> None:
         self._releases.setdefault(key, []).append(token)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
@@ -155,19 +295,38 @@ class RedisBuckets:
                     pipe.zrem(self._keys(key)[1], *tokens)
                 await pipe.execute()
 
+    async def close(self) -> None:
+        """Give back every held slot and answered lease now (the worker stops)."""
+        for key in list(self._held):
+            self.drop(key)
+        await self.flush()
+
     async def adapt(
         self, key: str, remaining: int, time_left_ms: float, steady_ms: float, margin_ms: float, window_ms: float
     ) -> Adapted:
         """Spread ``remaining`` over ``time_left_ms`` (or pause the key until the reset when
         nothing is left); the learned spacing holds until one ``window_ms`` after the reset."""
-        await self.flush()  # what is answered is no longer in flight
+        released = self._releases.pop(key, [])  # what is answered is no longer in flight
         available, interval, paused = await self._adapt(
             keys=self._keys(key),
-            args=[remaining, time_left_ms, steady_ms, margin_ms, window_ms, HASH_TTL_MS, now_arg(self.clock)],
+            args=[
+                remaining,
+                time_left_ms,
+                steady_ms,
+                margin_ms,
+                window_ms,
+                HASH_TTL_MS,
+                len(released),
+                *released,
+                now_arg(self.clock),
+            ],
         )
+        if float(paused) > 0:
+            self.drop(key)
         return Adapted(int(available), float(interval), float(paused))
 
     async def pause(self, key: str, ms: float) -> bool:
+        self.drop(key)
         return bool(await self._pause(keys=self._keys(key)[:1], args=[int(ms), HASH_TTL_MS, now_arg(self.clock)]))
 
 
@@ -191,6 +350,7 @@ class LocalBuckets:
     def __init__(self, clock=time.monotonic):
         self.buckets: dict[str, _Bucket] = {}
         self.clock = clock
+        self.tokens = itertools.count()
 
     def _now(self) -> float:
         return self.clock() * 1000
@@ -210,8 +370,16 @@ class LocalBuckets:
         bucket.inflight[token] = grant + lease_ms
         return True, grant - now
 
+    async def take(self, key, interval_ms, burst, lease_ms, max_wait_ms) -> Slot:
+        token = f"local:{next(self.tokens)}"
+        reserved, wait = await self.reserve(key, interval_ms, burst, token, lease_ms, max_wait_ms)
+        return Slot(reserved, wait, token if reserved else "")
+
     async def release(self, key, token):
         self._bucket(key).inflight.pop(token, None)
+
+    async def close(self):
+        pass
 
     async def adapt(self, key, remaining, time_left_ms, steady_ms, margin_ms, window_ms):
         now, bucket = self._now(), self._bucket(key)

@@ -22,6 +22,7 @@ class SharedOrLocal:
         self.warned_at = 0.0
 
     def __getattr__(self, method: str):
+        """The wrapped method, made once (kept on the instance: per request, no new closure)."""
         shared, local = getattr(self.shared, method), getattr(self.local, method)
 
         async def call(*args, **kwargs):
@@ -38,4 +39,5 @@ class SharedOrLocal:
                     )
                 return await local(*args, **kwargs)
 
+        setattr(self, method, call)
         return call
