@@ -196,6 +196,7 @@ class ValidatePipeline:
                         payload=event,
                     )
                 )
+        batch.events = []  # the rows hold all of it: the page's dicts are not kept while it waits to be written
         await self.dead_letters.record_rows(rejects)
         self.stats.inc_value("validate/events", len(rows))
         self.stats.inc_value("validate/events_rejected", len(rejects))

@@ -182,7 +182,9 @@ class EventsSpider(scrapy.Spider):
     # --- discovery ------------------------------------------------------------------
 
     def body(self, response) -> dict:
-        data = response.meta.get("parsed_json")
+        # taken, not read: the response outlives the page's trip through the pipelines, its parsed
+        # events need not (memory stays flat while the writer applies backpressure)
+        data = response.meta.pop("parsed_json", None)
         return data if data is not None else orjson.loads(response.body)
 
     def api_error(self, response) -> str:
