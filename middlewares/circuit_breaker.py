@@ -13,6 +13,7 @@ signal (domain, state).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -21,7 +22,7 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 
 from crawler.config import flag
-from crawler.resilience.circuits import PASS, PROBE, LocalCircuits, RedisCircuits
+from crawler.resilience.circuits import PASS, PROBE, Gate, LocalCircuits, RedisCircuits
 from crawler.resilience.fallback import SharedOrLocal
 from crawler.scheduling.deferring import defer
 from crawler.shared_redis import redis_for
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 PROBE_META = "_circuit_probe"
 FAILING_BLOCKS = frozenset({"captcha", "interstitial", "blocked"})
+CLOSED = Gate(PASS)
 
 
 class CircuitBreakerMiddleware:
@@ -48,6 +50,7 @@ class CircuitBreakerMiddleware:
         # a circuit another worker opens is seen at most this late (this worker's own failures at once)
         self.closed_cache = settings.getfloat("CIRCUIT_CLOSED_CACHE_SECONDS")
         self.known_closed: dict[str, float] = {}
+        self.asking: dict[str, asyncio.Future] = {}  # domain -> "closed?" of the gate call on its way
         redis = redis_for(crawler)
         if redis is not None:  # shared by all workers; this worker's own while Redis fails
             shared = RedisCircuits(
@@ -69,7 +72,7 @@ class CircuitBreakerMiddleware:
         if self.known_closed.get(domain, 0.0) > time.monotonic():
             return None
         token = request.meta.get(PROBE_META) or uuid.uuid4().hex  # a deferred probe keeps its token
-        gate = await self.circuits.gate(domain, token)
+        gate = await self.gate(domain, token, share=PROBE_META not in request.meta)
         self.changed(domain, gate.change)
         if gate.decision == PROBE:
             request.meta[PROBE_META] = token
@@ -83,6 +86,24 @@ class CircuitBreakerMiddleware:
         self.stats.inc_value("circuit/deferred")
         deferred = await defer(self.crawler, request, time.time() + gate.wait_ms / 1000, "circuit_open")
         return deferred if deferred is not None else await self.process_request(request)
+
+    async def gate(self, domain: str, token: str, share: bool) -> Gate:
+        """The circuit's answer. With the closed cache on, requests that arrive while a gate call for the
+        domain is on its way wait for it and pass if it said closed (one round trip when the cache runs
+        out, not one per request in flight); any other answer and they ask themselves (one probe)."""
+        if not share or self.closed_cache <= 0:
+            return await self.circuits.gate(domain, token)
+        if (asking := self.asking.get(domain)) is not None:
+            return CLOSED if await asyncio.shield(asking) else await self.circuits.gate(domain, token)
+        asking = self.asking[domain] = asyncio.get_running_loop().create_future()
+        closed = False
+        try:
+            gate = await self.circuits.gate(domain, token)
+            closed = gate.decision == PASS
+            return gate
+        finally:
+            del self.asking[domain]
+            asking.set_result(closed)
 
     async def process_response(self, request, response):
         domain = urlparse_cached(request).hostname or ""

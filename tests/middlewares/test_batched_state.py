@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import redis.asyncio
@@ -17,7 +18,7 @@ from scrapy.utils.project import get_project_settings
 from scrapy.utils.test import get_crawler
 
 from crawler.resilience.buckets import LocalBuckets, RedisBuckets
-from crawler.resilience.circuits import PASS, PROBE, WAIT
+from crawler.resilience.circuits import WAIT
 from middlewares.circuit_breaker import PROBE_META, CircuitBreakerMiddleware
 from support import REDIS_URL
 
@@ -180,6 +181,8 @@ def circuit_breaker(prefix: str, **settings) -> CircuitBreakerMiddleware:
     )
     crawler.spider = crawler._create_spider()
     crawler.stats.open_spider()
+    # as under the project's scheduler: a request that must wait comes back as a deferred copy
+    crawler.engine = SimpleNamespace(_slot=SimpleNamespace(scheduler=SimpleNamespace(supports_deferral=True)))
     return CircuitBreakerMiddleware.from_crawler(crawler)
 
 
@@ -211,28 +214,54 @@ async def test_a_cached_closed_circuit_still_opens_and_lets_one_probe_through(re
         await until(second_asks_redis_again)  # at most CIRCUIT_CLOSED_CACHE_SECONDS late
         assert (await second.circuits.gate(domain, "early")).decision == WAIT
 
-        # both workers keep asking; after the cool-down exactly one request becomes the probe
-        decisions, probes = [], []
+        # both workers keep sending; after the cool-down exactly one request becomes the probe
+        probes, deferred = [], 0
 
         async def a_probe_went():
-            for n, worker in enumerate((first, second) * 3):
-                token = f"{n}-{len(decisions)}"
-                gate = await worker.circuits.gate(domain, token)
-                decisions.append(gate.decision)
-                if gate.decision == PROBE:
-                    probes.append((worker, token))
+            nonlocal deferred
+            batch = [(worker, Request(url)) for worker in (first, second) * 3]
+            answers = await asyncio.gather(*(worker.process_request(request) for worker, request in batch))
+            for (worker, request), answer in zip(batch, answers, strict=True):
+                if answer is None:
+                    assert PROBE_META in request.meta  # nothing passes an open circuit but the probe
+                    probes.append((worker, request))
+                else:
+                    deferred += 1
             return bool(probes)
 
         await until(a_probe_went)
         for _ in range(5):  # and no second one while the probe is out
             await a_probe_went()
-        assert decisions.count(PROBE) == 1 and PASS not in decisions
-        owner, token = probes[0]
-        probe = Request(url, meta={PROBE_META: token})
+        assert len(probes) == 1 and deferred >= 5 * 6
+        owner, probe = probes[0]
         await owner.process_response(probe, HtmlResponse(url, status=200, request=probe))
         assert owner.stats.get_value("circuit/closed") == 1
         other = second if owner is first else first
-        assert (await other.circuits.gate(domain, "after")).decision == PASS
+        assert await other.process_request(Request(url)) is None  # closed for every worker
     finally:
         for worker in (first, second):
             await worker.crawler._shared_redis.aclose()
+
+
+async def test_requests_arriving_while_the_gate_is_asked_share_its_answer(redis_prefix):
+    worker = circuit_breaker(f"{redis_prefix}{uuid.uuid4().hex[:6]}:")
+    shared = worker.circuits.shared
+    asked = 0
+    gate = shared.gate
+
+    async def counted(domain, token):
+        nonlocal asked
+        asked += 1
+        return await gate(domain, token)
+
+    shared.gate = counted
+    try:
+        requests = [Request(f"http://site.example/{n}") for n in range(10)]
+        assert await asyncio.gather(*map(worker.process_request, requests)) == [None] * 10
+        assert asked == 1  # one round trip for the ten, then the cache
+        worker.known_closed.clear()
+        other = Request("http://other.example/")
+        assert await worker.process_request(other) is None
+        assert asked == 2  # per domain
+    finally:
+        await worker.crawler._shared_redis.aclose()
