@@ -7,14 +7,17 @@ site (``spa``: an empty HTML shell, the app script, the terms modal clicked, the
 fetched from its JSON API), with the site's detail actions, and takes a full-page
 screenshot on every --shots-every'th page. The crawl process runs under ``scrapy
 runspider``; this script samples, every 0.5 s, the RSS of that process and of all its
-descendants (the Playwright driver, the launcher, every Chromium process), summed.
+descendants (the Playwright driver, the launcher, every Chromium process), summed (and
+their PSS, which counts a page shared by several Chromium processes once).
 
 - baseline: scrapy-playwright's own ScrapyPlaywrightDownloadHandler, its defaults
   (one default context for the whole crawl, no resource aborts), the same Chromium
 - ours:     crawler.browser.LazyPlaywrightDownloadHandler with the project's settings
   (contexts recycled, resources aborted except for screenshots, the launcher)
 
-Both render at most --concurrency pages at once (CONCURRENT_REQUESTS and pages per context).
+The two crawls run at the same time, on the same pages, each rendering at most --concurrency
+pages at once (CONCURRENT_REQUESTS and pages per context): on a shared machine whose load
+drifts, running one after the other would favour whichever ran in the quieter minutes.
 Pages/s counts from the first to the last rendered page (browser start-up and shutdown
 are left out). RSS "at page 100" is the first sample once 100 pages were rendered; "at
 the end" the last sample before the last 2% of pages. The last line is the headline:
@@ -31,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import scrapy
@@ -120,68 +124,112 @@ def spider_file(workdir: Path) -> str:
     return str(path)
 
 
-def tree_rss(pid: int) -> tuple[int, int]:
-    """(summed RSS in bytes, process count) of ``pid`` and all its descendants."""
+def role(process, crawl_pid: int) -> str:
+    if process.pid == crawl_pid:
+        return "crawl"
+    name = process.name()
+    return "driver" if name.startswith("node") else "chromium"  # the launcher counts with the browser it runs
+
+
+@dataclass
+class Sample:
+    pages: int
+    rss: int = 0  # bytes, summed over the process tree
+    pss: int = 0  # proportional set size: shared pages divided among the processes that map them
+    processes: int = 0
+    by_role: dict = field(default_factory=dict)  # role -> RSS bytes
+    cpu: dict = field(default_factory=dict)  # role -> CPU seconds of the processes alive now
+
+
+def tree_sample(pid: int, pages: int) -> Sample | None:
+    """RSS (and PSS) of ``pid`` and all its descendants: the crawl, the driver, the launcher, Chromium."""
     import psutil
 
     try:
         root = psutil.Process(pid)
         processes = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0, 0
-    total = count = 0
+        return None
+    sample = Sample(pages)
     for process in processes:
         try:
-            total += process.memory_info().rss
-            count += 1
-        except psutil.NoSuchProcess:
-            pass
-    return total, count
+            memory = process.memory_full_info()
+            times = process.cpu_times()
+            kind = role(process, pid)
+        except psutil.Error:
+            continue
+        sample.rss += memory.rss
+        sample.pss += memory.pss
+        sample.processes += 1
+        sample.by_role[kind] = sample.by_role.get(kind, 0) + memory.rss
+        sample.cpu[kind] = sample.cpu.get(kind, 0.0) + times.user + times.system
+    return sample
 
 
-def run(name: str, spa: str, urls: list[str], args, env: dict, settings: dict) -> dict:
-    workdir = Path(tempfile.mkdtemp(prefix=f"bench-browser-{name}-"))
-    (workdir / "urls.json").write_text(json.dumps(urls))
-    progress, result = workdir / "progress", workdir / "result.json"
-    progress.write_text("0")
-    command = [sys.executable, "-m", "scrapy", "runspider", spider_file(workdir)]
-    for key, value in {"urls": workdir / "urls.json", "progress": progress, "result": result}.items():
-        command += ["-a", f"{key}={value}"]
-    command += ["-a", f"shots_every={args.shots_every}"]
-    for key, value in settings.items():
-        command += ["-s", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
-    samples: list[tuple[int, int, int]] = []  # (pages, rss, processes)
-    with open(workdir / "crawl.log", "w") as log:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            while proc.poll() is None:
-                rss, count = tree_rss(proc.pid)
-                text = progress.read_text().strip()  # empty while the spider rewrites it
-                pages = int(text) if text else (samples[-1][0] if samples else 0)
-                if rss:
-                    samples.append((pages, rss, count))
-                time.sleep(SAMPLE_SECONDS)
-        finally:
-            if proc.poll() is None:  # interrupted: the crawl's launcher takes Chromium with it
-                proc.kill()
-                proc.wait()
-    if proc.returncode or not result.exists():
-        tail = (workdir / "crawl.log").read_text()[-3000:]
-        raise SystemExit(f"{name}: the crawl failed ({proc.returncode}):\n{tail}")
-    outcome = json.loads(result.read_text())
-    total = len(urls)
-    at_100 = next((s for s in samples if s[0] >= min(100, total)), samples[-1])
-    before_end = [s for s in samples if s[0] < total * 0.98] or samples
-    at_end = before_end[-1]
-    outcome.update(
-        pages_per_second=total / outcome["seconds"] if outcome["seconds"] else 0.0,
-        rss_100=at_100[1],
-        rss_end=at_end[1],
-        rss_end_pages=at_end[0],
-        rss_peak=max(s[1] for s in samples),
-        processes=max(s[2] for s in samples),
-    )
-    return outcome
+class CrawlRun:
+    """One set-up's crawl (``scrapy runspider`` in a subprocess) and its memory samples."""
+
+    def __init__(self, name: str, urls: list[str], args, env: dict, settings: dict):
+        self.name, self.total = name, len(urls)
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"bench-browser-{name}-"))
+        (self.workdir / "urls.json").write_text(json.dumps(urls))
+        self.progress, self.result = self.workdir / "progress", self.workdir / "result.json"
+        self.progress.write_text("0")
+        command = [sys.executable, "-m", "scrapy", "runspider", spider_file(self.workdir)]
+        spider_args = {"urls": self.workdir / "urls.json", "progress": self.progress, "result": self.result}
+        for key, value in {**spider_args, "shots_every": args.shots_every}.items():
+            command += ["-a", f"{key}={value}"]
+        for key, value in settings.items():
+            command += ["-s", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
+        self.samples: list[Sample] = []
+        self.log = open(self.workdir / "crawl.log", "w")  # noqa: SIM115 - closed in outcome()/kill()
+        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def sample(self) -> None:
+        text = self.progress.read_text().strip()  # empty while the spider rewrites it
+        pages = int(text) if text else (self.samples[-1].pages if self.samples else 0)
+        if sample := tree_sample(self.proc.pid, pages):
+            self.samples.append(sample)
+
+    def kill(self) -> None:
+        if self.running():  # interrupted: the crawl's launcher takes Chromium with it
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    def outcome(self) -> dict:
+        self.kill()
+        if self.proc.returncode or not self.result.exists():
+            tail = (self.workdir / "crawl.log").read_text()[-3000:]
+            raise SystemExit(f"{self.name}: the crawl failed ({self.proc.returncode}):\n{tail}")
+        outcome = json.loads(self.result.read_text())
+        samples, total = self.samples, self.total
+        at_100 = next((s for s in samples if s.pages >= min(100, total)), samples[-1])
+        at_end = ([s for s in samples if s.pages < total * 0.98] or samples)[-1]
+        outcome.update(
+            pages_per_second=total / outcome["seconds"] if outcome["seconds"] else 0.0,
+            at_100=at_100,
+            at_end=at_end,
+            rss_peak=max(s.rss for s in samples),
+            processes=max(s.processes for s in samples),
+            cpu=max(samples, key=lambda s: sum(s.cpu.values())).cpu,
+        )
+        return outcome
+
+
+def run_together(runs: list[CrawlRun]) -> None:
+    try:
+        while any(run.running() for run in runs):
+            for run in runs:
+                if run.running():
+                    run.sample()
+            time.sleep(SAMPLE_SECONDS)
+    finally:
+        for run in runs:
+            run.kill()
 
 
 def person_urls(spa: str, pages: int, people: int) -> list[str]:
@@ -227,37 +275,41 @@ def main() -> None:
         "baseline": {**common, "DOWNLOAD_HANDLERS": {"http": STOCK_HANDLER, "https": STOCK_HANDLER}},
         "ours": common,
     }
-    results = {}
     with running(["--free-ports", "--only", "spa", "--people", str(people)], timeout=60) as urls:
         spa = urls["spa"]
         pages = person_urls(spa, args.pages, people)
-        for name, settings in setups.items():
-            if args.only and name != args.only:
-                continue
-            reply = http(
-                f"{spa}/_sandbox/config", data={"defaults": True, "reset": True, "rate_limit_per_minute": 10**7}
-            )
-            assert reply.status == 200, reply.body
-            results[name] = run(name, spa, pages, args, env, settings)
+        reply = http(f"{spa}/_sandbox/config", data={"defaults": True, "reset": True, "rate_limit_per_minute": 10**7})
+        assert reply.status == 200, reply.body
+        # at the same time: both see the same load (the machine is shared, and its load drifts)
+        runs = [CrawlRun(name, pages, args, env, s) for name, s in setups.items() if args.only in (None, name)]
+        run_together(runs)
+        results = {run.name: run.outcome() for run in runs}
     mib = 1024 * 1024
     print(
         f"browser bench: {args.pages} spa profile pages rendered in Chromium, screenshot every {args.shots_every}th, "
         f"{args.concurrency} pages at once; {os.cpu_count()} CPU cores; load average {os.getloadavg()[0]:.1f}"
     )
     for name, r in results.items():
+        a, e = r["at_100"], r["at_end"]
         extra = {k: r["stats"].get(f"playwright/{k}", 0) for k in ("context_count", "request_count/aborted")}
+        roles = " ".join(
+            f"{k} {a.by_role.get(k, 0) / mib:.0f}->{e.by_role.get(k, 0) / mib:.0f}"
+            for k in ("crawl", "driver", "chromium")
+        )
+        cpu = " ".join(f"{k} {v:.0f}" for k, v in sorted(r["cpu"].items()))
         print(
-            f"  {name:8s} {r['pages_per_second']:6.1f} pages/s  rss@100 {r['rss_100'] / mib:6.0f} MiB  "
-            f"rss@end {r['rss_end'] / mib:6.0f} MiB (page {r['rss_end_pages']})  peak {r['rss_peak'] / mib:6.0f} MiB  "
-            f"end/100 {r['rss_end'] / r['rss_100']:.2f}  processes {r['processes']}  rendered {r['rendered']}"
-            f"  failed {r['failed']}  screenshots {r['shots']}  contexts {extra['context_count']}"
-            f"  aborted {extra['request_count/aborted']}"
+            f"  {name:8s} {r['pages_per_second']:5.1f} pages/s  RSS page 100 {a.rss / mib:5.0f} MiB, page {e.pages} "
+            f"{e.rss / mib:5.0f} MiB ({e.rss / a.rss:.2f}), peak {r['rss_peak'] / mib:.0f}; PSS {a.pss / mib:.0f} -> "
+            f"{e.pss / mib:.0f} MiB ({e.pss / a.pss:.2f})\n"
+            f"           RSS MiB by process: {roles}; CPU s: {cpu}; processes {r['processes']}; rendered "
+            f"{r['rendered']}, failed {r['failed']}, screenshots {r['shots']}, contexts {extra['context_count']}, "
+            f"aborted {extra['request_count/aborted']}"
         )
     if "ours" in results:
         ours = results["ours"]
         base = results.get("baseline")
         speed = ours["pages_per_second"] / base["pages_per_second"] if base else float("nan")
-        print(f"browser: rss ratio {ours['rss_end'] / ours['rss_100']:.2f}; pages/s ratio {speed:.2f}")
+        print(f"browser: rss ratio {ours['at_end'].rss / ours['at_100'].rss:.2f}; pages/s ratio {speed:.2f}")
 
 
 if __name__ == "__main__":
