@@ -44,6 +44,7 @@ from crawler.resilience.redis_clock import NOW_MS, now_arg
 logger = logging.getLogger(__name__)
 
 HASH_TTL_MS = 3_600_000
+MAX_PIGGYBACK = 1000  # leases given back within one reservation (Lua's unpack has a stack limit)
 
 RESERVE = (
     NOW_MS
@@ -232,7 +233,7 @@ class RedisBuckets:
         return None
 
     async def _take_batch(self, key, interval_ms, burst, lease_ms, max_wait_ms) -> Slot:
-        released = self._releases.pop(key, [])
+        released = self._answered(key)
         prefix = f"{self._worker}:{next(self._batches)}:"
         try:
             reply = await self._reserve_batch(
@@ -275,6 +276,13 @@ class RedisBuckets:
         leases run out on their own, counting as in flight a little longer)."""
         self._give_back(key, token)
 
+    def _answered(self, key: str) -> list[str]:
+        """The key's leases to give back with its next script (a script's arguments are bounded)."""
+        pending = self._releases.pop(key, [])
+        if len(pending) > MAX_PIGGYBACK:
+            self._releases[key] = pending[MAX_PIGGYBACK:]  # the flush takes the rest
+        return pending[:MAX_PIGGYBACK]
+
     def _give_back(self, key: str, token: str) -> None:
         self._releases.setdefault(key, []).append(token)
         if self._flusher is None or self._flusher.done():
@@ -306,7 +314,7 @@ class RedisBuckets:
     ) -> Adapted:
         """Spread ``remaining`` over ``time_left_ms`` (or pause the key until the reset when
         nothing is left); the learned spacing holds until one ``window_ms`` after the reset."""
-        released = self._releases.pop(key, [])  # what is answered is no longer in flight
+        released = self._answered(key)  # what is answered is no longer in flight
         available, interval, paused = await self._adapt(
             keys=self._keys(key),
             args=[

@@ -265,3 +265,12 @@ async def test_requests_arriving_while_the_gate_is_asked_share_its_answer(redis_
         assert asked == 2  # per domain
     finally:
         await worker.crawler._shared_redis.aclose()
+
+
+async def test_answered_leases_go_back_with_the_next_reservation(workers, clock):
+    b = workers(clock, batch=1)
+    first = await b.take("k", 10, 1, 60_000, 1000)
+    await b.release("k", first.token)
+    await b.take("k", 10, 1, 60_000, 1000)  # its script gives the answered lease back: no flush needed
+    assert await b.redis.zcard(b._keys("k")[1]) == 1
+    assert b._releases == {}
