@@ -28,6 +28,7 @@ import hashlib
 import logging
 import os
 import pkgutil
+import sys
 import tempfile
 import weakref
 from contextlib import suppress
@@ -57,18 +58,27 @@ def takes_screenshot(meta: dict) -> bool:
 
 
 def launcher_path() -> str | None:
-    """The launcher as an executable file (copied out of a zipped egg when it is not one)."""
-    if os.access(LAUNCHER, os.X_OK):
-        return str(LAUNCHER)
+    """The launcher as an executable script run by this interpreter (``-I -S``: no PATH lookup, no
+    site-packages), in a directory of this user's only; also when the project is a zipped egg."""
     source = pkgutil.get_data("crawler", "chromium_launcher.py")
     if source is None:
         return None
-    path = Path(tempfile.gettempdir()) / f"crawler-chromium-launcher-{hashlib.sha256(source).hexdigest()[:12]}.py"
-    if not os.access(path, os.X_OK):
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_bytes(source)
-        partial.chmod(0o755)
-        partial.replace(path)
+    script = f"#!{sys.executable} -IS\n".encode() + source
+    directory = Path(tempfile.gettempdir()) / f"crawler-launcher-{os.getuid()}"
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        info = directory.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o077:  # someone else's: not ours to run
+            directory = Path(tempfile.mkdtemp(prefix="crawler-launcher-"))
+        path = directory / f"chromium-launcher-{hashlib.sha256(script).hexdigest()[:16]}.py"
+        if not path.exists():
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_bytes(script)
+            partial.chmod(0o700)
+            partial.replace(path)
+    except OSError as exc:
+        logger.warning("Cannot write the Chromium launcher (%s)", exc.strerror)
+        return str(LAUNCHER) if os.access(LAUNCHER, os.X_OK) else None
     return str(path)
 
 

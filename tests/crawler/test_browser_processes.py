@@ -152,7 +152,9 @@ class Crawl:
 
     def chromium_main(self) -> psutil.Process:
         for process in self.sample():
-            if "chrom" in safe_name(process) and any(a.startswith("--user-data-dir=") for a in safe_cmdline(process)):
+            command = safe_cmdline(process)
+            browser = command and os.path.basename(command[0]) == "chromium"  # not the launcher
+            if browser and not any(a.startswith("--type=") for a in command):
                 return process
         raise AssertionError("no Chromium browser process below the crawl")
 
