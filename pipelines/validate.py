@@ -64,7 +64,7 @@ def event_time(value) -> str:
         if moment is not None and moment.tzinfo is _UTC:
             # already UTC: sent as it came when in the plain form (formatting costs more than parsing)
             return value if len(value) >= 20 and _canonical_utc(value) else moment.isoformat()
-    elif kind is int and 0 <= value < EPOCH_US_THRESHOLD:
+    elif (kind is int or kind is float) and 0 <= value < EPOCH_US_THRESHOLD:  # epoch s or ms (NaN: not here)
         return _fromtimestamp(value / 1000 if value >= EPOCH_MS_THRESHOLD else value, _UTC).isoformat()
     return normalize.timestamp(value).isoformat()  # other forms and zones; the errors' wording
 
