@@ -13,7 +13,8 @@ their PSS, which counts a page shared by several Chromium processes once).
 - baseline: scrapy-playwright's own ScrapyPlaywrightDownloadHandler, its defaults
   (one default context for the whole crawl, no resource aborts), the same Chromium
 - ours:     crawler.browser.LazyPlaywrightDownloadHandler with the project's settings
-  (contexts recycled, resources aborted except for screenshots, the launcher)
+  (contexts recycled, resources aborted except for screenshots, the launcher); the spa
+  site loads no images, media or fonts, so "aborted" stays 0 here
 
 The two crawls run at the same time, on the same pages, each rendering at most --concurrency
 pages at once (CONCURRENT_REQUESTS and pages per context): on a shared machine whose load
