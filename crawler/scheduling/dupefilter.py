@@ -68,6 +68,19 @@ class RedisDupeFilter(RFPDupeFilter):
     def mark(self, request) -> None:
         self.server.sadd(self.key, self.request_fingerprint(request))
 
+    def bind_async(self, client) -> None:
+        """The shared scheduler's ``redis.asyncio`` client (the exact set needs none: see ``atomic_seen``)."""
+
+    async def acontains(self, fingerprints: list[str]) -> list[bool]:
+        """Present flags, for filters whose check cannot be part of the push (the Bloom filter)."""
+        return [False] * len(fingerprints)
+
+    async def amark(self, fingerprints: list[str]) -> None:
+        """Mark fingerprints seen once their requests are queued (the Bloom filter)."""
+
+    async def akeys(self) -> list[str]:
+        return [self.key]
+
     def close(self, reason=""):
         """Keep the shared fingerprints: the scheduler decides when a job's state goes (see shared.py)."""
 
@@ -80,10 +93,24 @@ class BloomDupeFilter(RedisDupeFilter):
         self, server, key, debug=False, fingerprinter=None, stats=None, ring=None, capacity=10_000_000, error_rate=0.001
     ):
         super().__init__(server, key, debug, fingerprinter, stats, ring)
-        # BloomFilter's key layout and Lua script, called with our synchronous client
-        # (the scheduler interface is synchronous)
+        # BloomFilter's key layout and Lua script; the synchronous client serves tools and tests,
+        # the scheduler's asyncio client (bind_async) the crawl
         # keys "<key>:bloom:{fp}:..."; the job's {hash tag} comes first, so one Cluster slot
         self.bloom = BloomFilter(server, name="fp", capacity=capacity, error_rate=error_rate, prefix=f"{key}:")
+        self.abloom: BloomFilter | None = None
+
+    def bind_async(self, client) -> None:
+        bloom = self.bloom
+        self.abloom = BloomFilter(client, "fp", bloom.capacity, bloom.error_rate, prefix=f"{self.key}:")
+
+    async def acontains(self, fingerprints: list[str]) -> list[bool]:
+        return await self.abloom.contains(fingerprints)
+
+    async def amark(self, fingerprints: list[str]) -> None:
+        await self.abloom.check_and_add(fingerprints)
+
+    async def akeys(self) -> list[str]:
+        return await self.abloom.keys()
 
     @classmethod
     def for_scheduler(cls, server, key: str, crawler):

@@ -18,6 +18,9 @@ Keys, all under one base key with a ``{hash tag}`` (one Redis Cluster slot):
     <base>:owners   HASH  lease id -> worker token (only the holder acks or renews)
     <base>:seq      counter; <base>:stats HASH (shared counters, see stats.py)
 
+The synchronous methods serve tools and tests; a worker queues the same scripts on a
+``redis.asyncio`` pipeline (``pipe_*``), many in one round trip, off the reactor's path.
+
 Serialisation is scrapy-redis's (``Base._encode_request``: ``request.to_dict``
 + pickle by default, SCHEDULER_SERIALIZER to change it).
 """
@@ -167,6 +170,77 @@ class LeaseQueue(Base):
         self._release = server.register_script(LUA_RELEASE)
         self._cleanup = server.register_script(LUA_CLEANUP)
         self.last_expired = 0
+        self.aio = None
+
+    def bind_async(self, client) -> None:
+        """Use a ``redis.asyncio`` client too, for the ``pipe_*`` methods and the ``a*`` ones."""
+        self.aio = client
+        self._a = {
+            "pop": LUA_POP,
+            "push": LUA_PUSH,
+            "ack": LUA_ACK,
+            "renew": LUA_RENEW,
+            "release": LUA_RELEASE,
+            "cleanup": LUA_CLEANUP,
+        }
+        registered = {"pop": self._pop, "push": self._push, "ack": self._ack, "renew": self._renew}
+        self._sha = {name: script.sha for name, script in registered.items()}
+
+    async def aload_scripts(self) -> None:
+        """Load the scripts (at start, and after a NOSCRIPT reply: Redis restarted or flushed them).
+        The pipelines then call EVALSHA alone: redis-py would ask SCRIPT EXISTS before every one."""
+        async with self.aio.pipeline(transaction=False) as pipe:
+            for script in self._a.values():
+                pipe.script_load(script)
+            await pipe.execute()
+
+    def _evalsha(self, pipe, name: str, keys: list, args: list) -> None:
+        pipe.evalsha(self._sha[name], len(keys), *keys, *args)
+
+    # -- asyncio: each pipe_* queues one command on ``pipe``; its reply comes from ``pipe.execute()`` ----
+    def pipe_push(self, pipe, payload, priority, not_before=0.0, replaces="", seen=None) -> None:
+        self._evalsha(pipe, "push", *self._push_args(payload, priority, not_before, replaces, seen))
+
+    def pipe_pop(self, pipe, now: float, count: int) -> None:
+        self._evalsha(pipe, "pop", self._pop_keys(), self._pop_args(now, count))
+
+    def parse_pop(self, reply) -> tuple[int, list[tuple[str, bytes]]]:
+        """(expired leases returned, [(lease id, encoded request)])."""
+        return int(reply[0]), [(member[:SEQ_DIGITS].decode(), member[SEQ_DIGITS:]) for member in reply[1:]]
+
+    def decode(self, payload: bytes):
+        return self._decode_request(payload)
+
+    def pipe_ack(self, pipe, lease_ids) -> None:
+        self._evalsha(pipe, "ack", self._k("leases", "held", "owners"), [self.token, *lease_ids])
+
+    def pipe_renew(self, pipe, lease_ids, now: float) -> None:
+        self._evalsha(
+            pipe, "renew", self._k("leases", "owners"), [self.token, int(now * 1000) + self.lease_ms, *lease_ids]
+        )
+
+    def pipe_counts(self, pipe) -> None:
+        for name in ("queue", "delayed", "leases"):
+            pipe.zcard(self.keys[name])
+        pipe.zrange(self.keys["delayed"], 0, 0, withscores=True)
+
+    @staticmethod
+    def parse_counts(replies) -> tuple[dict[str, int], float | None]:
+        queued, delayed, leased, first = replies
+        return {"queued": queued, "delayed": delayed, "leased": leased}, (first[0][1] / 1000 if first else None)
+
+    async def arelease(self, lease_ids) -> int:
+        if not lease_ids:
+            return 0
+        keys = self._k("queue", "leases", "held", "owners")
+        return int(await self.aio.eval(self._a["release"], len(keys), *keys, self.token, *lease_ids))
+
+    async def acleanup(self, extra_keys=()) -> bool:
+        keys = [*self._k("queue", "delayed", "leases"), *self._k("held", "owners", "seq"), *extra_keys]
+        done = bool(await self.aio.eval(self._a["cleanup"], len(keys), *keys))
+        if done:
+            await self.aio.expire(self.keys["stats"], 86400)
+        return done
 
     def _k(self, *names: str) -> list[str]:
         return [self.keys[name] for name in names]
@@ -185,12 +259,22 @@ class LeaseQueue(Base):
         """Queue ``payload``; ack lease ``replaces`` atomically: 1 when that lease was ours and is acked, else 0.
         ``seen``: (dupefilter set key, fingerprint): -1 and nothing done when the fingerprint is in the set,
         otherwise it is added in the same step as the push."""
+        keys, args = self._push_args(payload, priority, not_before, replaces, seen)
+        return int(self._push(keys=keys, args=args))
+
+    def _push_args(self, payload, priority, not_before, replaces, seen) -> tuple[list, list]:
         keys = self._k("queue", "delayed", "leases", "held", "owners", "seq")
         args = [-priority, payload, int(not_before * 1000) if not_before else 0, replaces, self.token]
         if seen is not None:
             keys.append(seen[0])
             args.append(seen[1])
-        return int(self._push(keys=keys, args=args))
+        return keys, args
+
+    def _pop_keys(self) -> list[str]:
+        return self._k("queue", "delayed", "leases", "held", "owners", "stats", "seq")
+
+    def _pop_args(self, now: float, count: int) -> list:
+        return [int(now * 1000), int(now * 1000) + self.lease_ms, self.token, self.reclaim_limit, count]
 
     def push(self, request):
         self.push_encoded(self.encode(request), request.priority)
@@ -202,12 +286,9 @@ class LeaseQueue(Base):
 
     def pop_many(self, now: float, count: int) -> list:
         """Up to ``count`` requests, best first, each leased: one round trip for them all."""
-        reply = self._pop(
-            keys=self._k("queue", "delayed", "leases", "held", "owners", "stats", "seq"),
-            args=[int(now * 1000), int(now * 1000) + self.lease_ms, self.token, self.reclaim_limit, count],
-        )
-        self.last_expired = int(reply[0])
-        return [(member[:SEQ_DIGITS].decode(), self._decode_request(member[SEQ_DIGITS:])) for member in reply[1:]]
+        reply = self._pop(keys=self._pop_keys(), args=self._pop_args(now, count))
+        self.last_expired, popped = self.parse_pop(reply)
+        return [(lease, self._decode_request(payload)) for lease, payload in popped]
 
     def ack(self, lease_ids) -> int:
         if not lease_ids:
@@ -234,11 +315,8 @@ class LeaseQueue(Base):
     def counts_and_next_due(self) -> tuple[dict[str, int], float | None]:
         """The totals, and when (epoch seconds) the earliest delayed request is due."""
         with self.server.pipeline(transaction=False) as pipe:
-            for name in ("queue", "delayed", "leases"):
-                pipe.zcard(self.keys[name])
-            pipe.zrange(self.keys["delayed"], 0, 0, withscores=True)
-            queued, delayed, leased, first = pipe.execute()
-        return {"queued": queued, "delayed": delayed, "leased": leased}, (first[0][1] / 1000 if first else None)
+            self.pipe_counts(pipe)
+            return self.parse_counts(pipe.execute())
 
     def __len__(self):
         counts = self.counts()

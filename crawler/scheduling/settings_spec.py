@@ -61,6 +61,14 @@ SCHEDULER = Component(
         ),
         Setting("SCHEDULER_POLL_MAX_SECONDS", "number", "1", "... up to this many", above=0),
         Setting(
+            "SCHEDULER_PREFETCH",
+            "int",
+            "0",
+            "requests a worker leases ahead, in the background, so the engine never waits on Redis (refilled "
+            "below half); 0 = `CONCURRENT_REQUESTS`; smaller keeps workers of a small job more even",
+            min=0,
+        ),
+        Setting(
             "SCHEDULER_JOB_PRIORITY",
             "int",
             "0",

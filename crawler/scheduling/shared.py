@@ -28,6 +28,14 @@ Built on scrapy-redis's Scheduler (connection, serialisation), with what it lack
   SCHEDULER_IDLE_CLOSE_SECONDS with nothing queued, delayed or leased anywhere
   (0 = never).
 
+- **Never a network wait on the reactor.** Scrapy's scheduler interface is
+  synchronous, so the scheduler only works on local buffers: ``next_request``
+  hands out a prefetch buffer (SCHEDULER_PREFETCH leased requests) or returns
+  None, ``enqueue_request`` buffers the push, ``has_pending_requests`` reads the
+  buffers and counts refreshed in the background. One asyncio task (pump.py)
+  does all Redis I/O, batching pushes, acks, renewals, the refill and the counts
+  in one pipeline per tick, and wakes the engine when requests arrive.
+
 Requests that cannot be serialised (a callback that is not a spider method, meta
 that does not pickle) stay in this worker's memory, unleased, with a warning.
 """
@@ -46,17 +54,19 @@ from collections import deque
 
 import orjson
 import redis
+import redis.asyncio
 from scrapy_redis import picklecompat
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
 
 from crawler.scheduling.deferring import DEFER_REASON, DEFER_UNTIL, DeferringScheduler, wake_engine
 from crawler.scheduling.dupefilter import BloomDupeFilter, RedisDupeFilter
 from crawler.scheduling.lease_queue import LeaseQueue
+from crawler.scheduling.pump import LEASE, Pump, Push
 from crawler.scheduling.sealed import SealedSerializer
 
 logger = logging.getLogger(__name__)
 
-LEASE = "_scheduler_lease"  # meta: the lease id of a request popped from the shared queue
+__all__ = ["LEASE", "SharedScheduler", "job_id", "job_key"]
 
 
 def job_id(settings, spider) -> str:
@@ -85,33 +95,40 @@ def job_key(settings, spider) -> str:
 class SharedScheduler(RedisScheduler):
     supports_deferral = True  # crawler.scheduling.deferring.defer() hands requests to us
 
-    def __init__(self, server, crawler, **kwargs):
+    def __init__(self, server, crawler, aio=None, **kwargs):
         super().__init__(server, persist=crawler.settings.getbool("SCHEDULER_PERSIST"), **kwargs)
         settings = crawler.settings
         self.crawler = crawler
         self.stats = crawler.stats
+        self.aio = aio  # redis.asyncio client: every call while crawling goes through it (pump.py)
         self.token = f"{uuid.uuid4().hex[:12]}"
         self.lease_seconds = settings.getfloat("SCHEDULER_LEASE_SECONDS")
+        self.renew_seconds = max(0.05, self.lease_seconds / 3)
         self.ack_seconds = settings.getfloat("SCHEDULER_ACK_SECONDS")
         self.idle_close = settings.getfloat("SCHEDULER_IDLE_CLOSE_SECONDS")
         self.poll_min = settings.getfloat("SCHEDULER_POLL_MIN_SECONDS")
         self.poll_max = settings.getfloat("SCHEDULER_POLL_MAX_SECONDS")
         self.bloom = settings.getbool("SCHEDULER_DUPEFILTER_BLOOM")
-        self.held: dict[str, str] = {}  # lease id -> "downloading" | "scraping" | "done"
+        # lease id -> "prefetched" | "downloading" | "replacing" (its replacement's push is under way)
+        #             | "scraping" | "done" (to ack)
+        self.held: dict[str, str] = {}
         self.to_ack: list[str] = []
         # requests that cannot be shared: (due time, sequence, request), a heap, so a deferred one
         # (backoff, Retry-After, a paused key) still waits here until it is due
         self.local: list[tuple[float, int, object]] = []
         self._local_sequence = itertools.count()
-        # leased in one round trip, handed to the engine one by one (a few, so workers stay balanced)
+        # leased in the background, handed to the engine one by one; refilled below half
         self.prefetched: deque = deque()
-        self.prefetch = max(1, min(8, settings.getint("CONCURRENT_REQUESTS") // 4))
-        self.poll_delay = 0.0
-        self.next_poll = 0.0
+        self.prefetch = settings.getint("SCHEDULER_PREFETCH") or max(1, settings.getint("CONCURRENT_REQUESTS"))
+        self.refill_at = self.prefetch // 2
+        self.starved = False  # next_request found the buffer empty: wake the engine when it refills
         self.idle_since: float | None = None
         self.next_due: float | None = None  # when the first shared deferred request is due
-        self._counts: tuple[float, dict] = (0.0, {})
-        self._tasks: list[asyncio.Task] = []
+        self.counts: dict[str, int] = {"queued": 0, "delayed": 0, "leased": 0}
+        self.counts_at = 0.0  # monotonic time of the last read (0: never)
+        self.pump: Pump | None = None
+        self._ack_task: asyncio.Task | None = None
+        self._stopping: asyncio.Future | None = None
         self._wakeup: asyncio.TimerHandle | None = None
         self._original_enqueue_scrape = None
 
@@ -121,13 +138,15 @@ class SharedScheduler(RedisScheduler):
         if not settings.get("REDIS_URL"):  # `-s REDIS_URL=` overrides the environment's choice
             return DeferringScheduler.from_crawler(crawler)
         timeout = settings.getfloat("REDIS_CONNECT_TIMEOUT")
-        server = redis.Redis.from_url(settings.get("REDIS_URL"), socket_timeout=timeout, socket_connect_timeout=timeout)
-        server.ping()
+        url = settings.get("REDIS_URL")
+        server = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        server.ping()  # once, before the crawl starts: a wrong REDIS_URL fails at once
+        aio = redis.asyncio.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         serializer = settings.get("SCHEDULER_SERIALIZER")
         if isinstance(serializer, str):
             serializer = importlib.import_module(serializer)
         inner = serializer or picklecompat  # scrapy-redis's default
-        return cls(server, crawler, serializer=SealedSerializer.for_settings(inner, settings))
+        return cls(server, crawler, aio=aio, serializer=SealedSerializer.for_settings(inner, settings))
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def open(self, spider):
@@ -145,24 +164,20 @@ class SharedScheduler(RedisScheduler):
             token=self.token,
             lease_seconds=self.lease_seconds,
         )
+        self.queue.bind_async(self.aio)
         dupefilter_cls = BloomDupeFilter if self.bloom else RedisDupeFilter
         self.df = dupefilter_cls.for_scheduler(self.server, f"{self.key}:dupefilter", self.crawler)
-        counts = self.queue.counts()
-        if counts["queued"] or counts["delayed"] or counts["leased"]:
-            logger.info(
-                "Joining shared job %s: %d queued, %d delayed, %d leased",
-                self.key,
-                counts["queued"],
-                counts["delayed"],
-                counts["leased"],
-            )
+        self.df.bind_async(self.aio)
         # the ack must follow the response's whole processing: Scrapy's scraper returns a
         # Deferred that fires exactly then (callback output and item pipelines included)
         scraper = self.crawler.engine.scraper
         self._original_enqueue_scrape = scraper.enqueue_scrape
         scraper.enqueue_scrape = self._enqueue_scrape
         loop = asyncio.get_event_loop()
-        self._tasks = [loop.create_task(self._renew_forever()), loop.create_task(self._ack_forever())]
+        self._stopping = loop.create_future()
+        self.pump = Pump(self)
+        self.pump.start()
+        self._ack_task = loop.create_task(self._ack_forever())
 
     def close(self, reason):
         from scrapy.utils.defer import deferred_from_coro
@@ -170,31 +185,34 @@ class SharedScheduler(RedisScheduler):
         return deferred_from_coro(self._close(reason))
 
     async def _close(self, reason):
-        for task in self._tasks:
-            task.cancel()
-        # a cancelled ack tick may have taken lease ids off to_ack: wait for it to put them back
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if not self._stopping.done():
+            self._stopping.set_result(None)
+        await asyncio.gather(self._ack_task, return_exceptions=True)  # let an ack under way finish
         if self._wakeup is not None:
             self._wakeup.cancel()
         if self._original_enqueue_scrape is not None:
             self.crawler.engine.scraper.enqueue_scrape = self._original_enqueue_scrape
-        await self.flush_acks()
-        released = self.release_leases()
-        if released:
-            logger.info("Returned %d unfinished lease(s) to the shared queue (%s)", released, reason)
+        await self.flush_acks()  # after the pushes they wait for
+        await self.pump.pushed()  # whatever is still buffered (or kept in memory if Redis is down)
+        await self.pump.stop()
+        try:
+            released = await self.release_leases()
+            if released:
+                logger.info("Returned %d unfinished lease(s) to the shared queue (%s)", released, reason)
+            if reason == "finished" and not self.persist and await self.queue.acleanup(await self.df.akeys()):
+                logger.info("Shared job %s finished: its queue and dupefilter are deleted", self.key)
+        except Exception as exc:  # Redis down: the leases expire and go back by themselves
+            logger.warning("Returning leases at close failed (%s): they return when they expire", type(exc).__name__)
         if self.local:
             logger.warning("%d unshareable request(s) left in memory at close", len(self.local))
-        if reason == "finished" and not self.persist:
-            extra = self.df.keys()
-            if self.queue.cleanup(extra):
-                logger.info("Shared job %s finished: its queue and dupefilter are deleted", self.key)
         self.server.close()
+        await self.aio.aclose()
 
-    def release_leases(self) -> int:
-        """Return every lease this worker still holds to the queue (for a graceful shutdown)."""
+    async def release_leases(self) -> int:
+        """Return every lease this worker still holds (prefetched ones included) to the queue."""
         self.prefetched.clear()
         ids = [lease for lease, state in self.held.items() if state != "done"]
-        released = self.queue.release(ids) if ids else 0
+        released = await self.queue.arelease(ids) if ids else 0
         for lease in ids:
             self.held.pop(lease, None)
         self._inc("scheduler/leases/released", released)
@@ -202,15 +220,16 @@ class SharedScheduler(RedisScheduler):
 
     # -- enqueue / dequeue ---------------------------------------------------------------------------
     def enqueue_request(self, request) -> bool:
+        """Buffer the push; the pump queues it in Redis in the background (pump.py).
+
+        Returns True optimistically for a request to filter: the dupefilter is checked in
+        the same Lua step as the push, so one that another worker (or this one) queued
+        before is counted in ``dupefilter/filtered`` when the push reports it, and never
+        queued twice; Scrapy's ``request_dropped`` signal is not sent for it."""
         lease = request.meta.pop(LEASE, None)
         # a request carrying a lease still downloading replaces it (retry, redirect, deferral);
         # one whose lease is being scraped is a new request from the callback
         replaces = lease if lease is not None and self.held.get(lease) == "downloading" else ""
-        if not request.dont_filter and self.df.seen(request):
-            self.df.log(request, self.spider)
-            if replaces:
-                self._finished(replaces)
-            return False
         until = request.meta.get(DEFER_UNTIL)
         if until is not None and until <= time.time():
             request.meta.pop(DEFER_UNTIL, None)
@@ -220,32 +239,18 @@ class SharedScheduler(RedisScheduler):
         except Exception as exc:  # anything to_dict or the serializer refuses
             self._keep_local(request, replaces, exc)
             return True
-        atomic = None if request.dont_filter else self.df.atomic_seen(request)
-        try:
-            acked = self.queue.push_encoded(
-                payload, request.priority + self.job_priority, until or 0.0, replaces, seen=atomic
-            )
-        except redis.RedisError as exc:  # Redis unreachable: crawled from this worker's memory, not dropped
-            self._keep_local(request, replaces, exc)
-            return True
-        if acked < 0:  # another worker queued it since the early check
-            self._inc("dupefilter/filtered")
-            self.df.log(request, self.spider)
-            if replaces:
-                self._finished(replaces)
-            return False
-        if not request.dont_filter and atomic is None:
-            try:  # marked only once queued (see dupefilter.py): a crash in between costs a duplicate, not a loss
-                self.df.mark(request)
-            except redis.RedisError:
-                logger.debug("Marking a queued request seen failed; it may be crawled twice", exc_info=True)
+        seen = late = None
+        if not request.dont_filter:
+            seen = self.df.atomic_seen(request)
+            late = None if seen is not None else self.df.request_fingerprint(request)
         if replaces:
-            self.held.pop(replaces, None)
-            self._inc("scheduler/leases/acked", int(acked))
+            self.held[replaces] = "replacing"  # still renewed; acked by the push
+        self.pump.add(
+            Push(request, payload, -(request.priority + self.job_priority), until or 0.0, replaces, seen, late)
+        )
         if until is not None:
             self._inc(f"scheduler/deferred/{request.meta.get(DEFER_REASON, 'other')}")
-        self._inc("scheduler/enqueued/redis")
-        self.next_poll = 0.0  # there is work: ask Redis at once
+        self.idle_since = None
         return True
 
     def next_request(self):
@@ -257,35 +262,33 @@ class SharedScheduler(RedisScheduler):
                 return request
             self._wake_engine_at(due)
         if not self.prefetched:
-            now = time.time()
-            if now < self.next_poll:
-                return None
-            popped = self.queue.pop_many(now, self.prefetch)
-            self._inc("scheduler/leases/expired_returned", self.queue.last_expired)
-            if not popped:
-                self.poll_delay = min(self.poll_max, max(self.poll_min, self.poll_delay * 2))
-                self.next_poll = now + self.poll_delay
-                self._wake_engine_at(self.poll_delay)
-                return None
-            self.poll_delay, self.idle_since = 0.0, None
-            for lease, request in popped:
-                request.meta[LEASE] = lease
-                self.held[lease] = "downloading"
-            self.prefetched.extend(request for _, request in popped)
+            self.starved = True
+            self.pump.kick()
+            return None
+        request = self.prefetched.popleft()
+        lease = request.meta[LEASE]
+        if self.held.get(lease) == "prefetched":
+            self.held[lease] = "downloading"
+        if len(self.prefetched) <= self.refill_at:
+            self.pump.kick()
         self._inc("scheduler/dequeued/redis")
-        return self.prefetched.popleft()
+        return request
+
+    def busy(self) -> bool:
+        """Anything queued, delayed or leased anywhere, or still in this worker's buffers."""
+        if self.local or self.prefetched or self.held or self.to_ack or self.pump.pending:
+            return True
+        return bool(self.counts["queued"] or self.counts["delayed"] or self.counts["leased"])
 
     def has_pending_requests(self) -> bool:
-        if self.local or self.prefetched or self.held or self.to_ack:
+        """Never a Redis call: local buffers, then the counts the pump keeps fresh."""
+        if self.local or self.prefetched or self.held or self.to_ack or self.pump.pending:
             return True
-        counts = self.shared_counts()
+        counts = self.counts
         if counts["queued"] or counts["delayed"] or counts["leased"]:
             self.idle_since = None
             if counts["queued"]:
-                self._wake_engine_at(self.poll_delay or self.poll_min)
-            elif self.next_due is not None:  # wake when the first deferred request is due, not a poll later
-                self.next_poll = min(self.next_poll, self.next_due)
-                self._wake_engine_at(max(0.0, self.next_due - time.time()) + 0.001)
+                self.pump.poll_soon()
             return True
         return not self.idle_expired()
 
@@ -300,20 +303,24 @@ class SharedScheduler(RedisScheduler):
         if remaining > 0:
             self._wake_engine_at(min(remaining, self.poll_max))
             return False
+        if self.counts_at < self.idle_since:  # not read since the countdown began: read them first
+            self.pump.want_counts = True
+            self.pump.kick()
+            return False
         return True
 
     def shared_counts(self, max_age: float | None = None) -> dict[str, int]:
-        """Queued / delayed / leased across all workers, cached for a poll interval."""
+        """Queued / delayed / leased across all workers, as last read in the background (never waits);
+        older than ``max_age`` (default SCHEDULER_POLL_MIN_SECONDS): a fresh read is asked for."""
         max_age = self.poll_min if max_age is None else max_age
-        at, counts = self._counts
-        if time.monotonic() - at > max_age or not counts:
-            counts, self.next_due = self.queue.counts_and_next_due()
-            self._counts = (time.monotonic(), counts)
-        return counts
+        if time.monotonic() - self.counts_at > max_age and self.pump is not None:
+            self.pump.want_counts = True
+            self.pump.kick()
+        return self.counts
 
     def __len__(self):
-        counts = self.shared_counts()
-        return len(self.local) + len(self.prefetched) + counts["queued"] + counts["delayed"]
+        counts = self.counts
+        return len(self.local) + len(self.prefetched) + self.pump.pending + counts["queued"] + counts["delayed"]
 
     # -- acknowledgement ---------------------------------------------------------------------------
     def _enqueue_scrape(self, result, request):
@@ -330,18 +337,20 @@ class SharedScheduler(RedisScheduler):
         return result
 
     def _finished(self, lease: str) -> None:
-        if self.held.get(lease) in ("downloading", "scraping"):
+        if self.held.get(lease) in ("downloading", "replacing", "scraping"):
             self.held[lease] = "done"
             self.to_ack.append(lease)
 
     async def flush_acks(self) -> int:
-        """Ack finished leases once the rows they produced are committed."""
+        """Ack finished leases once the rows they produced are committed and the requests their
+        callbacks produced are pushed (kept in memory when Redis is down)."""
         if not self.to_ack:
             return 0
         ids, self.to_ack = self.to_ack, []
         try:
             await self._commit_rows()
-            acked = self.queue.ack(ids)
+            await self.pump.pushed()  # every child was enqueued before its parent finished
+            acked = await self.pump.ack(ids)
         except BaseException as exc:  # also a cancellation: the ids must not be forgotten
             self.to_ack = ids + self.to_ack  # retried at the next tick; the leases stay renewed
             if not isinstance(exc, Exception):
@@ -352,7 +361,6 @@ class SharedScheduler(RedisScheduler):
             self.held.pop(lease, None)
         self._inc("scheduler/leases/acked", acked)
         self._inc("scheduler/leases/lost", len(ids) - acked)  # expired meanwhile: another worker has them
-        self._wake_engine_at(0)
         return acked
 
     async def _commit_rows(self) -> None:
@@ -367,13 +375,9 @@ class SharedScheduler(RedisScheduler):
             raise RuntimeError(f"{writer.buffered} row(s) were never committed")
 
     async def _ack_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.ack_seconds)
+        while not self._stopping.done():
+            await asyncio.wait([self._stopping], timeout=self.ack_seconds)
             await self.flush_acks()
-            try:
-                self._publish(self.shared_counts(max_age=self.ack_seconds))
-            except Exception:  # Redis down: the gauges keep their last values
-                logger.debug("Reading shared queue counts failed", exc_info=True)
 
     def _publish(self, counts: dict) -> None:
         """Gauges in stats (read by crawler/observability/metrics.py)."""
@@ -382,22 +386,15 @@ class SharedScheduler(RedisScheduler):
         self.stats.set_value("scheduler/shared/leases_outstanding", counts["leased"])
         self.stats.set_value("scheduler/leases/held", len(self.held))
 
-    async def _renew_forever(self) -> None:
-        while True:
-            await asyncio.sleep(max(0.05, self.lease_seconds / 3))
-            try:
-                lost = self.queue.renew(list(self.held), time.time())
-                counts = self.shared_counts(max_age=0)
-            except Exception:  # Redis down: the leases may expire; at-least-once still holds
-                logger.warning("Renewing %d lease(s) failed", len(self.held), exc_info=True)
-                continue
-            for lease in lost:
-                self.held.pop(lease, None)
-            self._inc("scheduler/leases/lost", len(lost))
-            self._publish(counts)
+    # -- helpers (the pump's too) ------------------------------------------------------------------
+    def _filtered(self, push: Push) -> None:
+        """The push found the request already seen: nothing queued, and its parent lease still ours to ack."""
+        self._inc("dupefilter/filtered")
+        self.df.log(push.request, self.spider)
+        if push.replaces:
+            self._finished(push.replaces)
 
-    # -- helpers -------------------------------------------------------------------------------------
-    def _keep_local(self, request, replaces: str, exc: Exception) -> None:
+    def _keep_local(self, request, replaces: str, exc: BaseException) -> None:
         logger.warning(
             "Request cannot be shared (%s: %s); kept in this worker's memory", type(exc).__name__, str(exc)[:200]
         )
@@ -405,6 +402,7 @@ class SharedScheduler(RedisScheduler):
         if replaces:
             self._finished(replaces)
         heapq.heappush(self.local, (request.meta.get(DEFER_UNTIL) or 0.0, next(self._local_sequence), request))
+        self._wake_engine_at(0)
 
     def _inc(self, key: str, count: int = 1) -> None:
         if count and self.stats is not None:

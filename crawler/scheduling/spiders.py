@@ -62,9 +62,8 @@ class RedisStartMixin:
                 continue
             scheduler = self.crawler.engine.scheduler
             if scheduler is not None and hasattr(scheduler, "idle_expired"):
-                counts = scheduler.shared_counts(max_age=0)
-                busy = counts["queued"] or counts["delayed"] or counts["leased"] or scheduler.held or scheduler.local
-                if busy:
+                scheduler.shared_counts(max_age=0)  # asks for a fresh read; never waits
+                if scheduler.busy():
                     scheduler.idle_since = None
                 elif scheduler.idle_expired():
                     return
