@@ -134,19 +134,27 @@ class LazyPlaywrightDownloadHandler(RecyclingContexts, ScrapyPlaywrightDownloadH
 
     async def _download_request(self, request, spider=None):
         _REQUEST.set(request)  # this task's request, for the route handler (resource aborts)
+        kept = request.meta.get("playwright_page")  # a page the spider kept, used again
+        reused = self.page_slots.get(kept) if kept is not None else None
+        if reused is not None:
+            self.download_started(reused)
         try:
             return await super()._download_request(request, spider)
         finally:
+            if reused is not None:
+                self.download_ended(reused)
             self._close_left_pages(request)
 
-    def track_page(self, request, page) -> None:
-        self.request_pages.setdefault(id(request), []).append(page)
+    def track_page(self, request, page, slot) -> None:
+        self.request_pages.setdefault(id(request), []).append((page, slot))
 
     def _close_left_pages(self, request) -> None:
         pages = self.request_pages.pop(id(request), ())
+        for _, slot in pages:
+            self.download_ended(slot)
         if request.meta.get("playwright_include_page"):
             return  # the spider's to close (errbacks get it in meta["playwright_page"])
-        for page in pages:
+        for page, _ in pages:
             if not page.is_closed():
                 # in a task of its own: this one may be cancelled
                 self.stats.inc_value("playwright/page_count/closed_after_failure")

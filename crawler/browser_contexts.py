@@ -8,8 +8,11 @@ pages; Playwright issue 6319). A context is retired once it has opened N pages:
 new pages go to a fresh context of the same name, which starts with the retired
 one's cookies and localStorage (``PLAYWRIGHT_CONTEXT_KEEP_STORAGE``: an accepted
 terms modal, a session), and the retired context is closed as soon as its last
-page is. Contexts that handed a page to the spider (``playwright_include_page``,
-the removal flows) and persistent contexts are never recycled.
+page is, or, when the spider keeps pages of it (``playwright_include_page`` in the
+default context: the screenshot pipeline's reused page), as soon as no download
+runs on its pages: a kept page then reads as closed. Named contexts that handed a
+page to the spider (the removal flows' sessions) and persistent contexts are never
+recycled.
 
 This replaces scrapy-playwright's ``_create_browser_context`` and ``_create_page``
 (0.0.48): their close callbacks find the context by name, which would release the
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from contextlib import suppress
 from dataclasses import dataclass, field
 
@@ -40,10 +44,12 @@ class ContextSlot(BrowserContextWrapper):
 
     name: str = DEFAULT_CONTEXT_NAME
     kwargs: dict = field(default_factory=dict)
-    pages_opened: int = 0
+    rendered: int = 0
     pages_open: int = 0
-    pinned: bool = False  # a page went to the spider: its session must stay in this context
+    pinned: bool = False  # a page of a named context went to the spider (a removal flow's session)
     retired: bool = False
+    in_flight: int = 0  # downloads running on its pages
+    closing: bool = False
 
     __hash__ = object.__hash__  # by identity: a set member while it retires
 
@@ -55,6 +61,7 @@ class RecyclingContexts:
         self.recycle_after = settings.getint("PLAYWRIGHT_CONTEXT_MAX_PAGES")
         self.keep_storage = flag(settings, "PLAYWRIGHT_CONTEXT_KEEP_STORAGE")
         self.retiring: set[ContextSlot] = set()
+        self.page_slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # page -> its context's slot
         self.background: set[asyncio.Task] = set()
 
     # ---- contexts -------------------------------------------------------------------------------
@@ -105,10 +112,7 @@ class RecyclingContexts:
 
     def _due(self, slot: ContextSlot) -> bool:
         return (
-            self.recycle_after > 0
-            and slot.pages_opened >= self.recycle_after
-            and not slot.pinned
-            and not slot.persistent
+            self.recycle_after > 0 and slot.rendered >= self.recycle_after and not slot.pinned and not slot.persistent
         )
 
     async def _recycle(self, slot: ContextSlot, spider) -> ContextSlot:
@@ -122,13 +126,29 @@ class RecyclingContexts:
             with suppress(PlaywrightError):
                 kwargs["storage_state"] = await slot.context.storage_state()
         self.stats.inc_value("playwright/context_count/recycled")
-        if slot.pages_open == 0:
-            self._close_soon(slot)
+        self._maybe_close(slot)
         successor = await self._create_browser_context(slot.name, kwargs, spider)
         successor.kwargs = slot.kwargs  # the next successor takes a fresh snapshot
         return successor
 
+    def _maybe_close(self, slot: ContextSlot) -> None:
+        """A retired context closes once its pages are closed, or (unpinned) once no download runs on them."""
+        if slot.retired and (slot.pages_open == 0 or (slot.in_flight == 0 and not slot.pinned)):
+            self._close_soon(slot)
+
+    def download_started(self, slot: ContextSlot) -> None:
+        """A download on a page the spider kept (counted like a new page)."""
+        slot.in_flight += 1
+        slot.rendered += 1
+
+    def download_ended(self, slot: ContextSlot) -> None:
+        slot.in_flight -= 1
+        self._maybe_close(slot)
+
     def _close_soon(self, slot: ContextSlot) -> None:
+        if slot.closing:
+            return
+        slot.closing = True
         task = asyncio.ensure_future(self._close_context(slot))
         self.background.add(task)
         task.add_done_callback(self.background.discard)
@@ -147,20 +167,23 @@ class RecyclingContexts:
                 slot = await self._recycle(slot, spider)
             if slot is None:
                 slot = await self._create_browser_context(name, request.meta.get("playwright_context_kwargs"), spider)
-            slot.pages_opened += 1
+            slot.rendered += 1
             slot.pages_open += 1  # reserved: the context is not closed under this page
-            if request.meta.get("playwright_include_page"):
+            slot.in_flight += 1  # ended by the handler when the request ends (track_page)
+            if request.meta.get("playwright_include_page") and name != DEFAULT_CONTEXT_NAME:
                 slot.pinned = True
         try:
             await slot.semaphore.acquire()
         except BaseException:
             self._page_gone(slot)
+            self.download_ended(slot)
             raise
         try:
             page = await slot.context.new_page()
         except BaseException:
             slot.semaphore.release()
             self._page_gone(slot)
+            self.download_ended(slot)
             raise
         self.stats.inc_value("playwright/page_count")
         self._set_stats_max_concurrent_page_count(self._get_total_page_count())
@@ -174,7 +197,8 @@ class RecyclingContexts:
         if playwright_logger.isEnabledFor(logging.DEBUG):
             page.on("request", _make_request_logger(name, spider))
             page.on("response", _make_response_logger(name, spider))
-        self.track_page(request, page)
+        self.page_slots[page] = slot
+        self.track_page(request, page, slot)
         return page
 
     def _page_closed_callback(self, slot: ContextSlot):
@@ -192,15 +216,15 @@ class RecyclingContexts:
 
     def _page_gone(self, slot: ContextSlot) -> None:
         slot.pages_open -= 1
-        if slot.retired and slot.pages_open == 0:
-            self._close_soon(slot)
+        self._maybe_close(slot)
 
     def _get_total_page_count(self) -> int:
         slots = [*self.context_wrappers.values(), *self.retiring]
         return sum(len(slot.context.pages) for slot in slots)
 
-    def track_page(self, request, page: Page) -> None:
-        """Hook for the handler (pages it must close whatever happens)."""
+    def track_page(self, request, page: Page, slot: ContextSlot) -> None:
+        """Hook for the handler: it calls ``download_ended(slot)`` when the request ends, and closes the
+        page unless the spider keeps it."""
 
     async def _browser_disconnected_callback(self) -> None:
         self.retiring.clear()  # their pages and contexts went with the browser

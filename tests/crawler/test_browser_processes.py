@@ -40,35 +40,56 @@ class BrowserTestSpider(scrapy.Spider):
     name = "browser_test"
     custom_settings = {"ITEM_PIPELINES": {}}
 
-    def __init__(self, urls="", progress="", result="", hold_ms="0", fail_every="0", **kwargs):
+    def __init__(self, urls="", progress="", result="", hold_ms="0", fail_every="0", keep="0", **kwargs):
         super().__init__(**kwargs)
         self.urls = json.loads(Path(urls).read_text())
         self.progress, self.result = Path(progress), Path(result)
         self.hold_ms, self.fail_every = int(hold_ms), int(fail_every)
+        # one page after another; every other one on a page kept and used again (the screenshot pipeline's way)
+        self.keep = keep == "1"
+        self.kept = None
         self.outcomes = []
 
     async def start(self):
-        for i, url in enumerate(self.urls):
-            methods = [PageMethod("evaluate", CLICK_IF_PRESENT, "[data-qa-tos-accept]")]
-            if self.fail_every and i % self.fail_every == self.fail_every - 1:
-                methods.append(PageMethod("wait_for_selector", "#never-there", timeout=300))
-            else:
-                methods.append(PageMethod("wait_for_selector", "[data-qa-person]"))
-            if self.hold_ms:
-                methods.append(PageMethod("wait_for_timeout", self.hold_ms))
-            meta = {"playwright": True, "playwright_page_methods": methods}
-            yield scrapy.Request(url, meta=meta, callback=self.parse, errback=self.failed, dont_filter=True)
+        if self.keep:
+            yield self.request(0)
+            return
+        for i in range(len(self.urls)):
+            yield self.request(i)
+
+    def request(self, i):
+        url = self.urls[i]
+        methods = [PageMethod("evaluate", CLICK_IF_PRESENT, "[data-qa-tos-accept]")]
+        if self.fail_every and i % self.fail_every == self.fail_every - 1:
+            methods.append(PageMethod("wait_for_selector", "#never-there", timeout=300))
+        else:
+            methods.append(PageMethod("wait_for_selector", "[data-qa-person]"))
+        if self.hold_ms:
+            methods.append(PageMethod("wait_for_timeout", self.hold_ms))
+        meta = {"playwright": True, "playwright_page_methods": methods, "i": i}
+        if self.keep and i % 2:
+            meta["playwright_include_page"] = True
+            if self.kept is not None and not self.kept.is_closed():
+                meta["playwright_page"] = self.kept
+        return scrapy.Request(url, meta=meta, callback=self.parse, errback=self.failed, dont_filter=True)
 
     def parse(self, response):
         clicked = response.meta["playwright_page_methods"][0].result
-        self.outcomes.append({"clicked": clicked, "rendered": "data-qa-person" in response.text})
+        outcome = {"clicked": clicked, "rendered": "data-qa-person" in response.text}
+        if self.keep and response.meta["i"] % 2:
+            page = response.meta["playwright_page"]
+            outcome["reused"] = page is self.kept
+            self.kept = page
+        self.outcomes.append(outcome)
         self.progress.write_text(str(len(self.outcomes)))
+        if self.keep and response.meta["i"] + 1 < len(self.urls):
+            yield self.request(response.meta["i"] + 1)
 
     def failed(self, failure):
         self.outcomes.append({"failed": failure.type.__name__})
         self.progress.write_text(str(len(self.outcomes)))
 
-    def closed(self, reason):
+    def closed(self, reason):  # a kept page closes with its context when the handler closes
         stats = {k: v for k, v in self.crawler.stats.get_stats().items() if k.startswith("playwright/")}
         self.result.write_text(json.dumps({"outcomes": self.outcomes, "stats": stats}))
 """
@@ -274,3 +295,15 @@ def test_pages_of_failed_requests_are_closed(spa_site, crawl_env, tmp_path):
     assert sum(1 for o in outcomes if o.get("rendered")) == 4
     closed = stats.get("playwright/page_count/closed", 0) + stats.get("playwright/page_count/closed_after_failure", 0)
     assert stats["playwright/page_count"] == 8 == closed
+
+
+def test_a_context_whose_page_the_spider_keeps_is_recycled_all_the_same(spa_site, crawl_env, tmp_path):
+    """The kept page (the screenshot pipeline reuses one) does not hold the retired context open:
+    it closes once no download runs on it, and the spider then gets a new page."""
+    settings = {"PLAYWRIGHT_CONTEXT_MAX_PAGES": 3, "PLAYWRIGHT_MAX_CONTEXTS": 2}
+    result = Crawl(tmp_path, crawl_env, profile_urls(spa_site, 12), settings, keep=1).finish()
+    outcomes, stats = result["outcomes"], result["stats"]
+    assert [o.get("rendered") for o in outcomes] == [True] * 12
+    assert stats["playwright/context_count/recycled"] >= 2
+    kept = [o["reused"] for o in outcomes if "reused" in o]
+    assert len(kept) == 6 and True in kept and False in kept[1:]
