@@ -1,14 +1,18 @@
-"""Circuit breaker per domain, shared by every worker.
+"""Circuit breaker per site (or domain), shared by every worker.
+
+The circuit's key is ``meta["circuit_key"]``, else ``meta["site"]`` (a broker's
+site definition id: brokers sharing a host, or one broker on several hosts,
+each get one circuit), else the request's host.
 
 CIRCUIT_FAILURE_THRESHOLD failures (5xx, timeouts, connection errors, detected
 captcha/interstitial/blocked pages) within CIRCUIT_WINDOW_SECONDS open the
-domain's circuit: its requests are deferred (never dropped) until
+key's circuit: its requests are deferred (never dropped) until
 CIRCUIT_RESET_SECONDS have passed; then exactly one probe goes through (across
-all workers). Success closes the circuit, failure opens it again. Other domains
+all workers). Success closes the circuit, failure opens it again. Other sites
 are unaffected: deferred requests wait in the scheduler, not in a download slot.
 Per-site threshold: the spider's ``circuit_failure_threshold`` attribute.
 State changes are logged, counted in stats and sent as the ``circuit_changed``
-signal (domain, state).
+signal (domain = the circuit's key, state).
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ logger = logging.getLogger(__name__)
 PROBE_META = "_circuit_probe"
 FAILING_BLOCKS = frozenset({"captcha", "interstitial", "blocked"})
 CLOSED = Gate(PASS)
+
+
+def circuit_key(request) -> str:
+    """Which circuit a request belongs to: its site's, else its host's."""
+    meta = request.meta
+    return meta.get("circuit_key") or meta.get("site") or urlparse_cached(request).hostname or ""
 
 
 class CircuitBreakerMiddleware:
@@ -68,7 +78,7 @@ class CircuitBreakerMiddleware:
     async def process_request(self, request):
         if request.meta.get("dont_circuit"):
             return None
-        domain = urlparse_cached(request).hostname or ""
+        domain = circuit_key(request)
         if self.known_closed.get(domain, 0.0) > time.monotonic():
             return None
         token = request.meta.get(PROBE_META) or uuid.uuid4().hex  # a deferred probe keeps its token
@@ -106,7 +116,7 @@ class CircuitBreakerMiddleware:
             asking.set_result(closed)
 
     async def process_response(self, request, response):
-        domain = urlparse_cached(request).hostname or ""
+        domain = circuit_key(request)
         probe = request.meta.pop(PROBE_META, "")
         if response.status >= 500 or request.meta.get("block") in FAILING_BLOCKS:
             await self.failed(domain, probe)
@@ -115,7 +125,7 @@ class CircuitBreakerMiddleware:
         return response
 
     async def process_exception(self, request, exception):
-        domain = urlparse_cached(request).hostname or ""
+        domain = circuit_key(request)
         probe = request.meta.pop(PROBE_META, "")
         if not isinstance(exception, IgnoreRequest):
             await self.failed(domain, probe)

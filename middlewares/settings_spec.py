@@ -97,7 +97,7 @@ CIRCUIT = Component(
     "Circuit breaker",
     "middlewares/circuit_breaker.py",
     (
-        Setting("CIRCUIT_ENABLED", "bool", "true", "circuit breaker per domain"),
+        Setting("CIRCUIT_ENABLED", "bool", "true", 'circuit breaker per site (`meta["site"]`), else per host'),
         Setting(
             "CIRCUIT_FAILURE_THRESHOLD",
             "int",
