@@ -65,7 +65,7 @@ SCHEDULER = Component(
             "int",
             "0",
             "requests a worker leases ahead, in the background, so the engine never waits on Redis (refilled "
-            "below half); 0 = `CONCURRENT_REQUESTS`; smaller keeps workers of a small job more even",
+            "below half); 0 = twice `CONCURRENT_REQUESTS`; smaller keeps workers of a small job more even",
             min=0,
         ),
         Setting(

@@ -119,7 +119,7 @@ class SharedScheduler(RedisScheduler):
         self._local_sequence = itertools.count()
         # leased in the background, handed to the engine one by one; refilled below half
         self.prefetched: deque = deque()
-        self.prefetch = settings.getint("SCHEDULER_PREFETCH") or max(1, settings.getint("CONCURRENT_REQUESTS"))
+        self.prefetch = settings.getint("SCHEDULER_PREFETCH") or max(1, 2 * settings.getint("CONCURRENT_REQUESTS"))
         self.refill_at = self.prefetch // 2
         self.starved = False  # next_request found the buffer empty: wake the engine when it refills
         self.idle_since: float | None = None
