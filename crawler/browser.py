@@ -15,6 +15,9 @@
 - **Heavy resources aborted** (``PLAYWRIGHT_ABORT_RESOURCE_TYPES``: images, media,
   fonts), except for requests that take a screenshot (evidence must look right)
   and requests with ``meta["playwright_abort_resources"] = False``.
+- **The worker's Chromium** (``PLAYWRIGHT_SHARED_CDP_URL``, set by the worker: crawler/worker/
+  shared_browser.py): connected over CDP; the crawl closes its own contexts and disconnects,
+  never closing the shared browser.
 - **No Chromium outlives the crawl** (``PLAYWRIGHT_PROCESS_GUARD``): Chromium is
   started through crawler/chromium_launcher.py, which kills it when the crawl or
   the driver dies, even by SIGKILL.
@@ -82,6 +85,23 @@ def launcher_path() -> str | None:
     return str(path)
 
 
+def guarded_launch_options(options: dict, parent_pid: int) -> dict:
+    """``PLAYWRIGHT_LAUNCH_OPTIONS`` with Chromium started through the launcher, which kills it when
+    ``parent_pid`` or the driver dies (unchanged when there is no launcher or no ``executable_path``)."""
+    chromium = options.get("executable_path")
+    if not chromium:
+        return options  # Playwright's own browser build: not used here
+    launcher = launcher_path()
+    if launcher is None:
+        logger.warning("No Chromium launcher: a SIGKILLed crawl may leave Chromium running")
+        return options
+    return {
+        **options,
+        "executable_path": launcher,
+        "args": [*options.get("args", ()), f"--crawler-chromium={chromium}", f"--crawler-parent-pid={parent_pid}"],
+    }
+
+
 class LazyPlaywrightDownloadHandler(RecyclingContexts, ScrapyPlaywrightDownloadHandler):
     def __init__(self, crawler):
         super().__init__(crawler)
@@ -93,6 +113,11 @@ class LazyPlaywrightDownloadHandler(RecyclingContexts, ScrapyPlaywrightDownloadH
         self._init_recycling(settings)
         self.abort_types = frozenset(settings.getlist("PLAYWRIGHT_ABORT_RESOURCE_TYPES"))
         self.request_pages: dict[int, list] = {}
+        shared = settings.get("PLAYWRIGHT_SHARED_CDP_URL")
+        if shared and not (self.config.cdp_url or self.config.connect_url):
+            # the worker's Chromium (crawler/worker/shared_browser.py): this crawl's contexts only
+            self.config.cdp_url = shared
+            self.config.launch_options = {}
         if flag(settings, "PLAYWRIGHT_PROCESS_GUARD"):
             self._guard_launch()
 
@@ -104,23 +129,9 @@ class LazyPlaywrightDownloadHandler(RecyclingContexts, ScrapyPlaywrightDownloadH
         return handler
 
     def _guard_launch(self) -> None:
-        options = dict(self.config.launch_options)
-        chromium = options.get("executable_path")
         if self.config.cdp_url or self.config.connect_url or self.config.browser_type_name != "chromium":
             return
-        if not chromium:
-            return  # Playwright's own browser build: not used here
-        launcher = launcher_path()
-        if launcher is None:
-            logger.warning("No Chromium launcher: a SIGKILLed crawl may leave Chromium running")
-            return
-        options["executable_path"] = launcher
-        options["args"] = [
-            *options.get("args", ()),
-            f"--crawler-chromium={chromium}",
-            f"--crawler-parent-pid={os.getpid()}",
-        ]
-        self.config.launch_options = options
+        self.config.launch_options = guarded_launch_options(dict(self.config.launch_options), os.getpid())
 
     # ---- downloads ------------------------------------------------------------------------------
 

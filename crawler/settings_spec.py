@@ -117,6 +117,13 @@ BROWSER = Component(
             "removes its profile when the crawl or the Playwright driver exits, even by SIGKILL",
         ),
         Setting(
+            "PLAYWRIGHT_SHARED_CDP_URL",
+            "str",
+            "",
+            "set by the worker (`WORKER_SHARED_BROWSER`): the DevTools URL of its Chromium, which this crawl "
+            "connects to with contexts of its own instead of launching a browser; empty: launch one",
+        ),
+        Setting(
             "REMOTE_CONTROL_ENABLED",
             "bool",
             "false",

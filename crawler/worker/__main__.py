@@ -67,6 +67,8 @@ async def run(settings) -> None:
             await asyncio.gather(recovery, return_exceptions=True)
             if app.fork_server is not None:
                 await app.fork_server.close()
+            if app.shared_browser is not None:
+                await app.shared_browser.close()
             await close_pools()
 
 

@@ -43,14 +43,37 @@ class LocalCrawl:
     """``scrapy crawl scan -a scan_id=<id>`` as a child process of this worker (or another crawl's
     ``command``, e.g. the optout crawl, with ``name`` as what the logs call it)."""
 
-    def __init__(self, scan_id: str, command: list[str] | None = None, name: str | None = None, fork_server=None):
+    def __init__(
+        self,
+        scan_id: str,
+        command: list[str] | None = None,
+        name: str | None = None,
+        fork_server=None,
+        browser=None,
+    ):
         self.scan_id = scan_id
         self.command = command or crawl_command(scan_id)
         self.name = name or f"scan {scan_id}"
         self.fork_server = fork_server
+        self.browser = browser  # the worker's SharedBrowser (crawler/worker/shared_browser.py), or None
         self.process = None  # asyncio.subprocess.Process, or a ForkedCrawl
+        self.ended: asyncio.Task | None = None
 
     async def start(self) -> None:
+        url = await self.browser.lease() if self.browser is not None else None
+        if url is not None:
+            self.command = [*self.command, "-s", f"PLAYWRIGHT_SHARED_CDP_URL={url}"]
+        try:
+            await self._start()
+        except BaseException:
+            if url is not None:
+                self.browser.release(url)
+            raise
+        if url is not None:
+            self.ended = asyncio.ensure_future(self.process.wait())
+            self.ended.add_done_callback(lambda _: self.browser.release(url))
+
+    async def _start(self) -> None:
         if self.fork_server is not None and self.command[:3] == [sys.executable, "-m", "scrapy"]:
             try:
                 self.process = await self.fork_server.spawn(self.command[3:])

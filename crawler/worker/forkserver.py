@@ -13,7 +13,8 @@ threads, no loop, no reactor), which is what makes ``fork`` safe here.
 
 Protocol (one server per worker process): the worker writes one JSON list a line on the server's stdin,
 the arguments after ``scrapy`` (``["crawl", "scan", "-a", "scan_id=..."]``); the server answers on the
-reply descriptor ``started <pid>`` at once and ``exit <pid> <code>`` when that crawl ends (a negative
+reply descriptor ``started <pid>`` once that crawl is in its own session (its process group exists)
+and ``exit <pid> <code>`` when that crawl ends (a negative
 code: killed by that signal, as asyncio reports it). EOF on stdin: the server exits.
 """
 
@@ -102,11 +103,13 @@ def preload() -> None:
         raise RuntimeError("a module installed the Twisted reactor at import time")
 
 
-def run_child(argv: list[str], server_pid: int, reply_fd: int) -> None:
+def run_child(argv: list[str], server_pid: int, reply_fd: int, ready_fd: int) -> None:
     """In the forked child: become the crawl, then exit with its code (never return)."""
     code = 1
     try:
         os.setsid()  # its own session and process group: the worker signals it, killpg kills its browser
+        os.write(ready_fd, b"1")  # the server answers ``started`` only now: killpg(pid) finds the group
+        os.close(ready_fd)
         die_with_parent()
         if os.getppid() != server_pid:  # the server died before prctl took effect
             os._exit(1)
@@ -165,9 +168,16 @@ def serve(reply_fd: int) -> None:
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
             argv = [str(a) for a in orjson.loads(line)]
+            ready_read, ready_write = os.pipe()
             pid = os.fork()
             if pid == 0:
-                run_child(argv, me, reply_fd)
+                os.close(ready_read)
+                run_child(argv, me, reply_fd, ready_write)
+            os.close(ready_write)
+            try:
+                os.read(ready_read, 1)  # in its own session (or EOF: it died before)
+            finally:
+                os.close(ready_read)
             children.add(pid)
             reply.write(f"started {pid}\n".encode())
 

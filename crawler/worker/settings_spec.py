@@ -25,6 +25,21 @@ WORKER = Component(
             "starting a new interpreter per scan (about 1.5 CPU-seconds saved per scan)",
         ),
         Setting(
+            "WORKER_SHARED_BROWSER",
+            "bool",
+            "true",
+            "one Chromium per worker process, shared by its local crawls over CDP (each with contexts of its own, "
+            "closed by Chromium when the crawl disconnects), instead of one launched and closed per scan; its "
+            "DevTools port listens on 127.0.0.1",
+        ),
+        Setting(
+            "WORKER_SHARED_BROWSER_MAX_CRAWLS",
+            "int",
+            "200",
+            "the shared Chromium is replaced after this many crawls, once they ended (0: never)",
+            min=0,
+        ),
+        Setting(
             "SCAN_MAX_ATTEMPTS",
             "int",
             "3",

@@ -27,6 +27,7 @@ from crawler.worker import removal_jobs
 from crawler.worker.crawl import LocalCrawl
 from crawler.worker.forkserver import ForkServer
 from crawler.worker.scrapyd import ScrapydCrawl, ScrapydError, node_urls
+from crawler.worker.shared_browser import SharedBrowser
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +70,17 @@ class ScanRetry(BaseRetryStrategy):
 class ScanRun:
     """One attempt: claim, crawl (watching for cancel), then settle the scan's status."""
 
-    def __init__(self, settings, context, scan_id: str, fork_server=None):
+    def __init__(self, settings, context, scan_id: str, fork_server=None, browser=None):
         self.settings = settings
         self.context = context
         self.scan_id = str(scan_id)
         self.max_attempts = settings.getint("SCAN_MAX_ATTEMPTS")
         urls = node_urls(settings.get("SCRAPYD_URLS"))
-        self.crawl = ScrapydCrawl(self.scan_id, urls) if urls else LocalCrawl(self.scan_id, fork_server=fork_server)
+        self.crawl = (
+            ScrapydCrawl(self.scan_id, urls)
+            if urls
+            else LocalCrawl(self.scan_id, fork_server=fork_server, browser=browser)
+        )
 
     async def run(self) -> str:
         attempt = await jobs.claim_attempt(self.settings, self.scan_id)
@@ -172,10 +177,12 @@ def create_app(settings) -> procrastinate.App:
     app = procrastinate.App(connector=connector)
     retry = ScanRetry(settings.getfloat("SCAN_RETRY_SECONDS"), cap=settings.getint("SCAN_MAX_ATTEMPTS") * 3)
     fork_server = app.fork_server = ForkServer() if flag(settings, "WORKER_FORKSERVER") else None
+    shared = flag(settings, "WORKER_SHARED_BROWSER") and not settings.get("SCRAPYD_URLS")
+    browser = app.shared_browser = SharedBrowser(settings) if shared else None
 
     @app.task(name=jobs.TASK, queue=jobs.QUEUE, pass_context=True, retry=retry)
     async def run_scan(context, scan_id: str) -> str:
-        return await ScanRun(settings, context, scan_id, fork_server).run()
+        return await ScanRun(settings, context, scan_id, fork_server, browser).run()
 
     removal_jobs.register(app, settings)
 

@@ -32,6 +32,13 @@ def alive(pid: int) -> bool:
         return False
 
 
+def own_session(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid and os.getsid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
 async def eventually(predicate, seconds: float = 60) -> bool:
     deadline = asyncio.get_running_loop().time() + seconds
     while not predicate():
@@ -60,7 +67,8 @@ def test_forked_crawl_has_its_own_process_group_and_is_signalled():
         try:
             crawl = await server.spawn(SLEEPS)
             assert crawl.returncode is None
-            assert os.getpgid(crawl.pid) == crawl.pid and os.getsid(crawl.pid) == crawl.pid
+            # the server answers once the child called setsid(); waited on all the same, with a deadline
+            assert await eventually(lambda: own_session(crawl.pid))
             assert os.getpgid(crawl.pid) != os.getpgid(0)
             crawl.send_signal(signal.SIGTERM)
             return await crawl.wait()
