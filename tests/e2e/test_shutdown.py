@@ -249,7 +249,14 @@ def test_shared_scheduler_returns_leases_on_sigterm_and_leaves_them_on_a_forced_
             worker.kill()
         queued, leases = leased(prefix)
         if forced:
-            assert code == 1 and leases == 2, (code, leases, worker.text()[-3000:])  # left to expire
+            # left to expire: the two in flight, and those leased ahead (SCHEDULER_PREFETCH, 2 x concurrency)
+            # that a forced stop gives no time to return; nothing is lost, none is in the queue twice
+            assert code == 1 and 2 <= leases <= 6 and queued + leases == 8, (
+                code,
+                queued,
+                leases,
+                worker.text()[-3000:],
+            )
         else:
             # the two in flight were crawled and acknowledged; the rest wait in the shared queue
             assert code == 0 and leases == 0 and queued == 6, (code, queued, leases, worker.text()[-3000:])
