@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import orjson
@@ -37,20 +38,12 @@ _UTC = normalize.UTC
 _fromisoformat, _fromtimestamp = dt.datetime.fromisoformat, dt.datetime.fromtimestamp
 
 
-def _canonical_utc(text: str) -> bool:
-    """YYYY-MM-DDTHH:MM:SS[.fff[fff]] then Z or +00:00: PostgreSQL reads it as is (fromisoformat checked the digits)."""
-    if text[-1] == "Z":
-        body = len(text) - 1
-    elif text.endswith("+00:00"):
-        body = len(text) - 6
-    else:
-        return False
-    return (
-        text[10] == "T"
-        and text[13] == ":"
-        and text[16] == ":"
-        and (body == 19 or (body in (23, 26) and text[19] == "."))
-    )
+# the one shape PostgreSQL reads as it comes; everything else (week or ordinal dates, other digits,
+# separators or zones) is rendered anew: one odd value must not fail the whole COPY batch
+_CANONICAL_UTC = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{3}|\.[0-9]{6})?(?:Z|\+00:00)"
+)
+_canonical_utc = _CANONICAL_UTC.fullmatch  # fromisoformat has checked the ranges
 
 
 def event_time(value) -> str:
@@ -63,7 +56,7 @@ def event_time(value) -> str:
             moment = None
         if moment is not None and moment.tzinfo is _UTC:
             # already UTC: sent as it came when in the plain form (formatting costs more than parsing)
-            return value if len(value) >= 20 and _canonical_utc(value) else moment.isoformat()
+            return value if _canonical_utc(value) else moment.isoformat()
     elif (kind is int or kind is float) and 0 <= value < EPOCH_US_THRESHOLD:  # epoch s or ms (NaN: not here)
         return _fromtimestamp(value / 1000 if value >= EPOCH_MS_THRESHOLD else value, _UTC).isoformat()
     return normalize.timestamp(value).isoformat()  # other forms and zones; the errors' wording
