@@ -15,9 +15,9 @@
 - **Heavy resources aborted** (``PLAYWRIGHT_ABORT_RESOURCE_TYPES``: images, media,
   fonts), except for requests that take a screenshot (evidence must look right)
   and requests with ``meta["playwright_abort_resources"] = False``.
-- **The worker's Chromium** (``PLAYWRIGHT_SHARED_CDP_URL``, set by the worker: crawler/worker/
-  shared_browser.py): connected over CDP; the crawl closes its own contexts and disconnects,
-  never closing the shared browser.
+- **The worker's Chromium** (``PLAYWRIGHT_SHARED_BROWSER_URL``, set by the worker: crawler/worker/
+  shared_browser.py): connected to with Playwright's protocol; the crawl sees and closes only its
+  own contexts, and disconnects without closing the shared browser.
 - **No Chromium outlives the crawl** (``PLAYWRIGHT_PROCESS_GUARD``): Chromium is
   started through crawler/chromium_launcher.py, which kills it when the crawl or
   the driver dies, even by SIGKILL.
@@ -113,10 +113,10 @@ class LazyPlaywrightDownloadHandler(RecyclingContexts, ScrapyPlaywrightDownloadH
         self._init_recycling(settings)
         self.abort_types = frozenset(settings.getlist("PLAYWRIGHT_ABORT_RESOURCE_TYPES"))
         self.request_pages: dict[int, list] = {}
-        shared = settings.get("PLAYWRIGHT_SHARED_CDP_URL")
+        shared = settings.get("PLAYWRIGHT_SHARED_BROWSER_URL")
         if shared and not (self.config.cdp_url or self.config.connect_url):
-            # the worker's Chromium (crawler/worker/shared_browser.py): this crawl's contexts only
-            self.config.cdp_url = shared
+            # the worker's browser server (crawler/worker/shared_browser.py): this crawl's contexts only
+            self.config.connect_url = shared
             self.config.launch_options = {}
         if flag(settings, "PLAYWRIGHT_PROCESS_GUARD"):
             self._guard_launch()

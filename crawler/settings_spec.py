@@ -117,11 +117,11 @@ BROWSER = Component(
             "removes its profile when the crawl or the Playwright driver exits, even by SIGKILL",
         ),
         Setting(
-            "PLAYWRIGHT_SHARED_CDP_URL",
+            "PLAYWRIGHT_SHARED_BROWSER_URL",
             "str",
             "",
-            "set by the worker (`WORKER_SHARED_BROWSER`): the DevTools URL of its Chromium, which this crawl "
-            "connects to with contexts of its own instead of launching a browser; empty: launch one",
+            "set by the worker (`WORKER_SHARED_BROWSER`): the endpoint of its Playwright browser server, which this "
+            "crawl connects to with contexts of its own instead of launching a browser; empty: launch one",
         ),
         Setting(
             "REMOTE_CONTROL_ENABLED",

@@ -62,7 +62,7 @@ class LocalCrawl:
     async def start(self) -> None:
         url = await self.browser.lease() if self.browser is not None else None
         if url is not None:
-            self.command = [*self.command, "-s", f"PLAYWRIGHT_SHARED_CDP_URL={url}"]
+            self.command = [*self.command, "-s", f"PLAYWRIGHT_SHARED_BROWSER_URL={url}"]
         try:
             await self._start()
         except BaseException:

@@ -28,9 +28,8 @@ WORKER = Component(
             "WORKER_SHARED_BROWSER",
             "bool",
             "true",
-            "one Chromium per worker process, shared by its local crawls over CDP (each with contexts of its own, "
-            "closed by Chromium when the crawl disconnects), instead of one launched and closed per scan; its "
-            "DevTools port listens on 127.0.0.1",
+            "one Chromium per worker process (a Playwright browser server on 127.0.0.1), shared by its local crawls, "
+            "each with contexts of its own closed when it disconnects, instead of one launched and closed per scan",
         ),
         Setting(
             "WORKER_SHARED_BROWSER_MAX_CRAWLS",

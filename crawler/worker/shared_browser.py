@@ -1,30 +1,33 @@
 """One Chromium per worker process, shared by its local crawls (``WORKER_SHARED_BROWSER``).
 
 Starting and closing Chromium costs a crawl about 1 CPU-second and 2 to 5 s of wall time
-(bench/scans.py), as much as rendering its pages. The worker starts Chromium once, through
-Playwright (the same flags as a crawl's own launch) and crawler/chromium_launcher.py (Chromium's
-process group is SIGKILLed when the worker or its driver dies, even by SIGKILL), with a DevTools
-port on 127.0.0.1 next to Playwright's pipe. Each crawl gets its URL as ``PLAYWRIGHT_SHARED_CDP_URL``
-and connects over CDP (crawler/browser.py): its contexts are its own, created with
-``disposeOnDetach``, so Chromium closes them when that crawl disconnects, also when it is SIGKILLed
-(tests/worker/test_shared_browser.py). A crawl that finds no shared browser launches its own.
+(bench/scans.py), as much as rendering its pages. The worker starts one Playwright browser server
+(``python -m playwright launch-server``: a Node process and its Chromium, with the same flags as a
+crawl's own launch, through crawler/chromium_launcher.py so that Chromium's process group is
+SIGKILLed when the worker dies, even by SIGKILL). Each crawl gets its endpoint as
+``PLAYWRIGHT_SHARED_BROWSER_URL`` and connects with Playwright's protocol (crawler/browser.py): it
+sees only the contexts it created, and the server closes them when the crawl disconnects, also when
+it is SIGKILLed (tests/worker/test_shared_browser.py).
 
-The browser is started on first use and again when it died; it is replaced after
-``WORKER_SHARED_BROWSER_MAX_CRAWLS`` crawls (whatever Chromium keeps between contexts does not grow
-without bound), once the crawls connected to it ended.
+Why not Chromium's DevTools port (``connect_over_cdp``): every CDP client attaches to every page of
+the browser, so each crawl's driver instrumented the other crawls' pages too (measured: more Node and
+Chromium CPU than the launches it saved).
 
-Any local user can connect to a DevTools port: on a shared machine, set ``WORKER_SHARED_BROWSER``
-to false.
+The server is started on first use and again when it died; it is replaced after
+``WORKER_SHARED_BROWSER_MAX_CRAWLS`` crawls, once the crawls given it ended. Its endpoint listens on
+127.0.0.1 with a random path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
-import socket
-import urllib.request
+import signal
+import sys
+import tempfile
 
 import orjson
 
@@ -33,17 +36,21 @@ from crawler.browser import guarded_launch_options
 logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0
+PR_SET_PDEATHSIG = 1
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _die_with_parent() -> None:  # in the server's process, between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def websocket_url(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/version", timeout=5) as response:
-        return orjson.loads(response.read())["webSocketDebuggerUrl"]
+def server_config(launch_options: dict, guard: bool) -> dict:
+    """launchServer options (camelCase) from ``PLAYWRIGHT_LAUNCH_OPTIONS``, on 127.0.0.1."""
+    options = guarded_launch_options(dict(launch_options), os.getpid()) if guard else dict(launch_options)
+    names = {"executable_path": "executablePath", "ignore_default_args": "ignoreDefaultArgs"}
+    config = {names.get(k, k): v for k, v in options.items()}
+    config["host"] = "127.0.0.1"
+    return config
 
 
 class SharedBrowser:
@@ -54,8 +61,7 @@ class SharedBrowser:
         self.max_crawls = settings.getint("WORKER_SHARED_BROWSER_MAX_CRAWLS")
         self.guard = settings.getbool("PLAYWRIGHT_PROCESS_GUARD", True)
         self.lock = asyncio.Lock()
-        self.playwright = None
-        self.browser = None
+        self.browser = None  # the server process
         self.url: str | None = None
         self.crawls = 0  # crawls given this browser
         self.running = 0  # of which still running
@@ -66,7 +72,7 @@ class SharedBrowser:
         """The CDP URL for one crawl (None: no shared browser, the crawl launches its own)."""
         async with self.lock:
             try:
-                if self.browser is None or not self.browser.is_connected():
+                if self.browser is None or self.browser.returncode is not None:
                     await self._start()
                 elif self.max_crawls and self.crawls >= self.max_crawls:
                     self._retire()
@@ -102,20 +108,33 @@ class SharedBrowser:
         self.browser = self.url = None
 
     async def _start(self) -> None:
-        if self.playwright is None:
-            from playwright.async_api import async_playwright
-
-            self.playwright = await async_playwright().start()
-        await self._close_browser(self.browser)  # a dead one: its driver side
-        port = free_port()
-        options = dict(self.launch_options)
-        options["args"] = [*options.get("args", ()), f"--remote-debugging-port={port}"]
-        if self.guard:
-            options = guarded_launch_options(options, os.getpid())
-        self.browser = await asyncio.wait_for(self.playwright.chromium.launch(**options), START_TIMEOUT)
-        self.url = await asyncio.to_thread(websocket_url, port)
+        await self._close_browser(self.browser)  # a dead one
+        with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as config:
+            config.write(orjson.dumps(server_config(self.launch_options, self.guard)))
+        try:
+            self.browser = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "playwright",
+                "launch-server",
+                "--browser",
+                "chromium",
+                "--config",
+                config.name,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                preexec_fn=_die_with_parent,
+                start_new_session=True,  # a Ctrl-C meant for the worker does not reach it
+            )
+            line = await asyncio.wait_for(self.browser.stdout.readline(), START_TIMEOUT)
+        finally:
+            os.unlink(config.name)
+        url = line.decode().strip()
+        if not url.startswith("ws://"):
+            raise OSError("the browser server did not start")
+        self.url = url
         self.crawls = self.running = 0
-        logger.info("shared browser started (DevTools on 127.0.0.1:%s)", port)
+        logger.info("shared browser started (pid %s)", self.browser.pid)
 
     def _close_soon(self, browser) -> None:
         task = asyncio.ensure_future(self._close_browser(browser))
@@ -123,9 +142,19 @@ class SharedBrowser:
         task.add_done_callback(self.background.discard)
 
     async def _close_browser(self, browser) -> None:
-        if browser is not None:
-            with contextlib.suppress(Exception):
-                await browser.close()
+        """SIGTERM: Playwright closes Chromium (and the launcher its group); SIGKILL if it hangs."""
+        if browser is None or browser.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            browser.terminate()
+        try:
+            await asyncio.wait_for(browser.wait(), 10)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                browser.kill()
+            await browser.wait()
+        with contextlib.suppress(Exception):  # to EOF: its pipe closes with the loop still running
+            await asyncio.wait_for(browser.stdout.read(), 5)
 
     async def close(self) -> None:
         async with self.lock:
@@ -135,7 +164,3 @@ class SharedBrowser:
             await asyncio.gather(*self.background, return_exceptions=True)
             await self._close_browser(self.browser)
             self.browser = self.url = None
-            if self.playwright is not None:
-                with contextlib.suppress(Exception):
-                    await self.playwright.stop()
-                self.playwright = None

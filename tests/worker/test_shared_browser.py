@@ -1,6 +1,7 @@
 """The worker's shared Chromium (crawler/worker/shared_browser.py, WORKER_SHARED_BROWSER): two scans
 of one worker render in one Chromium process and still store their evidence screenshots; a crawl
-SIGKILLed leaves no context behind in it; no Chromium outlives a SIGKILLed worker."""
+SIGKILLed leaves no context behind in it (the server closes a client's contexts when it disconnects);
+no Chromium outlives a SIGKILLed worker."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from scrapy.settings import Settings
 from worker_support import Worker, create_scan, defer, query, scan_row, target, wait_for, worker_env
 
 from crawler.worker.shared_browser import SharedBrowser
+from tools.services import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +28,7 @@ from playwright.async_api import async_playwright
 
 async def main():
     async with async_playwright() as p:
-        browser = await p.chromium.connect_over_cdp(sys.argv[1])
+        browser = await p.chromium.connect(sys.argv[1])
         context = await browser.new_context()
         await (await context.new_page()).goto("data:text/html,<p>held</p>")
         print("ready", flush=True)
@@ -76,17 +78,21 @@ def test_a_sigkilled_crawl_leaves_no_context_in_the_shared_browser():
 
         from crawler.settings import PLAYWRIGHT_LAUNCH_OPTIONS
 
-        shared = SharedBrowser(Settings({"PLAYWRIGHT_LAUNCH_OPTIONS": PLAYWRIGHT_LAUNCH_OPTIONS}))
+        port = free_port()  # a DevTools port too, for this test to count Chromium's contexts
+        options = {**PLAYWRIGHT_LAUNCH_OPTIONS}
+        options["args"] = [*options["args"], f"--remote-debugging-port={port}"]
+        shared = SharedBrowser(Settings({"PLAYWRIGHT_LAUNCH_OPTIONS": options}))
         client = None
         try:
             url = await shared.lease()
             assert url and url.startswith("ws://127.0.0.1:")
+            server = shared.browser
             client = await asyncio.create_subprocess_exec(
                 sys.executable, "-c", CONNECT_AND_HOLD, url, stdout=asyncio.subprocess.PIPE
             )
             assert (await asyncio.wait_for(client.stdout.readline(), 60)).strip() == b"ready"
             async with async_playwright() as p:
-                observer = await p.chromium.connect_over_cdp(url)
+                observer = await p.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
                 session = await observer.new_browser_cdp_session()
 
                 async def contexts() -> int:
@@ -95,13 +101,14 @@ def test_a_sigkilled_crawl_leaves_no_context_in_the_shared_browser():
                 held = await contexts()
                 client.kill()  # SIGKILL: the crawl's driver dies without closing anything
                 await client.wait()
+                await client.stdout.read()
                 for _ in range(300):  # up to a minute
                     if not (left := await contexts()):
                         break
                     await asyncio.sleep(0.2)
                 await observer.close()
             shared.release(url)
-            return held, left, shared.browser.is_connected()
+            return held, left, server.returncode is None and shared.browser is server
         finally:
             if client is not None and client.returncode is None:
                 client.kill()
