@@ -94,13 +94,17 @@ class RateLimitMiddleware:
             slot = await self.buckets.take(key, 1000 / rps, self.burst, self.lease_ms, self.max_wait_ms)
             wait_ms = slot.wait_ms
             if slot.reserved:
-                break
+                if wait_ms > 0:
+                    await asyncio.sleep(wait_ms / 1000)
+                # a slot held from a batch goes only if no worker paused the key or learned its budget since
+                if await self.buckets.confirm(key, slot):
+                    break
+                self.stats.inc_value("ratelimit/held_revoked")
+                continue
             if wait_ms / 1000 > self.defer_after:  # a long pause: free the slot, come back later
                 self.stats.inc_value("ratelimit/deferred")
                 return await defer(self.crawler, request, time.time() + wait_ms / 1000, "ratelimit")
             await asyncio.sleep(min(wait_ms, self.max_wait_ms) / 1000)
-        if wait_ms > 0:
-            await asyncio.sleep(wait_ms / 1000)
         waited = time.monotonic() - started
         request.meta[RESERVATION_META] = (key, slot.token)
         if waited > 0.001:

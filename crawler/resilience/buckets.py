@@ -23,10 +23,15 @@ in process. Times are milliseconds.
 reserves up to ``batch`` consecutive slots of the key for this worker, but only
 slots due within ``batch_ms`` (so only fast keys batch: a 1/s broker site
 still gets one slot per round trip). The worker hands them out in order; a slot
-not used within ``batch_ms`` of its time is given back, never used late. Slots
-held this way are leased like requests in flight, so a budget still counts
-them; a pause drops the worker's held slots of the key. Answered requests'
-leases are given back in the key's next reservation (or within RELEASE_DELAY).
+late by over half an interval is given back (used, it would bunch with the next
+one). Slots held this way are leased like requests in flight, so a budget still
+counts them. Batching is for keys without a server budget: once any worker
+learns a key's budget (``adapt``) or pauses it, the key is marked and reserved
+one request at a time; and a held slot's request goes only after ``confirm``
+(Redis said the key is unmarked within CONFIRM_MS before it goes: one HGET
+shared by the slots going together), else the held slots are given back.
+Answered requests' leases are given back in the key's next reservation (or
+within RELEASE_DELAY).
 """
 
 from __future__ import annotations
@@ -72,15 +77,18 @@ RESERVE_BATCH = (
     + """
 local released = tonumber(ARGV[9])
 if released > 0 then redis.call('ZREM', KEYS[2], unpack(ARGV, 10, 9 + released)) end
-local h = redis.call('HMGET', KEYS[1], 'tat', 'interval', 'interval_until', 'pause_until')
+local h = redis.call('HMGET', KEYS[1], 'tat', 'interval', 'interval_until', 'pause_until', 'nobatch')
 local interval = tonumber(ARGV[1])
 if h[2] and tonumber(h[3]) and tonumber(h[3]) > now then interval = tonumber(h[2]) end
 local tat = tonumber(h[1]) or 0
+-- a key with a server budget, or ever paused, is reserved one request at a time
+local count = tonumber(ARGV[7])
+if h[5] then count = 1 end
 local ahead = (tonumber(ARGV[2]) - 1) * interval
 local pause = tonumber(h[4]) or 0
 local lease = tonumber(ARGV[4])
 local waits, leases = {1}, {}
-for i = 1, tonumber(ARGV[7]) do
+for i = 1, count do
   local grant = math.max(now, tat - ahead, pause)
   local wait = grant - now
   if i == 1 and wait > tonumber(ARGV[5]) then return {0, tostring(wait)} end
@@ -125,7 +133,8 @@ else
   if time_left > queued then interval = (time_left - queued) / available end
 end
 local interval_until = now + time_left + tonumber(ARGV[5])
-redis.call('HSET', KEYS[1], 'interval', interval, 'interval_until', interval_until)
+-- a published budget: no batches of this key any more, and held ones are not confirmed (see take)
+redis.call('HSET', KEYS[1], 'interval', interval, 'interval_until', interval_until, 'nobatch', 1)
 if h[1] and interval < old then redis.call('HSET', KEYS[1], 'tat', tonumber(h[1]) - (old - interval)) end
 -- never expire live state: a pause or a learned interval may outlast the default TTL (daily quotas)
 local pause_until = tonumber(redis.call('HGET', KEYS[1], 'pause_until')) or 0
@@ -139,6 +148,7 @@ PAUSE = (
     NOW_MS
     + """
 local until_ms = now + tonumber(ARGV[1])
+redis.call('HSET', KEYS[1], 'nobatch', 1)  -- ever paused: no batches, held slots not confirmed
 if until_ms > (tonumber(redis.call('HGET', KEYS[1], 'pause_until')) or 0) then
   redis.call('HSET', KEYS[1], 'pause_until', until_ms)
   redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[2]), tonumber(ARGV[1])))
@@ -161,6 +171,7 @@ class Slot:
     reserved: bool
     wait_ms: float  # reserved: until the slot; else: until a slot would be free
     token: str = ""  # the lease to give back with ``release``
+    held: bool = False  # from an earlier batch: ``confirm`` it once its time has come
 
 
 @dataclass
@@ -168,11 +179,13 @@ class _Held:
     """Slots of one key this worker reserved in a batch: (due, token), due in local monotonic ms."""
 
     params: tuple  # (interval, burst, lease) they were reserved with
+    checked: float  # local ms when Redis last said the key was neither paused nor budgeted
     slots: deque = field(default_factory=deque)
 
 
 class RedisBuckets:
     RELEASE_DELAY = 0.02  # releases are batched: one pipelined round trip for all within 20 ms
+    CONFIRM_MS = 5.0  # a held slot goes within this long of Redis saying the key is still unpaused
 
     def __init__(self, redis, prefix: str, clock=None, batch: int = 1, batch_ms: float = 0.0):
         self.redis = redis
@@ -225,12 +238,35 @@ class RedisBuckets:
             self.drop(key)
             return None
         now = self._local_ms()
+        late = min(params[0] / 2, self.batch_ms)  # later than this, it would bunch with the next one
         while held.slots:
             due, token = held.slots.popleft()
-            if due + self.batch_ms >= now:
-                return Slot(True, max(0.0, due - now), token)
-            self._give_back(key, token)  # too late to use it: a late slot would bunch with the next ones
+            if due + late >= now:
+                return Slot(True, max(0.0, due - now), token, held=True)
+            self._give_back(key, token)
         return None
+
+    async def confirm(self, key: str, slot: Slot) -> bool:
+        """Before a held slot's request goes: was the key paused or given a server budget by
+        any worker since the batch? One HGET, shared by the slots going within CONFIRM_MS. If
+        so, the slot and the others held are given back (False): reserve again."""
+        if not slot.held:
+            return True
+        held = self._held.get(key)
+        if held is not None and self._local_ms() <= held.checked + self.CONFIRM_MS:
+            return True
+        lock = self._locks.get(key) or self._locks.setdefault(key, asyncio.Lock())
+        async with lock:  # the requests going together share one answer
+            held = self._held.get(key)
+            if held is not None and self._local_ms() <= held.checked + self.CONFIRM_MS:
+                return True
+            now = self._local_ms()
+            if held is not None and not await self.redis.hexists(self._keys(key)[0], "nobatch"):
+                held.checked = now
+                return True
+        self.drop(key)
+        self._give_back(key, slot.token)
+        return False
 
     async def _take_batch(self, key, interval_ms, burst, lease_ms, max_wait_ms) -> Slot:
         released = self._answered(key)
@@ -260,7 +296,8 @@ class RedisBuckets:
         now = self._local_ms()
         waits = [float(w) for w in reply[1:]]
         if len(waits) > 1:  # keep the others for the next requests, in order
-            held = self._held.setdefault(key, _Held((interval_ms, burst, lease_ms)))
+            held = self._held.setdefault(key, _Held((interval_ms, burst, lease_ms), now))
+            held.checked = now
             held.slots.extend((now + wait, f"{prefix}{i}") for i, wait in enumerate(waits[1:], start=2))
         return Slot(True, waits[0], f"{prefix}1")
 
@@ -329,8 +366,7 @@ class RedisBuckets:
                 now_arg(self.clock),
             ],
         )
-        if float(paused) > 0:
-            self.drop(key)
+        self.drop(key)  # a key with a budget is reserved one request at a time from now on
         return Adapted(int(available), float(interval), float(paused))
 
     async def pause(self, key: str, ms: float) -> bool:
@@ -385,6 +421,9 @@ class LocalBuckets:
 
     async def release(self, key, token):
         self._bucket(key).inflight.pop(token, None)
+
+    async def confirm(self, key, slot) -> bool:
+        return True  # nothing is held in process
 
     async def close(self):
         pass

@@ -274,3 +274,76 @@ async def test_answered_leases_go_back_with_the_next_reservation(workers, clock)
     await b.take("k", 10, 1, 60_000, 1000)  # its script gives the answered lease back: no flush needed
     assert await b.redis.zcard(b._keys("k")[1]) == 1
     assert b._releases == {}
+
+
+# ---- held slots and the other workers: a pause or a server budget reaches them before they send ----
+
+
+async def sent(worker: RedisBuckets, clock: Clock, interval_ms=10, max_wait_ms=5000):
+    """What the middleware does: take a slot, wait for it (on the test clock), confirm a held one."""
+    while True:
+        slot = await worker.take("k", interval_ms, 1, 60_000, max_wait_ms)
+        assert slot.reserved
+        clock.advance(slot.wait_ms)
+        if await worker.confirm("k", slot):
+            return clock.now, slot
+
+
+async def test_a_pause_by_another_worker_stops_the_held_slots(workers, clock):
+    first, second = workers(clock), workers(clock)
+    start = clock.now
+    await sent(first, clock)  # the first worker holds five more slots, 10..50 ms ahead
+    assert len(first._held["k"].slots) == 5
+    clock.advance(1)
+    assert await second.pause("k", 2000)  # e.g. its response was a 429 with Retry-After: 2
+    paused_at = clock.now
+    at, slot = await sent(first, clock)
+    assert not slot.held and at >= paused_at + 2.0  # no held slot went: the next one is after the pause
+    assert "k" not in first._held or not first._held["k"].slots
+    assert await in_flight(first) == 2  # the five held were given back
+    assert at - start < 2.1
+
+
+async def test_a_budget_learned_by_another_worker_stops_the_held_slots(workers, clock):
+    first, second = workers(clock), workers(clock)
+    await sent(first, clock, interval_ms=1)  # 1 ms default rate: sixteen slots held within 50 ms
+    clock.advance(1)
+    # the server allows 30 more in the second left, the sixteen held counting as in flight
+    adapted = await second.adapt("k", remaining=30, time_left_ms=1000, steady_ms=200, margin_ms=0, window_ms=1000)
+    clock.advance(first.CONFIRM_MS)  # held slots go at most this long after the budget was learned
+    times = [(await sent(first, clock, interval_ms=1))[0] for _ in range(3)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # the held 1-ms slots were not used: the requests are spaced at the learned interval
+    assert all(gap * 1000 >= adapted.interval_ms - 1e-3 for gap in gaps), (adapted, gaps)
+    assert not first._held.get("k") or not first._held["k"].slots  # and the key no longer batches
+
+
+async def test_held_slots_go_without_a_round_trip_while_confirmed_recently(workers, clock):
+    b = workers(clock, batch_ms=50)
+    asked = 0
+    hexists = b.redis.hexists
+
+    async def counted(*args):
+        nonlocal asked
+        asked += 1
+        return await hexists(*args)
+
+    b.redis.hexists = counted
+    await sent(b, clock, interval_ms=1)
+    for _ in range(4):  # due within CONFIRM_MS of the batch: no question asked
+        await sent(b, clock, interval_ms=1)
+    assert asked == 0
+    clock.advance(b.CONFIRM_MS + 1)
+    await sent(b, clock, interval_ms=1)  # later: Redis is asked once, and the answer covers the next ones
+    await sent(b, clock, interval_ms=1)
+    assert asked == 1
+
+
+async def test_a_held_slot_late_by_over_half_an_interval_is_dropped(workers, clock):
+    b = workers(clock, batch_ms=50)
+    await b.take("k", 10, 1, 60_000, 1000)  # held: 10, 20, 30, 40, 50 ms
+    clock.advance(16)  # the 10 ms slot is 6 ms late: used now it would be 4 ms before the next one
+    slot = await b.take("k", 10, 1, 60_000, 1000)
+    assert slot.held and slot.token.endswith(":3") and slot.wait_ms == 4
+    clock.advance(4 + 4)  # 4 ms late (under half the interval): still used
+    assert (await b.take("k", 10, 1, 60_000, 1000)).token.endswith(":4")
