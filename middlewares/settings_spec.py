@@ -65,14 +65,15 @@ RATE_LIMIT = Component(
             "int",
             "16",
             "with Redis: slots of a key one round trip may reserve for this worker (only slots due within "
-            "`RATELIMIT_BATCH_SECONDS`; held slots count as in flight); 1: one round trip per request",
+            "`RATELIMIT_BATCH_SECONDS`; held slots count as in flight); keys with a server budget or ever paused "
+            "are reserved one request at a time; 1: one round trip per request",
             min=1,
         ),
         Setting(
             "RATELIMIT_BATCH_SECONDS",
             "number",
             "0.05",
-            "how far ahead a batch reserves, and how late a held slot may still be used (then it is given back)",
+            "how far ahead a batch reserves (a held slot late by over half an interval is given back)",
             min=0,
         ),
         Setting(
