@@ -183,7 +183,13 @@ class LeaseQueue(Base):
             "release": LUA_RELEASE,
             "cleanup": LUA_CLEANUP,
         }
-        registered = {"pop": self._pop, "push": self._push, "ack": self._ack, "renew": self._renew}
+        registered = {
+            "pop": self._pop,
+            "push": self._push,
+            "ack": self._ack,
+            "renew": self._renew,
+            "release": self._release,
+        }
         self._sha = {name: script.sha for name, script in registered.items()}
 
     async def aload_scripts(self) -> None:
@@ -213,6 +219,9 @@ class LeaseQueue(Base):
 
     def pipe_ack(self, pipe, lease_ids) -> None:
         self._evalsha(pipe, "ack", self._k("leases", "held", "owners"), [self.token, *lease_ids])
+
+    def pipe_release(self, pipe, lease_ids) -> None:
+        self._evalsha(pipe, "release", self._k("queue", "leases", "held", "owners"), [self.token, *lease_ids])
 
     def pipe_renew(self, pipe, lease_ids, now: float) -> None:
         self._evalsha(

@@ -16,9 +16,18 @@ to Redis through ``redis.asyncio``, batching in one pipeline per tick:
 5. the shared counts (queued / delayed / leased), for ``has_pending_requests``
    and the gauges.
 
-Redis unreachable: a tick's pushes are kept in the worker's memory (as the
-scheduler did before it had a pump), its acks are retried, and the pump backs
-off; nothing is dropped.
+Redis unreachable (a connection error or a timeout, including while the scripts
+load): the tick's pushes go back to the head of the buffer, in order, and are
+retried with back-off like its acks; their parents stay leased and renewed, so a
+crash meanwhile loses nothing. A push whose outcome is unknown (Redis ran it, the
+reply was lost) may be queued twice: at-least-once; with the exact dupefilter the
+retry's atomic seen-check answers -1. Only after SCHEDULER_LEASE_SECONDS of
+failures, once the scheduler closes, or on an error reply (Redis out of memory)
+are the pushes kept in this worker's memory (``spill``, logged) so that ``pushed()`` and the close always finish; the
+acks waiting on them then return their parents' leases to the queue instead of
+acking them (shared.py ``flush_acks``): a crash loses nothing, at the cost of a
+duplicate crawl. A lost reply of a pop leaves its leases owned by this worker
+but unknown to it: they return to the queue when they expire (at-least-once).
 """
 
 from __future__ import annotations
@@ -30,12 +39,16 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
 
 LEASE = "_scheduler_lease"  # meta: the lease id of a request popped from the shared queue
 MAX_BATCH = 500  # pushes per pipeline: bounds one tick's reply parsing on the reactor
+# Redis unreachable or slow: the outcome is unknown, the tick is retried (pushes and acks)
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError)
 
 
 @dataclass(slots=True)
@@ -48,6 +61,7 @@ class Push:
     seen: tuple[str, str] | None  # (dupefilter set, fingerprint) checked and marked in the push
     late_fp: str | None  # checked before and marked after the push (the Bloom filter)
     seq: int = 0  # order of enqueueing
+    queued: bool = False  # Redis queued it (the Bloom filter marks it then)
 
 
 class Pump:
@@ -56,13 +70,16 @@ class Pump:
         self.pushes: deque[Push] = deque()
         self.enqueued = 0  # pushes handed to the pump
         self.resolved = 0  # every push before this one is queued in Redis, filtered as seen, or kept in memory
-        self.acks: list[tuple[list[str], asyncio.Future]] = []
+        self.acks: list[tuple[list[str], asyncio.Future, bool]] = []  # (lease ids, future, release not ack)
         self.waiters: list[tuple[int, asyncio.Future]] = []
         self.next_poll = 0.0  # monotonic
         self.poll_delay = 0.0
         self.next_renew = time.monotonic() + scheduler.renew_seconds
         self.want_counts = True
         self.failures = 0
+        self.unreachable_since: float | None = None  # monotonic time of the first failure in a row
+        self.spilled = 0  # pushes kept in memory because Redis stayed unreachable (see flush_acks)
+        self.closing = False  # the scheduler closes: an unreachable Redis spills at once
         self.scripts_loaded = False
         self.published_at = 0.0
         self.joined = False
@@ -112,10 +129,11 @@ class Pump:
         self.kick()
         await future
 
-    async def ack(self, lease_ids: list[str]) -> int:
-        """Ack in the next tick; the number acked (the others expired and went to another worker)."""
+    async def ack(self, lease_ids: list[str], release: bool = False) -> int:
+        """Ack in the next tick; the number acked (the others expired and went to another worker).
+        ``release``: return the leases to the queue instead (their requests are crawled again)."""
         future = asyncio.get_event_loop().create_future()
-        self.acks.append((lease_ids, future))
+        self.acks.append((lease_ids, future, release))
         self.kick()
         return await future
 
@@ -125,8 +143,8 @@ class Pump:
             await self._sleep(self._due_in())
             try:
                 await self._tick()
-                self.failures = 0
-            except Exception as exc:  # Redis down or slow: pushes went to memory, acks are retried
+                self.failures, self.unreachable_since = 0, None
+            except Exception as exc:  # Redis down or slow: pushes and acks are retried (see _failed)
                 self.failures += 1
                 if self.failures == 1 or self.failures % 20 == 0:
                     logger.warning(
@@ -135,7 +153,7 @@ class Pump:
                         str(exc)[:200],
                         self.failures,
                     )
-                if not self.stopping:
+                if not (self.stopping and not self.pushes and not self.acks):  # never a tight loop
                     await asyncio.sleep(min(self.s.poll_max, self.s.poll_min * 2**self.failures))
 
     def _due_in(self) -> float:
@@ -165,13 +183,13 @@ class Pump:
 
     async def _tick(self) -> None:
         s = self.s
-        if not self.scripts_loaded:
-            await s.queue.aload_scripts()
-            self.scripts_loaded = True
         now, mono = time.time(), time.monotonic()
         batch = [self.pushes.popleft() for _ in range(min(MAX_BATCH, len(self.pushes)))]
-        pushes, acks = batch, []
+        pushes, acks, replies = batch, [], None
         try:
+            if not self.scripts_loaded:  # a failure here is a failed tick like any other
+                await s.queue.aload_scripts()
+                self.scripts_loaded = True
             pushes = await self._bloom_check(batch)
             acks, self.acks = self.acks, []
             renew = list(s.held) if s.held and mono >= self.next_renew else []
@@ -185,36 +203,47 @@ class Pump:
             async with s.aio.pipeline(transaction=False) as pipe:
                 for push in pushes:
                     s.queue.pipe_push(pipe, push.payload, push.score, push.not_before, push.replaces, push.seen)
-                for ids, _ in acks:
-                    s.queue.pipe_ack(pipe, ids)
+                for ids, _, release in acks:
+                    (s.queue.pipe_release if release else s.queue.pipe_ack)(pipe, ids)
                 if renew:
                     s.queue.pipe_renew(pipe, renew, now)
                 if counts:  # before the pop: what is left for everyone, our own new leases not yet counted
                     s.queue.pipe_counts(pipe)
-                if pop:
+                if pop:  # last: a reply lost here leaves leases we do not know of; they expire (see above)
                     s.queue.pipe_pop(pipe, now, want)
                 replies = await pipe.execute(raise_on_error=False)
         except BaseException as exc:
-            for push in pushes:  # kept in memory, not dropped (and so resolved: their parents' acks may follow)
-                s._keep_local(push.request, push.replaces, exc)
-            self._resolve()
-            for _, future in acks:
-                if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+            self._failed(pushes, acks, exc)
             raise
+        try:
+            self._replies(replies, pushes, acks, renew, counts, pop, mono, now)
+        finally:  # whatever happened in between, no waiter is left waiting for this tick
+            self._resolve()
+            for _, future, _ in acks:
+                if not future.done():
+                    future.set_exception(RuntimeError("the shared queue's reply could not be read"))
+        if late := [push.late_fp for push in pushes if push.late_fp and push.queued]:
+            try:  # marked only once queued: a crash in between costs a duplicate crawl, not a loss
+                await s.df.amark(late)
+            except Exception:
+                logger.debug("Marking %d queued request(s) seen failed; they may be crawled twice", len(late))
+        if acks:
+            s._wake_engine_at(0)  # held leases went: the engine may now find the job idle
+
+    def _replies(self, replies, pushes, acks, renew, counts, pop, mono: float, now: float) -> None:
         if any(isinstance(reply, NoScriptError) for reply in replies):
             self.scripts_loaded = False  # Redis restarted or flushed its scripts: loaded again next tick
         replies = iter(replies)
-        retry, late = [], []
+        retry = []
         for push in pushes:
             reply = next(replies)
             if isinstance(reply, NoScriptError):
                 retry.append(push)
-            elif self._pushed(push, reply) and push.late_fp:
-                late.append(push.late_fp)
+            else:
+                push.queued = self._pushed(push, reply)
         self.pushes.extendleft(reversed(retry))  # first again, in order
         self._resolve()
-        for _, future in acks:
+        for _, future, _ in acks:
             reply = next(replies)
             if not future.done():
                 future.set_exception(reply) if isinstance(reply, Exception) else future.set_result(int(reply))
@@ -224,13 +253,40 @@ class Pump:
             self._counted([next(replies) for _ in range(4)], now, mono)
         if pop:
             self._popped(next(replies), mono)
-        if late:
-            try:  # marked only once queued: a crash in between costs a duplicate crawl, not a loss
-                await s.df.amark(late)
-            except Exception:
-                logger.debug("Marking %d queued request(s) seen failed; they may be crawled twice", len(late))
-        if acks:
-            s._wake_engine_at(0)  # held leases went: the engine may now find the job idle
+
+    def _failed(self, pushes: list[Push], acks: list, exc: BaseException) -> None:
+        """A tick that did not complete: retry its pushes (their outcome is unknown) unless Redis has been
+        unreachable too long or the scheduler closes; its acks fail (flush_acks retries them)."""
+        s, mono = self.s, time.monotonic()
+        if self.unreachable_since is None:
+            self.unreachable_since = mono
+        retry = isinstance(exc, UNREACHABLE) and not (self.closing or self.stopping)
+        if not retry or mono - self.unreachable_since >= s.lease_seconds:
+            self.spill(pushes, exc)  # an error a retry would not cure, too long a wait, or the close
+        else:
+            self.pushes.extendleft(reversed(pushes))  # first again, in order; their parents stay leased
+        self._resolve()
+        for _, future, _ in acks:
+            if not future.done():
+                future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+
+    def spill(self, pushes: list[Push], exc: BaseException) -> None:
+        """Keep ``pushes`` in this worker's memory: Redis did not take them (unreachable too long, the
+        scheduler closes, or an error reply). Their parents' leases are never acked for them: a
+        replacement carries its parent's lease, and the parents of children are returned to the
+        queue (shared.py ``flush_acks``), so a crash loses nothing."""
+        if not pushes:
+            return
+        logger.warning(
+            "The shared queue did not take %d request(s) (%s: %s): kept in this worker's memory; the leases "
+            "of the responses that produced them go back to the queue instead of being acked",
+            len(pushes),
+            type(exc).__name__,
+            str(exc)[:200],
+        )
+        self.spilled += len(pushes)
+        for push in pushes:
+            self.s._spill(push)
 
     async def _bloom_check(self, pushes: list[Push]) -> list[Push]:
         """Drop the pushes the Bloom filter has seen (its check cannot be part of LUA_PUSH)."""
@@ -239,6 +295,12 @@ class Pump:
             return pushes
         present = await self.s.df.acontains([push.late_fp for push in checked])
         seen = {id(push) for push, flag in zip(checked, present, strict=True) if flag}
+        first: set[str] = set()  # two identical requests in one batch: both pass the check, only one goes
+        for push in checked:
+            if id(push) not in seen:
+                if push.late_fp in first:
+                    seen.add(id(push))
+                first.add(push.late_fp)
         for push in pushes:
             if id(push) in seen:
                 self.s._filtered(push)
@@ -247,8 +309,8 @@ class Pump:
     # -- replies -------------------------------------------------------------------------------------
     def _pushed(self, push: Push, reply) -> bool:
         s = self.s
-        if isinstance(reply, Exception):
-            s._keep_local(push.request, push.replaces, reply)
+        if isinstance(reply, Exception):  # e.g. Redis out of memory
+            self.spill([push], reply)
             return False
         if int(reply) < 0:  # another worker queued it first
             s._filtered(push)

@@ -55,6 +55,7 @@ from collections import deque
 import orjson
 import redis
 import redis.asyncio
+from scrapy import signals
 from scrapy_redis import picklecompat
 from scrapy_redis.scheduler import Scheduler as RedisScheduler
 
@@ -113,6 +114,7 @@ class SharedScheduler(RedisScheduler):
         #             | "scraping" | "done" (to ack)
         self.held: dict[str, str] = {}
         self.to_ack: list[str] = []
+        self.releasing: set[str] = set()  # finished leases to return to the queue, not ack (flush_acks)
         # requests that cannot be shared: (due time, sequence, request), a heap, so a deferred one
         # (backoff, Retry-After, a paused key) still waits here until it is due
         self.local: list[tuple[float, int, object]] = []
@@ -185,6 +187,7 @@ class SharedScheduler(RedisScheduler):
         return deferred_from_coro(self._close(reason))
 
     async def _close(self, reason):
+        self.pump.closing = True  # from now on an unreachable Redis keeps pushes in memory at once: a bounded close
         if not self._stopping.done():
             self._stopping.set_result(None)
         await asyncio.gather(self._ack_task, return_exceptions=True)  # let an ack under way finish
@@ -203,8 +206,10 @@ class SharedScheduler(RedisScheduler):
                 logger.info("Shared job %s finished: its queue and dupefilter are deleted", self.key)
         except Exception as exc:  # Redis down: the leases expire and go back by themselves
             logger.warning("Returning leases at close failed (%s): they return when they expire", type(exc).__name__)
-        if self.local:
-            logger.warning("%d unshareable request(s) left in memory at close", len(self.local))
+        if self.local:  # their parents' leases were not acked: they return to the queue, then these again
+            logger.warning(
+                "%d request(s) kept in memory (unshareable, or Redis unreachable) left at close", len(self.local)
+            )
         self.server.close()
         await self.aio.aclose()
 
@@ -224,8 +229,9 @@ class SharedScheduler(RedisScheduler):
 
         Returns True optimistically for a request to filter: the dupefilter is checked in
         the same Lua step as the push, so one that another worker (or this one) queued
-        before is counted in ``dupefilter/filtered`` when the push reports it, and never
-        queued twice; Scrapy's ``request_dropped`` signal is not sent for it."""
+        before is counted in ``dupefilter/filtered`` and sent with Scrapy's
+        ``request_dropped`` signal when the push reports it (``_filtered``), and never
+        queued twice."""
         lease = request.meta.pop(LEASE, None)
         # a request carrying a lease still downloading replaces it (retry, redirect, deferral);
         # one whose lease is being scraped is a new request from the callback
@@ -259,6 +265,9 @@ class SharedScheduler(RedisScheduler):
             if due <= 0:
                 request = heapq.heappop(self.local)[2]
                 request.meta.pop(DEFER_UNTIL, None)
+                lease = request.meta.get(LEASE)  # a spilled replacement (_spill) carries its parent's lease
+                if lease is not None and self.held.get(lease) == "replacing":
+                    self.held[lease] = "downloading"
                 return request
             self._wake_engine_at(due)
         if not self.prefetched:
@@ -343,24 +352,34 @@ class SharedScheduler(RedisScheduler):
 
     async def flush_acks(self) -> int:
         """Ack finished leases once the rows they produced are committed and the requests their
-        callbacks produced are pushed (kept in memory when Redis is down)."""
+        callbacks produced are pushed. When some of those requests could only be kept in this
+        worker's memory (Redis unreachable too long, pump.py ``spill``), the leases go back to the
+        queue instead: crawled again, so a crash loses no child."""
         if not self.to_ack:
             return 0
         ids, self.to_ack = self.to_ack, []
+        spilled = self.pump.spilled
         try:
             await self._commit_rows()
             await self.pump.pushed()  # every child was enqueued before its parent finished
-            acked = await self.pump.ack(ids)
+            if self.pump.spilled != spilled:
+                self.releasing.update(ids)  # kept across a failed release: never acked afterwards
+            back = [lease for lease in ids if lease in self.releasing]
+            ack = [lease for lease in ids if lease not in self.releasing]
+            released = await self.pump.ack(back, release=True) if back else 0
+            self.releasing.difference_update(back)
+            acked = await self.pump.ack(ack) if ack else 0
         except BaseException as exc:  # also a cancellation: the ids must not be forgotten
-            self.to_ack = ids + self.to_ack  # retried at the next tick; the leases stay renewed
+            self.to_ack = [lease for lease in ids if lease in self.held] + self.to_ack  # retried; still renewed
             if not isinstance(exc, Exception):
                 raise
             logger.warning("Acknowledging %d lease(s) failed; retrying", len(ids), exc_info=True)
             return 0
         for lease in ids:
             self.held.pop(lease, None)
+        self._inc("scheduler/leases/released", released)
         self._inc("scheduler/leases/acked", acked)
-        self._inc("scheduler/leases/lost", len(ids) - acked)  # expired meanwhile: another worker has them
+        self._inc("scheduler/leases/lost", len(ack) - acked)  # expired meanwhile: another worker has them
         return acked
 
     async def _commit_rows(self) -> None:
@@ -391,6 +410,8 @@ class SharedScheduler(RedisScheduler):
         """The push found the request already seen: nothing queued, and its parent lease still ours to ack."""
         self._inc("dupefilter/filtered")
         self.df.log(push.request, self.spider)
+        # enqueue_request returned True before the push could tell: the engine's signal is sent here
+        self.crawler.signals.send_catch_log(signal=signals.request_dropped, request=push.request, spider=self.spider)
         if push.replaces:
             self._finished(push.replaces)
 
@@ -402,6 +423,17 @@ class SharedScheduler(RedisScheduler):
         if replaces:
             self._finished(replaces)
         heapq.heappush(self.local, (request.meta.get(DEFER_UNTIL) or 0.0, next(self._local_sequence), request))
+        self._wake_engine_at(0)
+
+    def _spill(self, push: Push) -> None:
+        """Redis did not take a push (pump.py ``spill``): keep it in memory. A replacement keeps its parent's
+        lease (renewed, acked once the replacement is scraped, returned to the queue at close)."""
+        if push.replaces:
+            push.request.meta[LEASE] = push.replaces
+        self._inc("scheduler/spilled")
+        heapq.heappush(
+            self.local, (push.request.meta.get(DEFER_UNTIL) or 0.0, next(self._local_sequence), push.request)
+        )
         self._wake_engine_at(0)
 
     def _inc(self, key: str, count: int = 1) -> None:

@@ -16,13 +16,17 @@ from support import REDIS_URL
 LAG = str(Path(__file__).resolve().parent / "lab_lag_spider.py")
 DELAY = 0.05  # per chunk and direction: a round trip to Redis takes at least 100 ms
 # Lateness of a 5 ms timer on the reactor, less the time the thread waited for a CPU (a busy
-# CI machine; see lab_lag_spider.py). A blocking scheduler waits >= 100 ms per Redis call and
-# makes several per page: its median sample is hundreds of ms late (measured: p50 640 ms,
-# p99 5.2 s). The pump leaves only the crawl's own work on the reactor (parsing, pickling,
-# pipelines): p95 ~10 ms. The bound is on the 95th percentile: this sandboxed 2-core machine
-# stalls a process for ~100 ms now and then (not counted as CPU wait), in about 1 % of the
-# samples, as much with Scrapy's own in-memory scheduler and no Redis at all.
-P95_BOUND_MS = 40
+# CI machine; see lab_lag_spider.py): never the raw wall-clock lateness, which on a 2-core machine
+# shared with other jobs measures the neighbours, not the scheduler. The bounds are tied to the
+# injected delay: a scheduler blocking on Redis waits >= 2 * DELAY (100 ms) per call and makes
+# several per page, so most samples are late by at least one round trip (measured with the old
+# blocking code: p50 640 ms, p99 5.2 s). The pump leaves only the crawl's own work on the reactor
+# (parsing, pickling, pipelines): p50 ~1 ms, p95 ~10 ms. Median below half a one-way delay and
+# 90th percentile below one one-way delay leave room for the sandbox's occasional ~100 ms process
+# stalls (about 1 % of the samples, as many with Scrapy's own in-memory scheduler and no Redis),
+# and still fail any design that waits on Redis from the reactor.
+P50_BOUND_MS = DELAY * 1000 / 2  # 25 ms
+P90_BOUND_MS = DELAY * 1000  # 50 ms
 
 
 def test_reactor_loop_lag_stays_low_with_a_slow_redis(job, sandbox, db, tmp_path):  # noqa: F811
@@ -38,8 +42,9 @@ def test_reactor_loop_lag_stays_low_with_a_slow_redis(job, sandbox, db, tmp_path
     measured = json.loads(out.read_text())
     lag = measured["lag_ms"]
     summary = "; ".join(
-        f"{name} p50 {s[len(s) // 2]:.1f} ms, p95 {s[int(len(s) * 0.95)]:.1f} ms, p99 {s[int(len(s) * 0.99)]:.1f} ms, "
-        f"max {s[-1]:.1f} ms"
+        f"{name} "
+        + ", ".join(f"p{q} {s[int(len(s) * q / 100)]:.1f} ms" for q in (50, 90, 95, 99))
+        + f", max {s[-1]:.1f} ms"
         for name, s in (("lag", lag), ("wall-clock", measured["raw_ms"]))
     )
     print(f"loop lag over {len(lag)} samples: {summary}")
@@ -47,4 +52,5 @@ def test_reactor_loop_lag_stays_low_with_a_slow_redis(job, sandbox, db, tmp_path
     assert sorted(rows(db, lab)) == list(range(limit))
     assert keys(job, "sched:*") == [job["REDIS_KEY_PREFIX"].encode() + b"sched:{lab_tree}:stats"]  # cleaned
     assert len(lag) >= 50, lag  # the probe ran through the crawl
-    assert lag[int(len(lag) * 0.95)] < P95_BOUND_MS, summary
+    assert lag[len(lag) // 2] < P50_BOUND_MS, summary
+    assert lag[int(len(lag) * 0.90)] < P90_BOUND_MS, summary
