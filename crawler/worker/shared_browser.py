@@ -54,7 +54,7 @@ def server_config(launch_options: dict, guard: bool) -> dict:
 
 
 class SharedBrowser:
-    """The worker's Chromium: ``await lease()`` gives a crawl its CDP URL, ``release()`` when it ended."""
+    """The worker's Chromium: ``await lease()`` gives a crawl its endpoint, ``release()`` when it ended."""
 
     def __init__(self, settings):
         self.launch_options = dict(settings.getdict("PLAYWRIGHT_LAUNCH_OPTIONS"))
@@ -69,7 +69,7 @@ class SharedBrowser:
         self.background: set[asyncio.Task] = set()
 
     async def lease(self) -> str | None:
-        """The CDP URL for one crawl (None: no shared browser, the crawl launches its own)."""
+        """The browser server's endpoint for one crawl (None: no shared browser, the crawl launches its own)."""
         async with self.lock:
             try:
                 if self.browser is None or self.browser.returncode is not None:
@@ -109,32 +109,44 @@ class SharedBrowser:
 
     async def _start(self) -> None:
         await self._close_browser(self.browser)  # a dead one
-        with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as config:
-            config.write(orjson.dumps(server_config(self.launch_options, self.guard)))
-        try:
-            self.browser = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "playwright",
-                "launch-server",
-                "--browser",
-                "chromium",
-                "--config",
-                config.name,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                preexec_fn=_die_with_parent,
-                start_new_session=True,  # a Ctrl-C meant for the worker does not reach it
-            )
-            line = await asyncio.wait_for(self.browser.stdout.readline(), START_TIMEOUT)
-        finally:
-            os.unlink(config.name)
-        url = line.decode().strip()
-        if not url.startswith("ws://"):
-            raise OSError("the browser server did not start")
+        # its endpoint is the first line of its stdout: a file, not a pipe (Chromium's helpers may hold
+        # a pipe open after the server exits, and a pipe left unread could fill)
+        with tempfile.TemporaryDirectory(prefix="crawler-browser-server-") as directory:
+            config, out = os.path.join(directory, "config.json"), os.path.join(directory, "stdout")
+            with open(config, "wb") as file:  # noqa: ASYNC230 - a few bytes in a temporary directory
+                file.write(orjson.dumps(server_config(self.launch_options, self.guard)))
+            with open(out, "wb") as stdout:  # noqa: ASYNC230
+                self.browser = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "playwright",
+                    "launch-server",
+                    "--browser",
+                    "chromium",
+                    "--config",
+                    config,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=stdout,
+                    preexec_fn=_die_with_parent,
+                    start_new_session=True,  # a Ctrl-C meant for the worker does not reach it
+                )
+            url = await asyncio.wait_for(self._endpoint(out), START_TIMEOUT)
         self.url = url
         self.crawls = self.running = 0
         logger.info("shared browser started (pid %s)", self.browser.pid)
+
+    async def _endpoint(self, path: str) -> str:
+        while True:
+            with open(path, "rb") as file:  # noqa: ASYNC230 - one line, polled
+                line = file.readline()
+            if line.endswith(b"\n"):
+                url = line.decode().strip()
+                if not url.startswith("ws://"):
+                    raise OSError("the browser server did not start")
+                return url
+            if self.browser.returncode is not None:
+                raise OSError(f"the browser server exited ({self.browser.returncode})")
+            await asyncio.sleep(0.05)
 
     def _close_soon(self, browser) -> None:
         task = asyncio.ensure_future(self._close_browser(browser))
@@ -143,18 +155,15 @@ class SharedBrowser:
 
     async def _close_browser(self, browser) -> None:
         """SIGTERM: Playwright closes Chromium (and the launcher its group); SIGKILL if it hangs."""
-        if browser is None or browser.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            browser.terminate()
-        try:
-            await asyncio.wait_for(browser.wait(), 10)
-        except TimeoutError:
+        if browser is not None and browser.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                browser.kill()
-            await browser.wait()
-        with contextlib.suppress(Exception):  # to EOF: its pipe closes with the loop still running
-            await asyncio.wait_for(browser.stdout.read(), 5)
+                browser.terminate()
+            try:
+                await asyncio.wait_for(browser.wait(), 10)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    browser.kill()
+                await browser.wait()
 
     async def close(self) -> None:
         async with self.lock:

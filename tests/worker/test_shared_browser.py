@@ -158,3 +158,30 @@ def test_two_scans_share_one_chromium_with_screenshots_and_none_outlives_a_sigki
         wait_for(lambda: gone(alive), "the shared Chromium to die with the worker", timeout=60)
     finally:
         worker.close()
+
+
+def test_the_shared_browser_is_replaced_after_max_crawls_once_they_ended_and_restarted_when_dead():
+    async def scenario():
+        from crawler.settings import PLAYWRIGHT_LAUNCH_OPTIONS
+
+        settings = Settings(
+            {"PLAYWRIGHT_LAUNCH_OPTIONS": PLAYWRIGHT_LAUNCH_OPTIONS, "WORKER_SHARED_BROWSER_MAX_CRAWLS": 2}
+        )
+        shared = SharedBrowser(settings)
+        try:
+            first = await shared.lease()
+            server = shared.browser
+            assert await shared.lease() == first
+            third = await shared.lease()  # past 2 crawls: a new server; the old one runs until its crawls end
+            replaced = third != first and server.returncode is None
+            shared.release(first)
+            shared.release(first)
+            await asyncio.wait_for(server.wait(), 60)  # closed once both ended
+            shared.browser.kill()  # the current server dies: the next crawl gets a new one
+            await shared.browser.wait()
+            fourth = await shared.lease()
+            return replaced, fourth not in (first, third), shared.browser.returncode
+        finally:
+            await shared.close()
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 180)) == (True, True, None)
