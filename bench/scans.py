@@ -424,9 +424,8 @@ def main() -> int:
         on.report()
         opened = sum(log.read_text(errors="replace").count(": opened") for log in logs.glob("on-worker*.log"))
         print(
-            f"[on] the circuit breaker opened {opened} time(s): it is per host, and the five sandbox brokers share "
-            "127.0.0.1, so truepeople's interstitials (a cookie challenge, passed) pause every site for "
-            "CIRCUIT_RESET_SECONDS"
+            f"[on] the circuit breaker opened {opened} time(s) (per site: truepeople's interstitials, a cookie "
+            "challenge that a retry passes, pause that site for CIRCUIT_RESET_SECONDS)"
         )
         print(
             f"what politeness costs: sites/s x{on.sites_per_second / off.sites_per_second:.2f}, "
