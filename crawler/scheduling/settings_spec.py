@@ -65,7 +65,8 @@ SCHEDULER = Component(
             "int",
             "0",
             "requests a worker leases ahead, in the background, so the engine never waits on Redis (refilled "
-            "below half); 0 = twice `CONCURRENT_REQUESTS`; smaller keeps workers of a small job more even",
+            "below half); 0 = half `CONCURRENT_REQUESTS` (at least 1), so a worker never holds every chain of a "
+            "job others share (an events ingestion's partitions); larger is a little faster for one worker",
             min=0,
         ),
         Setting(

@@ -249,7 +249,7 @@ def test_shared_scheduler_returns_leases_on_sigterm_and_leaves_them_on_a_forced_
             worker.kill()
         queued, leases = leased(prefix)
         if forced:
-            # left to expire: the two in flight, and those leased ahead (SCHEDULER_PREFETCH, 2 x concurrency)
+            # left to expire: the two in flight, and those leased ahead (SCHEDULER_PREFETCH)
             # that a forced stop gives no time to return; nothing is lost, none is in the queue twice
             assert code == 1 and 2 <= leases <= 6 and queued + leases == 8, (
                 code,
