@@ -20,25 +20,9 @@ from scrapy.utils.test import get_crawler
 from crawler.resilience.buckets import LocalBuckets, RedisBuckets
 from crawler.resilience.circuits import WAIT
 from middlewares.circuit_breaker import PROBE_META, CircuitBreakerMiddleware
-from support import REDIS_URL
+from support import REDIS_URL, Clock
 
 pytestmark = pytest.mark.integration
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, ms: float) -> None:
-        self.now += ms / 1000
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture

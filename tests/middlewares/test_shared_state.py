@@ -14,27 +14,9 @@ import redis.asyncio
 from crawler.resilience.buckets import LocalBuckets, RedisBuckets
 from crawler.resilience.budget import parse_budget, parse_retry_after
 from crawler.resilience.circuits import PASS, PROBE, WAIT, Gate, LocalCircuits, RedisCircuits
-from support import REDIS_URL
+from support import REDIS_URL, Clock
 
 KINDS = ["redis", "local"]
-
-
-class Clock:
-    """Seconds, like time.time, that move only by ``advance``."""
-
-    def __init__(self):
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, ms: float) -> None:
-        self.now += ms / 1000
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture
