@@ -9,7 +9,7 @@
   it, the site's own refusals included. A site's defences are its ``gate``, put in front of its pages.
 - Control, on every broker app (never counted, rate limited or challenged)::
 
-      POST /_sandbox/config  {"layout": "v1"|"v2", "rate_limit_per_minute": N, <site keys>,
+      POST /_sandbox/config  {"layout": "v1"|"v2"|"structural"|"jsonld"|"partial", "rate_limit_per_minute": N, <site keys>,
                               "defaults": true (start from the defaults),
                               "reset": true (clear counters and the opt-out state)}
       GET  /_sandbox/config  the config
@@ -37,7 +37,10 @@ from sandbox.brokers.common import Listing
 from sandbox.brokers.optouts import OptOuts
 from sandbox.population import Person
 
-LAYOUTS = ("v1", "v2")
+# v1 the original; v2 a redesign; structural (cards to a table, sections to a definition list, labels
+# reordered), jsonld (the data in JSON-LD only, minimal markup, other labels) and partial (some classes
+# kept, some renamed): the redesigns self-healing extraction is measured on. Every layout carries the same data.
+LAYOUTS = ("v1", "v2", "structural", "jsonld", "partial")
 OPT_OUT_BOUNDS = {"optout_processing_seconds": (0, math.inf), "relist_seconds": (0, math.inf), "relist_share": (0, 1)}
 
 Gate = Callable[[web.Request, "Site"], Awaitable[web.StreamResponse | None]]
@@ -102,6 +105,10 @@ class Site(Listing):
     @property
     def v2(self) -> bool:
         return self.config["layout"] == "v2"
+
+    @property
+    def layout(self) -> str:
+        return self.config["layout"]
 
     def listed(self, person: Person | None) -> bool:
         return super().listed(person) and not self.optouts.hidden(person)
