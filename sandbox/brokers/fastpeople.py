@@ -33,6 +33,30 @@ Layout v2 (``POST /_sandbox/config {"layout": "v2"}``) is a redesign: hashed cla
 around each card, ``<dl>`` facts instead of loose labels, ``data-href`` instead of ``data-link``, detail
 sections under ``data-section`` instead of ids and with phones and e-mails first. The JSON-LD does not
 change (as on real redesigns), and neither do the values.
+
+Three more redesigns (``fastpeople_layouts``), on which self-healing extraction is measured. Each carries v1's
+data: the same results in the same order with the same detail URLs, v1's text formats (phones "(217) 555-0123",
+address lines "1234 Oak Ave" / "Springfield IL 62701", "Since April 2020"), v1's pagination markup, its
+"could not find" pages, e-mails still behind Cloudflare's obfuscation in the markup, and the same defences.
+
+- ``structural``: results in a table (``table.results-table``, one row per person, a ``<th>`` per column: Name,
+  Age, Phones, Lives at, Lived in, AKA, Full name), the detail link on the name in the first cell; the detail
+  page is ``h1.profile-name`` and one ``<dl class='profile-facts'>``, a ``<dd>`` per value, in a new order under
+  reworded terms (Age, Phones, Emails, Current address, Possible relatives, AKA, Past addresses). The new front
+  end dropped the JSON-LD blocks: the markup is the only source.
+- ``jsonld``: minimal markup, the data in clean schema.org JSON-LD. Results: an ``<h1>``, a bare ``<ul>`` of
+  ``<a href=detail>First Last</a>`` and an ItemList whose ListItems hold the detail ``url`` and a Person (name,
+  givenName, familyName, "45 years old" as description, address: the current PostalAddress then past
+  cities, alternateName, telephone). Detail: an ``<h1>``, one line "45 years old. Lives in Springfield, IL since
+  April 2020." and a Person block (name, alternateName, telephone, contactPoint with the phone types, email in
+  clear, address: PostalAddresses current first, relatedTo: Person name "First Last" and url when listed);
+  no FAQ block and no defects.
+- ``partial``: v1's markup with about half the names changed: cards keep ``people-list``, ``card`` and
+  ``data-link`` but the heading classes are new and the facts sit in a wrapper; "Phone Numbers:" reads
+  "Phones:". Detail pages keep ``h1.fullname``, ``#current_address_section``, ``#phone_number_section``,
+  ``#email_section`` and ``.since``; the age heading, the box class and the alias, past address and relative
+  ids are renamed, the sections sit in a wrapper, "Also Known As" reads "Aliases". The JSON-LD is v1's, defects
+  included.
 """
 
 from __future__ import annotations
@@ -43,6 +67,7 @@ from html import escape
 from aiohttp import web
 
 from sandbox import mailroom
+from sandbox.brokers import fastpeople_layouts as layouts
 from sandbox.brokers.common import (
     cf_encode,
     dashed,
@@ -134,17 +159,41 @@ def person_ld(person: Person, home_key: str) -> dict:
     }
 
 
-def card(site: Site, person: Person) -> str:
-    link, current = listing_url(person), person.current
+def card_facts(person: Person) -> list[tuple[str, str]]:
+    """(label, value) of what a card shows, in v1's text formats; empty values left out."""
     facts = [
         ("Age", str(person.age)),
         ("Full Name", full_name(person)),
-        ("Current Address", " ".join(street_city(current))),
+        ("Current Address", " ".join(street_city(person.current))),
         ("Past Addresses", "; ".join(f"{a.city} {a.state}" for a in person.addresses[1:])),
         ("AKA", ", ".join(person.aliases)),
         ("Phone Numbers", ", ".join(p.formatted() for p in person.phones)),
     ]
-    facts = [(label, value) for label, value in facts if value]
+    return [(label, value) for label, value in facts if value]
+
+
+def summary(person: Person) -> layouts.Summary:
+    """A result's values for the redesigns, as v1's card writes them."""
+    current = person.current
+    return layouts.Summary(
+        link=listing_url(person),
+        name=f"{person.first_name} {person.last_name}",
+        place=f"{current.city}, {current.state}",
+        facts=card_facts(person),
+        full_name=full_name(person),
+        age=person.age,
+        given_name=person.first_name,
+        family_name=person.last_name,
+        current=current,
+        past=person.addresses[1:],
+        aliases=list(person.aliases),
+        phones=[p.formatted() for p in person.phones],
+    )
+
+
+def card(site: Site, person: Person) -> str:
+    link, current = listing_url(person), person.current
+    facts = card_facts(person)
     name, place = escape(f"{person.first_name} {person.last_name}"), escape(f"{current.city}, {current.state}")
     if site.v2:
         items = "".join(f"<dt>{label}</dt><dd>{escape(value)}</dd>" for label, value in facts)
@@ -168,14 +217,19 @@ def result_list(site: Site, title: str, people: list[Person], number: int, base:
     if not people:
         return page(site, title, f"<h1>We could not find any records for {escape(title)}.</h1>")
     shown = people[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
-    body = f"<h1 class='{cls(site, 'search-results-header')}'>{len(people)} records for {escape(title)}</h1>"
-    container = "section" if site.v2 else "div"
-    body += f"<{container} class='{cls(site, 'people-list')}'>{''.join(card(site, p) for p in shown)}</{container}>"
+    head = ld_json([person_ld(p, "homeLocation") for p in shown])
+    if site.layout in layouts.LAYOUTS:
+        heading, first = f"{len(people)} records for {title}", (number - 1) * PAGE_SIZE + 1
+        body, head = layouts.results(site.layout, heading, [summary(p) for p in shown], first, head)
+    else:
+        body = f"<h1 class='{cls(site, 'search-results-header')}'>{len(people)} records for {escape(title)}</h1>"
+        container = "section" if site.v2 else "div"
+        cards = "".join(card(site, p) for p in shown)
+        body += f"<{container} class='{cls(site, 'people-list')}'>{cards}</{container}>"
     links = ([f"<a class='{cls(site, 'prev')}' href='{base}/page/{number - 1}'>Previous</a>"] if number > 1 else []) + (
         [f"<a class='{cls(site, 'next')}' href='{base}/page/{number + 1}'>Next Page</a>"] if number < last_page else []
     )
     body += f"<nav class='{cls(site, 'pagination')}'>{' '.join(links)}</nav>"
-    head = ld_json([person_ld(p, "homeLocation") for p in shown])
     return page(site, f"{title} - {BRAND}", body, head=head)
 
 
@@ -247,6 +301,29 @@ def detail_sections(site: Site, person: Person) -> dict[str, str]:
     }
 
 
+def profile(site: Site, person: Person) -> layouts.Profile:
+    """A detail page's values for the redesigns, as v1 writes them."""
+    month, year = since_month(SITE_ID, person, person.current)
+    relatives = [
+        (f"{r.first_name} {r.last_name}", listing_url(r))
+        for r in filter(None, map(site.population.get, person.relatives))
+    ]
+    return layouts.Profile(
+        link=listing_url(person),
+        full_name=full_name(person),
+        given_name=person.first_name,
+        family_name=person.last_name,
+        age=person.age,
+        since=month_year(month, year),
+        addresses=list(person.addresses),
+        lines=[street_city(a) for a in person.addresses],
+        aliases=list(person.aliases),
+        phones=[(p.formatted(), f"/{dashed(p.number)}", p.type) for p in person.phones],
+        emails=[(e, cf_encode(e, digest(SITE_ID, "cf", e) % 255 + 1)) for e in person.emails],
+        relatives=relatives,
+    )
+
+
 def faq_ld(person: Person) -> dict:
     name = f"{person.first_name} {person.last_name}"
     answers = [
@@ -270,19 +347,22 @@ async def detail(request: web.Request) -> web.Response:
     canonical = listing_url(person)
     if request.path != canonical:
         raise web.HTTPMovedPermanently(canonical)
-    sections = detail_sections(site, person)
-    order = ["phones", "emails", "current", "previous", "aliases", "relatives"] if site.v2 else list(sections)
-    header = (
-        f"<h1 class='{cls(site, 'fullname')}'>{escape(full_name(person))}</h1>"
-        f"<h2 class='{cls(site, 'age')}'>Age:</h2> {person.age}"
-    )
-    body = header + "".join(sections[key] for key in order if key in sections)
     ld = person_ld(person, "HomeLocation")  # the real-world defect: capital H on this page type
     ld["relatedTo"] = [
         {"@type": "Person", "name": full_name(r), **({"url": listing_url(r)} if listing_url(r) else {})}
         for r in filter(None, map(site.population.get, person.relatives))
     ]
     head = ld_json(ld) + ld_json(faq_ld(person), tail=";")
+    if site.layout in layouts.LAYOUTS:
+        body, head = layouts.detail(site.layout, profile(site, person), head)
+    else:
+        sections = detail_sections(site, person)
+        order = ["phones", "emails", "current", "previous", "aliases", "relatives"] if site.v2 else list(sections)
+        header = (
+            f"<h1 class='{cls(site, 'fullname')}'>{escape(full_name(person))}</h1>"
+            f"<h2 class='{cls(site, 'age')}'>Age:</h2> {person.age}"
+        )
+        body = header + "".join(sections[key] for key in order if key in sections)
     return page(site, f"{full_name(person)}, Age {person.age} - {BRAND}", body, head=head)
 
 
