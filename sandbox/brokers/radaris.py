@@ -17,6 +17,18 @@ on the first, so ``li.disabled`` alone is not the signal); and past N requests
 a minute per client they answer a hard 403 with ``Retry-After`` (default 30/min).
 Layout v2 (``POST /_sandbox/config``) is a redesign: results in a table, profile
 sections reordered under other headings and wrappers; the values stay the same.
+Three more redesigns (``radaris_layouts.py``), on which self-healing extraction is measured, keep every
+v1 value in its v1 text, the listing URLs, v1's ``ul.pagination``, the "No people found" and "Profile
+not found" pages and the defences: ``structural`` lists the people in ``table.people-table`` (one row
+each, th column headers, the link in the name cell) and shows a profile as one ``dl.person-details``
+(labels "Age:", "Location", "Addresses", "Relatives", "AKA", "Phones", "Emails", "Associates", in that
+order; empty groups left out); ``jsonld`` has a bare ``<ul>`` of links and an <h1> with "45 years old"
+in the markup, the data in schema.org JSON-LD (an ItemList of ListItem url + Person; a Person with
+alternateName, telephone, email, address as PostalAddress, relatedTo and knows for the associates; the
+address years and phone line types are not shown); ``partial`` is v1 with about half the class names
+renamed (``card``, ``age``, ``card-info``, ``profile-age``, ``profile-aka``, ``section-label``, ``email``,
+``dates``), wrappers added and one label reworded per page ("Has lived in" -> "Previously lived in",
+"Possible Relatives" -> "Relatives").
 Opt-out: the page moved, as opt-out URLs do (an audit of a state broker registry found many stale):
 the old ``/control/privacy`` answers 404 and the privacy policy links to the new form, which takes the
 profile URL and an e-mail under the same session-bound CSRF token as the search (403 "Invalid session"
@@ -37,9 +49,11 @@ from html import escape
 
 from aiohttp import web
 
+from sandbox.brokers import radaris_layouts as layouts
 from sandbox.brokers.common import form_session, is_listed, opaque_id, stable_order
 from sandbox.brokers.control import SITE, Site, make_site_app, minute_limit
 from sandbox.brokers.optouts import install, valid_email
+from sandbox.brokers.radaris_layouts import Card, Link, Profile
 from sandbox.population import Person
 from sandbox.server import Service, register
 
@@ -59,7 +73,7 @@ SESSION_COOKIE = "rdr_session"
 ID_DIGITS = "0123456789"
 INDEX_KEY = web.AppKey("index", dict)  # radaris id -> Person (listed people only)
 SESSIONS_KEY = web.AppKey("sessions", dict)  # session id -> CSRF token
-SECTIONS = ["Phone Numbers", "Email Addresses", "Address History", "Possible Relatives", "Possible Associates"]
+SECTIONS = layouts.V1_SECTIONS
 V2_ORDER = ["Address History", "Possible Relatives", "Phone Numbers", "Possible Associates", "Email Addresses"]
 
 
@@ -193,6 +207,18 @@ def found_people(request: web.Request, first: str, last: str, state: str, city: 
     ]
 
 
+def card(person: Person) -> Card:
+    """What a v1 card shows of the person, for the redesigns."""
+    current = city_state(person.current.city, person.current.state)
+    name, url = display_name(person), listing_url(person)
+    return Card(url, radaris_id(person), name, person.age, current, list(person.aliases), past_cities(person))
+
+
+def origin(request: web.Request) -> str:
+    """The site's own origin, for the absolute URLs of JSON-LD."""
+    return str(request.url.origin())
+
+
 def card_v1(person: Person) -> str:
     rows = [("Age", str(person.age)), ("Lives in", city_state(person.current.city, person.current.state))]
     if person.aliases:
@@ -254,30 +280,35 @@ async def results(request: web.Request) -> web.Response:
     shown = found[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
     place = ", ".join(filter(None, [city.replace("-", " ").title(), state]))
     where = f" in {escape(place)}" if place else ""
+    count = f"{len(found)} people found{where}"
     if layout == "v1":
         body = f"<h1 class='search-title'>{escape(title)}</h1>"
-        body += f"<p class='results-count'>{len(found)} people found{where}</p>"
+        body += f"<p class='results-count'>{count}</p>"
         body += f"<div class='results'>{''.join(map(card_v1, shown))}</div>"
-    else:
+    elif layout == "v2":
         count = f"<small class='rx-count'>{len(found)} records</small>"
         body = f"<div class='rx-head'><h1 class='rx-title'>{escape(title)}{count}</h1></div>"
         body += table_v2(shown)
-    return page(request, title, body + pagination(parsed, number, last_page, layout))
+    elif layout == "jsonld":
+        body = layouts.jsonld_results(title, count, list(map(card, shown)), origin(request))
+    else:
+        render = layouts.structural_results if layout == "structural" else layouts.partial_results
+        body = render(title, count, list(map(card, shown)))
+    # the redesigns after v2 keep v1's pagination markup: the measured heals are of the data, not of paging
+    pager = pagination(parsed, number, last_page, "v2" if layout == "v2" else "v1")
+    return page(request, title, body + pager)
 
 
-def section_items(request: web.Request, person: Person) -> dict[str, list[str]]:
-    """Each section's list items as HTML, whatever the layout."""
+def profile_data(request: web.Request, person: Person) -> Profile:
+    """What a profile shows of the person, whatever the layout."""
     site = request.app[SITE]
 
-    def link(other: Person) -> str:
-        url = listing_url(other)
-        name = escape(display_name(other))
-        return f"<a href='{url}'>{name}</a>" if url else f"<span>{name}</span>"
+    def link(other: Person) -> Link:
+        return Link(display_name(other), listing_url(other))
 
-    addresses, until = [], "present"
+    residences, until = [], "present"
     for a in person.addresses:
-        dates = f"<span class='dates'>{a.since} - {until}</span>"
-        addresses.append(f"<span class='address'>{escape(a.line())}</span> {dates}")
+        residences.append((a, f"{a.since} - {until}"))
         until = str(a.since)
     relatives = [site.population.get(r) for r in person.relatives]
     home = (person.current.city, person.current.state)
@@ -287,16 +318,17 @@ def section_items(request: web.Request, person: Person) -> dict[str, list[str]]:
         if (p.current.city, p.current.state) == home and p.id != person.id and p.id not in person.relatives
     ]
     associates = stable_order(SITE_ID, person.id, neighbours)[:3]
-    return {
-        "Phone Numbers": [
-            f"<span class='phone'>{phone(p.number)}</span> <span class='phone-type'>{p.type}</span>"
-            for p in person.phones
-        ],
-        "Email Addresses": [f"<span class='email'>{escape(e)}</span>" for e in person.emails],
-        "Address History": addresses,
-        "Possible Relatives": [link(r) for r in relatives],
-        "Possible Associates": [link(a) for a in associates],
-    }
+    return Profile(
+        name=display_name(person),
+        age=person.age,
+        where=city_state(person.current.city, person.current.state),
+        aliases=list(person.aliases),
+        phones=[(phone(p.number), p.type) for p in person.phones],
+        emails=list(person.emails),
+        residences=residences,
+        relatives=[link(r) for r in relatives],
+        associates=[link(a) for a in associates],
+    )
 
 
 async def profile(request: web.Request) -> web.Response:
@@ -305,10 +337,17 @@ async def profile(request: web.Request) -> web.Response:
         return page(request, "Not found", "<p class='error'>Profile not found</p>", status=404)
     if request.path != listing_url(person):
         raise web.HTTPMovedPermanently(listing_url(person))
-    items = section_items(request, person)
-    where = escape(city_state(person.current.city, person.current.state))
+    data = profile_data(request, person)
+    layout = request.app[SITE].layout
+    if layout == "jsonld":
+        return page(request, data.name, layouts.jsonld_profile(data, origin(request)))
+    if layout in ("structural", "partial"):
+        render = layouts.structural_profile if layout == "structural" else layouts.partial_profile
+        return page(request, data.name, render(data))
+    items = layouts.section_items(data)
+    where = escape(data.where)
     aka = escape(", ".join(person.aliases))
-    if not request.app[SITE].v2:
+    if layout == "v1":
         body = f"<div class='profile'><h1 class='profile-name'>{escape(display_name(person))}</h1>"
         body += f"<div class='profile-age'>Age {person.age}</div><div class='profile-location'>{where}</div>"
         body += f"<dl class='profile-aka'><dt>Also known as</dt><dd>{aka}</dd></dl>" if aka else ""
