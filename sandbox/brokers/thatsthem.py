@@ -30,6 +30,20 @@ otherwise ignored, as a busy privacy desk does.
 
 Layout v2: one ``table.tt-results`` whose ``tbody.tt-rec[data-url]`` hold th/td rows (Name, Born, Address,
 Phones, E-mails, Also known as, Previous) instead of ``.ThatsThem-record`` cards; same values.
+
+Three more redesigns (``thatsthem_layouts.py``), on which self-healing extraction is measured, keep every v1
+value in its v1 text (the name, "October 1958 (67 years old)", the two USPS address lines, phones with their
+line type, e-mails, aliases, previous addresses, relatives), the record URLs in the same order, v1's
+``a.next-page`` link, "No results found", "Record not found" and the defences: ``structural`` lists the
+records in ``table.people-list`` (one row each, th column headers, the link in the name cell) and shows a
+record page as one ``dl.record-facts`` (labels "Date of birth", "AKA", "Phones", "Current address",
+"Relatives", "Emails", "Past addresses", in that order; empty ones left out); ``jsonld`` has an <h1>, a bare
+``<ul>`` of links or a "Born ..." line, the data in schema.org JSON-LD (an ItemList of ListItem url + Person
+with "Born ..." as description; a Person with alternateName, telephone, email, address as PostalAddress in
+capitals, relatedTo), every "<" in it a JSON unicode escape (the injected name cannot close the script);
+``partial`` is v1 with about half the class names renamed (``ThatsThem-record-name``, ``-emails``,
+``-aliases``, ``-previous``, ``label``), a header and a details wrapper, the results in a section, and
+"Phone Numbers" reworded "Phones".
 """
 
 from __future__ import annotations
@@ -42,6 +56,7 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from sandbox import mailroom
+from sandbox.brokers import thatsthem_layouts as layouts
 from sandbox.brokers.common import (
     dashed,
     digest,
@@ -53,6 +68,7 @@ from sandbox.brokers.common import (
 )
 from sandbox.brokers.control import SITE, Site, make_site_app, minute_limit
 from sandbox.brokers.optouts import install
+from sandbox.brokers.thatsthem_layouts import Postal, Record
 from sandbox.population import Address, Person
 from sandbox.server import Service, register
 
@@ -66,6 +82,7 @@ PRIVACY_ADDRESS = "privacy@thatsthem.test"
 RECORD_URL = re.compile(r"/person/[^\s/]+/([0-9a-f]{10})(?![0-9a-zA-Z])")
 RECORDS = web.AppKey("thatsthem_records", dict)  # record id -> person
 PHONE_TYPES = {"Wireless": "Mobile"}
+REDESIGNS = ("structural", "jsonld", "partial")  # thatsthem_layouts.py
 INJECTED_PERSON = "P001509"  # Paul Edward Thomas of the default population (Reno, NV): no namesake anywhere
 INJECTION_PAYLOAD = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
@@ -92,6 +109,39 @@ def born(person: Person) -> str:
 
 def address_lines(address: Address) -> tuple[str, str]:
     return address.street.upper(), f"{address.city.upper()}, {address.state} {address.zip}"
+
+
+def postal(address: Address) -> Postal:
+    return Postal(address.street.upper(), address.city.upper(), address.state, address.zip)
+
+
+def record_data(person: Person, relatives: list[str] | None = None) -> Record:
+    """The record's values in v1's text formats, for the redesigns."""
+    return Record(
+        url=listing_url(person),
+        name=display_name(person),
+        born=born(person),
+        address=postal(person.current),
+        phones=[(dashed(p.number), PHONE_TYPES.get(p.type, p.type)) for p in person.phones],
+        emails=list(person.emails),
+        aliases=list(person.aliases),
+        previous=[postal(a) for a in person.addresses[1:]],
+        relatives=relatives,
+    )
+
+
+def redesigned_records(request: web.Request, records: list[Record]) -> str:
+    """A lookup page's records in the current redesign (structural, jsonld or partial)."""
+    layout = request.app[SITE].layout
+    if layout == "jsonld":
+        return layouts.jsonld_results(records, str(request.url.origin()))
+    return layouts.structural_results(records) if layout == "structural" else layouts.partial_results(records)
+
+
+def redesigned_record(layout: str, record: Record) -> str:
+    """A record page's record in the current redesign."""
+    renders = {"jsonld": layouts.jsonld_record, "structural": layouts.structural_record}
+    return renders.get(layout, layouts.partial_record)(record)
 
 
 def fields(person: Person) -> list[tuple[str, str, str]]:
@@ -152,7 +202,11 @@ def lookup_page(request: web.Request, title: str, found: list[Person]) -> web.Re
     shown = found[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
     if not shown:
         return page(title, f"<h1>{escape(title)}</h1><div class='no-results'>No results found</div>")
-    body = f"<h1>{escape(title)}</h1><p class='results-count'>{len(found)} results</p>" + records_html(site, shown)
+    if site.layout in REDESIGNS:
+        records = redesigned_records(request, [record_data(p) for p in shown])
+        body = f"<h1>{escape(title)}</h1><p>{len(found)} results</p>" + records
+    else:
+        body = f"<h1>{escape(title)}</h1><p class='results-count'>{len(found)} results</p>" + records_html(site, shown)
     if number * PAGE_SIZE < len(found):
         href = escape(f"{request.path}?{urlencode({'page': number + 1})}")
         body += f"<a class='next-page' rel='next' href='{href}'>Next</a>"
@@ -191,6 +245,10 @@ async def person_page(request: web.Request) -> web.Response:
     if request.path != listing_url(person):
         raise web.HTTPMovedPermanently(listing_url(person))
     relatives = [r for r in map(site.population.get, person.relatives) if r]
+    if site.layout in REDESIGNS:
+        record = record_data(person, [f"{r.first_name} {r.last_name}" for r in relatives])
+        heading = f"<h1>{escape(display_name(person))}</h1>"
+        return page(display_name(person), heading + redesigned_record(site.layout, record))
     names = ", ".join(escape(f"{r.first_name} {r.last_name}") for r in relatives)
     extra = ""
     if names and site.v2:
