@@ -18,6 +18,19 @@ or a client that imitates one. Search teasers are masked ("in their 40s",
 rendered DOM has hashed class names that change with layout v2 (which also
 renders results as a table and reorders profile sections); ``data-qa-*``
 attributes stay the same in both layouts, as they do on real sites.
+Layouts structural, jsonld and partial (sandbox/brokers/spa_layouts.py) are the redesigns
+self-healing extraction is measured on; the API, the pages' status codes and the defences stay
+as they are, only what the app renders changes, and always with the same values:
+structural renders results as a table (one ``<tr data-qa-result>`` per person, the name cell
+linking the profile) and the profile as a ``<dl>`` (``Age:``, ``Phones``, ``Emails``, ``Possible
+relatives``, ``Address history``, ``AKA``), with no other ``data-qa-*`` inside; jsonld writes
+schema.org JSON-LD into ``<head>`` (an ``ItemList`` of ``ListItem {url, item: Person}``; a ``Person``
+with ``alternateName``, ``telephone``, ``email``, ``address`` as ``PostalAddress``, ``relatedTo``)
+beside a bare ``<ul>`` of name links or an ``<h1>`` and "40 years old"; partial keeps v1's markup
+with about half the class names and ``data-qa-*`` attributes renamed, a wrapper or two added and
+"Phone numbers" reworded to "Phones". In every layout the hooks the crawler's page actions click
+or wait on stay as in v1 (the terms button, ``[data-qa-result]``, ``[data-qa-person]``,
+``[data-qa-empty]`` "No results found for ...", ``[data-qa-error]``, "Show more results").
 The opt-out is the app too (``/optout``): search yourself by name and state, press "This is me" on your
 listing (``[data-qa-optout-result][data-url=PATH] [data-qa-optout-select]``), enter an e-mail, submit
 (``[data-qa-optout-submit]``); the app POSTs JSON and shows ``[data-qa-optout-done]``. Its API needs the

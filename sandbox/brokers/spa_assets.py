@@ -4,12 +4,17 @@ The script is served per layout: the class-name map is baked into it, as a
 bundler bakes CSS-module hashes into a bundle, so a redesign (layout v2)
 changes every class name while the ``data-qa-*`` attributes stay put.
 The opt-out (``/optout``) is part of the same script and needs no terms accepted.
+The script is the shared head, a layout's renderers (v1 and v2 here; structural,
+jsonld and partial in ``spa_layouts``) and the shared tail; v1 and v2 are served
+exactly as they were before the other layouts existed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+
+from sandbox.brokers.spa_layouts import LAYOUT_CLASS_NAMES, LAYOUT_COMMON, RENDERERS
 
 CLASS_NAMES = [
     "overlay",
@@ -44,11 +49,23 @@ CLASS_NAMES = [
 
 
 def class_names(layout: str) -> dict[str, str]:
-    """Deterministic hashed class names: ``css-1a2b3c`` (v1, emotion-like), ``_x4f9e21a`` (v2, CSS modules)."""
+    """Deterministic hashed class names: ``css-1a2b3c`` (v1, emotion-like), ``_x4f9e21a`` (v2 and jsonld,
+    CSS modules), ``sc-1a2b3c`` (structural, styled-components-like); partial keeps every other v1 name
+    and renames the rest in v1's style."""
+    if layout in ("v1", "v2"):
+        names = {}
+        for name in CLASS_NAMES:
+            digest = hashlib.sha1(f"{layout}:{name}".encode()).hexdigest()
+            names[name] = f"css-{digest[:6]}" if layout == "v1" else f"_{name[:1]}{digest[:7]}"
+        return names
+    v1 = class_names("v1")
     names = {}
-    for name in CLASS_NAMES:
+    for index, name in enumerate(CLASS_NAMES + LAYOUT_CLASS_NAMES):
         digest = hashlib.sha1(f"{layout}:{name}".encode()).hexdigest()
-        names[name] = f"css-{digest[:6]}" if layout == "v1" else f"_{name[:1]}{digest[:7]}"
+        if layout == "partial":
+            names[name] = v1[name] if name in v1 and index % 2 == 0 else f"css-{digest[:6]}"
+        else:
+            names[name] = f"sc-{digest[:6]}" if layout == "structural" else f"_{name[:1]}{digest[:7]}"
     return names
 
 
@@ -67,10 +84,11 @@ def app_js(layout: str, tos_cookie: str, tos_version: str) -> str:
         f"var LAYOUT = {json.dumps(layout)}, CX = {json.dumps(class_names(layout))},\n"
         f"      TOS_COOKIE = {json.dumps(tos_cookie)}, TOS = {json.dumps(tos_version)};\n"
     )
-    return '(function () {\n  "use strict";\n  ' + constants + SCRIPT + "})();\n"
+    render = LAYOUT_COMMON + RENDERERS[layout] if layout in RENDERERS else RENDER_V1_V2
+    return '(function () {\n  "use strict";\n  ' + constants + SCRIPT_HEAD + render + SCRIPT_TAIL + "})();\n"
 
 
-SCRIPT = r"""
+SCRIPT_HEAD = r"""
   var root = document.getElementById("root");
 
   function h(tag, attrs, children) {
@@ -141,7 +159,10 @@ SCRIPT = r"""
       h("button", {cls: "button", type: "submit"}, ["Search"])]);
   }
 
-  function pastList(r) {
+"""
+
+# layouts v1 and v2: cards or a table of results, the profile in sections
+RENDER_V1_V2 = r"""  function pastList(r) {
     if (!r.past_locations.length) return null;
     return h("ul", {cls: "past", "data-qa-past-locations": ""}, r.past_locations.map(function (place) {
       return h("li", {}, [place]);
@@ -245,7 +266,9 @@ SCRIPT = r"""
     }).catch(failed);
   }
 
-  function post(path, body) {
+"""
+
+SCRIPT_TAIL = r"""  function post(path, body) {
     var headers = {"X-Requested-With": "app", "Accept": "application/json", "Content-Type": "application/json"};
     var init = {method: "POST", headers: headers, credentials: "same-origin", body: JSON.stringify(body)};
     return fetch(path, init).then(function (response) {
