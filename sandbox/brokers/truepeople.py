@@ -37,6 +37,30 @@ stand in front of ``/removal`` too.
 Layout v2: results in a table (``tr.result-row[data-url]``), the detail values in
 ``.person-header[data-person-name|age|location]`` instead of ``#personDetails[data-fn|ln|age|city|state]``,
 other class names and section order.
+
+Three more redesigns (``truepeople_layouts``), on which self-healing extraction is measured. Each carries v1's
+data: the same results in the same order with the same detail URLs, v1's text formats ("John M. Smith",
+"in their 40s", "(217) 555-0123", "1234 Oak Avenue" / "Springfield, IL 62701", "Age 45", the Deceased mark),
+the count's text "N records found for ...", v1's Next Page button, the 404 text and every defence above.
+
+- ``structural``: the count in ``p.results-summary``, results in ``table.people-table`` (a row per person,
+  ``<th>`` columns Name, Age, Location, Possible relatives, Previously; the detail link on the name in the first
+  cell). The detail page is ``h1.profile-title`` and ``table.profile-table``: label/value rows in a new order
+  under reworded labels (Age:, Phones, Current address, Emails, Relatives, AKA, Past addresses); no data-*
+  attributes and no ``itemprop`` microdata.
+- ``jsonld``: minimal markup, the data in schema.org JSON-LD. Results: the count as an ``<h1>``, a bare ``<ul>`` of
+  ``<a href=detail>John M. Smith</a>`` ("(Deceased)" after the link) and an ItemList whose ListItems hold the
+  detail ``url`` and a Person (name, "in their 40s" as description, address: the current city then the past
+  ones, relatedTo names). Detail: an ``<h1>``, "Age 45" and "Deceased" lines, and a Person block (name,
+  givenName, additionalName, familyName, alternateName, telephone, contactPoint with each phone's type,
+  "Primary", "Last reported" and carrier, email, address: PostalAddresses current first, relatedTo: Person
+  name and url when listed). The move-in years are not in it (schema.org has no place for them).
+- ``partial``: v1's markup with about half the names changed: cards keep ``card-summary`` and
+  ``data-detail-link`` but the name's and labels' classes are new, the facts sit in a wrapper, "Used to live
+  in" reads "Past cities". Detail pages keep ``#personDetails`` with its data-* attributes, ``span.age``,
+  ``itemprop=telephone``, ``data-link-to-more`` and the ``section`` class of the current address, phones and
+  previous addresses; the name's class, the phone rows' classes and the alias, e-mail and relative sections'
+  class are renamed, the sections sit in a wrapper, "Also Seen As" reads "Also Known As".
 """
 
 from __future__ import annotations
@@ -46,6 +70,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from sandbox.brokers import truepeople_layouts as layouts
 from sandbox.brokers.common import (
     base_n,
     decade,
@@ -176,6 +201,20 @@ def summary(site: Site, person: Person) -> list[tuple[str, str, str]]:
     ]
 
 
+def result_summary(site: Site, person: Person) -> layouts.Summary:
+    """A result's values for the redesigns, as v1's card writes them."""
+    relatives = [r for r in map(site.population.get, person.relatives) if r]
+    past = dict.fromkeys((a.city, a.state) for a in person.addresses[1:])
+    return layouts.Summary(
+        link=listing_url(person),
+        name=person.full_name,
+        deceased=is_deceased(person),
+        facts=summary(site, person),
+        cities=[(person.current.city, person.current.state), *past],
+        relatives=[f"{r.first_name} {r.last_name}" for r in relatives],
+    )
+
+
 def results_html(site: Site, people: list[Person]) -> str:
     if site.v2:
         head = "".join(f"<th>{label}</th>" for label in ["Name", "Age", "Lives in", "Used to live in", "Related to"])
@@ -225,8 +264,13 @@ async def results(request: web.Request) -> web.Response:
         city, state, zip_code = parse_place(query.get("citystatezip", "").replace(",", " ").split())
         found, title = site.search(*name, city=city, state=state, zip_code=zip_code), query["name"]
     shown = found[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
-    count = "record-count" if not site.v2 else "results-total"
-    body = f"<div class='{count}'>{len(found)} records found for {escape(title)}</div>" + results_html(site, shown)
+    head = ""
+    if site.layout in layouts.LAYOUTS:
+        summaries, first = [result_summary(site, p) for p in shown], (number - 1) * PAGE_SIZE + 1
+        body, head = layouts.results(site.layout, f"{len(found)} records found for {title}", summaries, first)
+    else:
+        count = "record-count" if not site.v2 else "results-total"
+        body = f"<div class='{count}'>{len(found)} records found for {escape(title)}</div>" + results_html(site, shown)
     if number * PAGE_SIZE < len(found):
         href = escape(f"/results?{urlencode({**query, 'page': number + 1})}")
         body += (
@@ -234,7 +278,7 @@ async def results(request: web.Request) -> web.Response:
             if site.v2
             else f"<a id='btnNextPage' class='btn btn-next' href='{href}'>Next Page</a>"
         )
-    return page(f"{title} - {BRAND}", body)
+    return page(f"{title} - {BRAND}", body, head=head)
 
 
 def phone_rows(site: Site, person: Person) -> str:
@@ -253,11 +297,39 @@ def phone_rows(site: Site, person: Person) -> str:
     return "".join(rows)
 
 
+def profile(site: Site, person: Person) -> layouts.Profile:
+    """A detail page's values for the redesigns, as v1 writes them."""
+    phones = []
+    for i, phone in enumerate(person.phones):
+        month, year = reported_month(SITE_ID, person, phone.number)
+        link = f"/results?phoneno={quote(phone.formatted())}"
+        reported = month_year(month, year, short=True)
+        phones.append(layouts.Phone(phone.formatted(), link, phone.type, i == 0, reported, phone.carrier))
+    relatives = [(r.full_name, listing_url(r)) for r in filter(None, map(site.population.get, person.relatives))]
+    return layouts.Profile(
+        link=listing_url(person),
+        full_name=person.full_name,
+        given_name=person.first_name,
+        additional_name=person.middle_name,
+        family_name=person.last_name,
+        age=person.age,
+        deceased=is_deceased(person),
+        aliases=list(person.aliases),
+        addresses=[layouts.Address(long_street(a.street), a.city, a.state, a.zip, a.since) for a in person.addresses],
+        phones=phones,
+        emails=list(person.emails),
+        relatives=relatives,
+    )
+
+
 async def detail(request: web.Request) -> web.Response:
     site = request.app[SITE]
     person = request.app[DETAILS].get(request.match_info["opaque"])
     if person is None or site.optouts.hidden(person):
         return page("Not found", "<h1>Sorry, this record is no longer available.</h1>", status=404)
+    if site.layout in layouts.LAYOUTS:
+        body, head = layouts.detail(site.layout, profile(site, person))
+        return page(f"{person.full_name} - {BRAND}", body, head=head)
     current, v2 = person.current, site.v2
 
     def address(a: Address) -> str:
