@@ -72,20 +72,42 @@ def _is_json(response) -> bool:
     return b"json" in content_type or not hasattr(response, "css")
 
 
-def _raw_values(spec: Any, node: Node) -> list:
+@dataclass
+class FieldTrace:
+    """Where a field's values came from (provenance), or why it is empty; filled only when asked for."""
+
+    source: str | None = None  # the key path of the spec part that gave values ("css", "any.1.jsonld")
+    nodes: int = 0  # nodes (or raw values) the sources matched, before filters
+    elements: list = field(default_factory=list)  # the matched HTML nodes (for the selector memory)
+    reason: str | None = None  # why empty: "no match" or "filtered out"
+
+    def found(self, path: str, kind: str, matched: list) -> None:
+        if matched:
+            self.source = self.source or (f"{path}.{kind}" if path else kind)
+            self.nodes += len(matched)
+
+
+def _raw_values(spec: Any, node: Node, trace: FieldTrace | None = None, path: str = "") -> list:
     if isinstance(spec, str):
         spec = {"css": spec}
     if "any" in spec:
-        for sub in spec["any"]:
-            values = field_values(sub, node)
+        for i, sub in enumerate(spec["any"]):
+            values = field_values(sub, node, trace, f"{path}.any.{i}" if path else f"any.{i}")
             if values:
                 return values
         return []
     if "all" in spec:
-        return [v for sub in spec["all"] for v in field_values(sub, node)]
+        return [
+            v
+            for i, sub in enumerate(spec["all"])
+            for v in field_values(sub, node, trace, f"{path}.all.{i}" if path else f"all.{i}")
+        ]
     if "join" in spec:
         # one value from several: the first values of every part joined, then the second values, ...
-        parts = [field_values(sub, node) for sub in spec["join"]]
+        parts = [
+            field_values(sub, node, trace, f"{path}.join.{i}" if path else f"join.{i}")
+            for i, sub in enumerate(spec["join"])
+        ]
         joiner = spec.get("sep", ", ")
         return [
             joiner.join(str(values[i]) for values in parts if i < len(values))
@@ -96,26 +118,38 @@ def _raw_values(spec: Any, node: Node) -> list:
     if "css" in spec or "xpath" in spec:
         base = node.selector if node.selector is not None else node.response.selector
         found = base.css(spec["css"]) if "css" in spec else base.xpath(spec["xpath"])
+        if trace is not None and found:
+            trace.found(path, "css" if "css" in spec else "xpath", found)
+            trace.elements.extend(found)
         values = [_text_of(s, spec.get("sep", " ")) for s in found]
         if "regex" in spec:
             values = [m for v in values for m in _matches(spec["regex"], v)]
         return values
     if "regex" in spec:
-        return _matches(spec["regex"], node.text())
+        values = _matches(spec["regex"], node.text())
+        if trace is not None:
+            trace.found(path, "regex", values)
+        return values
     if "jsonld" in spec:
         target = spec["jsonld"]
-        kind, path = (
+        kind, json_path = (
             ("person", target) if isinstance(target, str) else (target.get("type", "Person").casefold(), target["path"])
         )
-        return [
+        values = [
             v
             for block in paths.jsonld_blocks(node.response)
             if kind in paths.types_of(block)
-            for v in paths.resolve(block, path)
+            for v in paths.resolve(block, json_path)
         ]
+        if trace is not None:
+            trace.found(path, "jsonld", values)
+        return values
     if "json" in spec:
         data = node.data if node.data is not None else paths.parse_json_body(node.response)
-        return paths.resolve(data, spec["json"])
+        values = paths.resolve(data, spec["json"])
+        if trace is not None:
+            trace.found(path, "json", values)
+        return values
     return []
 
 
@@ -123,19 +157,21 @@ def _matches(pattern: str, text: str) -> list[str]:
     return [m.group(1) if m.groups() else m.group() for m in re.finditer(pattern, text)]
 
 
-def field_values(spec: Any, node: Node) -> list:
-    """Every value of the field, filtered (empty ones dropped)."""
-    values = [collapse(v) for v in _raw_values(spec, node)]
+def field_values(spec: Any, node: Node, trace: FieldTrace | None = None, path: str = "") -> list:
+    """Every value of the field, filtered (empty ones dropped); ``trace`` collects where they came from."""
+    values = [collapse(v) for v in _raw_values(spec, node, trace, path)]
     values = [v for v in values if v is not None and v != ""]
     if isinstance(spec, dict) and spec.get("filters"):
         values = apply(values, spec["filters"], node.response.url)
+    if trace is not None and not path:
+        trace.reason = None if values else ("filtered out" if trace.nodes else "no match")
     if not values and isinstance(spec, dict) and "default" in spec:
         values = [spec["default"]]
     return values
 
 
-def field_value(name: str, spec: Any, node: Node, list_field: bool):
-    values = field_values(spec, node)
+def field_value(name: str, spec: Any, node: Node, list_field: bool, trace: FieldTrace | None = None):
+    values = field_values(spec, node, trace)
     many = list_field or (isinstance(spec, dict) and spec.get("many"))
     if many:
         unique = []
@@ -166,12 +202,31 @@ def _items(definition: SiteDefinition, response) -> list[Node]:
     if "json" in spec:
         data = paths.parse_json_body(response)
         return [Node(response, data=item) for item in paths.resolve(data, spec["json"])]
+    if "jsonld" in spec:  # cards in a JSON-LD list (an ItemList's elements): fields read them with `json`
+        target = spec["jsonld"]
+        kind, json_path = (
+            ("itemlist", target)
+            if isinstance(target, str)
+            else (target.get("type", "ItemList").casefold(), target["path"])
+        )
+        return [
+            Node(response, data=item)
+            for block in paths.jsonld_blocks(response)
+            if kind in paths.types_of(block)
+            for item in paths.resolve(block, json_path)
+        ]
     found = response.css(spec["css"]) if "css" in spec else response.xpath(spec["xpath"])
     return [Node(response, selector=s) for s in found]
 
 
-def _fields(fields: dict, node: Node) -> dict:
-    return {name: field_value(name, spec, node, name in LIST_FIELDS) for name, spec in fields.items()}
+def _fields(fields: dict, node: Node, traces: dict | None = None) -> dict:
+    if traces is None:
+        return {name: field_value(name, spec, node, name in LIST_FIELDS) for name, spec in fields.items()}
+    record = {}
+    for name, spec in fields.items():
+        trace = traces[name] = FieldTrace()
+        record[name] = field_value(name, spec, node, name in LIST_FIELDS, trace)
+    return record
 
 
 def _next_url(definition: SiteDefinition, response, page: int, values: dict) -> str | None:
@@ -192,13 +247,22 @@ def _next_url(definition: SiteDefinition, response, page: int, values: dict) -> 
     return response.urljoin(url) if url else None
 
 
-def extract_list(definition: SiteDefinition, response, query_values: dict | None = None) -> ListPage:
-    """The candidates of a result page, its next page and whether it is empty."""
+def extract_list(
+    definition: SiteDefinition, response, query_values: dict | None = None, traces: list | None = None
+) -> ListPage:
+    """The candidates of a result page, its next page and whether it is empty; ``traces`` (a list) gets
+    each card's {field: FieldTrace}, cards without a link included."""
     listing = definition.raw["list"]
     page = int(response.meta.get("page", 1)) if paths._has_request(response) else 1
     candidates = []
     for node in _items(definition, response):
-        candidate = _fields(listing["fields"], node)
+        card_traces = None
+        if traces is not None:
+            card_traces = {
+                "_card": FieldTrace(source="items", nodes=1, elements=[node.selector] if node.selector else [])
+            }
+            traces.append(card_traces)
+        candidate = _fields(listing["fields"], node, card_traces)
         if candidate.get("url"):
             candidate["url"] = response.urljoin(str(candidate["url"]))
         if fetch := listing.get("fetch"):
@@ -246,10 +310,11 @@ def finish_record(record: dict) -> dict:
     return record
 
 
-def extract_detail(definition: SiteDefinition, response) -> dict:
-    """The record of a detail page (JSON bodies when the page is JSON)."""
+def extract_detail(definition: SiteDefinition, response, traces: dict | None = None) -> dict:
+    """The record of a detail page (JSON bodies when the page is JSON); ``traces`` (a dict) gets
+    {field: FieldTrace}."""
     node = Node(response, data=paths.parse_json_body(response)) if _is_json(response) else Node(response)
-    return finish_record(_fields(definition.raw["detail"]["fields"], node))
+    return finish_record(_fields(definition.raw["detail"]["fields"], node, traces))
 
 
 def record_from_candidate(definition: SiteDefinition, candidate: dict) -> dict:

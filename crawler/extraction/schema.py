@@ -68,6 +68,17 @@ _str_map = {"type": "object", "additionalProperties": {"type": "string"}}
 
 SOURCES = ("css", "xpath", "jsonld", "json", "regex", "const", "any", "all", "join")
 
+_jsonld = {
+    "oneOf": [
+        _string,
+        {
+            "type": "object",
+            "properties": {"type": _string, "path": _string},
+            "required": ["path"],
+            "additionalProperties": False,
+        },
+    ]
+}
 _field = {
     "oneOf": [
         {"type": "string", "minLength": 1},  # short form: a CSS selector
@@ -76,17 +87,7 @@ _field = {
             "properties": {
                 "css": _string,
                 "xpath": _string,
-                "jsonld": {
-                    "oneOf": [
-                        _string,
-                        {
-                            "type": "object",
-                            "properties": {"type": _string, "path": _string},
-                            "required": ["path"],
-                            "additionalProperties": False,
-                        },
-                    ]
-                },
+                "jsonld": _jsonld,
                 "json": _string,
                 "regex": _string,
                 "const": {},
@@ -252,7 +253,7 @@ SCHEMA = {
             "properties": {
                 "items": {
                     "type": "object",
-                    "properties": {"css": _string, "xpath": _string, "json": {"type": "string"}},
+                    "properties": {"css": _string, "xpath": _string, "json": {"type": "string"}, "jsonld": _jsonld},
                     "additionalProperties": False,
                     "minProperties": 1,
                     "maxProperties": 1,

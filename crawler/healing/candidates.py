@@ -1,0 +1,184 @@
+"""Candidate series on pages: groups of nodes (or JSON-LD paths) that could hold one field.
+
+A series is what one selector would select: HTML nodes with their own text grouped by their structural
+path and the label they sit under (so the ``dd`` under "Phones" and the one under "Relatives" differ),
+attribute values (``data-age``, ``href``), and JSON-LD paths (``telephone``, ``address`` rebuilt as one
+line). Its values are collected per *unit*: a page for detail pages, a card for result pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from parsel import Selector
+
+from crawler.extraction import paths
+from crawler.extraction.engine import _text_of
+from crawler.healing.fingerprint import SKIP_TAGS, label_of, label_text, step
+
+ADDRESS_PARTS = ("streetaddress", "addresslocality", "addressregion", "postalcode")
+
+
+@dataclass
+class Series:
+    key: tuple
+    source: str  # "html", "attr", "tail" (loose text after a label), "jsonld", "json"
+    label: str | None = None
+    attribute: str | None = None
+    jsonld: tuple | None = None  # (type, path) or (type, path, "address")
+    elements: dict = field(default_factory=dict)  # unit -> [lxml element]
+    raw: dict = field(default_factory=dict)  # unit -> [value] (JSON-LD / JSON)
+    label_elements: dict = field(default_factory=dict)  # unit -> label element
+    wildcard: bool = False  # nodes of several tags under one label ("a" and "span" relatives): selected as *
+
+    def units(self) -> list:
+        return list(self.elements or self.raw)
+
+    def values(self, unit, sep: str = " ") -> list:
+        """The unit's raw values, read as the extraction engine reads them."""
+        if self.source in ("jsonld", "json"):
+            return list(self.raw.get(unit, []))
+        found = []
+        for element in self.elements.get(unit, []):
+            if self.source == "tail":
+                value = element.tail
+            elif self.attribute:
+                value = element.get(self.attribute)
+            else:
+                value = _text_of(Selector(root=element), sep)
+            if value:
+                found.append(" ".join(value.split()))
+        return found
+
+    def sample(self):
+        for elements in self.elements.values():
+            if elements:
+                return elements[0]
+        return None
+
+
+def _walk(element) -> Iterator:
+    for child in element:
+        if not isinstance(child.tag, str) or child.tag in SKIP_TAGS:
+            continue
+        yield child
+        yield from _walk(child)
+
+
+def _has_own_text(element) -> bool:
+    return bool((element.text or "").strip()) or any((c.tail or "").strip() for c in element)
+
+
+def _path_key(element, root, depth: int = 3) -> tuple:
+    steps, node = [step(element)], element.getparent()
+    while node is not None and node is not root and len(steps) <= depth and node.tag not in ("body", "html"):
+        steps.append(step(node))
+        node = node.getparent()
+    return tuple(reversed(steps))
+
+
+def html_series(root, unit, into: dict[tuple, Series]) -> None:
+    """Add the HTML and attribute series under ``root`` (a page's or a card's element) for ``unit``."""
+    order: dict = {}
+    for index, element in enumerate(_walk(root)):
+        order[element] = index
+        path = _path_key(element, root)
+        tail = (element.tail or "").strip()
+        if tail and label_text(element.text_content()):
+            # a value written after its label as loose text: "<h2>Age:</h2> 45"
+            key = ("tail", path, label_text(element.text_content()))
+            series = into.setdefault(key, Series(key, "tail", label=key[2]))
+            series.elements.setdefault(unit, []).append(element)
+            series.label_elements.setdefault(unit, element)
+        if _has_own_text(element):
+            label, label_element = label_of(element)
+            series = into.setdefault(("html", path, label), Series(("html", path, label), "html", label=label))
+            series.elements.setdefault(unit, []).append(element)
+            if label_element is not None:
+                series.label_elements.setdefault(unit, label_element)
+        for name, value in element.attrib.items():
+            if value and (name.startswith("data-") or name == "href") and not name.startswith(("data-qa", "data-test")):
+                key = ("attr", path, name)
+                series = into.setdefault(key, Series(key, "attr", attribute=name))
+                series.elements.setdefault(unit, []).append(element)
+    _merge_leaf_tags(into, unit, order)
+
+
+def _merge_leaf_tags(into: dict[tuple, Series], unit, order: dict) -> None:
+    """One more series per (parent path, label) whose nodes have several tags: the union, in page order."""
+    groups: dict[tuple, list[Series]] = {}
+    for key, series in list(into.items()):
+        if series.source == "html" and not series.wildcard and unit in series.elements:
+            groups.setdefault((key[1][:-1], key[2]), []).append(series)
+    for (parent, label), members in groups.items():
+        if len({m.key[1][-1].split(".")[0] for m in members}) < 2:
+            continue
+        key = ("html", (*parent, "*"), label)
+        merged = into.setdefault(key, Series(key, "html", label=label, wildcard=True))
+        elements = [e for m in members for e in m.elements[unit]]
+        merged.elements[unit] = sorted(elements, key=lambda e: order.get(e, 0))
+        for m in members:
+            if unit in m.label_elements:
+                merged.label_elements.setdefault(unit, m.label_elements[unit])
+
+
+def _address_line(obj: dict) -> str | None:
+    parts = {k.lower(): v for k, v in obj.items() if isinstance(v, str)}
+    street, city = parts.get("streetaddress"), parts.get("addresslocality")
+    if not (street and city):
+        return None
+    region = " ".join(p for p in (parts.get("addressregion"), parts.get("postalcode")) if p)
+    return ", ".join(p for p in (street, city, region) if p)
+
+
+def _walk_json(value, path: str, out: dict[tuple, list], kind: str) -> None:
+    if isinstance(value, list):
+        for item in value:
+            _walk_json(item, path, out, kind)
+    elif isinstance(value, dict):
+        if "postaladdress" in paths.types_of(value) or ("streetAddress" in value and "addressLocality" in value):
+            line = _address_line(value)
+            if line:
+                out.setdefault((kind, path, "address"), []).append(line)
+        for key, sub in value.items():
+            if not key.startswith("@"):
+                _walk_json(sub, f"{path}.{key}" if path else key, out, kind)
+    elif value not in (None, "") and not isinstance(value, bool):
+        out.setdefault((kind, path), []).append(str(value))
+
+
+def _path_label(path: str) -> str:
+    """A JSON path read as a label: "relatedTo.name" -> "relatedto name"."""
+    return " ".join(path.lower().split("."))
+
+
+def jsonld_series(response, unit, into: dict[tuple, Series]) -> None:
+    for block in paths.jsonld_blocks(response):
+        types = sorted(paths.types_of(block)) or ["thing"]
+        found: dict[tuple, list] = {}
+        _walk_json(block, "", found, types[0])
+        for (kind, *rest), values in found.items():
+            key = ("jsonld", kind, *rest)
+            series = into.setdefault(key, Series(key, "jsonld", label=_path_label(rest[0]), jsonld=(kind, *rest)))
+            series.raw.setdefault(unit, []).extend(values)
+
+
+def json_series(data, unit, into: dict[tuple, Series]) -> None:
+    """Series of a JSON card (an ItemList element): its paths."""
+    found: dict[tuple, list] = {}
+    _walk_json(data, "", found, "json")
+    for (_kind, *rest), values in found.items():
+        key = ("json", *rest)
+        series = into.setdefault(key, Series(key, "json", label=_path_label(rest[0]), jsonld=tuple(rest)))
+        series.raw.setdefault(unit, []).extend(values)
+
+
+def page_series(responses: list) -> dict[tuple, Series]:
+    """The series of detail pages: one unit per page."""
+    series: dict[tuple, Series] = {}
+    for unit, response in enumerate(responses):
+        body = response.selector.root
+        html_series(body, unit, series)
+        jsonld_series(response, unit, series)
+    return series

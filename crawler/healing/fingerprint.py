@@ -1,0 +1,141 @@
+"""Structural fingerprints of HTML nodes: what a node is, where it sits, which label it sits under.
+
+Only structure and the site's own label text go in (tag, attribute names, class names, identifier-like
+attribute values, ancestor path, position, the heading or label next to it); never a node's value, so
+the selector memory holds no personal data. ``similarity`` compares a node against remembered prints
+in the spirit of Similo (many weak properties, weighted).
+"""
+
+from __future__ import annotations
+
+import re
+
+from rapidfuzz import fuzz
+
+from crawler.healing.values import LABEL_WORDS
+
+SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "head", "svg", "title", "meta", "link"})
+LABEL_TAGS = frozenset({"dt", "th", "h1", "h2", "h3", "h4", "h5", "h6", "label", "strong", "b", "legend", "caption"})
+# attributes whose values name a role, not a person (kept in prints when identifier-like)
+STABLE_ATTRS = ("id", "itemprop", "role", "name", "rel", "type")
+_IDENTIFIER = re.compile(r"^[A-Za-z][\w\-]{0,40}$")
+_LABEL_TEXT = re.compile(r"^[A-Za-z][A-Za-z '&/\-]{0,38}:?$")
+
+
+def classes(element) -> list[str]:
+    return sorted(set((element.get("class") or "").split()))
+
+
+def step(element) -> str:
+    """``tag.class1.class2``: one step of a structural path."""
+    return ".".join([str(element.tag), *classes(element)])
+
+
+def ancestors(element, depth: int = 3) -> list:
+    found, parent = [], element.getparent()
+    while parent is not None and len(found) < depth and parent.tag not in ("body", "html"):
+        found.append(parent)
+        parent = parent.getparent()
+    return found
+
+
+def label_text(text: str | None) -> str | None:
+    """The text as a label ("Phone Numbers:" -> "phone numbers"), or None if it does not read as one:
+    short, no digits, mostly label words (a person's name is never a label)."""
+    text = " ".join((text or "").split())
+    if not text or not _LABEL_TEXT.match(text):
+        return None
+    words = text.rstrip(":").lower().split()
+    if not words or len(words) > 5:
+        return None
+    if sum(w in LABEL_WORDS for w in words) * 2 < len(words) and not text.endswith(":"):
+        return None
+    return " ".join(words)
+
+
+def _own_label(element) -> str | None:
+    if element.tag in LABEL_TAGS or (element.tag in ("span", "div", "p", "td") and len(element) == 0):
+        return label_text(element.text_content())
+    return None
+
+
+def label_of(element, depth: int = 3) -> tuple[str | None, object | None]:
+    """The label a node sits under and its element: the nearest label-like preceding sibling of the node
+    or of one of its ancestors, or the heading first in an ancestor."""
+    node = element
+    for _ in range(depth + 1):
+        if node is None or node.tag in ("body", "html"):
+            break
+        sibling, seen = node.getprevious(), 0
+        while sibling is not None and seen < 2:
+            if isinstance(sibling.tag, str):
+                found = _own_label(sibling) if sibling.tag != node.tag else None
+                if found:
+                    return found, sibling
+                if sibling.tag != node.tag:  # more values of the same label (dd after dd) do not count
+                    seen += 1
+            sibling = sibling.getprevious()
+        parent = node.getparent()
+        if parent is not None and len(parent) and parent[0] is not node and isinstance(parent[0].tag, str):
+            first = parent[0]
+            if first.tag in LABEL_TAGS:
+                found = _own_label(first)
+                if found:
+                    return found, first
+        node = parent
+    return None, None
+
+
+def stable_attributes(element) -> dict[str, str]:
+    stable = {}
+    text = (element.text or "").strip()
+    for name, value in element.attrib.items():
+        role_like = name in STABLE_ATTRS or name.startswith(("data-qa", "data-test"))
+        if role_like and _IDENTIFIER.match(value or "") and value != text:
+            stable[name] = value
+    return stable
+
+
+def fingerprint(element, attribute: str | None = None) -> dict:
+    """The structural print of a node (``attribute``: the value was read from that attribute)."""
+    parent = element.getparent()
+    position = 0
+    if parent is not None:
+        same = [c for c in parent if c.tag == element.tag]
+        position = min(same.index(element), 5) if element in same else 0
+    label, _ = label_of(element)
+    return {
+        "tag": str(element.tag),
+        "classes": classes(element),
+        "attrs": sorted(a for a in element.attrib if a not in ("class", "style")),
+        "stable": stable_attributes(element),
+        "path": [step(a) for a in ancestors(element)],
+        "position": position,
+        "label": label,
+        "attribute": attribute,
+    }
+
+
+def _jaccard(a, b) -> float:
+    a, b = set(a), set(b)
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def similarity(print_a: dict, print_b: dict) -> float:
+    """0..1: how alike two node prints are (weighted over the properties both have)."""
+    score = weight = 0.0
+
+    def add(value: float, w: float) -> None:
+        nonlocal score, weight
+        score, weight = score + value * w, weight + w
+
+    add(float(print_a["tag"] == print_b["tag"]), 1.0)
+    add(_jaccard(print_a["classes"], print_b["classes"]), 1.5)
+    add(_jaccard(print_a["attrs"], print_b["attrs"]), 0.5)
+    if print_a["stable"] or print_b["stable"]:
+        add(_jaccard(print_a["stable"].items(), print_b["stable"].items()), 1.5)
+    add(_jaccard(print_a["path"], print_b["path"]), 1.0)
+    add(float(print_a.get("attribute") == print_b.get("attribute")), 0.5)
+    if print_a["label"] and print_b["label"]:
+        add(fuzz.token_set_ratio(print_a["label"], print_b["label"]) / 100, 2.0)
+    return score / weight if weight else 0.0

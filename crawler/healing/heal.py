@@ -1,0 +1,316 @@
+"""A heal: broken fields of one page kind relocated on the pages that broke, verified, as a new definition.
+
+    heal_detail(raw, responses, memory) -> Heal     detail pages: fields of the whole page
+    heal_list(raw, responses, memory) -> Heal       result pages: the cards, then the fields inside a card
+
+The healed definition is the old one with only the relocated field specs (and the cards' selector)
+replaced. ``verify`` reads the pages again with it, as the crawl will: a field is kept only if its values
+look like their kind on every page where it reads any, and on at least ``min_pages`` pages.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from crawler.extraction.definitions import SiteDefinition
+from crawler.extraction.engine import FieldTrace, Node, _fields, extract_list, field_values
+from crawler.healing import values as kinds
+from crawler.healing.candidates import Series, html_series, json_series, page_series
+from crawler.healing.fingerprint import fingerprint, similarity, step
+from crawler.healing.relocate import Proposal, relocate
+from crawler.healing.selectors import roots_of
+
+
+@dataclass
+class Heal:
+    kind: str
+    definition: dict  # the healed raw definition
+    proposals: dict[str, Proposal]
+    verified: dict[str, int] = field(default_factory=dict)  # field -> pages where it read valid values
+    pages: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # field -> why not healed
+    base: dict = field(default_factory=dict)  # the definition healed
+
+    @property
+    def healed(self) -> bool:
+        return bool(self.proposals)
+
+    def confidence(self, min_pages: int = 3) -> float:
+        """0..1: the weakest healed field's score and margin, scaled down below ``min_pages`` pages."""
+        if not self.proposals:
+            return 0.0
+        weakest = min(min(1.0, p.score + p.margin) for p in self.proposals.values())
+        return round(weakest * (1.0 if self.pages >= min_pages else 0.6), 3)
+
+    def changes(self, old: dict) -> dict:
+        section = "detail" if self.kind == "detail" else "list"
+        out = {}
+        for name, proposal in self.proposals.items():
+            before = old[section]["items"] if name == "_card" else old[section]["fields"].get(name)
+            out[f"{section}.{'items' if name == '_card' else 'fields.' + name}"] = {
+                "old": before,
+                "new": proposal.spec,
+                "score": proposal.score,
+                "margin": proposal.margin,
+                "method": proposal.method,
+            }
+        return out
+
+
+def _definition(raw: dict) -> SiteDefinition:
+    return SiteDefinition(
+        raw["id"], raw.get("name", raw["id"]), raw.get("base_url", ""), True, raw.get("render", "http"), raw
+    )
+
+
+def missing_fields(raw: dict, kind: str, responses: list) -> list[str]:
+    """Healable fields that read nothing (or values not of their kind) on most of the pages."""
+    section = raw["detail" if kind == "detail" else "list"]["fields"]
+    names = [n for n in section if n in kinds.HEALABLE]
+    counts = dict.fromkeys(names, 0)
+    definition = _definition(raw)
+    for response in responses:
+        if kind == "detail":
+            record = _raw_record(definition, response)
+            for name in names:
+                value = record.get(name)
+                items = value if isinstance(value, list) else [value]
+                if value not in (None, "", []) and kinds.share_valid(name, items) >= 0.9:
+                    counts[name] += 1
+        else:
+            traces: list = []
+            page = extract_list(definition, response, traces=traces)
+            for name in names:
+                counts[name] += any(c.get(name) not in (None, "", []) for c in page.candidates)
+    return [n for n in names if counts[n] * 2 < len(responses) or (n == "full_name" and counts[n] < len(responses))]
+
+
+def reserved_elements(specs: dict, broken: list[str], responses: list, cards: list | None = None) -> dict:
+    """{id(element): (field, element)} of the nodes the fields that still work read (not to be taken by a
+    heal of another field); fields whose old spec reads the same nodes as a broken one are left out."""
+    from crawler.healing.memory import _elements, element_query, source_part
+
+    broken_sources = {repr(_source(specs[n])) for n in broken if n in specs}
+    reserved: dict = {}
+    contexts = cards if cards is not None else [Node(r, selector=r.selector) for r in responses]
+    for node in contexts:
+        for name, spec in specs.items():
+            if name in broken or name.startswith("_") or repr(_source(spec)) in broken_sources:
+                continue
+            trace = FieldTrace()
+            field_values(spec, node, trace)
+            if not trace.source:
+                continue
+            part = source_part(spec, trace.source)
+            how, query, _attr = element_query(part) if part is not None else (None, None, None)
+            if query:
+                for element in _elements(trace, how, query, node.selector):
+                    reserved[id(element)] = (name, element)
+    return reserved
+
+
+def _source(spec):
+    return {k: v for k, v in spec.items() if k not in ("filters", "default")} if isinstance(spec, dict) else spec
+
+
+def _raw_record(definition: SiteDefinition, response) -> dict:
+    traces: dict = {}
+    return _fields(definition.raw["detail"]["fields"], Node(response), traces)
+
+
+def heal_detail(raw: dict, responses: list, memory: dict[str, dict], fields: list[str] | None = None) -> Heal:
+    fields = fields if fields is not None else missing_fields(raw, "detail", responses)
+    specs = raw["detail"]["fields"]
+    series = page_series(responses)
+    roots = roots_of(responses)
+    urls = {unit: r.url for unit, r in enumerate(responses)}
+    reserved = reserved_elements(specs, fields, responses)
+    proposals = relocate({n: specs[n] for n in fields if n in specs}, series, memory, roots, urls, reserved=reserved)
+    healed = copy.deepcopy(raw)
+    for name, proposal in proposals.items():
+        healed["detail"]["fields"][name] = proposal.spec
+    heal = Heal("detail", healed, proposals, pages=len(responses), base=raw)
+    heal.failed = {n: "no candidate with a clear margin" for n in fields if n not in proposals}
+    return verify(heal, responses)
+
+
+def verify(heal: Heal, responses: list, min_pages: int = 1) -> Heal:
+    """Drop proposals that read values not of their kind on some page, or nothing on enough pages."""
+    definition = _definition(heal.definition)
+    found: dict[str, int] = dict.fromkeys(heal.proposals, 0)
+    bad: set[str] = set()
+    for response in responses:
+        if heal.kind == "detail":
+            record = _raw_record(definition, response)
+            rows = [record]
+        else:
+            rows = extract_list(definition, response).candidates
+        for name in heal.proposals:
+            if name == "_card":
+                found[name] += bool(rows)
+                continue
+            values = [
+                v for row in rows for v in (row.get(name) if isinstance(row.get(name), list) else [row.get(name)])
+            ]
+            values = [v for v in values if v not in (None, "")]
+            if values:
+                if kinds.share_valid(name, values) < 0.9:
+                    bad.add(name)
+                found[name] += 1
+    for name in list(heal.proposals):
+        if name in bad or found[name] < min_pages:
+            heal.failed[name] = "values not of the field's kind on a page" if name in bad else "read on too few pages"
+            section = "detail" if heal.kind == "detail" else "list"
+            del heal.proposals[name]
+            if name == "_card":
+                heal.definition[section]["items"] = copy.deepcopy(heal.base[section]["items"])
+            else:
+                heal.definition[section]["fields"][name] = copy.deepcopy(heal.base[section]["fields"][name])
+    heal.verified = found
+    return heal
+
+
+# ---- result pages --------------------------------------------------------------------------------
+
+
+def _card_groups(responses: list, url_print: dict | None) -> dict[tuple, list]:
+    """Candidate card groups: the highest ancestors of detail links that hold one such link each, grouped
+    by their structural step (the same step on every page)."""
+    groups: dict[tuple, list] = {}
+    for unit, response in enumerate(responses):
+        links = [
+            a
+            for a in response.selector.root.iter("a", "tr", "div", "li")
+            if a.get("href") or a.get("data-url") or a.get("data-link")
+        ]
+        by_step: dict[str, list] = {}
+        for link in links:
+            by_step.setdefault(step(link), []).append(link)
+        for link_step, same in by_step.items():
+            if len(same) < 1:
+                continue
+            for link in same:
+                card, node = link, link.getparent()
+                while node is not None and node.tag not in ("body", "html", "main"):
+                    inside = sum(1 for other in same if other is node or node in other.iterancestors())
+                    if inside != 1:
+                        break
+                    card, node = node, node.getparent()
+                groups.setdefault((link_step, step(card)), []).append((unit, card))
+    return groups
+
+
+def heal_list(raw: dict, responses: list, memory: dict[str, dict]) -> Heal:
+    """Cards first (when the old card selector finds nothing), then the card fields inside them."""
+    healed = copy.deepcopy(raw)
+    proposals: dict[str, Proposal] = {}
+    definition = _definition(raw)
+    cards_found = sum(len(extract_list(definition, r).candidates) for r in responses)
+    jsonld_cards = None
+    if not cards_found:
+        card = _relocate_cards(responses, memory.get("_card"))
+        if card is not None:
+            proposals["_card"] = card
+            healed["list"]["items"] = card.spec
+        else:
+            jsonld_cards = _jsonld_cards(responses)
+            if jsonld_cards is not None:
+                proposals["_card"] = jsonld_cards
+                healed["list"]["items"] = jsonld_cards.spec
+    heal = Heal("list", healed, proposals, pages=len(responses), base=raw)
+    if "_card" not in proposals and not cards_found:
+        heal.failed["_card"] = "no repeating structure with detail links"
+        return heal
+    nodes = _card_nodes(_definition(healed), responses)
+    fields = (
+        missing_fields(healed, "list", responses)
+        if cards_found
+        else [n for n in raw["list"]["fields"] if n in kinds.HEALABLE]
+    )
+    series: dict[tuple, Series] = {}
+    roots, urls = {}, {}
+    for unit, (response, node) in enumerate(nodes):
+        urls[unit] = response.url
+        if node.selector is not None:
+            roots[unit] = node.selector
+            html_series(node.selector.root, unit, series)
+        else:
+            roots[unit] = None
+            json_series(node.data, unit, series)
+    specs = raw["list"]["fields"]
+    found = relocate({n: specs[n] for n in fields if n in specs}, series, memory, roots, urls, relative=True)
+    for name, proposal in found.items():
+        healed["list"]["fields"][name] = proposal.spec
+        proposals[name] = proposal
+    heal.failed.update({n: "no candidate with a clear margin" for n in fields if n not in found})
+    return heal
+
+
+def _card_nodes(definition: SiteDefinition, responses: list) -> list[tuple]:
+    from crawler.extraction.engine import _items
+
+    return [(r, node) for r in responses for node in _items(definition, r)]
+
+
+def _relocate_cards(responses: list, card_memory: dict | None) -> Proposal | None:
+    groups = _card_groups(responses, None)
+    prints = (card_memory or {}).get("prints") or []
+    best, best_score, runner = None, 0.0, 0.0
+    for key, members in groups.items():
+        units = {u for u, _ in members}
+        if len(units) < len(responses) or len(members) < len(responses):
+            continue
+        cards = [c for _, c in members]
+        score = len(units) / len(responses)
+        if prints:
+            score += max(similarity(fingerprint(cards[0]), p) for p in prints)
+        score += min(1.0, len(cards) / (3 * len(responses))) * 0.5  # a list repeats
+        if score > best_score:
+            best, best_score, runner = (key, cards), score, best_score
+        elif score > runner:
+            runner = score
+    if best is None:
+        return None
+    key, cards = best
+    sample = cards[0]
+    query = _card_query(sample, cards, responses)
+    if query is None:
+        return None
+    return Proposal(
+        "_card",
+        query,
+        round(min(1.0, best_score / 2), 3),
+        round((best_score - runner) / 2, 3),
+        len(responses),
+        len(responses),
+    )
+
+
+def _card_query(sample, cards: list, responses: list) -> dict | None:
+    wanted = {id(c) for c in cards}
+    candidates = [f"{sample.tag}.{c}" for c in sample.get("class", "").split()] + [step(sample)]
+    parent = sample.getparent()
+    if parent is not None:
+        candidates += [f"{step(parent)} > {sample.tag}", f"{parent.tag} > {sample.tag}"]
+    for query in candidates:
+        try:
+            selected = [s.root for r in responses for s in r.css(query)]
+        except ValueError:
+            continue
+        if {id(e) for e in selected} == wanted and len(selected) == len(cards):
+            return {"css": query}
+    return None
+
+
+def _jsonld_cards(responses: list) -> Proposal | None:
+    from crawler.extraction import paths
+
+    for response in responses[:1]:
+        for block in paths.jsonld_blocks(response):
+            if "itemlist" in paths.types_of(block):
+                for key in ("itemListElement",):
+                    if isinstance(block.get(key), list) and block[key]:
+                        spec = {"jsonld": {"type": "ItemList", "path": key}}
+                        return Proposal("_card", spec, 0.7, 0.3, len(responses), len(responses))
+    return None

@@ -1,0 +1,313 @@
+"""Heuristic relocation: find where broken fields went, as specs that are checked before anyone trusts them.
+
+Every candidate series of the pages (crawler.healing.candidates) is scored for each broken field:
+
+- its values must look like the field's kind (>= 90 % valid after the old spec's filters or the kind's
+  default ones): a phone field is never healed onto a column of names;
+- the label it sits under against the labels remembered for the field and the field's usual labels;
+- its nodes' structure against the remembered prints (Similo-like, crawler.healing.fingerprint);
+- how many units (pages or cards) it covers, and whether a single-valued field gets one value.
+
+Fields then take series best score first; a series goes to one field only unless the old specs of
+both read the same nodes (addresses and locations). A heal needs a clear margin over the runner-up
+that reads other values. The winner becomes the shortest selector that selects exactly its nodes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from crawler.extraction.filters import apply
+from crawler.healing import values as kinds
+from crawler.healing.candidates import Series
+from crawler.healing.fingerprint import fingerprint, similarity
+from crawler.healing.selectors import jsonld_spec, selector_for
+
+MIN_VALID = 0.9
+MIN_MARGIN = 0.08
+# the labels sites put in front of each field (the remembered labels of a site come on top)
+FIELD_LABELS = {
+    "full_name": ["name", "full name"],
+    "aliases": [
+        "also known as",
+        "aka",
+        "alias",
+        "aliases",
+        "other names",
+        "alternate name",
+        "alternatename",
+        "additionalname",
+        "known as",
+    ],
+    "relatives": [
+        "relatives",
+        "possible relatives",
+        "associates",
+        "related to",
+        "relatedto name",
+        "family",
+        "relatives associates",
+        "knows name",
+    ],
+    "phones": ["phone", "phones", "phone numbers", "telephone", "phone number"],
+    "emails": ["email", "emails", "email addresses", "e-mail"],
+    "addresses": ["address", "addresses", "current address", "previous addresses", "past addresses", "address history"],
+    "locations": ["lives in", "location", "locations", "address", "addresses", "current address", "previous addresses"],
+    "age": ["age", "years old"],
+    "age_range": ["age", "years old"],
+    "url": ["url", "href", "link"],
+}
+_WORD = re.compile(r"[a-z]+")
+
+
+def _words(label: str) -> set[str]:
+    return {w[:-1] if w.endswith("s") and len(w) > 3 else w for w in _WORD.findall(label.lower().replace("-", ""))}
+
+
+def label_score(label: str | None, wanted: list[str]) -> float:
+    if not label:
+        return 0.0
+    have = _words(label)
+    best = 0.0
+    for other in wanted:
+        want = _words(other)
+        if want and have:
+            best = max(best, len(have & want) / max(len(have), len(want)))
+    return best
+
+
+@dataclass
+class Scored:
+    series: Series
+    score: float
+    filters: list
+    regex: str | None
+    values: dict  # unit -> filtered values
+    coverage: float
+
+
+@dataclass
+class Proposal:
+    field: str
+    spec: dict
+    score: float
+    margin: float
+    units: int
+    units_found: int
+    method: str = "heuristic"
+    runner_up: float = 0.0
+    details: dict = field(default_factory=dict)
+
+
+def _filter_options(field_name: str, old_spec) -> list[list]:
+    kind = kinds.kind_of(field_name)
+    old = list(old_spec.get("filters") or []) if isinstance(old_spec, dict) else []
+    options = [old] if old else []
+    default = kinds.DEFAULT_FILTERS.get(kind, [])
+    if default != old:
+        options.append(default)
+    if [] not in options:
+        options.append([])
+    return options
+
+
+def _read(series: Series, unit, field_name: str, filters: list, regex: str | None, sep: str, url: str) -> list:
+    raw = series.values(unit, sep)
+    if regex:
+        raw = [m.group(1) for v in raw for m in re.finditer(regex, v)]
+    return [v for v in apply(raw, filters, url) if v not in (None, "")] if filters else [v for v in raw if v]
+
+
+def score_series(
+    field_name: str, series: Series, old_spec, memory: dict | None, urls: dict, single: bool
+) -> Scored | None:
+    kind = kinds.kind_of(field_name)
+    sep = old_spec.get("sep", " ") if isinstance(old_spec, dict) else " "
+    units = series.units()
+    best = None
+    for regex in (None, kinds.EXTRACTORS.get(kind)) if kinds.EXTRACTORS.get(kind) else (None,):
+        for filters in _filter_options(field_name, old_spec):
+            found = {u: _read(series, u, field_name, filters, regex, sep, urls.get(u, "")) for u in units}
+            flat = [v for vs in found.values() for v in vs]
+            if not flat:
+                continue
+            share = kinds.share_valid(field_name, flat)
+            if share >= MIN_VALID and (best is None or share > best[0]):
+                best = (share, filters, regex, found)
+    if best is None:
+        return None
+    share, filters, regex, found = best
+    wanted = FIELD_LABELS.get(field_name, [field_name]) + list((memory or {}).get("labels") or [])
+    label = label_score(series.label, wanted)
+    if not series.label and series.source == "html":
+        label = 0.6 * _inline_label(series, found, wanted)
+    structure = 0.0
+    prints = (memory or {}).get("prints") or []
+    if series.source in ("html", "attr") and prints:
+        sample = fingerprint(series.sample(), series.attribute)
+        structure = max(similarity(sample, p) for p in prints)
+    elif series.source in ("jsonld", "json") and (memory or {}).get("jsonld"):
+        structure = 1.0 if list(series.jsonld) == list(memory["jsonld"]) else 0.0
+    if field_name == "full_name" and series.source == "html" and series.sample().tag == "h1":
+        structure = max(structure, 0.8)  # a profile's heading is its name
+    covered = sum(1 for vs in found.values() if vs) / max(1, len(found))
+    if single:
+        counts = [len(dict.fromkeys(map(str, vs))) for vs in found.values() if vs]
+        fit = sum(c == 1 for c in counts) / len(counts) if counts else 0.0
+    else:
+        fit = 1.0
+    if 0.4 * label + 0.25 * structure < 0.2:
+        return None  # nothing says this is the field but the shape of its values
+    score = 0.4 * label + 0.25 * structure + 0.15 * covered + 0.2 * fit
+    return Scored(series, score, filters, regex, found, covered)
+
+
+def _inline_label(series: Series, found: dict, wanted: list[str]) -> float:
+    """A label written inside the node's own text ("45 years old", "Age 45"): the share of one of the
+    field's labels whose words are all there."""
+    unit = next(iter(series.elements), None)
+    if unit is None:
+        return 0.0
+    text = " ".join(series.values(unit))[:200]
+    have = _words(text)
+    best = 0.0
+    for other in wanted:
+        want = _words(other)
+        if want and want <= have:
+            best = max(best, 1.0)
+    return best
+
+
+def _fingerprint_values(scored: Scored) -> tuple:
+    return tuple((u, tuple(map(str, vs))) for u, vs in sorted(scored.values.items(), key=lambda kv: str(kv[0])))
+
+
+def build_spec(scored: Scored, old_spec, roots: dict, relative: bool) -> dict | None:
+    series = scored.series
+    if series.source in ("jsonld", "json"):
+        spec = jsonld_spec(series)
+    else:
+        spec = selector_for(series, roots, relative)
+        if spec is None:
+            return None
+    if isinstance(old_spec, dict) and "sep" in old_spec and "join" not in spec:
+        spec["sep"] = old_spec["sep"]
+    if scored.regex:
+        spec["regex"] = scored.regex
+    if scored.filters:
+        spec["filters"] = list(scored.filters)
+    if isinstance(old_spec, dict):
+        for key in ("many", "default"):
+            if key in old_spec:
+                spec[key] = old_spec[key]
+    return spec
+
+
+def _mostly_reserved(series: Series, reserved: dict) -> bool:
+    if not reserved or not series.elements:
+        return False
+    elements = [e for es in series.elements.values() for e in es]
+    return sum(id(e) in reserved for e in elements) * 2 > len(elements)
+
+
+def _richest(options: list[Scored]) -> Scored:
+    """The best option, or one as good under the same label that reads all its values and more
+    (relatives as links and as plain text: the union of both tags)."""
+    best = options[0]
+    mine = {v for vs in best.values.values() for v in map(str, vs)}
+    for other in options[1:]:
+        if other.score < best.score - 0.05 or other.series.label != best.series.label:
+            continue
+        theirs = {v for vs in other.values.values() for v in map(str, vs)}
+        if mine < theirs:
+            best, mine = other, theirs
+    return best
+
+
+def _union(best: Scored, options: list[Scored], memory: dict | None) -> list[Scored]:
+    """A list field the site now shows under several labels it used to show together (current and
+    previous addresses): the best series plus each one under another remembered label, in page order."""
+    remembered = (memory or {}).get("labels") or []
+    members = [best]
+    for other in options[1:]:
+        if other.series.source != best.series.source or other.series.label in {m.series.label for m in members}:
+            continue
+        if any(label_score(other.series.label, [label]) >= 0.99 for label in remembered):
+            members.append(other)
+    return sorted(members, key=lambda m: _page_position(m.series))
+
+
+def _page_position(series: Series) -> int:
+    sample = series.sample()
+    return getattr(sample, "sourceline", None) or 0
+
+
+def relocate(
+    fields: dict[str, object],
+    series: dict[tuple, Series],
+    memory: dict[str, dict],
+    roots: dict,
+    urls: dict,
+    relative: bool = False,
+    reserved: dict | None = None,
+    single_fields: tuple = ("full_name", "age", "age_range", "birth_year", "birth_month", "url"),
+) -> dict[str, Proposal]:
+    """Proposals for ``fields`` ({name: old spec}) from the candidate ``series`` of the units in ``roots``;
+    ``reserved`` ({id(element): (field, element)}): nodes that working fields read, not to be taken."""
+    reserved = reserved or {}
+    ranked: dict[str, list[Scored]] = {}
+    for name, old_spec in fields.items():
+        allowed = [one for one in series.values() if not _mostly_reserved(one, reserved)]
+        scored = [
+            s
+            for s in (
+                score_series(name, one, old_spec, memory.get(name), urls, name in single_fields) for one in allowed
+            )
+            if s is not None
+        ]
+        ranked[name] = sorted(scored, key=lambda s: s.score, reverse=True)
+    # fields whose old specs read the same nodes may share a series
+    same_source = {}
+    for name, spec in fields.items():
+        key = repr(
+            {k: v for k, v in spec.items() if k not in ("filters", "default")} if isinstance(spec, dict) else spec
+        )
+        same_source.setdefault(key, set()).add(name)
+    sharing = {name: group for group in same_source.values() for name in group}
+    taken: dict[tuple, str] = {}
+    proposals: dict[str, Proposal] = {}
+    units = len(roots)
+    order = sorted(ranked, key=lambda n: ranked[n][0].score if ranked[n] else 0, reverse=True)
+    for name in order:
+        options = [s for s in ranked[name] if taken.get(s.series.key) in (None, *sharing[name])]
+        if not options:
+            continue
+        best = _richest(options)
+        members = [best] if name in single_fields else _union(best, options, memory.get(name))
+        mine = {_fingerprint_values(m) for m in members}
+        labels = {m.series.label for m in members}
+        runner = next(
+            (s for s in options[1:] if _fingerprint_values(s) not in mine and s.series.label not in labels), None
+        )
+        margin = best.score - (runner.score if runner else 0.0)
+        if margin < MIN_MARGIN or best.score < 0.35:
+            continue
+        specs = [build_spec(m, fields[name], roots, relative) for m in members]
+        if any(spec is None for spec in specs):
+            continue
+        spec = specs[0] if len(specs) == 1 else {"all": specs}
+        for m in members:
+            taken[m.series.key] = name
+        found = sum(1 for vs in best.values.values() if vs)
+        proposals[name] = Proposal(
+            name,
+            spec,
+            round(best.score, 3),
+            round(margin, 3),
+            units,
+            found,
+            runner_up=round(runner.score, 3) if runner else 0.0,
+            details={"label": best.series.label, "source": best.series.source},
+        )
+    return proposals

@@ -1,0 +1,146 @@
+"""What a field's values look like: its kind, a validity test per kind, and a value signature.
+
+A signature describes values without keeping them (kind, length range, character classes), so the
+selector memory can tell "these nodes hold phone numbers" without holding a single phone number.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from crawler import normalize
+
+FIELD_KINDS = {
+    "full_name": "name",
+    "aliases": "name",
+    "relatives": "name",
+    "age": "age",
+    "age_range": "age_range",
+    "birth_year": "year",
+    "birth_month": "month",
+    "locations": "city_state",
+    "addresses": "address",
+    "phones": "phone",
+    "emails": "email",
+    "deceased": "bool",
+    "url": "url",
+}
+# fields a heal may relocate: a default-valued flag (deceased) never reads as missing, so it cannot break
+HEALABLE = tuple(f for f, kind in FIELD_KINDS.items() if kind != "bool")
+
+# words of labels and page furniture: a run of them is not a name ("Phone Numbers", "View Details")
+_LABEL_WORDS_TEXT = """
+    a about address addresses age aged aka alias aliases also and associated associates at background born by
+    call cell city contact current date details email emails e-mail e-mails family find free full home in
+    info information is known landline last lives lived location locations mail more name names number
+    numbers of old on or other past people person phone phones possible previous profile record records
+    related relatives report reported residence residences resident see since state the their to view
+    wireless with years you your page next results result search people's mobile primary
+"""
+LABEL_WORDS = frozenset(_LABEL_WORDS_TEXT.split())
+_NAME_WORD = re.compile(r"^[A-Z][A-Za-z'\-]*\.?$|^[A-Z]\.?$")
+_CITY_STATE = re.compile(r"^[A-Za-z][A-Za-z .'\-]*, [A-Z]{2}$")
+_ADDRESS = re.compile(r"^\d+[A-Za-z]?\s+\S.*[A-Za-z]")
+_DIGITS = re.compile(r"\d")
+# what a kind's value is inside a longer node text ("Age: 45", "45 years old")
+EXTRACTORS = {"age": r"\b(\d{1,3})\b", "year": r"\b(1[89]\d\d|20\d\d)\b"}
+# filters that turn a node's text into the kind's value when the old spec's own filters do not
+DEFAULT_FILTERS = {
+    "age": ["int"],
+    "year": ["int"],
+    "month": ["month"],
+    "age_range": ["parse_age_text"],
+    "city_state": ["city_state"],
+    "email": ["lower"],
+}
+
+
+def is_name(value: Any) -> bool:
+    if not isinstance(value, str) or _DIGITS.search(value):
+        return False
+    words = value.replace(",", " ").split()
+    if not 2 <= len(words) <= 6 or not all(_NAME_WORD.match(w) for w in words):
+        return False
+    return not all(w.lower().strip(".:") in LABEL_WORDS for w in words)
+
+
+def _age(value: Any) -> bool:
+    try:
+        return 0 < int(value) <= 120
+    except (TypeError, ValueError):
+        return False
+
+
+def _phone(value: Any) -> bool:
+    if not isinstance(value, str) or len(re.sub(r"\D", "", value)) not in (10, 11):
+        return False
+    try:
+        normalize.phone_e164(value, "US")
+    except ValueError:
+        return False
+    return not re.search(r"[A-Za-z]{3,}", value)
+
+
+def _email(value: Any) -> bool:
+    return isinstance(value, str) and bool(normalize.EMAIL_RE.match(value.strip().lower()))
+
+
+def _age_range(value: Any) -> bool:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return all(_age(v) for v in value)
+    return _age(value)
+
+
+VALID = {
+    "name": is_name,
+    "age": _age,
+    "age_range": _age_range,
+    "year": lambda v: _age(2026 - int(v)) if str(v).isdigit() else False,
+    "month": lambda v: str(v).isdigit() and 1 <= int(v) <= 12,
+    "city_state": lambda v: isinstance(v, str) and bool(_CITY_STATE.match(v)),
+    "address": lambda v: isinstance(v, str) and 8 <= len(v) <= 160 and bool(_ADDRESS.match(v)),
+    "phone": _phone,
+    "email": _email,
+    "bool": lambda v: isinstance(v, bool),
+    "url": lambda v: isinstance(v, str) and (v.startswith(("http://", "https://", "/")) or "/" in v),
+}
+
+
+def kind_of(field: str) -> str:
+    return FIELD_KINDS.get(field.lstrip("_"), "text")
+
+
+def valid(field: str, value: Any) -> bool:
+    """Whether one (filtered) value looks like the field's kind; unknown kinds accept any non-empty value."""
+    test = VALID.get(kind_of(field))
+    return test(value) if test else value not in (None, "")
+
+
+def share_valid(field: str, values: list) -> float:
+    return sum(valid(field, v) for v in values) / len(values) if values else 0.0
+
+
+def char_classes(value: str) -> list[str]:
+    classes = []
+    for name, pattern in (
+        ("upper", "[A-Z]"),
+        ("lower", "[a-z]"),
+        ("digit", r"\d"),
+        ("space", r"\s"),
+        ("punct", r"[^\w\s]"),
+    ):
+        if re.search(pattern, value):
+            classes.append(name)
+    return classes
+
+
+def signature(field: str, values: list) -> dict:
+    """The shape of values without the values: kind, length range, character classes, share valid."""
+    texts = [str(v) for v in values]
+    return {
+        "kind": kind_of(field),
+        "length": [min(map(len, texts)), max(map(len, texts))] if texts else [0, 0],
+        "classes": sorted({c for t in texts for c in char_classes(t)}),
+        "valid": round(share_valid(field, values), 3),
+    }
