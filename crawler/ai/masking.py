@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from collections.abc import Iterable
 
 import lxml.html
@@ -82,7 +81,7 @@ PHONE_RE = re.compile(
     r"(?<![\w.])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?!\w)|(?<![\w.])(?:\+?1)?\d{10}(?![\w.])"
 )
 STREET_RE = re.compile(
-    r"\b(?:\d{1,6}[A-Za-z]?|P\.?\s?O\.?\s+Box\s+\d+)"
+    r"\bP\.?\s?O\.?\s+Box\s+\d+|\b\d{1,6}[A-Za-z]?"
     r"(?:\s+(?:[NSEW]|North|South|East|West)\.?)?"
     r"(?:\s+[A-Za-z0-9'.-]+){0,4}?\s+(?:" + "|".join(STREET_SUFFIXES) + r")\b\.?"
     r"(?:,?\s+(?:Apt|Apartment|Unit|Suite|Ste|#)\.?\s*#?[\w-]+)?",
@@ -198,8 +197,8 @@ BLOCK_TAGS = frozenset(
         "dd p h1 h2 h3 h4 h5 h6 "
     )
 )
-SIMILAR_KEPT = 3  # of a run of more than SIMILAR_CUT alike siblings (cards, rows), the first few are kept
-SIMILAR_CUT = 8  # (a detail page's few alike sections all stay)
+SIMILAR_KEPT = 3  # of a run of more than SIMILAR_CUT consecutive alike siblings (cards, rows), the first few
+SIMILAR_CUT = 8  # (a detail page's few alike sections, a definition list's values, all stay)
 TEXT_MAX = 120
 ATTRIBUTE_MAX = 60
 DEFAULT_MAX_CHARS = 24_000
@@ -308,6 +307,32 @@ def _dropped(element) -> bool:
     return tag in DROP_TAGS
 
 
+def _runs(element) -> list[list]:
+    """The kept children in runs of consecutive alike siblings (same tag and classes)."""
+    runs: list[list] = []
+    for child in element:
+        if _dropped(child):
+            continue
+        if runs and _signature(runs[-1][0]) == _signature(child):
+            runs[-1].append(child)
+        else:
+            runs.append([child])
+    return runs
+
+
+def _render_children(element, out: list[str]) -> None:
+    """Children and their tails; of a long run of alike siblings (cards, rows) only the first few."""
+    for run in _runs(element):
+        cut = len(run) > SIMILAR_CUT
+        for child in run[:SIMILAR_KEPT] if cut else run:
+            _render(child, out)
+            out.append(_text(child.tail))
+        if cut:
+            child_tag, classes = _signature(run[0])
+            described = f"{child_tag}.{classes.replace(' ', '.')}" if classes else child_tag
+            out.append(f"<!-- {len(run) - SIMILAR_KEPT} more {described} -->")
+
+
 def _render(element, out: list[str]) -> None:
     tag = element.tag.lower()
     attributes = []
@@ -322,22 +347,7 @@ def _render(element, out: list[str]) -> None:
         out.append(_ld_json(element.text or ""))
     else:
         out.append(_text(element.text))
-        children = [child for child in element if not _dropped(child)]
-        alike = Counter(map(_signature, children))
-        seen: Counter[tuple[str, str]] = Counter()
-        skipped: Counter[tuple[str, str]] = Counter()
-        for child in element:
-            if not _dropped(child):
-                signature = _signature(child)
-                seen[signature] += 1
-                if alike[signature] <= SIMILAR_CUT or seen[signature] <= SIMILAR_KEPT:
-                    _render(child, out)
-                else:
-                    skipped[signature] += 1
-            out.append(_text(child.tail))
-        for (child_tag, classes), count in skipped.items():
-            described = f"{child_tag}.{classes.replace(' ', '.')}" if classes else child_tag
-            out.append(f"<!-- {count} more {described} -->")
+        _render_children(element, out)
     if tag not in ("br", "hr", "img", "input", "wbr"):
         out.append(f"</{tag}>")
 
