@@ -80,9 +80,7 @@ def _path_key(element, root, depth: int = 3) -> tuple:
 
 def html_series(root, unit, into: dict[tuple, Series]) -> None:
     """Add the HTML and attribute series under ``root`` (a page's or a card's element) for ``unit``."""
-    order: dict = {}
-    for index, element in enumerate(_walk(root)):
-        order[element] = index
+    for element in _walk(root):
         path = _path_key(element, root)
         tail = (element.tail or "").strip()
         if tail and label_text(element.text_content()):
@@ -102,25 +100,32 @@ def html_series(root, unit, into: dict[tuple, Series]) -> None:
                 key = ("attr", path, name)
                 series = into.setdefault(key, Series(key, "attr", attribute=name))
                 series.elements.setdefault(unit, []).append(element)
-    _merge_leaf_tags(into, unit, order)
 
 
-def _merge_leaf_tags(into: dict[tuple, Series], unit, order: dict) -> None:
-    """One more series per (parent path, label) whose nodes have several tags: the union, in page order."""
+def merge_leaf_tags(into: dict[tuple, Series]) -> None:
+    """One more series per (parent path, label) whose nodes have several tags (relatives as links and as
+    plain text): the union per unit, in document order. Grouped over every unit, so a page that shows
+    only links still counts."""
     groups: dict[tuple, list[Series]] = {}
     for key, series in list(into.items()):
-        if series.source == "html" and not series.wildcard and unit in series.elements:
+        if series.source == "html" and not series.wildcard:
             groups.setdefault((key[1][:-1], key[2]), []).append(series)
+    orders: dict[int, dict] = {}
     for (parent, label), members in groups.items():
         if len({m.key[1][-1].split(".")[0] for m in members}) < 2:
             continue
         key = ("html", (*parent, "*"), label)
         merged = into.setdefault(key, Series(key, "html", label=label, wildcard=True))
-        elements = [e for m in members for e in m.elements[unit]]
-        merged.elements[unit] = sorted(elements, key=lambda e: order.get(e, 0))
-        for m in members:
-            if unit in m.label_elements:
-                merged.label_elements.setdefault(unit, m.label_elements[unit])
+        for unit in {u for m in members for u in m.elements}:
+            elements = [e for m in members for e in m.elements.get(unit, [])]
+            root = elements[0].getroottree().getroot()
+            order = orders.get(id(root))
+            if order is None:
+                order = orders[id(root)] = {e: i for i, e in enumerate(root.iter())}
+            merged.elements[unit] = sorted(elements, key=lambda e: order.get(e, 0))
+            for m in members:
+                if unit in m.label_elements:
+                    merged.label_elements.setdefault(unit, m.label_elements[unit])
 
 
 def _address_line(obj: dict) -> str | None:
@@ -181,4 +186,5 @@ def page_series(responses: list) -> dict[tuple, Series]:
         body = response.selector.root
         html_series(body, unit, series)
         jsonld_series(response, unit, series)
+    merge_leaf_tags(series)
     return series

@@ -53,7 +53,7 @@ def label_text(text: str | None) -> str | None:
     return " ".join(words)
 
 
-def _own_label(element) -> str | None:
+def own_label(element) -> str | None:
     if element.tag in LABEL_TAGS or (element.tag in ("span", "div", "p", "td") and len(element) == 0):
         return label_text(element.text_content())
     return None
@@ -69,7 +69,7 @@ def label_of(element, depth: int = 3) -> tuple[str | None, object | None]:
         sibling, seen = node.getprevious(), 0
         while sibling is not None and seen < 2:
             if isinstance(sibling.tag, str):
-                found = _own_label(sibling) if sibling.tag != node.tag else None
+                found = own_label(sibling) if sibling.tag != node.tag else None
                 if found:
                     return found, sibling
                 if sibling.tag != node.tag:  # more values of the same label (dd after dd) do not count
@@ -79,7 +79,7 @@ def label_of(element, depth: int = 3) -> tuple[str | None, object | None]:
         if parent is not None and len(parent) and parent[0] is not node and isinstance(parent[0].tag, str):
             first = parent[0]
             if first.tag in LABEL_TAGS:
-                found = _own_label(first)
+                found = own_label(first)
                 if found:
                     return found, first
         node = parent

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from crawler.extraction.definitions import SiteDefinition
 from crawler.extraction.engine import FieldTrace, Node, _fields, extract_list, field_values
 from crawler.healing import values as kinds
-from crawler.healing.candidates import Series, html_series, json_series, page_series
+from crawler.healing.candidates import Series, html_series, json_series, merge_leaf_tags, page_series
 from crawler.healing.fingerprint import fingerprint, similarity, step
 from crawler.healing.relocate import Proposal, relocate
 from crawler.healing.selectors import roots_of
@@ -64,26 +64,68 @@ def _definition(raw: dict) -> SiteDefinition:
     )
 
 
-def missing_fields(raw: dict, kind: str, responses: list) -> list[str]:
-    """Healable fields that read nothing (or values not of their kind) on most of the pages."""
+def missing_fields(raw: dict, kind: str, responses: list, memory: dict | None = None) -> list[str]:
+    """Healable fields that read nothing (or values not of their kind) on most of the pages, and, with the
+    selector ``memory``, fields that lost a section: a label remembered for the field is on the page but
+    none of the field's nodes sits under it (only the current address read, the previous ones not)."""
     section = raw["detail" if kind == "detail" else "list"]["fields"]
     names = [n for n in section if n in kinds.HEALABLE]
     counts = dict.fromkeys(names, 0)
+    lost = dict.fromkeys(names, 0)
     definition = _definition(raw)
     for response in responses:
         if kind == "detail":
-            record = _raw_record(definition, response)
+            traces: dict = {}
+            record = _fields(definition.raw["detail"]["fields"], Node(response), traces)
+            labels = _page_labels(response.selector.root) if memory else {}
             for name in names:
                 value = record.get(name)
                 items = value if isinstance(value, list) else [value]
                 if value not in (None, "", []) and kinds.share_valid(name, items) >= 0.9:
                     counts[name] += 1
+                    lost[name] += bool(labels) and _lost_section(
+                        section[name], traces[name], (memory or {}).get(name), labels, response
+                    )
         else:
-            traces: list = []
-            page = extract_list(definition, response, traces=traces)
+            traces_list: list = []
+            page = extract_list(definition, response, traces=traces_list)
             for name in names:
                 counts[name] += any(c.get(name) not in (None, "", []) for c in page.candidates)
-    return [n for n in names if counts[n] * 2 < len(responses) or (n == "full_name" and counts[n] < len(responses))]
+    half = len(responses) / 2
+    return [
+        n
+        for n in names
+        if counts[n] < half or (n == "full_name" and counts[n] < len(responses)) or (lost[n] and lost[n] >= half)
+    ]
+
+
+def _page_labels(root) -> dict[str, list]:
+    """{label text: [label elements]} of a page."""
+    from crawler.healing.fingerprint import SKIP_TAGS, own_label
+
+    found: dict[str, list] = {}
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.tag not in SKIP_TAGS:
+            label = own_label(element)
+            if label:
+                found.setdefault(label, []).append(element)
+    return found
+
+
+def _lost_section(spec, trace: FieldTrace, memory: dict | None, labels: dict, response) -> bool:
+    """A label the field's nodes sat under is on the page, and none of the nodes the field read now does."""
+    from crawler.healing.fingerprint import label_of
+    from crawler.healing.memory import _elements, element_query, source_part
+
+    remembered = [label for label in (memory or {}).get("labels") or [] if label in labels]
+    if not remembered or not trace.source or trace.source.endswith(("jsonld", "json", "regex")):
+        return False
+    part = source_part(spec, trace.source)
+    how, query, _attribute = element_query(part) if part is not None else (None, None, None)
+    if not query:
+        return False
+    under = {label_of(element)[0] for element in _elements(trace, how, query, response.selector)}
+    return any(label not in under for label in remembered)
 
 
 def reserved_elements(specs: dict, broken: list[str], responses: list, cards: list | None = None) -> dict:
@@ -120,7 +162,7 @@ def _raw_record(definition: SiteDefinition, response) -> dict:
 
 
 def heal_detail(raw: dict, responses: list, memory: dict[str, dict], fields: list[str] | None = None) -> Heal:
-    fields = fields if fields is not None else missing_fields(raw, "detail", responses)
+    fields = fields if fields is not None else missing_fields(raw, "detail", responses, memory)
     specs = raw["detail"]["fields"]
     series = page_series(responses)
     roots = roots_of(responses)
@@ -238,6 +280,7 @@ def heal_list(raw: dict, responses: list, memory: dict[str, dict]) -> Heal:
         else:
             roots[unit] = None
             json_series(node.data, unit, series)
+    merge_leaf_tags(series)
     specs = raw["list"]["fields"]
     found = relocate({n: specs[n] for n in fields if n in specs}, series, memory, roots, urls, relative=True)
     for name, proposal in found.items():

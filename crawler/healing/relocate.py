@@ -59,10 +59,20 @@ FIELD_LABELS = {
     "url": ["url", "href", "link"],
 }
 _WORD = re.compile(r"[a-z]+")
+_PLACE_KINDS = ("address", "city_state")
+
+
+def _stem(word: str) -> str:
+    """Singular of a label word: "addresses" -> "address", "phones" -> "phone", "address" stays."""
+    if len(word) > 4 and word.endswith(("sses", "xes", "ches", "shes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
 
 
 def _words(label: str) -> set[str]:
-    return {w[:-1] if w.endswith("s") and len(w) > 3 else w for w in _WORD.findall(label.lower().replace("-", ""))}
+    return {_stem(w) for w in _WORD.findall(label.lower().replace("-", ""))}
 
 
 def label_score(label: str | None, wanted: list[str]) -> float:
@@ -145,8 +155,7 @@ def score_series(
     structure = 0.0
     prints = (memory or {}).get("prints") or []
     if series.source in ("html", "attr") and prints:
-        sample = fingerprint(series.sample(), series.attribute)
-        structure = max(similarity(sample, p) for p in prints)
+        structure = max(similarity(fingerprint(e, series.attribute), p) for e in _samples(series) for p in prints)
     elif series.source in ("jsonld", "json") and (memory or {}).get("jsonld"):
         structure = 1.0 if list(series.jsonld) == list(memory["jsonld"]) else 0.0
     if field_name == "full_name" and series.source == "html" and series.sample().tag == "h1":
@@ -161,6 +170,15 @@ def score_series(
         return None  # nothing says this is the field but the shape of its values
     score = 0.4 * label + 0.25 * structure + 0.15 * covered + 0.2 * fit
     return Scored(series, score, filters, regex, found, covered)
+
+
+def _samples(series: Series) -> list:
+    """One node of each tag the series holds (a wildcard series of links and spans: both)."""
+    by_tag: dict = {}
+    for elements in series.elements.values():
+        for element in elements:
+            by_tag.setdefault(element.tag, element)
+    return list(by_tag.values())[:4]
 
 
 def _inline_label(series: Series, found: dict, wanted: list[str]) -> float:
@@ -217,7 +235,7 @@ def _richest(options: list[Scored]) -> Scored:
     best = options[0]
     mine = {v for vs in best.values.values() for v in map(str, vs)}
     for other in options[1:]:
-        if other.score < best.score - 0.05 or other.series.label != best.series.label:
+        if other.score < best.score - 0.1 or other.series.label != best.series.label:
             continue
         theirs = {v for vs in other.values.values() for v in map(str, vs)}
         if mine < theirs:
@@ -225,17 +243,37 @@ def _richest(options: list[Scored]) -> Scored:
     return best
 
 
+# words that say which part of a list a section holds, not what it holds ("Past addresses", "Current address")
+_MODIFIERS = frozenset(
+    ["possible", "current", "previous", "past", "former", "other", "known", "all", "more", "recent", "prior", "latest", "older", "the", "of", "and"]
+)
+
+
+def content_words(label: str | None) -> frozenset:
+    return frozenset(_words(label or "") - _MODIFIERS)
+
+
 def _union(best: Scored, options: list[Scored], memory: dict | None) -> list[Scored]:
-    """A list field the site now shows under several labels it used to show together (current and
-    previous addresses): the best series plus each one under another remembered label, in page order."""
-    remembered = (memory or {}).get("labels") or []
+    """A list field the site shows under several labels (current and previous addresses): the best series
+    plus each one under another label that names the same thing as a label remembered for the field
+    ("Past addresses" for a remembered "Previous Addresses", never "Associates" for "Relatives"), in page
+    order."""
+    remembered = [content_words(label) for label in (memory or {}).get("labels") or []]
+    if best.series.label:
+        remembered.append(content_words(best.series.label))
+    remembered = [words for words in remembered if words]
     members = [best]
     for other in options[1:]:
         if other.series.source != best.series.source or other.series.label in {m.series.label for m in members}:
             continue
-        if any(label_score(other.series.label, [label]) >= 0.99 for label in remembered):
+        if content_words(other.series.label) in remembered and not _overlaps(other, members):
             members.append(other)
     return sorted(members, key=lambda m: _page_position(m.series))
+
+
+def _overlaps(other: Scored, members: list[Scored]) -> bool:
+    mine = {id(e) for m in members for es in m.series.elements.values() for e in es}
+    return any(id(e) in mine for es in other.series.elements.values() for e in es)
 
 
 def _page_position(series: Series) -> int:
@@ -274,7 +312,11 @@ def relocate(
             {k: v for k, v in spec.items() if k not in ("filters", "default")} if isinstance(spec, dict) else spec
         )
         same_source.setdefault(key, set()).add(name)
-    sharing = {name: group for group in same_source.values() for name in group}
+    sharing = {name: set(group) for group in same_source.values() for name in group}
+    # a place is read off an address ("City, ST" from the address line): those two may share a series
+    places = [name for name in fields if kinds.kind_of(name) in _PLACE_KINDS]
+    for name in places:
+        sharing[name] |= set(places)
     taken: dict[tuple, str] = {}
     proposals: dict[str, Proposal] = {}
     units = len(roots)

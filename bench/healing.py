@@ -1,0 +1,471 @@
+"""Self-healing extraction, measured on the sandbox's redesigned layouts (issue 15, "Measured").
+
+For each site and layout (v1, v2, structural, jsonld, partial), detail and result pages: field accuracy
+against the ground truth (what the v1 definition reads on v1) with healing off, with the heuristics
+only, and with the heuristics plus the LLM (``crawler.healing.llm`` when it exists; "n/a" otherwise);
+wrong values are counted apart from missing ones (a wrong value is worse: it can accept the wrong
+person); the pages needed before a heal is verified; and the time learning adds per page while
+nothing is broken (extract with traces + ``SelectorMemory.learn`` against a plain extract, v1 pages).
+
+The selector memory is learned from ``--learn`` v1 pages, a heal sees the first ``--heal`` pages of the
+new layout, and accuracy is measured on all ``--pages`` pages. Values are compared normalised (phones
+E.164, addresses by crawler.normalize.address without commas, e-mails lower, names casefolded) and as
+sets for list fields. The browser-rendered site (spa) is rendered with Chromium (playwright).
+
+    .venv/bin/python bench/healing.py [--sites fastpeople,...] [--kinds detail,list] [--no-llm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.cookiejar
+import importlib.util
+import json
+import statistics
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scrapy.http import HtmlResponse
+
+from crawler.extraction import load_definitions
+from crawler.extraction.engine import extract_detail, extract_list, record_from_candidate
+from crawler.extraction.templates import render, render_params
+from crawler.healing import heal as healing
+from crawler.healing.memory import SelectorMemory
+from crawler.normalize import address as normal_address
+from crawler.normalize import phone_e164
+from sandbox.launch import running
+from sandbox.population import default_population, ground_truth
+
+SITES = ("fastpeople", "truepeople", "radaris", "thatsthem", "spa")
+LAYOUTS = ("v1", "v2", "structural", "jsonld", "partial")
+BROWSER_SITES = ("spa",)
+
+
+# ---- pages ---------------------------------------------------------------------------------------
+
+
+class Fetcher:
+    """Plain HTTP with a cookie jar (sessions, CSRF cookies); Chromium for browser-rendered sites."""
+
+    def __init__(self, browser: bool = False):
+        self.client = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self.browser = browser
+        self._loop = self._playwright = self._chromium = None
+
+    def get(self, url: str) -> HtmlResponse:
+        if self.browser:
+            return self._loop.run_until_complete(self._render(url))
+        body = b""
+        for _ in range(5):
+            request = urllib.request.Request(url, headers={"User-Agent": "Mozilla/5.0 (healing bench)"})
+            try:
+                with self.client.open(request, timeout=15) as answer:
+                    body, url = answer.read(), answer.geturl()
+                    break
+            except urllib.error.HTTPError as error:
+                body = error.read()
+                if error.code not in (429, 503):
+                    break
+                time.sleep(0.5)
+        return HtmlResponse(url, body=body, encoding="utf-8")
+
+    async def _render(self, url: str) -> HtmlResponse:
+        page = await self._chromium.new_page()
+        try:
+            await page.goto(url, wait_until="networkidle")
+            return HtmlResponse(page.url, body=(await page.content()).encode(), encoding="utf-8")
+        finally:
+            await page.close()
+
+    def __enter__(self):
+        if self.browser:
+            from playwright.async_api import async_playwright
+
+            self._loop = asyncio.new_event_loop()
+            self._playwright = self._loop.run_until_complete(async_playwright().start())
+            self._chromium = self._loop.run_until_complete(
+                self._playwright.chromium.launch(
+                    executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
+                )
+            )
+        return self
+
+    def __exit__(self, *exc):
+        if self.browser:
+            self._loop.run_until_complete(self._chromium.close())
+            self._loop.run_until_complete(self._playwright.stop())
+            self._loop.close()
+
+
+def configure(base: str, layout: str) -> None:
+    body = json.dumps({"layout": layout, "rate_limit_per_minute": 100000}).encode()
+    request = urllib.request.Request(f"{base}/_sandbox/config", data=body, headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def listed_people(site: str, n: int) -> list:
+    found = []
+    for person in default_population().people:
+        path = ground_truth(person).get(site)
+        if path:
+            found.append((person, path))
+            if len(found) >= n:
+                break
+    return found
+
+
+def search_url(definition, base: str, person) -> str:
+    """The first result page of a name + state search for the person, as the spider builds it (a form
+    search: the sandbox's own results path)."""
+    values = {"first_name": person.first_name, "last_name": person.last_name, "state": person.current.state}
+    for entry in definition.raw["search"]:
+        if set(entry.get("requires", [])) == {"first_name", "last_name", "state"}:
+            if "form" in entry:
+                from sandbox.brokers.radaris import results_path
+
+                return base + results_path(person.first_name, person.last_name, person.current.state)
+            url = base + render(entry["url"], values, encode=True)
+            params = render_params(entry.get("params") or {}, values)
+            return url + ("?" + params if params else "")
+    raise LookupError(f"{definition.id}: no name + state search")
+
+
+def pages_for(fetcher: Fetcher, definition, base: str, site: str, kind: str, layout: str, n: int) -> list:
+    configure(base, layout)
+    people = listed_people(site, n)
+    if kind == "detail":
+        return [fetcher.get(base + path) for _, path in people]
+    seen, pages = set(), []
+    for person, _ in people:
+        url = search_url(definition, base, person)
+        if url not in seen:
+            seen.add(url)
+            pages.append(fetcher.get(url))
+    return pages
+
+
+# ---- records and comparison ----------------------------------------------------------------------
+
+
+def records(definition, kind: str, pages: list) -> list:
+    """Detail pages: one record each; result pages: a list of card records per page (by position)."""
+    if kind == "detail":
+        return [extract_detail(definition, page) for page in pages]
+    return [
+        [
+            record_from_candidate(definition, c) | {"url": c.get("url")}
+            for c in extract_list(definition, page).candidates
+        ]
+        for page in pages
+    ]
+
+
+def _normal(name: str, value) -> frozenset:
+    items = value if isinstance(value, (list, tuple)) and name != "age_range" else [value]
+    out = set()
+    for item in items:
+        text = str(item)
+        try:
+            if name == "phones":
+                text = phone_e164(text, "US")
+            elif name == "addresses":
+                text = normal_address(text).replace(",", "")
+        except ValueError:
+            pass
+        out.add(" ".join(text.split()).casefold())
+    return frozenset(out)
+
+
+def _empty(value) -> bool:
+    return value is None or value == "" or value == [] or value == ()
+
+
+@dataclass
+class Score:
+    ok: int = 0
+    wrong: int = 0
+    missing: int = 0
+    fields: dict = field(default_factory=dict)  # field -> [ok, wrong, missing]
+
+    def add(self, name: str, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        row = self.fields.setdefault(name, [0, 0, 0])
+        row[("ok", "wrong", "missing").index(outcome)] += 1
+
+    @property
+    def total(self) -> int:
+        return self.ok + self.wrong + self.missing
+
+    @property
+    def accuracy(self) -> float:
+        return self.ok / self.total if self.total else 1.0
+
+    def merge(self, other: Score) -> None:
+        self.ok, self.wrong, self.missing = self.ok + other.ok, self.wrong + other.wrong, self.missing + other.missing
+        for name, row in other.fields.items():
+            mine = self.fields.setdefault(name, [0, 0, 0])
+            for i in range(3):
+                mine[i] += row[i]
+
+
+def compare_record(truth: dict, got: dict, score: Score) -> None:
+    for name, expected in truth.items():
+        if name.startswith("_") or name in ("url", "fetch_url") or _empty(expected):
+            continue
+        value = got.get(name)
+        if _empty(value):
+            score.add(name, "missing")
+        elif _normal(name, value) == _normal(name, expected):
+            score.add(name, "ok")
+        else:
+            score.add(name, "wrong")
+
+
+def compare(kind: str, truth: list, got: list) -> Score:
+    score = Score()
+    for expected, found in zip(truth, got, strict=True):
+        if kind == "detail":
+            compare_record(expected, found, score)
+            continue
+        for i, card in enumerate(expected):  # cards by position; a missing card misses all its fields
+            compare_record(card, found[i] if i < len(found) else {}, score)
+    return score
+
+
+# ---- healing -------------------------------------------------------------------------------------
+
+
+def learn(memory: SelectorMemory, definition, kind: str, pages: list) -> None:
+    for page in pages:
+        if kind == "detail":
+            traces: dict = {}
+            record = extract_detail(definition, page, traces)
+            memory.learn(
+                definition.id, "detail", definition.raw["detail"]["fields"], traces, record, node=page.selector
+            )
+            continue
+        from crawler.extraction.engine import _items
+
+        card_traces: list = []
+        listing = extract_list(definition, page, traces=card_traces)
+        nodes = _items(definition, page)
+        memory.learn_card(definition.id, [n.selector for n in nodes])
+        for node, traces in zip(nodes, card_traces, strict=False):
+            values = {n: node_value for n, node_value in _card_values(definition, node).items()}
+            memory.learn(definition.id, "list", definition.raw["list"]["fields"], traces, values, node=node.selector)
+        del listing
+
+
+def _card_values(definition, node) -> dict:
+    from crawler.extraction.engine import _fields
+
+    return _fields(definition.raw["list"]["fields"], node)
+
+
+def heal(raw: dict, kind: str, pages: list, memory: dict):
+    return healing.heal_detail(raw, pages, memory) if kind == "detail" else healing.heal_list(raw, pages, memory)
+
+
+def llm_heal(raw: dict, kind: str, pages: list, heuristic, memory: dict):
+    """The LLM's heal on top of the heuristic one, or None when there is no LLM module or server."""
+    if importlib.util.find_spec("crawler.healing.llm") is None:
+        return None
+    from crawler.healing import llm
+
+    client = llm.default_client() if hasattr(llm, "default_client") else None
+    if client is None:
+        return None
+    return llm.heal_with_llm(raw, kind, pages, heuristic, client)
+
+
+def _with(definition, raw: dict):
+    from crawler.healing.heal import _definition
+
+    healed = _definition(raw)
+    return healed.with_base_url(definition.base_url) if hasattr(healed, "with_base_url") else healed
+
+
+def pages_needed(raw: dict, kind: str, pages: list, memory: dict, final: set, most: int) -> int | None:
+    """The fewest pages a heal needs to heal every field the full heal heals."""
+    if not final:
+        return 0
+    for k in range(1, most + 1):
+        if set(heal(raw, kind, pages[:k], memory).proposals) >= final:
+            return k
+    return None
+
+
+# ---- overhead ------------------------------------------------------------------------------------
+
+
+def overhead(definition, pages: list, rounds: int = 5) -> tuple[float, float]:
+    """Seconds per page: plain extract_detail, and extract with traces + learn (all pages learned:
+    the memory's page cap is lifted so every page pays the full price)."""
+    import crawler.healing.memory as memory_module
+
+    specs = definition.raw["detail"]["fields"]
+    plain, learning = [], []
+    saved = memory_module.LEARN_PAGES
+    memory_module.LEARN_PAGES = 10**9
+    try:
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for page in pages:
+                extract_detail(definition, page)
+            plain.append((time.perf_counter() - start) / len(pages))
+            memory = SelectorMemory()
+            start = time.perf_counter()
+            for page in pages:
+                traces: dict = {}
+                record = extract_detail(definition, page, traces)
+                memory.learn(definition.id, "detail", specs, traces, record, node=page.selector)
+            learning.append((time.perf_counter() - start) / len(pages))
+    finally:
+        memory_module.LEARN_PAGES = saved
+    return statistics.median(plain), statistics.median(learning)
+
+
+# ---- the run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    site: str
+    kind: str
+    layout: str
+    off: Score
+    heuristic: Score
+    llm: Score | None
+    triggered: bool
+    healed: list
+    failed: list
+    needed: int | None
+
+
+def run_site(site: str, base: str, kinds: list[str], args) -> tuple[list[Row], tuple[float, float] | None]:
+    definition = load_definitions()[site].with_base_url(base)
+    raw = definition.raw
+    rows, cost = [], None
+    with Fetcher(browser=site in BROWSER_SITES) as fetcher:
+        for kind in kinds:
+            v1 = pages_for(fetcher, definition, base, site, kind, "v1", args.pages)
+            truth = records(definition, kind, v1)
+            store = SelectorMemory()
+            learn(store, definition, kind, v1[: args.learn])
+            memory = store.as_relocation_memory(site, kind)
+            if kind == "detail":
+                cost = overhead(definition, v1)
+            for layout in LAYOUTS:
+                pages = v1 if layout == "v1" else pages_for(fetcher, definition, base, site, kind, layout, args.pages)
+                off = compare(kind, truth, records(definition, kind, pages))
+                broken = _broken(raw, kind, pages[: args.heal])
+                if broken:
+                    healed = heal(raw, kind, pages[: args.heal], memory)
+                    heuristic = compare(kind, truth, records(_with(definition, healed.definition), kind, pages))
+                    needed = pages_needed(raw, kind, pages, memory, set(healed.proposals), args.heal)
+                    llm = None if args.no_llm else llm_heal(raw, kind, pages[: args.heal], healed, memory)
+                    llm_score = (
+                        compare(kind, truth, records(_with(definition, llm.definition), kind, pages)) if llm else None
+                    )
+                    rows.append(
+                        Row(
+                            site,
+                            kind,
+                            layout,
+                            off,
+                            heuristic,
+                            llm_score,
+                            True,
+                            sorted(healed.proposals),
+                            sorted(healed.failed),
+                            needed,
+                        )
+                    )
+                else:
+                    rows.append(Row(site, kind, layout, off, off, None, False, [], [], 0))
+    return rows, cost
+
+
+def _broken(raw: dict, kind: str, pages: list) -> bool:
+    if kind == "list" and not any(extract_list(healing._definition(raw), p).candidates for p in pages):
+        return True
+    return bool(healing.missing_fields(raw, kind, pages))
+
+
+def _cell(score: Score | None) -> str:
+    if score is None:
+        return "n/a"
+    return f"{score.accuracy:.2f} w{score.wrong} m{score.missing}"
+
+
+def print_table(rows: list[Row], costs: dict, verbose: bool) -> str:
+    header = (
+        f"{'site':<11} {'kind':<6} {'layout':<10} {'off':>14} {'heuristics':>14} {'+llm':>14} {'heal':>5} {'pages':>5}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        needed = "-" if not r.triggered else (str(r.needed) if r.needed is not None else ">")
+        print(
+            f"{r.site:<11} {r.kind:<6} {r.layout:<10} {_cell(r.off):>14} {_cell(r.heuristic):>14} "
+            f"{_cell(r.llm):>14} {'yes' if r.triggered else 'no':>5} {needed:>5}"
+        )
+        if verbose:
+            bad = {f: row for f, row in r.heuristic.fields.items() if row[1] or row[2]}
+            if bad:
+                print(f"{'':<29} not ok (ok, wrong, missing): {bad}; unhealed: {r.failed}")
+    changed = [r for r in rows if r.layout != "v1"]
+    worst = min(changed, key=lambda r: r.heuristic.accuracy) if changed else None
+    total = sum(r.heuristic.total for r in changed)
+    wrong = sum(r.heuristic.wrong for r in changed)
+    v1_ok = all(not r.triggered and r.off.accuracy == 1.0 for r in rows if r.layout == "v1")
+    ratios = [learned / plain for plain, learned in costs.values() if plain]
+    over = (statistics.median(ratios) - 1) * 100 if ratios else float("nan")
+    for site, (plain, learned) in costs.items():
+        print(
+            f"overhead {site}: extract {plain * 1000:.2f} ms/page, with traces + learn {learned * 1000:.2f} ms/page "
+            f"(x{learned / plain:.2f})"
+        )
+    headline = (
+        f"healing: heuristics min accuracy {worst.heuristic.accuracy:.2f} ({worst.site}/{worst.kind}/{worst.layout}); "
+        f"wrong {100 * wrong / max(1, total):.1f}%; overhead {over:.0f}%; v1 unchanged and no heal: {v1_ok}"
+        if worst
+        else "healing: nothing measured"
+    )
+    print(headline)
+    return headline
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sites", default=",".join(SITES))
+    parser.add_argument("--kinds", default="detail,list")
+    parser.add_argument("--pages", type=int, default=12, help="pages measured per site, kind and layout")
+    parser.add_argument("--learn", type=int, default=12, help="v1 pages the memory learns from")
+    parser.add_argument("--heal", type=int, default=4, help="pages of the new layout a heal sees")
+    parser.add_argument("--no-llm", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="per-field misses and unhealed fields")
+    args = parser.parse_args(argv)
+    sites = [s for s in args.sites.split(",") if s]
+    kinds = [k for k in args.kinds.split(",") if k]
+    rows, costs = [], {}
+    with running(["--free-ports", "--only", ",".join(sites)], timeout=60) as urls:
+        for site in sites:
+            site_rows, cost = run_site(site, urls[site], kinds, args)
+            rows += site_rows
+            if cost:
+                costs[site] = cost
+    print_table(rows, costs, args.verbose)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
