@@ -64,6 +64,10 @@ LABEL_WORDS = frozenset(
     )
 )
 
+PLACE_TAILS = frozenset(
+    _words("city town village park heights beach springs falls hills valley lake island point port creek county")
+)
+
 # states and territories: "Springfield, IL" and "SPRINGFIELD IL 62701"
 STATE_CODES = _words(
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY "
@@ -150,7 +154,9 @@ def _names(segment: str) -> str:
         gap = segment[last : match.start()]
         # an initial ("A.", or "A" inside a run) is part of the name, not the label word "a"
         initial = len(word.rstrip(".")) == 1 and (word.endswith(".") or run > 0)
-        name_like = word[0].isupper() and (initial or not _label(word))
+        # "Kansas City", "Palm Beach": a place word ending a name run belongs to the name
+        place_tail = run > 0 and word.lower().rstrip(".") in PLACE_TAILS
+        name_like = word[0].isupper() and (initial or place_tail or not _label(word))
         # spaces continue a run; a comma only after a lone word ("Smith, John"), not between names
         if name_like and run and (gap.isspace() or (run == 1 and re.fullmatch(r",\s*", gap))):
             run, last = run + 1, match.end()
@@ -395,12 +401,30 @@ def registered_words() -> frozenset[str]:
     return frozenset(getattr(redactor, "_known", ()))
 
 
+def _written_words(text: str) -> set[str]:
+    """Capitalised or all-capital words of ``text`` outside placeholders, lower-cased, hyphenated parts apart."""
+    words = set()
+    for word in WORD_RE.findall(PLACEHOLDER_RE.sub(" ", text)):
+        for part in re.split(r"[-'’.]+", word):
+            if part[:1].isupper() and part in (part.capitalize(), part.upper()):
+                words.add(part.lower())
+    return words
+
+
+def _beside_a_name(text: str, word: str) -> bool:
+    """``word`` (a label word) written as part of a name: next to a [NAME] ("[NAME] Page", "PAGE, [NAME]")."""
+    forms = "|".join(re.escape(form) for form in (word.capitalize(), word.upper()))
+    pattern = rf"\[NAME\][\s,]+(?:{forms})(?![A-Za-z])|(?<![A-Za-z])(?:{forms})[\s,.]+\[NAME\]"
+    return re.search(pattern, text) is not None
+
+
 def assert_masked(text: str, known_values: Iterable[str] = ()) -> None:
     """Raise UnmaskedText when ``text`` holds an e-mail, a phone, or a known or registered personal word.
 
     Registered words are looked for capitalised or in capitals, as names and places are written:
     mask_text turns every such word that is not a label into a placeholder, so one still there is a
-    leak (a surname that is also a label word, "Page", is refused here rather than sent).
+    leak. A registered word that is also a label word ("City" of Kansas City, the surname "Page") counts
+    only beside a [NAME], where it is part of a name rather than a label.
     """
     if EMAIL_RE.search(text):
         raise UnmaskedText("e-mail")
@@ -409,11 +433,9 @@ def assert_masked(text: str, known_values: Iterable[str] = ()) -> None:
     for pattern, placeholder in _known_patterns(known_values):
         if pattern.search(PLACEHOLDER_RE.sub(" ", text)):
             raise UnmaskedText("known value" if placeholder == NAME else placeholder.strip("[]").lower())
-    words = registered_words()
-    if words:
-        found = {w for w in WORD_RE.findall(PLACEHOLDER_RE.sub(" ", text)) if w[:1].isupper()}
-        found = {
-            w.rstrip(".").lower() for w in found if w.rstrip(".") in (w.rstrip(".").capitalize(), w.rstrip(".").upper())
-        }
-        if found & words:
+    registered = registered_words()
+    if not registered:
+        return
+    for word in _written_words(text) & registered:
+        if word not in LABEL_WORDS or _beside_a_name(text, word):
             raise UnmaskedText("registered personal value")

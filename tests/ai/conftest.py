@@ -7,6 +7,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from crawler.ai import client as client_module
+from crawler.observability import logs
 from sandbox.llm import make_app
 from support import Clock
 
@@ -44,6 +45,12 @@ async def stub():
 @pytest.fixture
 def clock():
     return Clock()
+
+
+@pytest.fixture(autouse=True)
+def fresh_redactor(monkeypatch):
+    """A log redactor of this test's own: values a test registers (register_pii) stay in that test."""
+    monkeypatch.setattr(logs, "redactor", logs.Redactor())
 
 
 @pytest.fixture

@@ -250,3 +250,31 @@ async def test_an_unreachable_server_is_a_breaker_failure(clock):
     assert LLM_METRICS.calls[("unreachable", "error")] == 1
     assert LLM_METRICS.calls[("unreachable", "breaker_open")] == 1
     await client.aclose()
+
+
+def test_one_client_per_crawler_and_none_without_a_key(said_nothing_yet):
+    from scrapy import Spider
+    from scrapy.utils.test import get_crawler
+
+    crawler = get_crawler(Spider, {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    client = LLMClient.from_crawler(crawler)
+    assert isinstance(client, LLMClient) and LLMClient.from_crawler(crawler) is client
+    assert LLMClient.from_crawler(get_crawler(Spider, {"OPENAI_API_KEY": ""})) is None
+
+
+@pytest.mark.parametrize(
+    "user, sent",
+    [
+        ("<th>City</th><td>[CITY_STATE]</td>", True),  # "City" of the registered "Kansas City" is a label here
+        ("<h1>[NAME] Page</h1>", False),  # the registered surname "Page" beside a name
+        ("<h1>PAGE, [NAME]</h1>", False),
+        ("<a>Next Page</a>", True),
+    ],
+)
+async def test_registered_label_words_count_only_as_part_of_a_name(stub, clock, user, sent):
+    register_pii("Hortensia Page", "Kansas City")
+    client = make_client(stub, clock)
+    await stub.script(RIGHT)
+    assert (await ask(client, purpose="label-words", user=user) is not None) is sent
+    assert len(await stub.received()) == int(sent)
+    await client.aclose()

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 import sandbox.sites  # noqa: F401 - registers the broker apps
 from crawler.ai import LLMClient, LocalCache, assert_masked, condense_html, mask_text
 from crawler.ai.masking import EMAIL_RE
+from crawler.observability.logs import register_pii
 from sandbox.brokers import fastpeople, radaris, thatsthem, truepeople
 from sandbox.brokers.common import long_street
 from sandbox.brokers.control import LAYOUTS
@@ -130,6 +131,11 @@ async def test_nothing_the_llm_double_received_holds_a_seeded_value(site, layout
         clock=clock,
     )
     pages = await fetch_pages(site, layout)
+    # as scans of these people would: their values registered, so the client's last check looks for them
+    listed = [p for p in POPULATION.people if SITES[site].listing_url(p)]
+    for index in PEOPLE_PER_SITE:
+        person = listed[index]
+        register_pii(person.full_name, *person.emails, *(p.number for p in person.phones), person.current.city)
     await stub.script(*[{"content": {"selector": "h1"}}] * len(pages))
     schema = {"type": "object", "properties": {"selector": {"type": "string"}}, "required": ["selector"]}
     for kind, _path, html in pages:
@@ -170,6 +176,8 @@ def test_mask_text_types_each_kind_of_value():
         ("Linda A. Smith", "[NAME]"),
         ("see /find/person/abc-john-smith", "see /find/person/[X]"),
         ("PO Box 42, Peoria", "[ADDRESS], [NAME]"),
+        ("Kansas City", "[NAME]"),
+        ("City: Kansas City", "City: [NAME]"),
     ],
 )
 def test_mask_text_cases(text, masked):
