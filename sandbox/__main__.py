@@ -17,7 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
-import sandbox.llm  # noqa: F401 - registers the LLM test double
+import sandbox.llm  # registers the LLM test double
 import sandbox.sites  # noqa: F401 - registers the services
 from sandbox import mailroom
 from sandbox.events import config as events_config
