@@ -156,8 +156,7 @@ class LLMClient:
                         "type": "json_schema",
                         "json_schema": {"name": _schema_name(purpose), "schema": schema, "strict": False},
                     },
-                    temperature=0,
-                )
+                )  # no temperature: reasoning models refuse the parameter, and answers are verified anyway
         except (openai.APITimeoutError, TimeoutError):
             await self.guard.breaker.failure(probe)
             return self._none(purpose, "timeout", "no answer within %.1f s", self.timeout)

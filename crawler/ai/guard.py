@@ -134,12 +134,23 @@ class Breaker:
         return token if gate.decision == PROBE else None
 
     async def failure(self, probe: str) -> None:
-        change = await self.circuits.failure(self.key, probe, uuid.uuid4().hex)
+        try:
+            change = await self.circuits.failure(self.key, probe, uuid.uuid4().hex)
+        except Exception as exc:  # Redis gone meanwhile: the call's outcome stands, its count is lost
+            logger.warning("LLM breaker on %s: failure not recorded (%s)", self.key, type(exc).__name__)
+            return
         if change:
             logger.warning("LLM breaker on %s: %s", self.key, change)
 
     async def success(self, probe: str) -> None:
-        if probe and await self.circuits.success(self.key, probe):
+        if not probe:
+            return
+        try:
+            closed = await self.circuits.success(self.key, probe)
+        except Exception as exc:
+            logger.warning("LLM breaker on %s: probe success not recorded (%s)", self.key, type(exc).__name__)
+            return
+        if closed:
             logger.info("LLM breaker on %s: closed", self.key)
 
 

@@ -278,3 +278,14 @@ async def test_registered_label_words_count_only_as_part_of_a_name(stub, clock, 
     assert (await ask(client, purpose="label-words", user=user) is not None) is sent
     assert len(await stub.received()) == int(sent)
     await client.aclose()
+
+
+async def test_an_unreachable_shared_budget_sends_nothing(stub, clock):
+    # with REDIS_URL set the budget lives there: unreadable, nothing may be spent
+    client = make_client(stub, clock, REDIS_URL="redis://127.0.0.1:9/0", REDIS_CONNECT_TIMEOUT="1")
+    await stub.script(RIGHT)
+    before = LLM_METRICS.calls[("redis-down", "guard_error")]
+    assert await ask(client, purpose="redis-down") is None
+    assert LLM_METRICS.calls[("redis-down", "guard_error")] == before + 1
+    assert await stub.received() == []
+    await client.aclose()
