@@ -100,9 +100,13 @@ class LLMClient:
     def from_crawler(cls, crawler) -> LLMClient | None:
         """One client per crawler, sharing the crawler's Redis client (``crawler.shared_redis``)."""
         if not hasattr(crawler, "_llm_client"):
+            from scrapy import signals
+
             from crawler.shared_redis import redis_for
 
-            crawler._llm_client = cls.from_settings(crawler.settings, redis=redis_for(crawler))
+            client = crawler._llm_client = cls.from_settings(crawler.settings, redis=redis_for(crawler))
+            if client is not None:
+                crawler.signals.connect(client.aclose, signal=signals.engine_stopped, weak=False)
         return crawler._llm_client
 
     async def aclose(self) -> None:
