@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -104,19 +103,3 @@ async def test_python_m_sandbox_serves_it_as_the_llm_service():
     assert "llm" in SERVICES
     async with TestClient(TestServer(build_app(SERVICES["llm"], {}))) as client:
         assert (await (await client.get("/health")).json()) == {"status": "ok", "service": "llm"}
-
-
-@pytest.mark.e2e
-async def test_python_m_sandbox_serves_it_to_the_crawlers_client(sandbox):
-    from crawler.ai import LLMClient, LocalCache  # the product's client against the running sandbox
-
-    base = sandbox["llm"]
-    client = LLMClient.from_settings({"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": base + "/v1"}, cache=LocalCache())
-    async with aiohttp.ClientSession() as http:
-        await http.post(base + "/_sandbox/llm/reset")
-        await http.post(base + "/_sandbox/llm/script", json={"answers": [{"content": {"selector": "h1"}}]})
-        answer = await client.complete_json("sandbox", "Answer in JSON.", "<h1>[NAME]</h1>", {"type": "object"})
-        assert answer is not None and answer.data == {"selector": "h1"}
-        received = await (await http.get(base + "/_sandbox/llm/received")).json()
-        assert [m["content"] for m in received["requests"][0]["messages"]] == ["Answer in JSON.", "<h1>[NAME]</h1>"]
-    await client.aclose()
