@@ -8,6 +8,7 @@ line). Its values are collected per *unit*: a page for detail pages, a card for 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -98,8 +99,13 @@ def html_series(root, unit, into: dict[tuple, Series]) -> None:
         for name, value in element.attrib.items():
             if value and (name.startswith("data-") or name == "href") and not name.startswith(("data-qa", "data-test")):
                 key = ("attr", path, name)
-                series = into.setdefault(key, Series(key, "attr", attribute=name))
+                series = into.setdefault(key, Series(key, "attr", label=attribute_label(name), attribute=name))
                 series.elements.setdefault(unit, []).append(element)
+
+
+def attribute_label(name: str) -> str:
+    """An attribute's name read as a label: "data-person-age" -> "person age", "href" -> "href"."""
+    return " ".join(name.removeprefix("data-").replace("_", "-").split("-"))
 
 
 def merge_leaf_tags(into: dict[tuple, Series]) -> None:
@@ -154,8 +160,12 @@ def _walk_json(value, path: str, out: dict[tuple, list], kind: str) -> None:
 
 
 def _path_label(path: str) -> str:
-    """A JSON path read as a label: "relatedTo.name" -> "relatedto name"."""
-    return " ".join(path.lower().split("."))
+    """A JSON path read as a label, words split and an entity's own ``name`` left out: "relatedTo.name" ->
+    "related to", "alternateName" -> "alternate name", "address.streetAddress" -> "address street address"."""
+    steps = path.split(".")
+    if len(steps) > 1 and steps[-1] == "name":
+        steps = steps[:-1]
+    return " ".join(re.sub(r"(?<=[a-z])(?=[A-Z])", " ", step).lower() for step in steps)
 
 
 def jsonld_series(response, unit, into: dict[tuple, Series]) -> None:

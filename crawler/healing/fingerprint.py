@@ -59,16 +59,36 @@ def own_label(element) -> str | None:
     return None
 
 
+_BREAKS = frozenset({"br", "hr", "wbr"})  # line breaks between the values of one label do not separate them
+
+
+def _inner_label(element) -> tuple[str, object] | None:
+    """A label written first inside the node, before its value: ``<div><span>Address:</span> 1 Oak St</div>``."""
+    if not len(element) or not isinstance(element[0].tag, str):
+        return None
+    first = element[0]
+    text = " ".join(first.text_content().split())
+    has_value = (first.tail or "").strip() or len(element) > 1
+    if has_value and (first.tag in LABEL_TAGS or text.endswith(":")):
+        found = own_label(first)
+        if found:
+            return found, first
+    return None
+
+
 def label_of(element, depth: int = 3) -> tuple[str | None, object | None]:
     """The label a node sits under and its element: the nearest label-like preceding sibling of the node
     or of one of its ancestors, or the heading first in an ancestor."""
+    inner = _inner_label(element)
+    if inner is not None:
+        return inner
     node = element
     for _ in range(depth + 1):
         if node is None or node.tag in ("body", "html"):
             break
         sibling, seen = node.getprevious(), 0
         while sibling is not None and seen < 2:
-            if isinstance(sibling.tag, str):
+            if isinstance(sibling.tag, str) and sibling.tag not in _BREAKS:
                 found = own_label(sibling) if sibling.tag != node.tag else None
                 if found:
                     return found, sibling

@@ -26,6 +26,8 @@ from crawler.healing.selectors import jsonld_spec, selector_for
 
 MIN_VALID = 0.9
 MIN_MARGIN = 0.08
+# the value after a label written in the same node: "AKA: Jack Smith", "Phone: (402) 555-0175"
+INLINE_LABEL = r"^[A-Za-z][A-Za-z .'/&\-]{0,30}:[\s,]*(\S.*)$"
 # the labels sites put in front of each field (the remembered labels of a site come on top)
 FIELD_LABELS = {
     "full_name": ["name", "full name"],
@@ -36,8 +38,8 @@ FIELD_LABELS = {
         "aliases",
         "other names",
         "alternate name",
-        "alternatename",
-        "additionalname",
+        "alternate name",
+        "additional name",
         "known as",
     ],
     "relatives": [
@@ -45,29 +47,36 @@ FIELD_LABELS = {
         "possible relatives",
         "associates",
         "related to",
-        "relatedto name",
+        "related to",
         "family",
         "relatives associates",
-        "knows name",
+        "knows",
     ],
     "phones": ["phone", "phones", "phone numbers", "telephone", "phone number"],
     "emails": ["email", "emails", "email addresses", "e-mail"],
     "addresses": ["address", "addresses", "current address", "previous addresses", "past addresses", "address history"],
     "locations": ["lives in", "location", "locations", "address", "addresses", "current address", "previous addresses"],
     "age": ["age", "years old"],
+    "birth_year": ["born", "birth", "date of birth", "dob", "birth year", "year of birth", "birthday"],
+    "birth_month": ["born", "birth", "date of birth", "dob", "birth month", "month of birth", "birthday"],
     "age_range": ["age", "years old"],
     "url": ["url", "href", "link"],
 }
 _WORD = re.compile(r"[a-z]+")
 _PLACE_KINDS = ("address", "city_state")
+_PLACE_WORDS = frozenset({"address", "location", "live", "lived", "residence", "city"})
 
 
 def _stem(word: str) -> str:
-    """Singular of a label word: "addresses" -> "address", "phones" -> "phone", "address" stays."""
+    """A label word's stem: "addresses" -> "address", "phones" -> "phone", "relatives" and "related" ->
+    "relat" (so a JSON-LD ``relatedTo`` reads as the site's "Relatives")."""
     if len(word) > 4 and word.endswith(("sses", "xes", "ches", "shes")):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    for suffix in ("ive", "ed"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
     return word
 
 
@@ -87,6 +96,25 @@ def label_score(label: str | None, wanted: list[str]) -> float:
     return best
 
 
+# a label the site itself used for the field counts fully; the usual labels of any site count less, so
+# "Relatives" (remembered) beats "Associates" (a usual label of relatives elsewhere)
+GENERIC_LABEL_WEIGHT = 0.75
+
+
+def field_label_score(label: str | None, remembered: list[str], wanted: list[str]) -> float:
+    """How well a series' label names the field: all content words of a remembered label in it, or
+    (weighed down) the overlap with the field's usual labels."""
+    if not label:
+        return 0.0
+    have = content_words(label)
+    best = 0.0
+    for other in remembered:
+        want = content_words(other)
+        if want and have:
+            best = max(best, len(want & have) / len(want | have))
+    return max(best, GENERIC_LABEL_WEIGHT * label_score(label, wanted))
+
+
 @dataclass
 class Scored:
     series: Series
@@ -95,6 +123,7 @@ class Scored:
     regex: str | None
     values: dict  # unit -> filtered values
     coverage: float
+    sep: str = " "  # how a node's text nodes are joined
 
 
 @dataclass
@@ -110,15 +139,40 @@ class Proposal:
     details: dict = field(default_factory=dict)
 
 
-def _filter_options(field_name: str, old_spec) -> list[list]:
+def _filter_options(field_name: str, old_spec, extra: tuple = ()) -> list[list]:
     kind = kinds.kind_of(field_name)
     old = list(old_spec.get("filters") or []) if isinstance(old_spec, dict) else []
     options = [old] if old else []
     default = kinds.DEFAULT_FILTERS.get(kind, [])
     if default != old:
         options.append(default)
+    options += [list(e) for e in extra if list(e) not in options]
     if [] not in options:
         options.append([])
+    return options
+
+
+def _place_filters(fields: dict, name: str) -> tuple:
+    """A place is read off an address: the address fields' cleaning filters, then the place's own."""
+    if kinds.kind_of(name) != "city_state":
+        return ()
+    own = kinds.DEFAULT_FILTERS["city_state"]
+    found = []
+    for other, spec in fields.items():
+        if kinds.kind_of(other) == "address" and isinstance(spec, dict) and spec.get("filters"):
+            found.append([*spec["filters"], *own])
+    return tuple(found)
+
+
+def _regex_options(kind: str, old_spec) -> list:
+    """No regex; the old spec's own (a pattern of the site's wording, "(45 years old)"); the kind's; the
+    value after an inline label."""
+    options = [None]
+    if isinstance(old_spec, dict) and old_spec.get("regex"):
+        options.append(old_spec["regex"])
+    if kinds.EXTRACTORS.get(kind):
+        options.append(kinds.EXTRACTORS[kind])
+    options.append(INLINE_LABEL)
     return options
 
 
@@ -130,28 +184,32 @@ def _read(series: Series, unit, field_name: str, filters: list, regex: str | Non
 
 
 def score_series(
-    field_name: str, series: Series, old_spec, memory: dict | None, urls: dict, single: bool
+    field_name: str, series: Series, old_spec, memory: dict | None, urls: dict, single: bool, extra: tuple = ()
 ) -> Scored | None:
     kind = kinds.kind_of(field_name)
     sep = old_spec.get("sep", " ") if isinstance(old_spec, dict) else " "
+    # a place in a multi-line address node ("street<br>City, ST ZIP") reads right only with the lines apart
+    seps = [sep, ", "] if kind in _PLACE_KINDS and sep != ", " and series.source == "html" else [sep]
     units = series.units()
     best = None
-    for regex in (None, kinds.EXTRACTORS.get(kind)) if kinds.EXTRACTORS.get(kind) else (None,):
-        for filters in _filter_options(field_name, old_spec):
-            found = {u: _read(series, u, field_name, filters, regex, sep, urls.get(u, "")) for u in units}
-            flat = [v for vs in found.values() for v in vs]
-            if not flat:
-                continue
-            share = kinds.share_valid(field_name, flat)
-            if share >= MIN_VALID and (best is None or share > best[0]):
-                best = (share, filters, regex, found)
+    for one_sep in seps:
+        for regex in _regex_options(kind, old_spec):
+            for filters in _filter_options(field_name, old_spec, extra):
+                found = {u: _read(series, u, field_name, filters, regex, one_sep, urls.get(u, "")) for u in units}
+                flat = [v for vs in found.values() for v in vs]
+                if not flat:
+                    continue
+                share = kinds.share_valid(field_name, flat)
+                if share >= MIN_VALID and (best is None or share > best[0]):
+                    best = (share, filters, regex, found, one_sep)
     if best is None:
         return None
-    share, filters, regex, found = best
-    wanted = FIELD_LABELS.get(field_name, [field_name]) + list((memory or {}).get("labels") or [])
-    label = label_score(series.label, wanted)
-    if not series.label and series.source == "html":
-        label = 0.6 * _inline_label(series, found, wanted)
+    share, filters, regex, found, sep = best
+    remembered = list((memory or {}).get("labels") or [])
+    wanted = FIELD_LABELS.get(field_name, [field_name]) + remembered
+    label = field_label_score(series.label, remembered, wanted)
+    if series.source == "html":  # a label inside the node's own text ("45 years old")
+        label = max(label, 0.6 * _inline_label(series, found, wanted))
     structure = 0.0
     prints = (memory or {}).get("prints") or []
     if series.source in ("html", "attr") and prints:
@@ -169,7 +227,7 @@ def score_series(
     if 0.4 * label + 0.25 * structure < 0.2:
         return None  # nothing says this is the field but the shape of its values
     score = 0.4 * label + 0.25 * structure + 0.15 * covered + 0.2 * fit
-    return Scored(series, score, filters, regex, found, covered)
+    return Scored(series, score, filters, regex, found, covered, sep)
 
 
 def _samples(series: Series) -> list:
@@ -209,8 +267,8 @@ def build_spec(scored: Scored, old_spec, roots: dict, relative: bool) -> dict | 
         spec = selector_for(series, roots, relative)
         if spec is None:
             return None
-    if isinstance(old_spec, dict) and "sep" in old_spec and "join" not in spec:
-        spec["sep"] = old_spec["sep"]
+    if "join" not in spec and ((isinstance(old_spec, dict) and "sep" in old_spec) or scored.sep != " "):
+        spec["sep"] = scored.sep
     if scored.regex:
         spec["regex"] = scored.regex
     if scored.filters:
@@ -220,6 +278,18 @@ def build_spec(scored: Scored, old_spec, roots: dict, relative: bool) -> dict | 
             if key in old_spec:
                 spec[key] = old_spec[key]
     return spec
+
+
+def _first_spec(member: Scored, options: list[Scored], old_spec, roots: dict, relative: bool) -> dict | None:
+    """The spec of the member, or of the first option under its label that reads the same values when no
+    selector selects exactly the member's nodes (links and their badges under one label: the links)."""
+    same = _fingerprint_values(member)
+    for option in [member, *options]:
+        if option is member or (option.series.label == member.series.label and _fingerprint_values(option) == same):
+            spec = build_spec(option, old_spec, roots, relative)
+            if spec is not None:
+                return spec
+    return None
 
 
 def _mostly_reserved(series: Series, reserved: dict) -> bool:
@@ -244,16 +314,14 @@ def _richest(options: list[Scored]) -> Scored:
 
 
 # words that say which part of a list a section holds, not what it holds ("Past addresses", "Current address")
-_MODIFIERS = frozenset(
-    ["possible", "current", "previous", "past", "former", "other", "known", "all", "more", "recent", "prior", "latest", "older", "the", "of", "and"]
-)
+_MODIFIERS = frozenset(["possible", "current", "previous", "past", "former", "other", "recent", "prior", "latest", "older", "the", "of", "and", "to"])
 
 
 def content_words(label: str | None) -> frozenset:
     return frozenset(_words(label or "") - _MODIFIERS)
 
 
-def _union(best: Scored, options: list[Scored], memory: dict | None) -> list[Scored]:
+def _union(best: Scored, options: list[Scored], memory: dict | None, field_name: str = "") -> list[Scored]:
     """A list field the site shows under several labels (current and previous addresses): the best series
     plus each one under another label that names the same thing as a label remembered for the field
     ("Past addresses" for a remembered "Previous Addresses", never "Associates" for "Relatives"), in page
@@ -266,7 +334,10 @@ def _union(best: Scored, options: list[Scored], memory: dict | None) -> list[Sco
     for other in options[1:]:
         if other.series.source != best.series.source or other.series.label in {m.series.label for m in members}:
             continue
-        if content_words(other.series.label) in remembered and not _overlaps(other, members):
+        words = content_words(other.series.label)
+        # the places a person lived: every section that names a place (a "Location" and "Addresses")
+        place = kinds.kind_of(field_name) == "city_state" and words & _PLACE_WORDS
+        if (words in remembered or place) and not _overlaps(other, members):
             members.append(other)
     return sorted(members, key=lambda m: _page_position(m.series))
 
@@ -296,11 +367,13 @@ def relocate(
     reserved = reserved or {}
     ranked: dict[str, list[Scored]] = {}
     for name, old_spec in fields.items():
+        extra = _place_filters(fields, name)
         allowed = [one for one in series.values() if not _mostly_reserved(one, reserved)]
         scored = [
             s
             for s in (
-                score_series(name, one, old_spec, memory.get(name), urls, name in single_fields) for one in allowed
+                score_series(name, one, old_spec, memory.get(name), urls, name in single_fields, extra)
+                for one in allowed
             )
             if s is not None
         ]
@@ -309,7 +382,9 @@ def relocate(
     same_source = {}
     for name, spec in fields.items():
         key = repr(
-            {k: v for k, v in spec.items() if k not in ("filters", "default")} if isinstance(spec, dict) else spec
+            {k: v for k, v in spec.items() if k not in ("filters", "default", "regex")}
+            if isinstance(spec, dict)
+            else spec
         )
         same_source.setdefault(key, set()).add(name)
     sharing = {name: set(group) for group in same_source.values() for name in group}
@@ -326,7 +401,7 @@ def relocate(
         if not options:
             continue
         best = _richest(options)
-        members = [best] if name in single_fields else _union(best, options, memory.get(name))
+        members = [best] if name in single_fields else _union(best, options, memory.get(name), name)
         mine = {_fingerprint_values(m) for m in members}
         labels = {m.series.label for m in members}
         runner = next(
@@ -335,7 +410,7 @@ def relocate(
         margin = best.score - (runner.score if runner else 0.0)
         if margin < MIN_MARGIN or best.score < 0.35:
             continue
-        specs = [build_spec(m, fields[name], roots, relative) for m in members]
+        specs = [_first_spec(m, options, fields[name], roots, relative) for m in members]
         if any(spec is None for spec in specs):
             continue
         spec = specs[0] if len(specs) == 1 else {"all": specs}

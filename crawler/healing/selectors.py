@@ -49,6 +49,8 @@ def _label_xpaths(element, label_element, relative: bool, wildcard: bool = False
         return
     start = ".//" if relative else "//"
     anchor = f"{label_element.tag}[normalize-space()={text}]"
+    if label_element.getparent() is element:  # the label inside the node: <div><span>Age:</span> 45</div>
+        yield f"{'.//' if relative else '//'}{element.tag}[{anchor}]"
     chain, node = [], element
     while node is not None and node.tag not in ("body", "html"):
         if node.getparent() is label_element.getparent() and node is not label_element:

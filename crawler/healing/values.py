@@ -37,6 +37,9 @@ _LABEL_WORDS_TEXT = """
     numbers of old on or other past people person phone phones possible previous profile record records
     related relatives report reported residence residences resident see since state the their to view
     wireless with years you your page next results result search people's mobile primary
+    as seen nickname nicknames alternate alternative spelling spellings maiden household member members
+    neighbor neighbors associate birth dob date month year line type carrier status deceased living
+    telephone telephones cellphone cellphones relative spouse partner
 """
 LABEL_WORDS = frozenset(_LABEL_WORDS_TEXT.split())
 _NAME_WORD = re.compile(r"^[A-Z][A-Za-z'\-]*\.?$|^[A-Z]\.?$")
@@ -44,7 +47,12 @@ _CITY_STATE = re.compile(r"^[A-Za-z][A-Za-z .'\-]*, [A-Z]{2}$")
 _ADDRESS = re.compile(r"^\d+[A-Za-z]?\s+\S.*[A-Za-z]")
 _DIGITS = re.compile(r"\d")
 # what a kind's value is inside a longer node text ("Age: 45", "45 years old")
-EXTRACTORS = {"age": r"\b(\d{1,3})\b", "year": r"\b(1[89]\d\d|20\d\d)\b"}
+EXTRACTORS = {
+    "age": r"\b(\d{1,3})\b",
+    "year": r"\b(1[89]\d\d|20\d\d)\b",
+    "month": r"\b((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?)\s+(?:\d{1,2},?\s+)?(?:1[89]|20)\d\d\b",
+    "phone": r"((?:\+?1[\s.\-]?)?\(?\b\d{3}\)?[\s.\-]?\d{3}[\s.\-]\d{4})\b",
+}
 # filters that turn a node's text into the kind's value when the old spec's own filters do not
 DEFAULT_FILTERS = {
     "age": ["int"],
