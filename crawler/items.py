@@ -59,6 +59,10 @@ class PersonListing:
     screenshot_sha256: str | None = None
     # set by fuzzy dedup: listings of the same person share a group
     listing_group: str | None = None
+    # the site definition version it was read with (a heal's sha256, else None: the scan's YAML);
+    # held: that version is quarantined, so its findings wait in held_findings for a person
+    definition_sha256: str | None = None
+    held: bool = False
     # run once this listing's rows are committed (e.g. marking a dedup fingerprint)
     on_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import crawler.ai.settings_spec as ai
 import crawler.api.settings_spec as api
 import crawler.db.settings_spec as database
+import crawler.healing.settings_spec as healing
 import crawler.observability.settings_spec as observability
 import crawler.removal.settings_spec as removal
 import crawler.scheduling.settings_spec as scheduling
@@ -37,7 +39,8 @@ COMPONENTS: tuple[Component, ...] = (
     *middlewares.COMPONENTS,
     core.BROWSER,
     *spiders.COMPONENTS,
-    core.AI,
+    *healing.COMPONENTS,
+    *ai.COMPONENTS,
 )
 
 

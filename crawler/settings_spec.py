@@ -63,16 +63,6 @@ SCANS = Component(
     ),
 )
 
-AI = Component(
-    "AI (OpenAI-compatible server)",
-    "crawler/settings.py",
-    (
-        Setting("OPENAI_BASE_URL", "url", "", "any OpenAI-compatible server, for the AI features of later releases"),
-        Setting("OPENAI_API_KEY", "str", "", "its key; empty: AI features use their heuristic path", secret=True),
-        Setting("OPENAI_MODEL", "str", "gpt-4o-mini", "model name sent to that server"),
-    ),
-)
-
 BROWSER = Component(
     "Browser (scrapy-playwright)",
     "crawler/browser.py",
@@ -133,4 +123,4 @@ BROWSER = Component(
     ),
 )
 
-COMPONENTS = (REDIS, SCANS, AI, BROWSER)
+COMPONENTS = (REDIS, SCANS, BROWSER)

@@ -112,6 +112,9 @@ class MatchPipeline:
             self.stats.inc_value("match/accepted")
             self.stats.inc_value(f"match/accepted/{item.site}")
             logger.debug("accepted a %s listing: confidence %.3f %s", item.site, result.confidence, levels)
+            if item.held:  # read under a quarantined definition: found only once a person accepts the heal
+                self.stats.inc_value("match/held")
+                return item
             await send(
                 project_signals.found_data,
                 scan_id=item.scan_id,

@@ -29,13 +29,11 @@ from crawler.config import flag
 from crawler.extraction import (
     SiteDefinition,
     detail_not_found,
-    extract_detail,
-    extract_list,
-    listing_from_record,
     parse_base_urls,
     record_from_candidate,
 )
 from crawler.extraction.actions import page_methods
+from crawler.extraction.engine import next_page_url
 from crawler.extraction.templates import query_values, render, render_params
 from crawler.observability.logs import register_pii
 from crawler.scans import ScanContext, Website, classify_failure
@@ -50,6 +48,7 @@ from crawler.spider_args import (
     wants_stored_scan,
 )
 from crawler.store.scans import load_stored_scan
+from spiders.broker_healing import HealingMixin
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ def detail_screenshots(settings) -> bool:
     return flag(settings, "SCREENSHOTS_ENABLED") if settings.get("SCREENSHOTS_ENABLED") else True
 
 
-class BrokerSpider(scrapy.Spider):
+class BrokerSpider(HealingMixin, scrapy.Spider):
     """Subclasses set ``definition`` (spiders/sites/__init__.py makes one per YAML file)."""
 
     definition: SiteDefinition | None = None
@@ -138,6 +137,7 @@ class BrokerSpider(scrapy.Spider):
         spider.max_pages = crawler.settings.getint("SITES_MAX_PAGES")
         spider.max_candidates = crawler.settings.getint("SITES_MAX_CANDIDATES")
         spider.detail_screenshots = detail_screenshots(crawler.settings)
+        spider.connect_healer(crawler)
         return spider
 
     def __init__(self, *args, **kwargs):
@@ -223,6 +223,7 @@ class BrokerSpider(scrapy.Spider):
         )
 
     async def start(self):
+        await self.open_healer()
         for definition in self.sites.values():
             for entry in applicable_searches(definition, self.scan.query):
                 for request in self.search_requests(definition, entry):
@@ -264,11 +265,32 @@ class BrokerSpider(scrapy.Spider):
 
     # ---- pages ------------------------------------------------------------------------------------
 
-    def parse_results(self, response):
+    async def parse_results(self, response):
         definition = self.sites[response.meta["site"]]
+        result = self.read_list(definition, response)
+        if result is None:  # held for a heal (crawler.healing): read again once one is made
+            page = response.meta.get("page", 1)
+            next_url = next_page_url(definition, response, self.values)
+            if next_url and page < self.max_pages:  # more pages of the kind to heal and verify on
+                yield self.site_request(
+                    definition,
+                    next_url,
+                    self.parse_results,
+                    actions=definition.raw["list"].get("actions"),
+                    entry=response.meta.get("search_entry"),
+                    page=page + 1,
+                    stage="results",
+                )
+            self.progress(definition.id, "search" if page == 1 else "results")
+        else:
+            for output in self.results_output(definition, response, result):
+                yield output
+        async for output in self.settle(definition.id, "list"):
+            yield output
+
+    def results_output(self, definition: SiteDefinition, response, result):
         page = response.meta.get("page", 1)
         listing = definition.raw["list"]
-        result = extract_list(definition, response, self.values)
         counts = self.counts[definition.id]
         counts["pages"] += 1
         counts["candidates"] += len(result.candidates)
@@ -281,7 +303,7 @@ class BrokerSpider(scrapy.Spider):
                 record = record_from_candidate(definition, candidate)
                 if record.get("full_name"):
                     counts["listings"] += 1
-                    yield listing_from_record(record, definition.id, self.scan.scan_id, url or response.url)
+                    yield self.listing(record, definition, url or response.url)
                 continue
             if url in self.seen_detail[definition.id]:
                 continue
@@ -313,23 +335,34 @@ class BrokerSpider(scrapy.Spider):
             counts["pages_skipped"] += 1
         self.progress(definition.id, "search" if page == 1 else "results")
 
-    def parse_detail(self, response):
+    async def parse_detail(self, response):
         definition = self.sites[response.meta["site"]]
-        url = response.meta.get("listing_url") or response.url
         if detail_not_found(definition, response):
             self.error(definition.id, "not_found", response.request)
+            self.counts[definition.id]["details"] += 1
+            self.progress(definition.id, "detail")
         else:
-            record = extract_detail(definition, response)
-            if record.get("full_name"):
-                self.counts[definition.id]["listings"] += 1
-                listing = listing_from_record(record, definition.id, self.scan.scan_id, url)
-                methods = response.meta.get("playwright_page_methods") or ()
-                png = next((m.result for m in methods if m.method == "screenshot"), None)
-                if isinstance(png, bytes) and png:  # dropped by the pipeline unless the listing is accepted
-                    listing.screenshot = png
-                yield listing
+            record = self.read_detail(definition, response)
+            if record is None:  # held for a heal, or a suspect (crawler.healing)
+                self.progress(definition.id, "detail")
             else:
-                self.error(definition.id, "parse_error", response.request)
+                for output in self.detail_output(definition, response, record):
+                    yield output
+        async for output in self.settle(definition.id, "detail"):
+            yield output
+
+    def detail_output(self, definition: SiteDefinition, response, record: dict):
+        url = response.meta.get("listing_url") or response.url
+        if record.get("full_name"):
+            self.counts[definition.id]["listings"] += 1
+            listing = self.listing(record, definition, url)
+            methods = response.meta.get("playwright_page_methods") or ()
+            png = next((m.result for m in methods if m.method == "screenshot"), None)
+            if isinstance(png, bytes) and png:  # dropped by the pipeline unless the listing is accepted
+                listing.screenshot = png
+            yield listing
+        else:
+            self.error(definition.id, "parse_error", response.request)
         self.counts[definition.id]["details"] += 1
         self.progress(definition.id, "detail")
 

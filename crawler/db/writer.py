@@ -38,7 +38,7 @@ from crawler.items import Checkpoint
 logger = logging.getLogger(__name__)
 
 # Parents before children, so foreign keys hold inside one flush.
-TABLE_ORDER = {"websites": 0, "scans": 1, "screenshots": 2, "findings": 3}
+TABLE_ORDER = {"websites": 0, "scans": 1, "screenshots": 2, "findings": 3, "held_findings": 3}
 
 UPSERT_CHECKPOINT = """
 INSERT INTO ingest_checkpoints (source, partition_key, cursor, position_at, rows_committed, completed, state)

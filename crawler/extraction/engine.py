@@ -247,6 +247,15 @@ def _next_url(definition: SiteDefinition, response, page: int, values: dict) -> 
     return response.urljoin(url) if url else None
 
 
+def next_page_url(definition: SiteDefinition, response, query_values: dict | None = None) -> str | None:
+    """The next result page's URL read on its own (a page whose cards could not be read still has one)."""
+    if marker_matches(definition.raw["list"].get("no_results"), response):
+        return None
+    page = int(response.meta.get("page", 1)) if paths._has_request(response) else 1
+    url = _next_url(definition, response, page, query_values or {})
+    return None if url == response.url else url
+
+
 def extract_list(
     definition: SiteDefinition, response, query_values: dict | None = None, traces: list | None = None
 ) -> ListPage:

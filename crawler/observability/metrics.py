@@ -60,8 +60,12 @@ STAT_METRICS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ),
     ("blocks/", "crawler_blocks", "Block pages by kind and domain.", ("kind", "domain")),
     ("dead_letters/", "crawler_dead_letters", "Dead letters by kind and reason.", ("kind", "reason")),
-    ("llm/calls/", "crawler_llm_calls", "LLM calls by model.", ("model",)),
-    ("llm/cost_usd/", "crawler_llm_cost_usd", "LLM cost in US dollars by model.", ("model",)),
+    (
+        "heals/",
+        "crawler_heals",
+        "Heal attempts of broken extraction by site, page kind, method (heuristic, llm) and outcome.",
+        ("site", "kind", "method", "outcome"),
+    ),
 ]
 
 # stats key prefix -> ("where" label, how to get the class name from the rest of the key)
@@ -160,6 +164,9 @@ class CrawlMetrics:
         self.crawler = crawler
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StatsCollector(crawler))
+        from crawler.ai.metrics import LLM_METRICS  # calls, cost and tokens: one collector per process
+
+        self.registry.register(LLM_METRICS)
         # CPU, memory, open files of this worker (Linux /proc; nothing elsewhere)
         ProcessCollector(registry=self.registry)
         self.items = Counter(

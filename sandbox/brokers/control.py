@@ -9,7 +9,9 @@
   it, the site's own refusals included. A site's defences are its ``gate``, put in front of its pages.
 - Control, on every broker app (never counted, rate limited or challenged)::
 
-      POST /_sandbox/config  {"layout": "v1"|"v2"|"structural"|"jsonld"|"partial", "rate_limit_per_minute": N, <site keys>,
+      POST /_sandbox/config  {"layout": "v1"|"v2"|"structural"|"jsonld"|"partial",
+                              "rate_limit_per_minute": N, <site keys>,
+                              "redesign_layout": L, "redesign_after_requests": N (switch to L past N requests),
                               "defaults": true (start from the defaults),
                               "reset": true (clear counters and the opt-out state)}
       GET  /_sandbox/config  the config
@@ -93,7 +95,9 @@ class Site(Listing):
     ):
         super().__init__(site_id, options, share)
         self.gate, self.counted, self.flat = gate, counted, flat
-        self.defaults = {"layout": "v1", **defaults}
+        # a redesign mid-crawl: past ``redesign_after_requests`` counted requests the site switches to
+        # ``redesign_layout`` by itself (0 / "": off), so a test can change the layout under a running crawl
+        self.defaults = {"layout": "v1", "redesign_layout": "", "redesign_after_requests": 0, **defaults}
         # key -> (lowest, highest) for numbers that may be 0: a share, or "at once" for a delay
         self.bounds = {**OPT_OUT_BOUNDS, **(bounds or {})}
         self.config = dict(self.defaults)
@@ -138,6 +142,8 @@ class Site(Listing):
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if key == "layout":
                 ok = value in LAYOUTS
+            elif key == "redesign_layout":
+                ok = value == "" or value in LAYOUTS
             elif key in self.bounds:
                 ok = number and self.bounds[key][0] <= value <= self.bounds[key][1]
             elif isinstance(default, bool):
@@ -209,6 +215,9 @@ async def protect(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     site.counters["requests"] += 1
     site.clients[client_ip(request)] += 1
+    after, redesign = site.config["redesign_after_requests"], site.config["redesign_layout"]
+    if after and redesign and site.counters["requests"] > after:
+        site.config["layout"] = redesign
     try:
         response = await site.gate(request, site) if site.gate else None
         if response is None:

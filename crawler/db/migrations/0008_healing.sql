@@ -35,6 +35,10 @@ CREATE TABLE site_definition_versions (
 );
 CREATE INDEX site_definition_versions_current ON site_definition_versions (site, base_sha256, created_at DESC);
 
--- held: read under a quarantined version (findings.definition_sha256 names it); not shown until accepted
-ALTER TABLE findings ADD COLUMN held boolean NOT NULL DEFAULT false;
+-- Findings read under a quarantined version (definition_sha256 names it): not findings until a person
+-- accepts the version (then moved into findings), deleted if it is rejected.
+CREATE TABLE held_findings (LIKE findings INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES INCLUDING IDENTITY);
+ALTER TABLE held_findings ADD FOREIGN KEY (scan_id) REFERENCES scans (id) ON DELETE CASCADE;
+CREATE INDEX held_findings_version_idx ON held_findings (website_id, definition_sha256);
+-- {site: definition sha256} a scan's sites were read with (a heal during the scan replaces the YAML's)
 ALTER TABLE scans ADD COLUMN definition_versions jsonb;

@@ -1,0 +1,290 @@
+"""The healer of one crawl: reads pages with provenance, learns while they work, holds the ones that break,
+heals when enough broke, and hands them back to be read again with the healed definition.
+
+    healer = Healer.from_crawler(crawler)
+    definitions = await healer.open(definitions)         # memory and current versions from PostgreSQL
+    record = healer.read_detail(definition, response)    # None: the page is held
+    page = healer.read_list(definition, response, values)
+    settled = await healer.settle(site, kind)            # a heal when due; pages to read again
+    settled = await healer.settle(site, kind, final=True)  # the crawl is idle: heal with what there is
+    await healer.close()                                 # memory counts and prints to PostgreSQL
+
+A held page waits for a heal of its kind; a page that only *may* be broken (a usually present field
+missing) waits as a suspect and is handed back as it was when the field shows up again. Nothing is
+dropped: a page no heal can read is handed back and ends as ``parse_error`` in the spider.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import orjson
+
+from crawler.extraction.definitions import SiteDefinition
+from crawler.extraction.engine import ListPage, extract_detail, extract_list
+from crawler.healing import values as kinds
+from crawler.healing import versions
+from crawler.healing.detect import DriftDetector
+from crawler.healing.heal import Heal, heal_detail, heal_list
+from crawler.healing.memory import SelectorMemory
+from crawler.healing.versions import Version
+
+logger = logging.getLogger(__name__)
+SUSPECT_PRESENCE = 0.8  # a field missing where it is present this often holds its page as a suspect
+
+
+@dataclass
+class Settled:
+    definition: SiteDefinition | None = None  # the healed definition, when a heal was made
+    version: Version | None = None
+    reread: list = field(default_factory=list)  # responses to read again (with the current definition)
+    given_up: list = field(default_factory=list)  # responses no heal could read: parse_error
+
+
+@dataclass
+class _Site:
+    definition: SiteDefinition
+    base_sha256: str
+    version: Version | None = None
+    held: dict = field(default_factory=lambda: defaultdict(list))  # kind -> [response]
+    suspects: dict = field(default_factory=lambda: defaultdict(list))  # kind -> [(response, fields)]
+    broken: dict = field(default_factory=lambda: defaultdict(set))  # kind -> fields
+    tried_at: dict = field(default_factory=dict)  # kind -> held pages at the last heal that failed
+
+
+class Healer:
+    def __init__(self, settings, crawler=None, llm=None):
+        self.settings = settings
+        self.crawler = crawler  # its stats exist once the crawl starts
+        self.enabled = settings.getbool("HEAL_ENABLED", True)
+        self.min_pages = settings.getint("HEAL_MIN_PAGES", 3)
+        self.auto_accept = settings.getfloat("HEAL_AUTO_ACCEPT", 0.75)
+        self.max_held = settings.getint("HEAL_MAX_HELD_PAGES", 40)
+        self.memory = SelectorMemory()
+        self.memory_learn_pages = settings.getint("HEAL_LEARN_PAGES", 25)
+        self.detector = DriftDetector(self.memory)
+        self.sites: dict[str, _Site] = {}
+        self.llm = llm
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        llm = None
+        try:
+            from crawler.healing.llm import LLMHealer
+
+            llm = LLMHealer.from_settings(crawler.settings)
+        except ImportError:  # the LLM layer is optional
+            llm = None
+        return cls(crawler.settings, crawler, llm)
+
+    def _inc(self, key: str, count: int = 1) -> None:
+        if self.crawler is not None:
+            self.crawler.stats.inc_value(key, count)
+
+    # ---- the crawl's start and end ----------------------------------------------------------------
+
+    async def open(self, definitions: dict[str, SiteDefinition]) -> dict[str, SiteDefinition]:
+        """Load the memory and each site's current version; the definitions to crawl with."""
+        chosen = {}
+        async with await self._connection() as conn:
+            await self.memory.load(conn, definitions)
+            for site, definition in definitions.items():
+                version = await versions.current(conn, site, definition.sha256) if self.enabled else None
+                state = self.sites[site] = _Site(definition, definition.sha256, version)
+                if version is not None:
+                    state.definition = _replace(definition, version.definition, version.sha256)
+                    logger.info(
+                        "%s: reading with healed version %s (%s, %s)", site, version.id, version.origin, version.status
+                    )
+                chosen[site] = state.definition
+        return chosen
+
+    async def close(self, scan_id: str | None = None) -> None:
+        """Store the memory; record on the scan the definition version each site was read with."""
+        async with await self._connection() as conn:
+            await self.memory.flush(conn)
+            used = {site: (s.version.sha256 if s.version else s.base_sha256) for site, s in self.sites.items()}
+            if scan_id and used:
+                await conn.execute(
+                    "UPDATE scans SET definition_versions = coalesce(definition_versions, '{}'::jsonb) || %s::jsonb "
+                    "WHERE id = %s",
+                    [orjson.dumps(used).decode(), scan_id],
+                )
+
+    async def _connection(self):
+        from crawler.db.pool import get_pool
+
+        pool = await get_pool(self.settings)
+        return pool.connection()
+
+    def version_of(self, site: str) -> Version | None:
+        state = self.sites.get(site)
+        return state.version if state else None
+
+    # ---- reading pages ---------------------------------------------------------------------------
+
+    def read_detail(self, definition: SiteDefinition, response) -> dict | None:
+        """The page's record, or None when the page is held (broken or suspect)."""
+        if not self.enabled or definition.id not in self.sites:
+            return extract_detail(definition, response)
+        state = self.sites[definition.id]
+        traces: dict = {}
+        record = extract_detail(definition, response, traces)
+        fields = definition.raw["detail"]["fields"]
+        present = {n: _valid(n, record.get(n)) for n in fields if n in kinds.HEALABLE}
+        broken = self.detector.observe(definition.id, "detail", present)
+        state.broken["detail"] |= broken
+        missing = {n for n, ok in present.items() if not ok}
+        if not present.get("full_name", True) or missing & state.broken["detail"]:
+            self._hold(state, "detail", response)
+            return None
+        if self.memory.learned_pages.get((definition.id, "detail"), 0) < self.memory_learn_pages:
+            self.memory.learn(definition.id, "detail", fields, traces, record, node=response.selector)
+        suspect = {n for n in missing if self.detector.usual(definition.id, "detail", n, SUSPECT_PRESENCE)}
+        if suspect:
+            state.suspects["detail"].append((response, suspect))
+            self._inc(f"heal/{definition.id}/detail/suspect_pages")
+            return None
+        return record
+
+    def read_list(self, definition: SiteDefinition, response, query_values: dict | None = None) -> ListPage | None:
+        """The page's cards, or None when it is held (neither cards nor the "no results" marker)."""
+        if not self.enabled or definition.id not in self.sites:
+            return extract_list(definition, response, query_values)
+        state = self.sites[definition.id]
+        traces: list = []
+        page = extract_list(definition, response, query_values, traces=traces)
+        if page.empty and not page.no_results:
+            self._hold(state, "list", response)
+            return None
+        cards = [t["_card"].elements[0] for t in traces if t["_card"].elements]
+        fields = definition.raw["list"]["fields"]
+        if cards and self.memory.learned_pages.get((definition.id, "list"), 0) < self.memory_learn_pages:
+            self.memory.learn_card(definition.id, cards)
+            for card, card_traces, candidate in zip(cards, traces, page.candidates, strict=False):
+                self.memory.learn(definition.id, "list", fields, card_traces, candidate, node=card)
+        return page
+
+    def _hold(self, state: _Site, kind: str, response) -> None:
+        state.held[kind].append(response)
+        self._inc(f"heal/{state.definition.id}/{kind}/held_pages")
+
+    # ---- healing ---------------------------------------------------------------------------------
+
+    async def settle(self, site: str, kind: str, final: bool = False) -> Settled:
+        """Heal when due (``HEAL_MIN_PAGES`` held pages, or ``final``) and hand pages back to be read."""
+        state = self.sites.get(site)
+        settled = Settled()
+        if state is None:
+            return settled
+        settled.reread += self._release_suspects(state, kind, final)
+        held = state.held[kind]
+        if not held:
+            return settled
+        due = len(held) >= self.min_pages and len(held) > state.tried_at.get(kind, 0)
+        if not (due or final):
+            if len(held) > self.max_held:
+                settled.given_up.append(held.pop(0))
+                self._inc(f"heal/{site}/{kind}/given_up")
+            return settled
+        heal = await self._heal(state, kind, list(held))
+        if heal is not None and heal.healed:
+            version = await self._record(state, kind, heal)
+            settled.definition, settled.version = state.definition, version
+            settled.reread += held
+            held.clear()
+            state.broken[kind].clear()
+            self.detector.reset(site, kind)
+        else:
+            state.tried_at[kind] = len(held)
+            if final:
+                settled.given_up += held
+                held.clear()
+        return settled
+
+    def _release_suspects(self, state: _Site, kind: str, final: bool) -> list:
+        """Suspect pages go back as they were once none of their fields is broken (they showed up
+        again on later pages), or at the end; they stay while a heal of their fields is pending."""
+        keep, back = [], []
+        for response, fields in state.suspects[kind]:
+            if (fields & state.broken[kind] and not final) or (
+                not final and any(self.detector.streak[(state.definition.id, kind, f)] for f in fields)
+            ):
+                keep.append((response, fields))
+            else:
+                back.append(response)
+        if any(fields & state.broken[kind] for _, fields in keep):  # their fields broke: heal them too
+            state.held[kind] += [r for r, fields in keep if fields & state.broken[kind]]
+            keep = [(r, fields) for r, fields in keep if not fields & state.broken[kind]]
+        state.suspects[kind] = keep
+        return back
+
+    async def _heal(self, state: _Site, kind: str, responses: list) -> Heal | None:
+        site = state.definition.id
+        raw = state.definition.raw
+        memory = self.memory.as_relocation_memory(site, kind)
+        try:
+            heal = heal_detail(raw, responses, memory) if kind == "detail" else heal_list(raw, responses, memory)
+        except Exception:  # a heal that crashes must not take the crawl down: the pages end as parse_error
+            logger.exception("%s: the %s heal failed", site, kind)
+            self._inc(f"heal/{site}/{kind}/errors")
+            return None
+        if heal.failed and self.llm is not None:
+            heal = await self.llm.improve(raw, kind, responses, heal)
+        method = "llm" if any(p.method == "llm" for p in heal.proposals.values()) else "heuristic"
+        self._inc(f"heals/{site}/{kind}/{method}/{'healed' if heal.healed else 'failed'}")
+        logger.info(
+            "%s: %s heal on %d pages: healed %s; not healed %s",
+            site,
+            kind,
+            len(responses),
+            ", ".join(sorted(heal.proposals)) or "nothing",
+            ", ".join(f"{n} ({why})" for n, why in sorted(heal.failed.items())) or "nothing",
+        )
+        return heal
+
+    async def _record(self, state: _Site, kind: str, heal: Heal) -> Version:
+        site = state.definition.id
+        confidence = heal.confidence(self.min_pages)
+        origin = "llm" if any(p.method == "llm" for p in heal.proposals.values()) else "heuristic"
+        async with await self._connection() as conn:
+            version = await versions.record(
+                conn,
+                site=site,
+                definition=heal.definition,
+                parent_sha256=state.version.sha256 if state.version else state.base_sha256,
+                base_sha256=state.base_sha256,
+                origin=origin,
+                confidence=confidence,
+                changes=heal.changes(state.definition.raw),
+                verified_on=[{"kind": kind, "pages": heal.pages, "fields": heal.verified}],
+                auto_accept=self.auto_accept,
+            )
+        state.version = version
+        state.definition = _replace(state.definition, version.definition, version.sha256)
+        self._inc(f"heal/{site}/versions/{version.status}")
+        logger.warning(
+            "%s: healed the %s pages as version %s (%s, confidence %.2f, %s)",
+            site,
+            kind,
+            version.id,
+            origin,
+            confidence,
+            version.status,
+        )
+        return version
+
+
+def _valid(name: str, value) -> bool:
+    if value in (None, "", []):
+        return False
+    items = value if isinstance(value, list) else [value]
+    return kinds.share_valid(name, items) >= 0.5
+
+
+def _replace(definition: SiteDefinition, raw: dict, sha256: str) -> SiteDefinition:
+    raw = {**raw, "base_url": definition.raw.get("base_url", raw.get("base_url"))}
+    return dataclasses.replace(definition, raw=raw, sha256=sha256)

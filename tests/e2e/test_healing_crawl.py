@@ -1,0 +1,106 @@
+"""A site redesigned under a running crawl: the crawl heals and finds what it found on v1 (crawler/healing).
+
+First a crawl on v1 (the baseline; it also teaches the selector memory, kept in PostgreSQL). Then, for
+each changed layout, a crawl of the same person during which the sandbox switches layout after a few
+requests (``redesign_after_requests``): its findings must be the baseline's, and the heal a version
+with its provenance.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from broker_support import crawl, site_config, summary
+
+from crawler.security.context import finding_listing_url, finding_value, rejected_listing_url
+from sandbox.population import default_population
+from support import crawl_keyring, http
+
+SITE = "fastpeople"
+LAYOUTS = ("structural", "jsonld", "partial", "v2")
+
+
+TARGET = "P000004"  # John L. Smith, Chicago IL; searched in every state: 23 fastpeople records over 3 pages
+
+
+def target():
+    return default_population().get(TARGET)
+
+
+def candidates(db, scan_id: str) -> set[tuple[str, str]]:
+    """(listing URL, matching evidence) of every rejected candidate: what was read of the namesakes."""
+    ring = crawl_keyring()
+    rows = db.execute(
+        "SELECT listing_url_ciphertext, evidence FROM rejected_candidates WHERE scan_id = %s", (scan_id,)
+    ).fetchall()
+    return {(ring.decrypt_text(url, rejected_listing_url(scan_id)), json.dumps(ev, sort_keys=True)) for url, ev in rows}
+
+
+def findings(db, scan_id: str) -> set[tuple[str, str, str]]:
+    """(listing URL, data type, value) of every finding of the scan, decrypted."""
+    ring = crawl_keyring()
+    rows = db.execute(
+        "SELECT listing_url_ciphertext, data_type, value_ciphertext FROM findings WHERE scan_id = %s", (scan_id,)
+    ).fetchall()
+    return {
+        (
+            ring.decrypt_text(url, finding_listing_url(scan_id)),
+            kind,
+            ring.decrypt_text(value, finding_value(scan_id, kind)),
+        )
+        for url, kind, value in rows
+    }
+
+
+@pytest.fixture(scope="module")
+def baseline(sandbox, database_url, tmp_path_factory):
+    import os
+
+    import psycopg
+
+    import support
+
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "LOG_FILE", "LOG_FORMAT")}
+    env.update(
+        DATABASE_URL=database_url,
+        DATA_DIR=str(tmp_path_factory.mktemp("healing") / "data"),
+        CRAWLER_ENCRYPTION_KEYS=support.ENCRYPTION_KEYS,
+        CRAWLER_BLIND_INDEX_KEY=support.BLIND_INDEX_KEY,
+        SITES_MAX_CANDIDATES="10",
+    )
+    with psycopg.connect(database_url, autocommit=True) as db:
+        db.execute("DELETE FROM site_definition_versions WHERE site = %s", (SITE,))
+        scan_id, result = crawl(SITE, target(), env, sandbox, "-a", "state=")
+        assert result.returncode == 0, result.stderr[-3000:]
+        found, rejected = findings(db, scan_id), candidates(db, scan_id)
+    assert len({url for url, _, _ in found}) == 1 and len(rejected) == 9, summary(result.stderr, SITE)
+    return env, found, rejected
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_crawl_heals_a_redesign_mid_crawl_and_finds_the_same(layout, baseline, sandbox, db):
+    env, expected, rejected = baseline
+    db.execute("DELETE FROM site_definition_versions WHERE site = %s", (SITE,))
+    # page 1 of the results and 3 detail pages on v1, the rest on the new layout (counted from 0)
+    assert http(f"{sandbox[SITE]}/_sandbox/config", data={"reset": True}).status == 200
+    with site_config(sandbox[SITE], redesign_layout=layout, redesign_after_requests=4):
+        scan_id, result = crawl(SITE, target(), env, sandbox, "-a", "state=")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert findings(db, scan_id) == expected, summary(result.stderr, SITE)
+    assert candidates(db, scan_id) == rejected, summary(result.stderr, SITE)
+    versions = db.execute(
+        "SELECT origin, status, confidence, verified_on, changes FROM site_definition_versions WHERE site = %s "
+        "ORDER BY id",
+        (SITE,),
+    ).fetchall()
+    assert versions, "no heal was recorded"
+    origin, status, confidence, verified_on, changes = versions[0]
+    assert origin == "heuristic" and status == "active" and confidence >= 0.75
+    assert verified_on[0]["kind"] == "detail" and verified_on[0]["pages"] >= 3
+    assert all(key.startswith("detail.") for key in changes)
+    used = db.execute("SELECT definition_versions FROM scans WHERE id = %s", (scan_id,)).fetchone()[0]
+    assert (
+        used and used[SITE] != db.execute("SELECT definition_sha256 FROM websites WHERE id = %s", (SITE,)).fetchone()[0]
+    )
+    assert " parse_error " not in result.stderr, summary(result.stderr, SITE)
