@@ -135,8 +135,9 @@ class LLMHealer:
         return heal
 
     def _prompt(self, kind: str, fields: list[str], pages: list[str], feedback: str) -> str:
+        described = "a person profile page" if kind == "detail" else "a search result page (one card per person)"
         lines = [
-            f"Page kind: {'a person profile page' if kind == 'detail' else 'a search result page (one card per person)'}.",
+            f"Page kind: {described}.",
             "Fields: " + "; ".join(f"{f}: {FIELD_HELP.get(kind_of(f), f)}" for f in fields) + ".",
             'Answer: {"fields": {"<field>": {"css": "...", "regex": "...", "filters": ["..."]}}}',
         ]
