@@ -126,8 +126,11 @@ def search_url(definition, base: str, person) -> str:
     """The first result page of a name + state search for the person, as the spider builds it (a form
     search: the sandbox's own results path)."""
     values = {"first_name": person.first_name, "last_name": person.last_name, "state": person.current.state}
-    for entry in definition.raw["search"]:
-        if set(entry.get("requires", [])) == {"first_name", "last_name", "state"}:
+    entries = sorted(
+        definition.raw["search"], key=lambda e: set(e.get("requires", [])) != {"first_name", "last_name", "state"}
+    )
+    for entry in entries:
+        if set(entry.get("requires", [])) <= {"first_name", "last_name", "state"}:
             if "form" in entry:
                 from sandbox.brokers.radaris import results_path
 
@@ -259,7 +262,7 @@ def learn(memory: SelectorMemory, definition, kind: str, pages: list) -> None:
         nodes = _items(definition, page)
         memory.learn_card(definition.id, [n.selector for n in nodes])
         for node, traces in zip(nodes, card_traces, strict=False):
-            values = {n: node_value for n, node_value in _card_values(definition, node).items()}
+            values = _card_values(definition, node)
             memory.learn(definition.id, "list", definition.raw["list"]["fields"], traces, values, node=node.selector)
         del listing
 
@@ -366,7 +369,7 @@ def run_site(site: str, base: str, kinds: list[str], args) -> tuple[list[Row], t
             for layout in LAYOUTS:
                 pages = v1 if layout == "v1" else pages_for(fetcher, definition, base, site, kind, layout, args.pages)
                 off = compare(kind, truth, records(definition, kind, pages))
-                broken = _broken(raw, kind, pages[: args.heal])
+                broken = _broken(raw, kind, pages[: args.heal], memory)
                 if broken:
                     healed = heal(raw, kind, pages[: args.heal], memory)
                     heuristic = compare(kind, truth, records(_with(definition, healed.definition), kind, pages))
@@ -394,10 +397,10 @@ def run_site(site: str, base: str, kinds: list[str], args) -> tuple[list[Row], t
     return rows, cost
 
 
-def _broken(raw: dict, kind: str, pages: list) -> bool:
+def _broken(raw: dict, kind: str, pages: list, memory: dict) -> bool:
     if kind == "list" and not any(extract_list(healing._definition(raw), p).candidates for p in pages):
         return True
-    return bool(healing.missing_fields(raw, kind, pages))
+    return bool(healing.missing_fields(raw, kind, pages, memory))
 
 
 def _cell(score: Score | None) -> str:

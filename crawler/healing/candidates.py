@@ -143,15 +143,28 @@ def _address_line(obj: dict) -> str | None:
     return ", ".join(p for p in (street, city, region) if p)
 
 
+def _place_line(obj: dict) -> str | None:
+    parts = {k.lower(): v for k, v in obj.items() if isinstance(v, str)}
+    city, region = parts.get("addresslocality"), parts.get("addressregion")
+    return f"{city}, {region}" if city and region else None
+
+
+def drop_incomplete(into: dict[tuple, Series]) -> None:
+    """Composite series (an address rebuilt from its parts) with a part missing in some unit: read part by
+    part, they would pair one address's street with another's city."""
+    for key in [k for k, one in into.items() if any(None in values for values in one.raw.values())]:
+        del into[key]
+
+
 def _walk_json(value, path: str, out: dict[tuple, list], kind: str) -> None:
     if isinstance(value, list):
         for item in value:
             _walk_json(item, path, out, kind)
     elif isinstance(value, dict):
         if "postaladdress" in paths.types_of(value) or ("streetAddress" in value and "addressLocality" in value):
-            line = _address_line(value)
-            if line:
-                out.setdefault((kind, path, "address"), []).append(line)
+            # None where a part is missing: a composite read part by part would pair the wrong parts
+            out.setdefault((kind, path, "address"), []).append(_address_line(value))
+            out.setdefault((kind, path, "place"), []).append(_place_line(value))
         for key, sub in value.items():
             if not key.startswith("@"):
                 _walk_json(sub, f"{path}.{key}" if path else key, out, kind)
@@ -163,6 +176,8 @@ def _path_label(path: str) -> str:
     """A JSON path read as a label, words split and an entity's own ``name`` left out: "relatedTo.name" ->
     "related to", "alternateName" -> "alternate name", "address.streetAddress" -> "address street address"."""
     steps = path.split(".")
+    if len(steps) > 1 and steps[0] == "item":  # a ListItem's wrapper of the thing listed
+        steps = steps[1:]
     if len(steps) > 1 and steps[-1] == "name":
         steps = steps[:-1]
     return " ".join(re.sub(r"(?<=[a-z])(?=[A-Z])", " ", step).lower() for step in steps)
@@ -197,4 +212,5 @@ def page_series(responses: list) -> dict[tuple, Series]:
         html_series(body, unit, series)
         jsonld_series(response, unit, series)
     merge_leaf_tags(series)
+    drop_incomplete(series)
     return series

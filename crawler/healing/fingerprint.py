@@ -76,12 +76,44 @@ def _inner_label(element) -> tuple[str, object] | None:
     return None
 
 
+def _column_header(element, depth: int) -> tuple[str, object] | None:
+    """A table cell's (or a node in it) column heading: the ``th`` at the cell's position in the table's
+    header row, when the cell's own row has no heading of its own."""
+    cell, node = None, element
+    for _ in range(depth + 1):
+        if node is None:
+            return None
+        if node.tag == "td":
+            cell = node
+            break
+        node = node.getparent()
+    row = cell.getparent() if cell is not None else None
+    if row is None or row.tag != "tr" or any(c.tag == "th" for c in row):
+        return None
+    table = next((a for a in row.iterancestors() if a.tag == "table"), None)
+    if table is None:
+        return None
+    header = next((tr for tr in table.iter("tr") if any(c.tag == "th" for c in tr)), None)
+    if header is None:
+        return None
+    cells = [c for c in row if c.tag in ("td", "th")]
+    headings = [c for c in header if c.tag in ("td", "th")]
+    index = cells.index(cell)
+    if index >= len(headings) or headings[index].tag != "th":
+        return None
+    found = label_text(headings[index].text_content())
+    return (found, headings[index]) if found else None
+
+
 def label_of(element, depth: int = 3) -> tuple[str | None, object | None]:
     """The label a node sits under and its element: the nearest label-like preceding sibling of the node
     or of one of its ancestors, or the heading first in an ancestor."""
     inner = _inner_label(element)
     if inner is not None:
         return inner
+    column = _column_header(element, depth)
+    if column is not None:
+        return column
     node = element
     for _ in range(depth + 1):
         if node is None or node.tag in ("body", "html"):

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from crawler.extraction.definitions import SiteDefinition
 from crawler.extraction.engine import FieldTrace, Node, _fields, extract_list, field_values
 from crawler.healing import values as kinds
-from crawler.healing.candidates import Series, html_series, json_series, merge_leaf_tags, page_series
+from crawler.healing.candidates import (
+    Series,
+    drop_incomplete,
+    html_series,
+    json_series,
+    merge_leaf_tags,
+    page_series,
+)
 from crawler.healing.fingerprint import fingerprint, similarity, step
 from crawler.healing.relocate import Proposal, relocate
 from crawler.healing.selectors import roots_of
@@ -244,32 +251,48 @@ def _card_groups(responses: list, url_print: dict | None) -> dict[tuple, list]:
 
 
 def heal_list(raw: dict, responses: list, memory: dict[str, dict]) -> Heal:
-    """Cards first (when the old card selector finds nothing), then the card fields inside them."""
-    healed = copy.deepcopy(raw)
-    proposals: dict[str, Proposal] = {}
+    """Cards first (when the old card selector finds nothing), then the card fields inside them. When the
+    cards are lost, each way of finding them again (a repeating HTML structure, a JSON-LD ItemList) is
+    tried and the one whose fields heal best wins (a bare list of links loses to a JSON-LD list that
+    carries the data)."""
     definition = _definition(raw)
     cards_found = sum(len(extract_list(definition, r).candidates) for r in responses)
-    jsonld_cards = None
-    if not cards_found:
-        card = _relocate_cards(responses, memory.get("_card"))
-        if card is not None:
-            proposals["_card"] = card
-            healed["list"]["items"] = card.spec
-        else:
-            jsonld_cards = _jsonld_cards(responses)
-            if jsonld_cards is not None:
-                proposals["_card"] = jsonld_cards
-                healed["list"]["items"] = jsonld_cards.spec
-    heal = Heal("list", healed, proposals, pages=len(responses), base=raw)
-    if "_card" not in proposals and not cards_found:
+    if cards_found:
+        return _heal_cards(raw, responses, memory, None, missing_fields(raw, "list", responses))
+    fields = [n for n in raw["list"]["fields"] if n in kinds.HEALABLE]
+    heals = [
+        _heal_cards(raw, responses, memory, card, fields)
+        for card in (_relocate_cards(responses, memory.get("_card")), _jsonld_cards(responses))
+        if card is not None
+    ]
+    if not heals:
+        heal = Heal("list", copy.deepcopy(raw), {}, pages=len(responses), base=raw)
         heal.failed["_card"] = "no repeating structure with detail links"
         return heal
-    nodes = _card_nodes(_definition(healed), responses)
-    fields = (
-        missing_fields(healed, "list", responses)
-        if cards_found
-        else [n for n in raw["list"]["fields"] if n in kinds.HEALABLE]
+    return max(heals, key=lambda h: (len(h.proposals), -len(h.failed)))
+
+
+def _single_in_memory(memory: dict[str, dict], specs: dict) -> tuple:
+    """Fields the memory saw with one value per card, read by one plain selector (not an ``all`` of several
+    sources: those gather several values even when the last card learned had one)."""
+    return tuple(
+        name
+        for name, m in memory.items()
+        if ((m or {}).get("signature") or {}).get("count", [0, 2])[1] == 1
+        and isinstance(specs.get(name), dict)
+        and not {"all", "any", "join"} & set(specs[name])
+        and "," not in str(specs[name].get("css", ""))
     )
+
+
+def _heal_cards(raw: dict, responses: list, memory: dict, card: Proposal | None, fields: list[str]) -> Heal:
+    healed = copy.deepcopy(raw)
+    proposals: dict[str, Proposal] = {}
+    if card is not None:
+        proposals["_card"] = card
+        healed["list"]["items"] = card.spec
+    heal = Heal("list", healed, proposals, pages=len(responses), base=raw)
+    nodes = _card_nodes(_definition(healed), responses)
     series: dict[tuple, Series] = {}
     roots, urls = {}, {}
     for unit, (response, node) in enumerate(nodes):
@@ -281,13 +304,17 @@ def heal_list(raw: dict, responses: list, memory: dict[str, dict]) -> Heal:
             roots[unit] = None
             json_series(node.data, unit, series)
     merge_leaf_tags(series)
+    drop_incomplete(series)
     specs = raw["list"]["fields"]
-    found = relocate({n: specs[n] for n in fields if n in specs}, series, memory, roots, urls, relative=True)
+    single = ("full_name", "age", "age_range", "birth_year", "birth_month", "url", *_single_in_memory(memory, specs))
+    found = relocate(
+        {n: specs[n] for n in fields if n in specs}, series, memory, roots, urls, relative=True, single_fields=single
+    )
     for name, proposal in found.items():
         healed["list"]["fields"][name] = proposal.spec
         proposals[name] = proposal
     heal.failed.update({n: "no candidate with a clear margin" for n in fields if n not in found})
-    return heal
+    return verify(heal, responses)
 
 
 def _card_nodes(definition: SiteDefinition, responses: list) -> list[tuple]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from crawler.extraction.filters import apply
 from crawler.healing import values as kinds
 from crawler.healing.candidates import Series
-from crawler.healing.fingerprint import fingerprint, similarity
+from crawler.healing.fingerprint import fingerprint, label_text, similarity
 from crawler.healing.selectors import jsonld_spec, selector_for
 
 MIN_VALID = 0.9
@@ -59,12 +59,13 @@ FIELD_LABELS = {
     "age": ["age", "years old"],
     "birth_year": ["born", "birth", "date of birth", "dob", "birth year", "year of birth", "birthday"],
     "birth_month": ["born", "birth", "date of birth", "dob", "birth month", "month of birth", "birthday"],
-    "age_range": ["age", "years old"],
+    "age_range": ["age", "years old", "in their"],
     "url": ["url", "href", "link"],
 }
 _WORD = re.compile(r"[a-z]+")
 _PLACE_KINDS = ("address", "city_state")
-_PLACE_WORDS = frozenset({"address", "location", "live", "lived", "residence", "city"})
+_PAST_WORDS = frozenset({"past", "previou", "previous", "former", "prior", "old"})
+_PLACE_WORDS = frozenset({"address", "location", "liv", "residenc", "resid", "city"})
 
 
 def _stem(word: str) -> str:
@@ -74,8 +75,8 @@ def _stem(word: str) -> str:
         word = word[:-2]
     elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
         word = word[:-1]
-    for suffix in ("ive", "ed"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+    for suffix in ("ive", "ed", "e"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
             return word[: -len(suffix)]
     return word
 
@@ -164,6 +165,33 @@ def _place_filters(fields: dict, name: str) -> tuple:
     return tuple(found)
 
 
+_QUOTED = re.compile(r"normalize-space\(\)\s*=\s*'([^']+)'|text\(\)\s*=\s*'([^']+)'")
+
+
+def spec_labels(spec) -> list[str]:
+    """The site's own label words in the old spec: the literal text before a regex's value ("Full Name:
+    (.+?)" -> "full name") and the label an XPath anchors on (``dt[normalize-space()='Also known as']``)."""
+    found: list[str] = []
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            if key == "regex" and isinstance(value, str):
+                prefix = value.split("(", 1)[0].replace("\\", "")
+                label = label_text(prefix.strip())
+                if label:
+                    found.append(label)
+            elif key == "xpath" and isinstance(value, str):
+                for match in _QUOTED.finditer(value):
+                    label = label_text(match.group(1) or match.group(2))
+                    if label:
+                        found.append(label)
+            elif isinstance(value, (dict, list)):
+                found += spec_labels(value)
+    elif isinstance(spec, list):
+        for item in spec:
+            found += spec_labels(item)
+    return list(dict.fromkeys(found))
+
+
 def _regex_options(kind: str, old_spec) -> list:
     """No regex; the old spec's own (a pattern of the site's wording, "(45 years old)"); the kind's; the
     value after an inline label."""
@@ -205,11 +233,13 @@ def score_series(
     if best is None:
         return None
     share, filters, regex, found, sep = best
-    remembered = list((memory or {}).get("labels") or [])
+    remembered = list((memory or {}).get("labels") or []) + spec_labels(old_spec)
     wanted = FIELD_LABELS.get(field_name, [field_name]) + remembered
     label = field_label_score(series.label, remembered, wanted)
-    if series.source == "html":  # a label inside the node's own text ("45 years old")
+    if series.source in ("html", "json", "jsonld"):  # a label inside the value's own text ("45 years old")
         label = max(label, 0.6 * _inline_label(series, found, wanted))
+    if single and _words(series.label or "") & _PAST_WORDS:
+        label *= 0.5  # a field of one value per record is not read from a list of past ones
     structure = 0.0
     prints = (memory or {}).get("prints") or []
     if series.source in ("html", "attr") and prints:
@@ -224,6 +254,8 @@ def score_series(
         fit = sum(c == 1 for c in counts) / len(counts) if counts else 0.0
     else:
         fit = 1.0
+    if single and fit < 0.75:
+        return None  # a field of one value per record read as several: not this series
     if 0.4 * label + 0.25 * structure < 0.2:
         return None  # nothing says this is the field but the shape of its values
     score = 0.4 * label + 0.25 * structure + 0.15 * covered + 0.2 * fit
@@ -242,7 +274,7 @@ def _samples(series: Series) -> list:
 def _inline_label(series: Series, found: dict, wanted: list[str]) -> float:
     """A label written inside the node's own text ("45 years old", "Age 45"): the share of one of the
     field's labels whose words are all there."""
-    unit = next(iter(series.elements), None)
+    unit = next(iter(series.units()), None)
     if unit is None:
         return 0.0
     text = " ".join(series.values(unit))[:200]
@@ -314,11 +346,13 @@ def _richest(options: list[Scored]) -> Scored:
 
 
 # words that say which part of a list a section holds, not what it holds ("Past addresses", "Current address")
-_MODIFIERS = frozenset(["possible", "current", "previous", "past", "former", "other", "recent", "prior", "latest", "older", "the", "of", "and", "to"])
+_MODIFIERS = frozenset(
+    ["possible", "current", "currently", "previous", "previously", "past", "former", "formerly", "other", "recent", "prior", "latest", "older", "the", "of", "and", "to", "in", "at", "a", "has", "had", "from", "with", "for"]
+)
 
 
 def content_words(label: str | None) -> frozenset:
-    return frozenset(_words(label or "") - _MODIFIERS)
+    return frozenset(_words(label or "") - _MODIFIERS - {_stem(w) for w in _MODIFIERS})
 
 
 def _union(best: Scored, options: list[Scored], memory: dict | None, field_name: str = "") -> list[Scored]:

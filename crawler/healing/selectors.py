@@ -76,6 +76,30 @@ def _label_xpaths(element, label_element, relative: bool, wildcard: bool = False
         node = node.getparent()
 
 
+def _column_xpaths(element, label_element, relative: bool, wildcard: bool = False) -> Iterator[str]:
+    """Cells of a table column (or nodes in them) by the column's heading: the cell whose position is the
+    heading's, however the columns are ordered."""
+    if label_element is None or label_element.tag != "th":
+        return
+    cell = element if element.tag == "td" else next((a for a in element.iterancestors() if a.tag == "td"), None)
+    if cell is None or label_element.getparent() is cell.getparent():
+        return
+    text = _quote(" ".join(label_element.text_content().split()))
+    if text is None:
+        return
+    start = ".//" if relative else "//"
+    column = (
+        f"{start}td[count(preceding-sibling::*) = "
+        f"count(ancestor::table[1]//th[normalize-space()={text}][1]/preceding-sibling::*)]"
+    )
+    if cell is element:
+        yield column
+        return
+    leaf = "*" if wildcard else str(element.tag)
+    yield f"{column}/{leaf}"
+    yield f"{column}//{leaf}"
+
+
 def _selects_exactly(query: str, is_css: bool, series: Series, roots: dict) -> bool:
     for unit, elements in series.elements.items():
         root = roots[unit]
@@ -114,7 +138,12 @@ def selector_for(series: Series, roots: dict, relative: bool = False) -> dict | 
         if query not in tried and (tried.add(query) or _selects_exactly(query, True, series, roots)):
             return {"css": f"{query}::attr({series.attribute})" if series.attribute else query}
     unit = next(iter(series.elements))
-    for query in _label_xpaths(sample, label_elements.get(unit), relative, series.wildcard):
+    label_element = label_elements.get(unit)
+    queries = [
+        *_column_xpaths(sample, label_element, relative, series.wildcard),
+        *_label_xpaths(sample, label_element, relative, series.wildcard),
+    ]
+    for query in queries:
         if query not in tried and (tried.add(query) or _selects_exactly(query, False, series, roots)):
             return {"xpath": f"{query}/@{series.attribute}" if series.attribute else query}
     return None
@@ -123,13 +152,17 @@ def selector_for(series: Series, roots: dict, relative: bool = False) -> dict | 
 def jsonld_spec(series: Series) -> dict:
     """The field spec reading a JSON-LD (or JSON card) series."""
     if series.source == "json":
-        return {"json": series.jsonld[0]}
-    kind, path, *composite = series.jsonld
+        kind, (path, *composite) = None, series.jsonld
+    else:
+        kind, path, *composite = series.jsonld
+
+    def part(name):
+        full = f"{path}.{name}" if path else name
+        return {"json": full} if kind is None else {"jsonld": {"type": kind, "path": full}}
+
+    if composite and composite[0] == "place":  # "City, ST" from a PostalAddress
+        return {"join": [part("addressLocality"), part("addressRegion")], "sep": ", "}
     if composite:  # a PostalAddress rebuilt as "street, City, ST ZIP"
-
-        def part(name):
-            return {"jsonld": {"type": kind, "path": f"{path}.{name}"}}
-
         return {
             "join": [
                 part("streetAddress"),
@@ -138,7 +171,7 @@ def jsonld_spec(series: Series) -> dict:
             ],
             "sep": ", ",
         }
-    return {"jsonld": {"type": kind, "path": path}}
+    return {"json": path} if kind is None else {"jsonld": {"type": kind, "path": path}}
 
 
 def roots_of(responses) -> dict:

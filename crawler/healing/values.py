@@ -65,8 +65,8 @@ DEFAULT_FILTERS = {
 
 
 def is_name(value: Any) -> bool:
-    if not isinstance(value, str) or _DIGITS.search(value):
-        return False
+    if not isinstance(value, str) or _DIGITS.search(value) or _CITY_STATE.match(value.strip()):
+        return False  # "Dayton, OH" is a place, not a person
     words = value.replace(",", " ").split()
     if not 2 <= len(words) <= 6 or not all(_NAME_WORD.match(w) for w in words):
         return False
@@ -151,4 +151,23 @@ def signature(field: str, values: list) -> dict:
         "length": [min(map(len, texts)), max(map(len, texts))] if texts else [0, 0],
         "classes": sorted({c for t in texts for c in char_classes(t)}),
         "valid": round(share_valid(field, values), 3),
+        "count": [len(values), len(values)],
+    }
+
+
+def merge_signature(old: dict | None, new: dict) -> dict:
+    """Two signatures of one field as one: the length and count ranges and the classes of both."""
+    if not old or old.get("kind") != new.get("kind"):
+        return new
+
+    def span(key):
+        a, b = old.get(key) or new.get(key), new.get(key) or old.get(key)
+        return [min(a[0], b[0]), max(a[1], b[1])] if a and b else None
+
+    return {
+        "kind": new["kind"],
+        "length": span("length"),
+        "classes": sorted(set(old.get("classes", [])) | set(new.get("classes", []))),
+        "valid": min(old.get("valid", 1.0), new.get("valid", 1.0)),
+        "count": span("count"),
     }
