@@ -99,11 +99,30 @@ def missing_fields(raw: dict, kind: str, responses: list, memory: dict | None = 
             for name in names:
                 counts[name] += any(c.get(name) not in (None, "", []) for c in page.candidates)
     half = len(responses) / 2
+    gone = _labels_gone(section, names, responses)
     return [
         n
         for n in names
-        if counts[n] < half or (n == "full_name" and counts[n] < len(responses)) or (lost[n] and lost[n] >= half)
+        if counts[n] < half
+        or (n == "full_name" and counts[n] < len(responses))
+        or (lost[n] and lost[n] >= half)
+        or (n in gone and counts[n] >= half)
     ]
+
+
+def _labels_gone(section: dict, names: list[str], responses: list) -> set[str]:
+    """Fields whose spec anchors on several labels of the site, one of which is on none of the pages while
+    another still is (``Has lived in`` renamed ``Previously lived in``: half the places lost)."""
+    from crawler.healing.relocate import spec_labels
+
+    anchored = {n: spec_labels(section[n]) for n in names}
+    anchored = {n: labels for n, labels in anchored.items() if len(labels) > 1}
+    if not anchored:
+        return set()
+    on_pages: set[str] = set()
+    for response in responses:
+        on_pages |= set(_page_labels(response.selector.root))
+    return {n for n, labels in anchored.items() if any(lb in on_pages for lb in labels) and not set(labels) <= on_pages}
 
 
 def _page_labels(root) -> dict[str, list]:
@@ -273,12 +292,15 @@ def heal_list(raw: dict, responses: list, memory: dict[str, dict]) -> Heal:
 
 
 def _single_in_memory(memory: dict[str, dict], specs: dict) -> tuple:
-    """Fields the memory saw with one value per card, read by one plain selector (not an ``all`` of several
-    sources: those gather several values even when the last card learned had one)."""
+    """Places the memory saw one per card (the current city, not every place lived), read by one plain
+    selector (not an ``all`` of several sources: those gather several values even when the card learned
+    last had one). Only places: the memory keeps the count of the last card learned, and a place is the
+    one field whose meaning changes with it (a card's city against every place the person lived)."""
     return tuple(
         name
         for name, m in memory.items()
-        if ((m or {}).get("signature") or {}).get("count", [0, 2])[1] == 1
+        if kinds.kind_of(name) == "city_state"
+        and ((m or {}).get("signature") or {}).get("count", [0, 2])[1] == 1
         and isinstance(specs.get(name), dict)
         and not {"all", "any", "join"} & set(specs[name])
         and "," not in str(specs[name].get("css", ""))

@@ -64,6 +64,7 @@ FIELD_LABELS = {
 }
 _WORD = re.compile(r"[a-z]+")
 _PLACE_KINDS = ("address", "city_state")
+_SHAPED_KINDS = ("city_state", "phone", "email", "address")
 _PAST_WORDS = frozenset({"past", "previou", "previous", "former", "prior", "old"})
 _PLACE_WORDS = frozenset({"address", "location", "liv", "residenc", "resid", "city"})
 
@@ -140,10 +141,23 @@ class Proposal:
     details: dict = field(default_factory=dict)
 
 
+def _part_filters(spec) -> list[list]:
+    """The filters of the old spec's parts (``all: [{xpath, filters: [{split: "; "}]}, ...]``)."""
+    found = []
+    parts = spec.get("all") or spec.get("any") or [] if isinstance(spec, dict) else []
+    for part in parts:
+        if isinstance(part, dict):
+            if part.get("filters"):
+                found.append(list(part["filters"]))
+            found += _part_filters(part)
+    return found
+
+
 def _filter_options(field_name: str, old_spec, extra: tuple = ()) -> list[list]:
     kind = kinds.kind_of(field_name)
     old = list(old_spec.get("filters") or []) if isinstance(old_spec, dict) else []
     options = [old] if old else []
+    options += [f for f in _part_filters(old_spec) if f not in options]
     default = kinds.DEFAULT_FILTERS.get(kind, [])
     if default != old:
         options.append(default)
@@ -175,8 +189,8 @@ def spec_labels(spec) -> list[str]:
     if isinstance(spec, dict):
         for key, value in spec.items():
             if key == "regex" and isinstance(value, str):
-                prefix = value.split("(", 1)[0].replace("\\", "")
-                label = label_text(prefix.strip())
+                prefix = value.split("(", 1)[0].replace("\\", "").strip()
+                label = label_text(prefix) if prefix.endswith(":") else None
                 if label:
                     found.append(label)
             elif key == "xpath" and isinstance(value, str):
@@ -228,7 +242,9 @@ def score_series(
                 if not flat:
                     continue
                 share = kinds.share_valid(field_name, flat)
-                if share >= MIN_VALID and (best is None or share > best[0]):
+                # values whose shape says what they are read as they stand when no filter is needed
+                plain = kind in _SHAPED_KINDS and best is not None and share == best[0] and not filters and not regex
+                if share >= MIN_VALID and (best is None or share > best[0] or (plain and best[1])):
                     best = (share, filters, regex, found, one_sep)
     if best is None:
         return None
@@ -256,7 +272,10 @@ def score_series(
         fit = 1.0
     if single and fit < 0.75:
         return None  # a field of one value per record read as several: not this series
-    if 0.4 * label + 0.25 * structure < 0.2:
+    # a value whose shape alone says what it is ("Buffalo, NY" as it stands, no filter needed) in a node
+    # built like the remembered ones may stand without a label
+    shaped = kind in _SHAPED_KINDS and not filters and regex is None and structure >= 0.4
+    if 0.4 * label + 0.25 * structure < 0.2 and not shaped:
         return None  # nothing says this is the field but the shape of its values
     score = 0.4 * label + 0.25 * structure + 0.15 * covered + 0.2 * fit
     return Scored(series, score, filters, regex, found, covered, sep)
@@ -347,7 +366,33 @@ def _richest(options: list[Scored]) -> Scored:
 
 # words that say which part of a list a section holds, not what it holds ("Past addresses", "Current address")
 _MODIFIERS = frozenset(
-    ["possible", "current", "currently", "previous", "previously", "past", "former", "formerly", "other", "recent", "prior", "latest", "older", "the", "of", "and", "to", "in", "at", "a", "has", "had", "from", "with", "for"]
+    [
+        "possible",
+        "current",
+        "currently",
+        "previous",
+        "previously",
+        "past",
+        "former",
+        "formerly",
+        "other",
+        "recent",
+        "prior",
+        "latest",
+        "older",
+        "the",
+        "of",
+        "and",
+        "to",
+        "in",
+        "at",
+        "a",
+        "has",
+        "had",
+        "from",
+        "with",
+        "for",
+    ]
 )
 
 

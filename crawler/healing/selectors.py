@@ -101,15 +101,27 @@ def _column_xpaths(element, label_element, relative: bool, wildcard: bool = Fals
 
 
 def _selects_exactly(query: str, is_css: bool, series: Series, roots: dict) -> bool:
-    for unit, elements in series.elements.items():
-        root = roots[unit]
+    """The query selects the series' nodes in every unit, and nothing in the units without them; nodes
+    without text (an empty cell) do not count: they give no value."""
+    for unit, root in roots.items():
+        if root is None:
+            continue
         try:
             found = root.css(query) if is_css else root.xpath(query)
         except ValueError:
             return False
-        if [s.root for s in found] != elements:
+        selected = [s.root for s in found if not _blank(s.root, series.attribute)]
+        if selected != series.elements.get(unit, []):
             return False
     return True
+
+
+def _blank(element, attribute: str | None) -> bool:
+    if not hasattr(element, "tag"):
+        return False
+    if attribute:
+        return not (element.get(attribute) or "").strip()
+    return not "".join(element.itertext()).strip()
 
 
 def _tail_xpath(series: Series, roots: dict, relative: bool) -> dict | None:

@@ -38,7 +38,7 @@ _LABEL_WORDS_TEXT = """
     related relatives report reported residence residences resident see since state the their to view
     wireless with years you your page next results result search people's mobile primary
     as seen nickname nicknames alternate alternative spelling spellings maiden household member members
-    neighbor neighbors associate birth dob date month year line type carrier status deceased living
+    neighbor neighbors associate birth dob date month year line type carrier
     telephone telephones cellphone cellphones relative spouse partner
 """
 LABEL_WORDS = frozenset(_LABEL_WORDS_TEXT.split())
