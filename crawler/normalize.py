@@ -120,11 +120,22 @@ def title_word(w: str) -> str:
     return "-".join(_title_part(part) for part in w.split("-"))
 
 
+# "Springfield IL 62701" at the end of an address: the same place as "Springfield, IL 62701"
+_CITY_STATE_ZIP = re.compile(r"(?<=[A-Za-z.])\s+([A-Za-z]{2})\s+(\d{5}(?:-\d{4})?)$")
+
+
 def address(value: str) -> str:
-    """Single spaces, title case, standard street abbreviations, upper-case state codes."""
+    """Single spaces, title case, standard street abbreviations, upper-case state codes, a comma between
+    the city and the state (sites write both "Springfield IL 62701" and "Springfield, IL 62701")."""
     if not any(ch.isalnum() for ch in value):
         raise ValueError("empty address")
-    words = re.sub(r"\s*,\s*", ", ", " ".join(value.split())).strip(" ,").split(" ")
+    from crawler.spider_args import US_STATES  # the one list of state codes
+
+    value = " ".join(value.split())
+    match = _CITY_STATE_ZIP.search(value)
+    if match and match.group(1).upper() in US_STATES and "," in value[: match.start()]:
+        value = f"{value[: match.start()]}, {match.group(1)} {match.group(2)}"
+    words = re.sub(r"\s*,\s*", ", ", value).strip(" ,").split(" ")
     out = []
     for word in words:
         bare, comma = word.rstrip(","), "," if word.endswith(",") else ""
