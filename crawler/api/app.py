@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from crawler.api import errors
 from crawler.api.metrics import ApiMetrics
 from crawler.api.middleware import BodyLimit, RequestMetrics, SecurityHeaders
-from crawler.api.routes import findings, ops, removals, scans
+from crawler.api.routes import findings, heals, ops, removals, scans
 from crawler.api.routes.ops import StatsCache
 from crawler.api.security import RateLimiter
 from crawler.db.pool import close_pools
@@ -86,6 +86,7 @@ def create_app(settings=None) -> FastAPI:
     app.include_router(findings.router)
     app.include_router(removals.router)
     app.include_router(ops.router)
+    app.include_router(heals.router)
     if importlib.util.find_spec("crawler.api.page") is not None:
         from crawler.api.page import router as page_router
 

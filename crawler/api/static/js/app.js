@@ -1,21 +1,23 @@
 // The page's entry point: sign-in and sign-out, the views switched by the URL's hash
 // (#/ = new scan and the scan list, #/scans/{id} = one scan, #/removals, #/tasks, #/reviews =
-// people in the loop of removals), and the notice line.
+// people in the loop of removals, #/heals = operators' review of healed site definitions), and the notice line.
 
 import {ApiError, auth, call, whenUnauthorized} from "./api.js";
 import {$, show} from "./dom.js";
+import {loadHeals, refreshHealCount} from "./heals.js";
 import {loadScans, setUpHome} from "./home.js";
 import {loadRemovals, setUpRemovals} from "./removals.js";
 import {loadReviews, refreshReviewCount} from "./review.js";
 import {leaveScan, openScan} from "./scan.js";
 import {loadTasks, refreshTaskCount} from "./tasks.js";
 
-const VIEWS = ["#view-signin", "#view-home", "#view-scan", "#view-removals", "#view-tasks", "#view-reviews"];
+const VIEWS = ["#view-signin", "#view-home", "#view-scan", "#view-removals", "#view-tasks", "#view-reviews", "#view-heals"];
 // hash -> [view, loader]
 const PAGES = {
   "#/removals": ["#view-removals", () => loadRemovals()],
   "#/tasks": ["#view-tasks", () => loadTasks(notify)],
   "#/reviews": ["#view-reviews", () => loadReviews(notify)],
+  "#/heals": ["#view-heals", () => loadHeals(notify)],
 };
 
 function notify(message, isError = false) {
@@ -37,8 +39,8 @@ function signOut(message) {
   $("#findings").replaceChildren();
   $("#chart").replaceChildren();
   $("#progress-rows").replaceChildren();
-  for (const id of ["#removals", "#tasks", "#reviews"]) $(id).replaceChildren();
-  for (const id of ["#tasks-count", "#reviews-count"]) $(id).hidden = true;
+  for (const id of ["#removals", "#tasks", "#reviews", "#heals"]) $(id).replaceChildren();
+  for (const id of ["#tasks-count", "#reviews-count", "#heals-count", "#heals-link"]) $(id).hidden = true;
   if (location.hash !== "" && location.hash !== "#/") history.replaceState(null, "", "#/");
   view("#view-signin");
   notify(message || "", Boolean(message));
@@ -67,6 +69,7 @@ async function route() {
   }
   if (location.hash !== "#/tasks") refreshTaskCount();
   if (location.hash !== "#/reviews") refreshReviewCount();
+  if (location.hash !== "#/heals") refreshHealCount();
 }
 
 async function signIn(event) {
