@@ -79,8 +79,18 @@ def _path_key(element, root, depth: int = 3) -> tuple:
     return tuple(reversed(steps))
 
 
-def html_series(root, unit, into: dict[tuple, Series]) -> None:
-    """Add the HTML and attribute series under ``root`` (a page's or a card's element) for ``unit``."""
+SELF = (".",)  # the path of the root's own attributes (a card's ``data-url``)
+
+
+def html_series(root, unit, into: dict[tuple, Series], own_attributes: bool = False) -> None:
+    """Add the HTML and attribute series under ``root`` (a page's or a card's element) for ``unit``;
+    ``own_attributes``: the root's own attributes too (a card's link on the card itself)."""
+    if own_attributes:
+        for name, value in root.attrib.items():
+            if value and (name.startswith("data-") or name == "href") and not name.startswith(("data-qa", "data-test")):
+                key = ("attr", SELF, name)
+                series = into.setdefault(key, Series(key, "attr", label=attribute_label(name), attribute=name))
+                series.elements.setdefault(unit, []).append(root)
     for element in _walk(root):
         path = _path_key(element, root)
         tail = (element.tail or "").strip()

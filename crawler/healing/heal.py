@@ -242,30 +242,43 @@ def verify(heal: Heal, responses: list, min_pages: int = 1) -> Heal:
 # ---- result pages --------------------------------------------------------------------------------
 
 
-def _card_groups(responses: list, url_print: dict | None) -> dict[tuple, list]:
-    """Candidate card groups: the highest ancestors of detail links that hold one such link each, grouped
-    by their structural step (the same step on every page)."""
+_LINK_TAGS = ("a", "tr", "tbody", "div", "li", "article", "section")
+_LINK_ATTRS = ("href", "data-url", "data-link", "data-href")
+
+
+def _link_kind(element) -> tuple[str, str]:
+    """A link's structural identity: its step and the first directory of its target ("/person/..." and
+    "/phone/..." are different links; a one-segment path, often a person's slug, has none)."""
+    target = next((element.get(a) for a in _LINK_ATTRS if element.get(a)), "")
+    path = target.split("://", 1)[-1].split("?", 1)[0]
+    segments = [s for s in path.split("/") if s]
+    if "://" in target:
+        segments = segments[1:]
+    return step(element), segments[0] if len(segments) > 1 else ""
+
+
+def _card_groups(responses: list) -> dict[tuple, list]:
+    """Candidate card groups: every ancestor of a link that holds that one link of its kind only (the
+    cell, the row, the row group...), grouped by (the link's kind, the ancestor's step) across pages;
+    each member marked when it is the highest such ancestor on a page listing several such links."""
     groups: dict[tuple, list] = {}
     for unit, response in enumerate(responses):
-        links = [
-            a
-            for a in response.selector.root.iter("a", "tr", "div", "li")
-            if a.get("href") or a.get("data-url") or a.get("data-link")
-        ]
-        by_step: dict[str, list] = {}
+        links = [a for a in response.selector.root.iter(*_LINK_TAGS) if any(a.get(n) for n in _LINK_ATTRS)]
+        by_kind: dict[tuple, list] = {}
         for link in links:
-            by_step.setdefault(step(link), []).append(link)
-        for link_step, same in by_step.items():
-            if len(same) < 1:
-                continue
+            by_kind.setdefault(_link_kind(link), []).append(link)
+        for kind, same in by_kind.items():
+            ids = {id(x) for x in same}
             for link in same:
-                card, node = link, link.getparent()
+                node, levels = link, []
                 while node is not None and node.tag not in ("body", "html", "main"):
-                    inside = sum(1 for other in same if other is node or node in other.iterancestors())
-                    if inside != 1:
+                    if sum(1 for x in node.iter(*_LINK_TAGS) if id(x) in ids) != 1:
                         break
-                    card, node = node, node.getparent()
-                groups.setdefault((link_step, step(card)), []).append((unit, card))
+                    levels.append(node)
+                    node = node.getparent()
+                for level in levels:
+                    top = level is levels[-1] and len(same) > 1
+                    groups.setdefault((kind, step(level)), []).append((unit, level, top))
     return groups
 
 
@@ -321,7 +334,7 @@ def _heal_cards(raw: dict, responses: list, memory: dict, card: Proposal | None,
         urls[unit] = response.url
         if node.selector is not None:
             roots[unit] = node.selector
-            html_series(node.selector.root, unit, series)
+            html_series(node.selector.root, unit, series, own_attributes=True)
         else:
             roots[unit] = None
             json_series(node.data, unit, series)
@@ -346,37 +359,39 @@ def _card_nodes(definition: SiteDefinition, responses: list) -> list[tuple]:
 
 
 def _relocate_cards(responses: list, card_memory: dict | None) -> Proposal | None:
-    groups = _card_groups(responses, None)
+    """The card: on every page, repeated, the highest level that holds one link of its kind (a row, not
+    its name cell), most like the remembered card; the largest on a tie."""
+    groups = _card_groups(responses)
     prints = (card_memory or {}).get("prints") or []
-    best, best_score, runner = None, 0.0, 0.0
+    ranked = []
     for key, members in groups.items():
-        units = {u for u, _ in members}
-        if len(units) < len(responses) or len(members) < len(responses):
+        units = {u for u, _, _ in members}
+        if len(units) < len(responses):
             continue
-        cards = [c for _, c in members]
-        score = len(units) / len(responses)
+        cards = [c for _, c, _ in members]
+        score = 1.0 + 1.0 * (sum(top for _, _, top in members) / len(members))
         if prints:
-            score += max(similarity(fingerprint(cards[0]), p) for p in prints)
+            score += 0.5 * max(similarity(fingerprint(cards[0]), p) for p in prints)
         score += min(1.0, len(cards) / (3 * len(responses))) * 0.5  # a list repeats
-        if score > best_score:
-            best, best_score, runner = (key, cards), score, best_score
-        elif score > runner:
-            runner = score
-    if best is None:
+        size = sum(len(list(c.iter())) for c in cards) / len(cards)
+        ranked.append((round(score, 3), size, key, cards))
+    if not ranked:
         return None
-    key, cards = best
-    sample = cards[0]
-    query = _card_query(sample, cards, responses)
-    if query is None:
-        return None
-    return Proposal(
-        "_card",
-        query,
-        round(min(1.0, best_score / 2), 3),
-        round((best_score - runner) / 2, 3),
-        len(responses),
-        len(responses),
-    )
+    ranked.sort(key=lambda r: (r[0], r[1]), reverse=True)
+    for best_score, _size, key, cards in ranked[:3]:
+        query = _card_query(cards[0], cards, responses)
+        if query is None:
+            continue
+        runner = next((r[0] for r in ranked if r[2][0] != key[0]), 0.0)
+        return Proposal(
+            "_card",
+            query,
+            round(min(1.0, best_score / 3), 3),
+            round((best_score - runner) / 3, 3),
+            len(responses),
+            len(responses),
+        )
+    return None
 
 
 def _card_query(sample, cards: list, responses: list) -> dict | None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from parsel import Selector
 
-from crawler.healing.candidates import Series
+from crawler.healing.candidates import SELF, Series
 from crawler.healing.fingerprint import classes, stable_attributes, step
 
 
@@ -32,8 +32,8 @@ def _css_candidates(element, relative: bool, wildcard: bool = False) -> Iterator
             yield f"{parent.tag}.{cls} > {own}"
         for name, value in stable_attributes(parent).items():
             yield f'{parent.tag}[{name}="{value}"] > {own}'
-    if not relative and not wildcard:
-        yield own
+    if not wildcard:
+        yield own  # inside a card, a bare tag may select exactly the one node
 
 
 def _quote(text: str) -> str | None:
@@ -144,6 +144,8 @@ def selector_for(series: Series, roots: dict, relative: bool = False) -> dict | 
         return None
     if series.source == "tail":
         return _tail_xpath(series, roots, relative)
+    if series.key[1] == SELF:  # the card's own attribute
+        return {"css": f"::attr({series.attribute})"}
     label_elements = series.label_elements
     tried = set()
     for query in _css_candidates(sample, relative, series.wildcard):
