@@ -168,6 +168,11 @@ def drop_incomplete(into: dict[tuple, Series]) -> None:
 
 def _walk_json(value, path: str, out: dict[tuple, list], kind: str) -> None:
     if isinstance(value, list):
+        addresses = [v for v in value if isinstance(v, dict) and "postaladdress" in paths.types_of(v)]
+        if addresses and addresses[0] is value[0]:
+            # the first of a list of addresses (the current one, where a record shows one place)
+            out.setdefault((kind, path, "place", "first"), []).append(_place_line(value[0]))
+            out.setdefault((kind, path, "address", "first"), []).append(_address_line(value[0]))
         for item in value:
             _walk_json(item, path, out, kind)
     elif isinstance(value, dict):

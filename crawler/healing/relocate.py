@@ -126,6 +126,7 @@ class Scored:
     values: dict  # unit -> filtered values
     coverage: float
     sep: str = " "  # how a node's text nodes are joined
+    unlabelled: bool = False  # only the shape of its values speaks for it
 
 
 @dataclass
@@ -235,7 +236,8 @@ def score_series(
     units = series.units()
     best = None
     for one_sep in seps:
-        for regex in _regex_options(kind, old_spec):
+        # the engine applies a regex to what selectors read, not to JSON values
+        for regex in _regex_options(kind, old_spec) if series.source in ("html", "attr", "tail") else [None]:
             for filters in _filter_options(field_name, old_spec, extra):
                 found = {u: _read(series, u, field_name, filters, regex, one_sep, urls.get(u, "")) for u in units}
                 flat = [v for vs in found.values() for v in vs]
@@ -243,7 +245,14 @@ def score_series(
                     continue
                 share = kinds.share_valid(field_name, flat)
                 # values whose shape says what they are read as they stand when no filter is needed
-                plain = kind in _SHAPED_KINDS and best is not None and share == best[0] and not filters and not regex
+                plain = (
+                    kind in _SHAPED_KINDS
+                    and best is not None
+                    and share == best[0]
+                    and not filters
+                    and not regex
+                    and best[1] == kinds.DEFAULT_FILTERS.get(kind)  # never over the site's own filters
+                )
                 if share >= MIN_VALID and (best is None or share > best[0] or (plain and best[1])):
                     best = (share, filters, regex, found, one_sep)
     if best is None:
@@ -274,8 +283,10 @@ def score_series(
         return None  # a field of one value per record read as several: not this series
     # a value whose shape alone says what it is ("Buffalo, NY" as it stands, no filter needed) in a node
     # built like the remembered ones may stand without a label
-    shaped = kind in _SHAPED_KINDS and not filters and regex is None and structure >= 0.4
-    if 0.4 * label + 0.25 * structure < 0.2 and not shaped:
+    shaped = kind in _SHAPED_KINDS and not filters and regex is None
+    if 0.4 * label + 0.25 * structure < 0.2 and not (shaped and structure >= 0.4):
+        if shaped and covered >= 0.9 and fit >= 0.9:  # kept aside: relocate may take it if it is the only one
+            return Scored(series, 0.15 * covered + 0.2 * fit, filters, regex, found, covered, sep, unlabelled=True)
         return None  # nothing says this is the field but the shape of its values
     score = 0.4 * label + 0.25 * structure + 0.15 * covered + 0.2 * fit
     return Scored(series, score, filters, regex, found, covered, sep)
@@ -456,7 +467,11 @@ def relocate(
             )
             if s is not None
         ]
-        ranked[name] = sorted(scored, key=lambda s: s.score, reverse=True)
+        labelled = [s for s in scored if not s.unlabelled]
+        alone = [s for s in scored if s.unlabelled]
+        # no label nor structure for the field: a series whose values alone say what they are ("Buffalo,
+        # NY" as it stands, one per card) is taken only when it is the one such series
+        ranked[name] = sorted(labelled or (alone if len(alone) == 1 else []), key=lambda s: s.score, reverse=True)
     # fields whose old specs read the same nodes may share a series
     same_source = {}
     for name, spec in fields.items():
@@ -487,7 +502,7 @@ def relocate(
             (s for s in options[1:] if _fingerprint_values(s) not in mine and s.series.label not in labels), None
         )
         margin = best.score - (runner.score if runner else 0.0)
-        if margin < MIN_MARGIN or best.score < 0.35:
+        if margin < MIN_MARGIN or (best.score < 0.35 and not best.unlabelled):
             continue
         specs = [_first_spec(m, options, fields[name], roots, relative) for m in members]
         if any(spec is None for spec in specs):

@@ -169,6 +169,10 @@ def jsonld_spec(series: Series) -> dict:
         kind, (path, *composite) = None, series.jsonld
     else:
         kind, path, *composite = series.jsonld
+    composite = list(composite)
+
+    if composite[1:] == ["first"]:  # the first address of a list
+        path = f"{path}.0" if path else "0"
 
     def part(name):
         full = f"{path}.{name}" if path else name
