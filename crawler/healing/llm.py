@@ -4,7 +4,10 @@ The pages are condensed and masked (crawler.ai.masking: no name, phone, e-mail o
 process); the model answers a JSON schema (one spec per field: css or xpath, optional regex and filters);
 each proposal is read on every broken page and kept only if its values look like the field's kind on
 enough of them. Up to ``ROUNDS`` rounds; the next round is told what failed (counts and reasons, never
-values). Budget, breaker, cache and metrics are the client's (crawler.ai.client).
+values). Budget, breaker, cache and metrics are the client's (crawler.ai.client); the cache key is the
+pages' structure (``structure_hash``: tag paths without words or counts, so another page set of the same
+layout is answered from the cache), the fields asked, the round and the feedback it carries. ``improve``
+never raises: on any failure of the LLM path the heuristics' heal stands.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ import hashlib
 import logging
 import re
 
+import lxml.html
+from lxml import etree
+
 from crawler.ai import LLMClient, condense_html
+from crawler.extraction.engine import Node, field_values
 from crawler.extraction.filters import FILTERS
 from crawler.healing.heal import Heal, verify
 from crawler.healing.relocate import Proposal
@@ -67,12 +74,32 @@ ANSWER_SCHEMA = {
 }
 
 
-def structure_hash(text: str) -> str:
-    """The page's shape without its words: tags, classes and attribute names (a cache key shared by every
-    page of a layout, whatever person it shows)."""
-    shape = re.sub(r">[^<]*<", "><", text)
-    shape = re.sub(r'="[^"]*"|=\'[^\']*\'', "", shape)
-    return hashlib.sha256(shape.encode()).hexdigest()[:32]
+def structure_hash(*pages: str) -> str:
+    """The pages' shape without their words or counts: the set of tag paths (tags, classes, attribute
+    names), so every page set of a layout shares it whoever it shows and however many phones or
+    relatives they have (a cache key; the answer is verified on the pages anyway)."""
+    paths: set[str] = set()
+    for text in pages:
+        try:
+            root = lxml.html.document_fromstring(text)
+        except (etree.ParserError, ValueError):  # not HTML: its tag sequence, as written
+            paths.add(re.sub(r'>[^<]*<|="[^"]*"', "", text))
+            continue
+        paths.update(_tag_paths(root))
+    return hashlib.sha256("\n".join(sorted(paths)).encode()).hexdigest()[:32]
+
+
+def _tag_paths(root) -> set[str]:
+    """Every element's path from the root as tags with classes and attribute names (no recursion: a
+    page may nest deeper than Python's stack)."""
+    found: dict = {root: ""}
+    for element in root.iterdescendants():
+        if not isinstance(element.tag, str):  # comments ("37 more tr.row") and the like
+            continue
+        classes = "".join(f".{c}" for c in sorted((element.get("class") or "").split()))
+        names = "".join(f"[{a}]" for a in sorted(element.attrib) if a != "class")
+        found[element] = f"{found.get(element.getparent(), '')}/{element.tag}{classes}{names}"
+    return set(found.values()) - {""}
 
 
 def _clean(spec: dict, old_spec) -> dict | None:
@@ -97,6 +124,15 @@ def _clean(spec: dict, old_spec) -> dict | None:
     return clean
 
 
+def _unusable(spec: dict, response) -> str | None:
+    """Why the parser refuses the spec on a page (the error's type), or None when it reads."""
+    try:
+        field_values(spec, Node(response))
+    except Exception as exc:  # an XPath or CSS the parser cannot read, a regex lxml refuses...
+        return type(exc).__name__
+    return None
+
+
 class LLMHealer:
     def __init__(self, client: LLMClient):
         self.client = client
@@ -107,14 +143,25 @@ class LLMHealer:
         return cls(client) if client is not None else None
 
     async def improve(self, raw: dict, kind: str, responses: list, heal: Heal) -> Heal:
-        """``heal`` with the fields it failed on proposed by the model and verified on ``responses``."""
+        """``heal`` with the fields it failed on proposed by the model and verified on ``responses``.
+
+        Never raises: whatever goes wrong on the LLM path, the heuristics' heal stands (fields are
+        changed only once verified, so a heal cut short is still a consistent one)."""
+        try:
+            await self._improve(raw, kind, responses, heal)
+        except Exception as exc:  # the crawl must not fail on its optional LLM step (no value in the log)
+            logger.warning("LLM %s heal stopped (%s): the heuristic heal stands", kind, type(exc).__name__)
+        return heal
+
+    async def _improve(self, raw: dict, kind: str, responses: list, heal: Heal) -> None:
         section = "detail" if kind == "detail" else "list"
         wanted = [f for f in heal.failed if f != "_card" and f in raw[section]["fields"]]
         if not wanted or not responses:
-            return heal
+            return
         pages = [condense_html(r.text) for r in responses[:PAGES_SHOWN]]
-        cache_base = structure_hash(pages[0]) + ":" + ",".join(sorted(wanted))
+        cache_base = structure_hash(*pages) + ":" + ",".join(sorted(wanted))
         feedback = ""
+        problems: dict[str, str] = {}
         for round_number in range(1, ROUNDS + 1):
             cache_key = f"{cache_base}:{round_number}:{hashlib.sha256(feedback.encode()).hexdigest()[:8]}"
             answer = await self.client.complete_json(
@@ -122,17 +169,21 @@ class LLMHealer:
             )
             if answer is None:
                 break  # budget, breaker, error: the heuristics' heal stands
-            accepted, feedback = self._try(raw, section, kind, responses, heal, answer.data.get("fields") or {}, wanted)
+            accepted, problems = self._try(raw, section, kind, responses, heal, answer.data.get("fields") or {}, wanted)
+            feedback = "; ".join(f"{name}: {why}" for name, why in problems.items())
             for name, proposal in accepted.items():
                 heal.proposals[name] = proposal
                 heal.definition[section]["fields"][name] = proposal.spec
+                heal.verified[name] = proposal.units_found  # the version records the pages it was verified on
                 heal.failed.pop(name, None)
             wanted = [f for f in wanted if f not in accepted]
             if not wanted:
                 break
             if answer.cached and feedback:  # a cached answer that no longer verifies is not asked again
                 await self.client.forget("heal", cache_key)
-        return heal
+        for name, why in problems.items():  # what a person reviewing the heal sees: both attempts
+            if name in heal.failed:
+                heal.failed[name] = f"{heal.failed[name]}; the LLM's proposal: {why}"
 
     def _prompt(self, kind: str, fields: list[str], pages: list[str], feedback: str) -> str:
         described = "a person profile page" if kind == "detail" else "a search result page (one card per person)"
@@ -148,27 +199,32 @@ class LLMHealer:
         return "\n".join(lines)
 
     def _try(self, raw, section, kind, responses, heal, answered: dict, wanted: list[str]):
+        """(the proposals that verify, {field: why not} for the others)."""
         proposals = {}
-        problems = []
+        problems: dict[str, str] = {}
         for name in wanted:
             spec = answered.get(name)
             clean = _clean(spec, raw[section]["fields"].get(name)) if isinstance(spec, dict) else None
             if clean is None:
-                problems.append(f"{name}: no usable selector")
+                problems[name] = "no usable selector"
+                continue
+            refused = _unusable(clean, responses[0])
+            if refused:  # one field's broken selector must not sink the others' good ones in verification
+                problems[name] = f"the selector could not be used ({refused})"
                 continue
             proposals[name] = Proposal(name, clean, LLM_SCORE, LLM_MARGIN, len(responses), 0, method="llm")
         if not proposals:
-            return {}, "; ".join(problems)
+            return {}, problems
         trial_definition = copy.deepcopy(heal.definition)
         for name, proposal in proposals.items():
             trial_definition[section]["fields"][name] = proposal.spec
         trial = Heal(kind, trial_definition, dict(proposals), pages=len(responses), base=heal.definition)
         try:
             trial = verify(trial, responses, min_pages=min(len(responses), 2))
-        except Exception as exc:  # a selector the parser refuses: the model is told, nothing else breaks
-            return {}, "; ".join([*problems, f"a selector could not be used ({type(exc).__name__})"])
-        for name, why in trial.failed.items():
-            problems.append(f"{name}: {why}")
+        except Exception as exc:  # a selector that fails on another page: the model is told, nothing else breaks
+            problems.update(dict.fromkeys(proposals, f"a selector could not be used ({type(exc).__name__})"))
+            return {}, problems
+        problems.update(trial.failed)
         for name, proposal in trial.proposals.items():
             proposal.units_found = trial.verified.get(name, 0)
-        return trial.proposals, "; ".join(problems)
+        return trial.proposals, problems
