@@ -121,10 +121,13 @@ def label_of(element, depth: int = 3) -> tuple[str | None, object | None]:
         sibling, seen = node.getprevious(), 0
         while sibling is not None and seen < 2:
             if isinstance(sibling.tag, str) and sibling.tag not in _BREAKS:
-                found = own_label(sibling) if sibling.tag != node.tag else None
+                # more values of the same label (dd after dd) are no label; a sibling of the same tag in
+                # another role is (<span class="label">Age</span><span class="value">45</span>)
+                same = sibling.tag == node.tag and classes(sibling) == classes(node)
+                found = own_label(sibling) if not same else None
                 if found:
                     return found, sibling
-                if sibling.tag != node.tag:  # more values of the same label (dd after dd) do not count
+                if not same:
                     seen += 1
             sibling = sibling.getprevious()
         parent = node.getparent()

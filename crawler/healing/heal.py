@@ -25,7 +25,7 @@ from crawler.healing.candidates import (
     page_series,
 )
 from crawler.healing.fingerprint import fingerprint, similarity, step
-from crawler.healing.relocate import Proposal, relocate
+from crawler.healing.relocate import Proposal, relocate, relocate_flags
 from crawler.healing.selectors import roots_of
 
 
@@ -195,12 +195,31 @@ def heal_detail(raw: dict, responses: list, memory: dict[str, dict], fields: lis
     urls = {unit: r.url for unit, r in enumerate(responses)}
     reserved = reserved_elements(specs, fields, responses)
     proposals = relocate({n: specs[n] for n in fields if n in specs}, series, memory, roots, urls, reserved=reserved)
+    if fields:  # a redesign: yes/no badges whose old selector matches nothing anywhere moved too
+        flags = _lost_flags(specs, [Node(r) for r in responses])
+        proposals.update(relocate_flags({n: specs[n] for n in flags}, series, roots))
     healed = copy.deepcopy(raw)
     for name, proposal in proposals.items():
         healed["detail"]["fields"][name] = proposal.spec
     heal = Heal("detail", healed, proposals, pages=len(responses), base=raw)
     heal.failed = {n: "no candidate with a clear margin" for n in fields if n not in proposals}
     return verify(heal, responses)
+
+
+def _lost_flags(specs: dict, nodes: list) -> list[str]:
+    """Yes/no fields whose old spec matches no node at all in any of ``nodes`` (pages or cards)."""
+    lost = []
+    for name, spec in specs.items():
+        if kinds.kind_of(name) != "bool":
+            continue
+        matched = 0
+        for node in nodes:
+            trace = FieldTrace()
+            field_values(spec, node, trace)
+            matched += trace.nodes
+        if not matched:
+            lost.append(name)
+    return lost
 
 
 def verify(heal: Heal, responses: list, min_pages: int = 1) -> Heal:
@@ -345,6 +364,9 @@ def _heal_cards(raw: dict, responses: list, memory: dict, card: Proposal | None,
     found = relocate(
         {n: specs[n] for n in fields if n in specs}, series, memory, roots, urls, relative=True, single_fields=single
     )
+    if card is not None and all(root is not None for root in roots.values()):
+        flags = _lost_flags(specs, [node for _, node in nodes])
+        found.update(relocate_flags({n: specs[n] for n in flags}, series, roots, relative=True))
     for name, proposal in found.items():
         healed["list"]["fields"][name] = proposal.spec
         proposals[name] = proposal

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from crawler.extraction.filters import apply
 from crawler.healing import values as kinds
 from crawler.healing.candidates import Series
-from crawler.healing.fingerprint import fingerprint, label_text, similarity
+from crawler.healing.fingerprint import classes, fingerprint, label_text, similarity
 from crawler.healing.selectors import jsonld_spec, selector_for
 
 MIN_VALID = 0.9
@@ -263,6 +263,8 @@ def score_series(
     label = field_label_score(series.label, remembered, wanted)
     if series.source in ("html", "json", "jsonld"):  # a label inside the value's own text ("45 years old")
         label = max(label, 0.6 * _inline_label(series, found, wanted))
+    if not series.label and series.source == "html":  # the node's class names ("card-name"), a weak label
+        label = max(label, 0.6 * field_label_score(_class_words(series.sample()), [], wanted))
     if single and _words(series.label or "") & _PAST_WORDS:
         label *= 0.5  # a field of one value per record is not read from a list of past ones
     structure = 0.0
@@ -290,6 +292,17 @@ def score_series(
         return None  # nothing says this is the field but the shape of its values
     score = 0.4 * label + 0.25 * structure + 0.15 * covered + 0.2 * fit
     return Scored(series, score, filters, regex, found, covered, sep)
+
+
+_CLASS_NOISE = frozenset(
+    ["card", "item", "result", "results", "row", "cell", "col", "value", "values", "content", "field", "text", "info", "data", "wrap", "box", "inner", "outer", "main", "list", "entry", "record", "block", "section", "person", "profile"]
+)
+
+
+def _class_words(element) -> str | None:
+    """The words of a node's class names without layout words: "card-name" -> "name"."""
+    words = [w for c in classes(element) for w in re.split(r"[-_]", c.lower()) if w and w not in _CLASS_NOISE]
+    return " ".join(w for w in words if w.isalpha()) or None
 
 
 def _samples(series: Series) -> list:
@@ -522,3 +535,32 @@ def relocate(
             details={"label": best.series.label, "source": best.series.source},
         )
     return proposals
+
+
+def relocate_flags(
+    fields: dict[str, object], series: dict[tuple, Series], roots: dict, relative: bool = False
+) -> dict[str, Proposal]:
+    """Yes/no fields a site shows as a badge ("Deceased") when they hold: the series whose every value is
+    the field's own name, at most once per unit, on the most units; read with ``bool`` and the old default."""
+    found: dict[str, Proposal] = {}
+    for name, old_spec in fields.items():
+        want = _words(name)
+        options = [
+            one
+            for one in series.values()
+            if one.source == "html"
+            and one.units()
+            and all(len(one.elements.get(u, [])) <= 1 for u in one.units())
+            and all(_words(v) == want for u in one.units() for v in one.values(u))
+        ]
+        if not options:
+            continue
+        best = max(options, key=lambda one: len(one.units()))
+        spec = selector_for(best, roots, relative)
+        if spec is None:
+            continue
+        default = old_spec.get("default", False) if isinstance(old_spec, dict) else False
+        spec.update(filters=["bool"], default=default)
+        margin = 0.5 if len(options) == 1 else 0.1
+        found[name] = Proposal(name, spec, 0.6, margin, len(roots), len(best.units()), details={"label": name})
+    return found
