@@ -295,7 +295,34 @@ def score_series(
 
 
 _CLASS_NOISE = frozenset(
-    ["card", "item", "result", "results", "row", "cell", "col", "value", "values", "content", "field", "text", "info", "data", "wrap", "box", "inner", "outer", "main", "list", "entry", "record", "block", "section", "person", "profile"]
+    {
+        "card",
+        "item",
+        "result",
+        "results",
+        "row",
+        "cell",
+        "col",
+        "value",
+        "values",
+        "content",
+        "field",
+        "text",
+        "info",
+        "data",
+        "wrap",
+        "box",
+        "inner",
+        "outer",
+        "main",
+        "list",
+        "entry",
+        "record",
+        "block",
+        "section",
+        "person",
+        "profile",
+    }
 )
 
 
@@ -390,7 +417,7 @@ def _richest(options: list[Scored]) -> Scored:
 
 # words that say which part of a list a section holds, not what it holds ("Past addresses", "Current address")
 _MODIFIERS = frozenset(
-    [
+    {
         "possible",
         "current",
         "currently",
@@ -416,7 +443,7 @@ _MODIFIERS = frozenset(
         "from",
         "with",
         "for",
-    ]
+    }
 )
 
 
