@@ -40,12 +40,13 @@ from crawler.extraction.definitions import (
     load_definition,
     load_definition_text,
 )
-from crawler.extraction.engine import extract_detail, extract_list
+from crawler.extraction.engine import detail_not_found, extract_detail, extract_list, marker_matches
 from crawler.healing import values as kinds
 from crawler.healing import versions
 from crawler.healing.cli_fetch import BrowserFetcher, FetchError, HttpFetcher
 from crawler.healing.heal import Heal, heal_detail, heal_list, missing_fields
 from crawler.healing.memory import SelectorMemory
+from crawler.notation import parse_pattern, pattern_in
 from crawler.runtime import check_database
 
 MIN_VALID = 0.9  # share of a page's values that must look like the field's kind (as heal.missing_fields)
@@ -201,6 +202,34 @@ async def fetch_pages(definition: SiteDefinition, urls: list[str], kind: str | N
     return pages, kind or guess_kind(definition, pages)
 
 
+def readable(definition: SiteDefinition, kind: str, pages: list) -> list:
+    """The pages a heal may read: not a block page, not a "not found" or "no results" page (those say
+    nothing about the fields); each left out is said, by its position."""
+    kept = []
+    for number, page in enumerate(pages, 1):
+        text = page.text if hasattr(page, "text") else ""
+        blocked = [
+            k
+            for k, signatures in definition.blocks.items()
+            if any(pattern_in(parse_pattern(s), text) for s in signatures)
+        ]
+        if blocked:
+            _say(f"note: --url {number} matches the {blocked[0]} signature: left out")
+        elif kind == "detail" and detail_not_found(definition, page):
+            _say(f"note: --url {number} is a not-found page (the detail.not_found marker): left out")
+        elif (
+            kind == "list"
+            and not extract_list(definition, page).candidates
+            and marker_matches(definition.raw["list"].get("no_results"), page)
+        ):
+            _say(f"note: --url {number} is a no-results page (the list.no_results marker): left out")
+        else:
+            kept.append(page)
+    if not kept:
+        raise InputError(f"--url: none of the {len(pages)} page(s) can show the {kind} fields")
+    return kept
+
+
 # ---- learning ------------------------------------------------------------------------------------
 
 
@@ -285,11 +314,17 @@ async def check(settings, yaml_definition: SiteDefinition, args) -> int:
         if version
         else f"the YAML (sha {yaml_definition.sha256[:12]})"
     )
+    pages = readable(current, kind, pages)
     _say(f"{site} {kind}: {len(pages)} page(s), read with {read_with}")
     relocation_memory = memory.as_relocation_memory(site, kind)
     before = read_report(current, kind, pages, relocation_memory)
     broken = [n for n, r in before.items() if r.status != "ok" and (n in kinds.HEALABLE or n == "_card")]
-    heal = await _heal(settings, current.raw, kind, pages, relocation_memory, broken) if broken else None
+    heal = None
+    if broken:
+        try:
+            heal = await _heal(settings, current.raw, kind, pages, relocation_memory, broken)
+        except Exception as exc:  # a heal that crashes is reported by its type only: its text may quote a page
+            _say(f"{site} {kind}: the heal failed ({type(exc).__name__}); the fields are reported as read")
     final = as_definition(heal.definition, yaml_definition) if heal and heal.healed else current
     after = read_report(final, kind, pages, relocation_memory) if final is not current else before
     for name, row in before.items():

@@ -21,8 +21,10 @@ import pytest
 
 from crawler.extraction.definitions import DEFAULT_DIRECTORY, load_definition, load_definition_text
 from crawler.extraction.engine import extract_detail
-from crawler.healing import versions
+from crawler.healing import cli_check, versions
+from crawler.healing.__main__ import main as healing_main
 from crawler.healing.cli_fetch import HttpFetcher
+from crawler.healing.heal import heal_list
 from sandbox.population import default_population, ground_truth
 from support import ROOT, create_database, drop_database
 
@@ -320,3 +322,65 @@ def test_check_heals_the_structural_layout_prints_and_writes_it(env, cli_databas
             assert f"--write: version {version_id} (heuristic, active" in result.stderr
         finally:  # later checks of v1 pages read with the YAML again
             db.execute("DELETE FROM site_definition_versions WHERE site = %s", (SITE,))
+
+
+def test_check_asks_the_llm_for_what_heuristics_cannot_heal(
+    env, cli_database, fastpeople, sandbox, monkeypatch, capsys
+):
+    """Result pages of the structural layout, the heuristics made to fail on the cards' places (in process, so
+    the test does not depend on how good they are): the LLM (the sandbox's scripted double) proposes a selector,
+    verified on the pages like a heuristic one, and the version says it came from the LLM."""
+    llm = sandbox["llm"]
+    urls = [f"{fastpeople}/name/john-smith", f"{fastpeople}/name/mary-johnson", f"{fastpeople}/name/james-brown"]
+    url_args = [a for url in urls for a in ("--url", url)]
+    assert cli(env, "check", SITE, *url_args).returncode == 0  # v1 teaches the memory of the cards
+    configure(fastpeople, layout="structural")
+    answer = {"content": {"fields": {"locations": {"css": "div.result-place::text"}}}}
+    for path, body in (("reset", {}), ("script", {"answers": [answer]})):
+        request = urllib.request.Request(
+            f"{llm}/_sandbox/llm/{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        urllib.request.urlopen(request, timeout=5).close()
+
+    def heuristics_without_places(raw, pages, memory):
+        heal = heal_list(raw, pages, memory)
+        if heal.proposals.pop("locations", None) is not None:
+            heal.definition["list"]["fields"]["locations"] = copy.deepcopy(raw["list"]["fields"]["locations"])
+        heal.failed["locations"] = "no candidate with a clear margin"
+        return heal
+
+    monkeypatch.setattr(cli_check, "heal_list", heuristics_without_places)
+    settings = [f"DATABASE_URL={cli_database}", "OPENAI_API_KEY=test-key", f"OPENAI_BASE_URL={llm}/v1", "REDIS_URL="]
+    code = healing_main(
+        ["check", SITE, *url_args, "--kind", "list", "--write", *[a for s in settings for a in ("-s", s)]]
+    )
+    stderr = capsys.readouterr().err
+    assert code == 0, stderr
+    lines = report_lines(stderr)
+    assert "healed (llm," in " ".join(lines["locations"]) and lines["locations"][-1] == "3/3", stderr
+    assert "healed (heuristic," in " ".join(lines["_card"])
+    with urllib.request.urlopen(f"{llm}/_sandbox/llm/received", timeout=5) as reply:
+        assert len(json.loads(reply.read())["requests"]) == 1
+    with psycopg.connect(cli_database, autocommit=True) as db:
+        origin, changes, verified_on = db.execute(
+            "SELECT origin, changes, verified_on FROM site_definition_versions WHERE site = %s "
+            "ORDER BY id DESC LIMIT 1",
+            (SITE,),
+        ).fetchone()
+        db.execute("DELETE FROM site_definition_versions WHERE site = %s", (SITE,))
+    assert origin == "llm" and changes["list.fields.locations"]["new"] == {"css": "div.result-place::text"}
+    assert changes["list.fields.locations"]["method"] == "llm"
+    assert verified_on[0]["kind"] == "list" and verified_on[0]["pages"] == 3
+
+
+@pytest.mark.parametrize("site", ["truepeople", "spa"])
+def test_check_reads_sites_behind_an_interstitial_and_in_a_browser(env, sandbox, site):
+    """truepeople answers 503 "Just a moment..." with its clearance cookie first; spa is rendered in Chromium
+    (its terms modal clicked, its wait run): both read every field."""
+    base = sandbox[site]
+    paths = [path for p in default_population().people if (path := ground_truth(p).get(site))][:2]
+    result = cli(env, "check", site, *[a for path in paths for a in ("--url", base + path)])
+    assert result.returncode == 0, result.stderr
+    lines = report_lines(result.stderr)
+    assert lines and all(line[1] == "ok" for line in lines.values()), result.stderr
+    assert f"{site} detail: 2 page(s)" in result.stderr and "page action(s) failed" not in result.stderr
