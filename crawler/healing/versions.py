@@ -20,6 +20,14 @@ import orjson
 import yaml
 
 ORIGINS = ("yaml", "heuristic", "llm", "human")
+HELD_COLUMNS = (
+    "scan_id, website_id, data_type, value_ciphertext, value_index, listing_url_ciphertext, listing_url_index, "
+    "key_id, confidence, screenshot_sha256, status, found_at, updated_at, listing_group, evidence, definition_sha256"
+)
+# a version's held findings become findings (a replayed accept inserts nothing twice)
+RELEASE_HELD = f"""
+WITH moved AS (DELETE FROM held_findings WHERE website_id = %s AND definition_sha256 = %s RETURNING *)
+INSERT INTO findings ({HELD_COLUMNS}) SELECT {HELD_COLUMNS} FROM moved ON CONFLICT DO NOTHING"""
 COLUMNS = (
     "id, site, sha256, parent_sha256, base_sha256, origin, status, confidence, definition, changes, verified_on, "
     "created_at, decided_at, decided_by"
@@ -160,25 +168,39 @@ async def _supersede(conn, site: str, base_sha256: str, keep_sha: str) -> None:
 
 
 async def accept(conn, version_id: int, by: str) -> tuple[Version, int]:
-    """A person accepts a quarantined version: it becomes active, its held findings become findings.
-    Returns the version and how many findings were released."""
+    """A person accepts a quarantined version, and with it the quarantined versions it builds on: they become
+    active (the newest one current), their held findings become findings. Returns the version and how many
+    findings were released."""
     version = await get(conn, version_id)
     if version.status not in ("quarantined", "rejected"):
         raise VersionError(
             f"version {version_id}: is {version.status}, only a quarantined or rejected one can be accepted"
         )
+    chain = [version]
+    while True:
+        parent = await _one(
+            conn,
+            f"SELECT {COLUMNS} FROM site_definition_versions "
+            "WHERE site = %s AND sha256 = %s AND status = 'quarantined'",
+            [version.site, chain[-1].parent_sha256],
+        )
+        if parent is None or parent in chain:
+            break
+        chain.append(parent)
+    released = 0
     async with conn.transaction():
-        await conn.execute(
-            "UPDATE site_definition_versions SET status = 'active', decided_at = now(), decided_by = %s WHERE id = %s",
-            [by, version_id],
-        )
+        for one in chain:
+            await conn.execute(
+                "UPDATE site_definition_versions SET status = 'active', decided_at = now(), decided_by = %s "
+                "WHERE id = %s",
+                [by, one.id],
+            )
+            cursor = await conn.execute(
+                RELEASE_HELD,
+                [one.site, one.sha256],
+            )
+            released += cursor.rowcount
         await _supersede(conn, version.site, version.base_sha256, version.sha256)
-        cursor = await conn.execute(
-            f"""WITH moved AS (DELETE FROM held_findings WHERE website_id = %s AND definition_sha256 = %s RETURNING *)
-                INSERT INTO findings ({HELD_COLUMNS}) SELECT {HELD_COLUMNS} FROM moved ON CONFLICT DO NOTHING""",
-            [version.site, version.sha256],
-        )
-        released = cursor.rowcount
     return await get(conn, version_id), released
 
 
@@ -204,12 +226,6 @@ async def reject(conn, version_id: int, by: str) -> tuple[Version, int]:
             [version.site, version.parent_sha256],
         )
     return await get(conn, version_id), deleted
-
-
-HELD_COLUMNS = (
-    "scan_id, website_id, data_type, value_ciphertext, value_index, listing_url_ciphertext, listing_url_index, "
-    "key_id, confidence, screenshot_sha256, status, found_at, updated_at, listing_group, evidence, definition_sha256"
-)
 
 
 def as_yaml(definition: dict) -> str:

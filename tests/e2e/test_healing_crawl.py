@@ -74,7 +74,9 @@ def baseline(sandbox, database_url, tmp_path_factory):
         scan_id, result = crawl(SITE, target(), env, sandbox, "-a", "state=")
         assert result.returncode == 0, result.stderr[-3000:]
         found, rejected = findings(db, scan_id), candidates(db, scan_id)
+        healed = db.execute("SELECT count(*) FROM site_definition_versions WHERE site = %s", (SITE,)).fetchone()[0]
     assert len({url for url, _, _ in found}) == 1 and len(rejected) == 9, summary(result.stderr, SITE)
+    assert healed == 0 and "held_pages" not in result.stderr, "v1 pages triggered a heal"
     return env, found, rejected
 
 
@@ -104,3 +106,36 @@ def test_crawl_heals_a_redesign_mid_crawl_and_finds_the_same(layout, baseline, s
         used and used[SITE] != db.execute("SELECT definition_sha256 FROM websites WHERE id = %s", (SITE,)).fetchone()[0]
     )
     assert " parse_error " not in result.stderr, summary(result.stderr, SITE)
+
+
+def test_quarantine_holds_the_listings_until_a_person_accepts(baseline, sandbox, db):
+    """A heal that cannot be verified on HEAL_MIN_PAGES pages is quarantined: the listings read with it
+    wait in held_findings, and become the findings of v1 once a person accepts the version."""
+    import asyncio
+
+    import psycopg
+
+    from crawler.healing import versions
+
+    env, expected, _ = baseline
+    db.execute("DELETE FROM site_definition_versions WHERE site = %s", (SITE,))
+    assert http(f"{sandbox[SITE]}/_sandbox/config", data={"reset": True}).status == 200
+    with site_config(sandbox[SITE], redesign_layout="structural", redesign_after_requests=4):
+        scan_id, result = crawl(SITE, target(), dict(env, HEAL_MIN_PAGES="20"), sandbox, "-a", "state=")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert findings(db, scan_id) == set(), "a quarantined heal's listing became a finding"
+    held = db.execute("SELECT count(*) FROM held_findings WHERE scan_id = %s", (scan_id,)).fetchone()[0]
+    assert held == len(expected)
+    statuses = db.execute("SELECT status FROM site_definition_versions WHERE site = %s", (SITE,)).fetchall()
+    assert statuses and {s for (s,) in statuses} == {"quarantined"}
+    version_id = db.execute(  # the newest: the one crawls read with, built on any earlier quarantined one
+        "SELECT id FROM site_definition_versions WHERE site = %s ORDER BY id DESC LIMIT 1", (SITE,)
+    ).fetchone()[0]
+
+    async def accept():
+        async with await psycopg.AsyncConnection.connect(env["DATABASE_URL"], autocommit=True) as conn:
+            return await versions.accept(conn, version_id, "test")
+
+    version, released = asyncio.run(accept())
+    assert version.status == "active" and released == len(expected)
+    assert findings(db, scan_id) == expected
