@@ -22,7 +22,7 @@ from lxml import etree
 
 from crawler.ai import LLMClient, condense_html
 from crawler.extraction.engine import Node, field_values
-from crawler.extraction.filters import FILTERS
+from crawler.extraction.filters import FILTERS, check_filter
 from crawler.healing.heal import Heal, verify
 from crawler.healing.relocate import Proposal
 from crawler.healing.values import kind_of
@@ -39,7 +39,12 @@ SYSTEM = (
     "values on every page, relative to the card for result pages. Prefer class names, ids, itemprop and "
     "labels over positions. Use `::text` or `::attr(name)` in CSS when the value is a text or an attribute. "
     "Add `regex` (one capture group) when the value is part of a longer text. For JSON-LD data answer "
-    '{"jsonld": {"type": "Person", "path": "telephone"}}. Answer only the JSON object asked for.'
+    '{"jsonld": {"type": "Person", "path": "telephone"}}. Optional `filters`, applied in order to each value: '
+    '"int", "digits", "lower", "title", "strip", "month", "parse_age_text" (an age from a text), "last_first" '
+    '(a name written last name first, turned around), "city_state" (the city and state of an address), '
+    '"cfemail" (an obfuscated e-mail attribute), {"split": "SEP"} (one value per part; SEP a string or '
+    '/regex/), {"replace": ["/regex/", "new"]}, {"re": "regex with one group"}. Answer only the JSON object '
+    "asked for."
 )
 FIELD_HELP = {
     "name": "a person's full name",
@@ -64,7 +69,8 @@ _spec_schema = {
             "properties": {"type": {"type": "string"}, "path": {"type": "string"}},
             "required": ["path"],
         },
-        "filters": {"type": "array", "items": {"type": "string"}},
+        # a filter is a name or {name: argument}, as in the site format; an unknown one is dropped, not fatal
+        "filters": {"type": "array", "items": {"type": ["string", "object"]}},
     },
 }
 ANSWER_SCHEMA = {
@@ -102,6 +108,18 @@ def _tag_paths(root) -> set[str]:
     return set(found.values()) - {""}
 
 
+def _usable_filter(spec) -> bool:
+    """A filter of the site format (a known name, or one {name: argument} the format accepts)."""
+    if isinstance(spec, str):
+        return spec in FILTERS and FILTERS[spec] is not None
+    if not isinstance(spec, dict) or len(spec) != 1:
+        return False
+    try:
+        return check_filter(spec) is None
+    except Exception:  # an argument of the wrong type ({"split": [1]}): not a filter
+        return False
+
+
 def _clean(spec: dict, old_spec) -> dict | None:
     """The answer as a field spec of the site format, or None if it is not one."""
     sources = [k for k in ("css", "xpath", "jsonld") if spec.get(k)]
@@ -114,7 +132,7 @@ def _clean(spec: dict, old_spec) -> dict | None:
         except re.error:
             return None
         clean["regex"] = spec["regex"]
-    filters = [f for f in spec.get("filters") or [] if f in FILTERS and FILTERS[f] is not None]
+    filters = [f for f in spec.get("filters") or [] if _usable_filter(f)]
     if filters:
         clean["filters"] = filters
     elif isinstance(old_spec, dict) and old_spec.get("filters"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
+from urllib.parse import urlsplit
 
 import pytest
 from llm_heal_support import (
@@ -370,28 +371,38 @@ def test_no_key_configured_means_no_llm_healer(said_nothing_yet, caplog):
 SEARCHES = [("John", "Smith"), ("James", "Brown"), ("Mary", "Johnson")]
 
 
-async def test_a_right_answer_heals_a_card_field_of_result_pages(stub, clock):
+async def test_card_fields_of_result_pages_are_healed_and_filters_may_take_arguments(stub, clock):
     paths = [f"/name/{first.lower()}-{last.lower()}" for first, last in SEARCHES]
     pages = await site_pages(SITE, LAYOUT, paths)
     people = [p for first, last in SEARCHES for p in namesakes(SITE, first, last)]
     register_people(people)
     raw = raw_definition()
-    heal = heal_list(raw, pages, {})  # the heuristics find the rows, and the age column...
-    assert "_card" in heal.proposals and "age" in heal.proposals
-    del heal.proposals["age"]  # ...which they are made to miss here
-    heal.definition["list"]["fields"]["age"] = copy.deepcopy(raw["list"]["fields"]["age"])
-    heal.failed = {"age": "no candidate with a clear margin"}  # the model is asked about the age alone
-    right = {"css": "td:nth-child(2)::text", "filters": ["int"]}
-    await stub.script(answer({"age": {"css": "td.result-name a::text"}}), answer({"age": right}))
+    heal = heal_list(raw, pages, {})  # the heuristics find the rows (cards turned into a table)...
+    assert "_card" in heal.proposals
+    for name in ("age", "locations"):  # ...and are made to miss these two card fields
+        heal.proposals.pop(name, None)
+        heal.definition["list"]["fields"][name] = copy.deepcopy(raw["list"]["fields"][name])
+    heal.failed = dict.fromkeys(("age", "locations"), "no candidate with a clear margin")
+    # a filter with an argument, as the site format writes it, and one the format does not know (dropped)
+    locations = {"css": "div.result-place::text", "filters": [{"replace": ["/\\s+$/", ""]}, "bogus"]}
+    right_age = {"css": "td:nth-child(2)::text", "filters": ["int"]}
+    await stub.script(
+        answer({"age": {"css": "td.result-name a::text"}, "locations": locations}), answer({"age": right_age})
+    )
     llm = healer(stub, clock)
     healed = await llm.improve(raw, "list", pages, heal)
-    assert "age" not in healed.failed and healed.proposals["age"].method == "llm"
-    assert healed.proposals["age"].spec == right and healed.verified["age"] == len(pages)
+    assert healed.failed == {}
+    assert healed.proposals["age"].spec == right_age and healed.verified["age"] == len(pages)
+    assert healed.proposals["locations"].spec == {"css": locations["css"], "filters": locations["filters"][:1]}
+    assert all(healed.proposals[n].method == "llm" for n in ("age", "locations"))
     v1 = load_definitions()[SITE]
     truth = [extract_list(v1, page).candidates for page in await site_pages(SITE, "v1", paths)]
     found = [extract_list(_definition(healed.definition), page).candidates for page in pages]
-    assert [[c["age"] for c in page] for page in found] == [[c["age"] for c in page] for page in truth]
-    assert healed.failed == {}
+    for name in ("age", "locations"):
+        assert [[c[name] for c in page] for page in found] == [[c[name] for c in page] for page in truth], name
+    assert [[urlsplit(c["url"]).path for c in page] for page in found] == [
+        [urlsplit(c["url"]).path for c in page] for page in truth
+    ]  # the same people, in the same order (each server its own port)
     received = await stub.received()
     assert len(received) == 2
     seeded = seeded_values(people)
@@ -400,8 +411,11 @@ async def test_a_right_answer_heals_a_card_field_of_result_pages(stub, clock):
         user = body["messages"][-1]["content"]
         assert "<th>Age</th>" in user and '<tr class="result-row">' in user and "[NAME]" in user
         assert "search result page" in user
-    # the name cell, through the old spec's int filter, reads nothing: the model is told so
-    assert "Your previous answer failed: age: read on too few pages" in (received[1]["messages"][-1]["content"])
+    # the name cell, through the old spec's int filter, reads nothing: the model is told so, and asked
+    # again about the age alone
+    asked = received[1]["messages"][-1]["content"]
+    assert "Your previous answer failed: age: read on too few pages" in asked
+    assert re.search(r"Fields: age: [^;]*\.", asked)
     await llm.client.aclose()
 
 
