@@ -4,8 +4,11 @@
 // findings; rejecting deletes them. Other keys get 403: the header's link stays hidden for them.
 // The diff is written as text, line by line (dom.js): a healed selector may come from a broker's markup.
 
-import {ApiError, call} from "./api.js";
+import {ApiError, auth, call} from "./api.js";
 import {$, el, fill, when} from "./dom.js";
+
+// the key the API refused heals to (403): not asked again on every view change
+let refusedKey = null;
 
 const OUTCOME = {
   accept: (answer) => `accepted: ${answer.released} held finding${answer.released === 1 ? "" : "s"} released`,
@@ -96,17 +99,20 @@ export async function loadHeals(notify) {
     return;
   }
   fill($("#heals"), (page.heals || []).map((heal) => healCard(heal, notify)));
+  refusedKey = null;
   $("#heals-link").hidden = false;
   remaining();
 }
 
 /** The header's link and count of pending heals, for operators' keys only; quietly. */
 export async function refreshHealCount() {
+  if (auth.key === refusedKey) return;
   try {
     const page = await call("/api/heals");
     $("#heals-link").hidden = false;
     counter((page.heals || []).length);
-  } catch {
-    $("#heals-link").hidden = true; // 403: not an operator (or a hint that failed)
+  } catch (error) {
+    $("#heals-link").hidden = true; // not an operator (or a hint that failed)
+    if (forbidden(error)) refusedKey = auth.key;
   }
 }
