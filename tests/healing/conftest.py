@@ -47,9 +47,10 @@ def clock():
     return Clock()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def fresh_redactor(monkeypatch):
-    """A log redactor of this test's own: values a test registers (register_pii) stay in that test."""
+    """A log redactor of this test's own: values a test registers (register_pii) stay in that test (the LLM
+    tests use it; not autouse, so the other tests of this folder keep the process's redactor)."""
     monkeypatch.setattr(logs, "redactor", logs.Redactor())
 
 

@@ -36,6 +36,8 @@ from crawler.healing.llm import ROUNDS, LLMHealer, structure_hash
 from crawler.normalize import phone_e164
 from crawler.observability.logs import register_pii
 
+pytestmark = pytest.mark.usefixtures("fresh_redactor")  # what a test registers as personal stays in it
+
 SITE, LAYOUT = "fastpeople", "structural"
 PEOPLE = full_profiles(SITE)
 SET_A, SET_B = PEOPLE[:3], PEOPLE[3:6]  # two page sets of the same structure
@@ -358,14 +360,14 @@ async def test_what_the_model_gets_of_any_redesign_holds_no_seeded_value(stub, c
     await llm.client.aclose()
 
 
-def test_no_key_configured_means_no_llm_healer(said_nothing_yet, caplog):
+async def test_no_key_configured_means_no_llm_healer(said_nothing_yet, caplog):
     with caplog.at_level(logging.INFO, logger="crawler.ai"):
         assert LLMHealer.from_settings({}) is None
         assert LLMHealer.from_settings({"OPENAI_API_KEY": "", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}) is None
     assert len([r for r in caplog.records if "heuristic" in r.getMessage()]) == 1
-    assert isinstance(
-        LLMHealer.from_settings({"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}), LLMHealer
-    )
+    healer = LLMHealer.from_settings({"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert isinstance(healer, LLMHealer)  # a key: an LLM healer
+    await healer.client.aclose()
 
 
 SEARCHES = [("John", "Smith"), ("James", "Brown"), ("Mary", "Johnson")]
