@@ -23,11 +23,16 @@ def site_yaml(site: str = SITE):
 
 
 async def quarantined(
-    database_url: str, site: str = SITE, selector: str | None = None, base_sha256: str | None = None
+    database_url: str,
+    site: str = SITE,
+    selector: str | None = None,
+    base_sha256: str | None = None,
+    parent: versions.Version | None = None,
 ) -> versions.Version:
-    """A heuristic heal of the detail page's age field, quarantined; unique per call (its selector)."""
+    """A heuristic heal of the detail page's age field, quarantined; unique per call (its selector). It heals the
+    YAML, or ``parent`` (a heal built on another one, as a crawl whose current version broke again makes)."""
     yaml = site_yaml(site)
-    raw = copy.deepcopy(yaml.raw)
+    raw = copy.deepcopy(parent.definition if parent else yaml.raw)
     old = raw["detail"]["fields"]["age"]
     new = {"css": selector or f"h2.age-{uuid.uuid4().hex[:8]}::text", "filters": ["int"]}
     raw["detail"]["fields"]["age"] = new
@@ -36,7 +41,7 @@ async def quarantined(
             conn,
             site=site,
             definition=raw,
-            parent_sha256=yaml.sha256,
+            parent_sha256=parent.sha256 if parent else yaml.sha256,
             base_sha256=base_sha256 or yaml.sha256,
             origin="heuristic",
             confidence=0.62,

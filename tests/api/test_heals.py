@@ -100,6 +100,25 @@ async def test_accept_moves_the_held_findings_into_findings(heal_api):
     assert "is active" in error_of(again, 409, "conflict")["message"]
 
 
+async def test_accepting_a_heal_accepts_the_quarantined_heals_it_builds_on(heal_api):
+    owner = heal_api.user()
+    url = heal_api.settings["DATABASE_URL"]
+    parent, scan_id, parent_held = await held_heal(heal_api, owner)
+    child = await quarantined(url, parent=parent)
+    ids = write_listing(heal_api.settings, scan_id, SITE, listing(2))
+    hold(url, ids, child)
+    assert child.parent_sha256 == parent.sha256
+
+    response = await heal_api.post(OPERATOR, f"/api/heals/{child.id}/accept")
+    assert response.status_code == 200, response.text
+    assert response.json()["released"] == parent_held + len(ids)
+    assert findings_of(url, scan_id) == parent_held + len(ids)
+    ancestor = (await heal_api.get(OPERATOR, f"/api/heals/{parent.id}")).json()
+    assert ancestor["decided_by"] == OPERATOR and ancestor["held"] == 0
+    assert ancestor["status"] in ("active", "superseded")  # the child is what crawls read with
+    assert (await heal_api.get(OPERATOR, "/api/heals")).json()["heals"] == []
+
+
 async def test_reject_deletes_the_held_findings(heal_api):
     owner = heal_api.user()
     version, scan_id, held = await held_heal(heal_api, owner)

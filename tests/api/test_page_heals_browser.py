@@ -55,7 +55,8 @@ def service(api_settings, own_database_url):
 
 
 async def seed(settings) -> dict:
-    """A scan of OWNER's with two listings, each held under a quarantined heal of its own."""
+    """A scan of OWNER's with two listings, each held under a quarantined heal of its own; the first heal builds
+    on a quarantined one (holding nothing) that accepting it accepts too."""
     from api_client import write_listing
 
     url = settings["DATABASE_URL"]
@@ -63,10 +64,11 @@ async def seed(settings) -> dict:
         scan_id = await scans.create_scan(settings, PersonQuery("Jane", "Doe", state="IL"), "scan", [SITE])
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("UPDATE scans SET owner = %s, status = 'completed' WHERE id = %s", (OWNER, scan_id))
-        made = {"scan": scan_id}
+        made = {"scan": scan_id, "ancestor": await quarantined(url)}
         for name, n, selector in (("accept", 1, PAYLOAD_SELECTOR), ("reject", 2, None)):
             ids = write_listing(settings, scan_id, SITE, listing(n))
-            version = await quarantined(url, selector=selector)
+            parent = made["ancestor"] if name == "accept" else None
+            version = await quarantined(url, selector=selector, parent=parent)
             hold(url, ids, version)
             made[name] = (version, len(ids))
         return made
@@ -87,13 +89,14 @@ def test_an_operator_reviews_heals_with_their_diff_and_accepts_or_rejects(servic
     with ThreadPoolExecutor(1) as pool:  # Playwright's sync API runs an event loop in this thread
         seeded = pool.submit(asyncio.run, seed(settings)).result()
     (accepted, accepted_held), (rejected, rejected_held) = seeded["accept"], seeded["reject"]
+    ancestor = seeded["ancestor"]
     page, problems = browser_page
 
     sign_in(page, base, keys[OPERATOR])
-    page.wait_for_selector("#heals-link:not([hidden]) #heals-count:not([hidden]):text-is('2')")
+    page.wait_for_selector("#heals-link:not([hidden]) #heals-count:not([hidden]):text-is('3')")
     page.click("#heals-link")
     page.wait_for_selector("#view-heals:not([hidden]) article.heal")
-    assert page.locator("article.heal").count() == 2
+    assert page.locator("article.heal").count() == 3
     card = page.locator(f"article.heal[data-heal-id='{accepted.id}']")
     assert card.locator("[data-role=status]").text_content() == "quarantined"
     assert "detail.age" in card.locator("[data-role=facts]").text_content()
@@ -109,6 +112,10 @@ def test_an_operator_reviews_heals_with_their_diff_and_accepts_or_rejects(servic
     card.locator("[data-role=outcome]:text-is('accepted: 2 held findings released')").wait_for()
     assert card.locator("[data-role=status]").text_content() == "active"
     assert card.locator("button").count() == 0
+    # the heal it built on was accepted with it (and superseded by it)
+    built_on = page.locator(f"article.heal[data-heal-id='{ancestor.id}']")
+    built_on.locator(f"[data-role=outcome]:text-is('superseded with heal {accepted.id}')").wait_for()
+    assert built_on.locator("button").count() == 0
     page.wait_for_selector("#heals-count:text-is('1')")
     assert held_rows(url, accepted) == 0 and findings_of(url, seeded["scan"]) == accepted_held
 
@@ -120,7 +127,11 @@ def test_an_operator_reviews_heals_with_their_diff_and_accepts_or_rejects(servic
     assert rejected_held == 2
     with psycopg.connect(url, autocommit=True) as conn:
         decided = conn.execute("SELECT id, status, decided_by FROM site_definition_versions ORDER BY id").fetchall()
-    assert decided == [(accepted.id, "active", OPERATOR), (rejected.id, "rejected", OPERATOR)]
+    assert decided == [
+        (ancestor.id, "superseded", OPERATOR),
+        (accepted.id, "active", OPERATOR),
+        (rejected.id, "rejected", OPERATOR),
+    ]
 
     page.reload()
     page.wait_for_selector("#view-heals:not([hidden]) #heals-empty:not([hidden])")

@@ -49,10 +49,26 @@ async function decide(heal, card, action, notify) {
     fill(card.querySelector("[data-role=outcome]"), OUTCOME[action](answer));
     for (const button of buttons) button.remove();
     notify(`Heal ${heal.id} of ${heal.site} ${OUTCOME[action](answer)}.`);
+    if (action === "accept") await settleAncestors(heal);
     remaining();
   } catch (error) {
     for (const button of buttons) button.disabled = false;
     notify(error.message, true);
+  }
+}
+
+// Accepting a heal accepts the quarantined heals it builds on too: their cards follow.
+async function settleAncestors(heal) {
+  const pending = new Set(((await call("/api/heals")).heals || []).map((h) => String(h.id)));
+  for (const card of $("#heals").querySelectorAll("article.heal[data-state=quarantined]")) {
+    if (pending.has(card.dataset.healId)) continue;
+    const now = await call(`/api/heals/${encodeURIComponent(card.dataset.healId)}`);
+    card.dataset.state = now.status;
+    const badge = card.querySelector("[data-role=status]");
+    badge.textContent = now.status;
+    badge.className = `badge status-${now.status}`;
+    fill(card.querySelector("[data-role=outcome]"), `${now.status} with heal ${heal.id}`);
+    for (const button of card.querySelectorAll("button")) button.remove();
   }
 }
 
