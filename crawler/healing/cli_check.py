@@ -123,10 +123,11 @@ class FieldReport:
     with_values: int = 0  # pages where the field read any value
     invalid: int = 0  # pages where its values are not of its kind
     status: str = "ok"
+    why: str = ""  # a missing field that reads on most pages: a section it used to read is not read
 
     def line(self) -> str:
         extra = f", values not of its kind on {self.invalid}" if self.invalid else ""
-        return f"{self.status:<10} {self.with_values}/{self.pages}{extra}"
+        return f"{self.status:<10} {self.with_values}/{self.pages}{extra}{self.why}"
 
 
 def _items(value) -> list:
@@ -160,8 +161,11 @@ def read_report(definition: SiteDefinition, kind: str, pages: list, memory: dict
     for name, row in report.items():
         if row.invalid:
             row.status = "suspicious"
-        elif name in broken or row.with_values * 2 < row.pages or (name == "_card" and row.with_values < row.pages):
+        elif row.with_values * 2 < row.pages or (name == "_card" and row.with_values < row.pages):
             row.status = "missing"
+        elif name in broken:
+            row.status = "missing"
+            row.why = ", a section under a remembered label not read" if memory else ""
     return report
 
 
@@ -326,7 +330,11 @@ async def check(settings, yaml_definition: SiteDefinition, args) -> int:
         except Exception as exc:  # a heal that crashes is reported by its type only: its text may quote a page
             _say(f"{site} {kind}: the heal failed ({type(exc).__name__}); the fields are reported as read")
     final = as_definition(heal.definition, yaml_definition) if heal and heal.healed else current
-    after = read_report(final, kind, pages, relocation_memory) if final is not current else before
+    after = dict(before)
+    if final is not current:
+        # healed fields are judged by what they read (the heal verified them); the others did not change
+        healed = read_report(final, kind, pages, None)
+        after.update({name: healed[name] for name in heal.proposals})
     for name, row in before.items():
         line = f"  {name:<12} {row.line()}"
         if heal and name in heal.proposals:
