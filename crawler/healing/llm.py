@@ -21,6 +21,7 @@ import lxml.html
 from lxml import etree
 
 from crawler.ai import LLMClient, condense_html
+from crawler.extraction.definitions import DefinitionError, validate
 from crawler.extraction.engine import Node, field_values
 from crawler.extraction.filters import FILTERS, check_filter
 from crawler.healing.heal import Heal, verify
@@ -142,6 +143,20 @@ def _clean(spec: dict, old_spec) -> dict | None:
     return clean
 
 
+def _invalid(definition: dict, section: str, name: str, spec: dict) -> str | None:
+    """Why the definition with ``spec`` for the field would not load (the site format's own check, which a
+    stored version must pass), as "key path: reason"; None when it loads."""
+    trial = copy.deepcopy(definition)
+    trial[section]["fields"][name] = spec
+    try:
+        validate(trial, f"{definition.get('id', 'site')}.yaml")
+    except DefinitionError as exc:
+        where_and_why = str(exc).split(": ", 1)[-1]
+        # only this field's own faults count (whatever else the definition holds is not the answer's doing)
+        return where_and_why if where_and_why.startswith(f"{section}.fields.{name}") else None
+    return None
+
+
 def _unusable(spec: dict, response) -> str | None:
     """Why the parser refuses the spec on a page (the error's type), or None when it reads."""
     try:
@@ -225,6 +240,10 @@ class LLMHealer:
             clean = _clean(spec, raw[section]["fields"].get(name)) if isinstance(spec, dict) else None
             if clean is None:
                 problems[name] = "no usable selector"
+                continue
+            invalid = _invalid(heal.definition, section, name, clean)
+            if invalid:  # e.g. a card field read from the page root: every card would get the first card's value
+                problems[name] = invalid
                 continue
             refused = _unusable(clean, responses[0])
             if refused:  # one field's broken selector must not sink the others' good ones in verification

@@ -30,6 +30,7 @@ from scrapy.settings import Settings
 from crawler.ai import LLM_METRICS, LLMClient, LocalCache, condense_html
 from crawler.db.pool import close_pools
 from crawler.extraction import load_definitions
+from crawler.extraction.definitions import validate
 from crawler.extraction.engine import extract_detail, extract_list
 from crawler.healing.heal import Heal, _definition, heal_detail, heal_list, missing_fields
 from crawler.healing.llm import ROUNDS, LLMHealer, structure_hash
@@ -142,6 +143,7 @@ async def test_a_right_answer_heals_the_failed_fields_with_method_llm(stub, cloc
     assert healed.confidence() >= 0.75  # clears the default HEAL_AUTO_ACCEPT on three pages
     await assert_reads_the_truth(healed.definition, pages, SET_A)
     assert raw == raw_definition()  # the definition healed is not changed in place
+    validate(healed.definition, f"{SITE}.yaml")  # it loads, as a stored version must
     (sent,) = await assert_nothing_personal_sent(stub, SET_A, 1)
     user = sent["messages"][-1]["content"]
     assert all(name in user for name in FAILED) and "failed" not in user
@@ -457,3 +459,28 @@ async def test_the_structure_hash_is_the_layout_not_the_people():
     assert shape(await pages_of(SET_A, "partial")) not in same and shape(await pages_of(SET_A, "v1")) not in same
     deep = "<div>" * 5000 + "x" + "</div>" * 5000  # deeper than Python's stack: no recursion
     assert structure_hash(deep) != structure_hash("<div>x</div>")
+
+
+async def test_a_card_field_reading_the_whole_page_is_refused_not_accepted_with_wrong_values(stub, clock):
+    # "//..." from a card reads every card's age: valid ages, but each card would get the first one
+    paths = [f"/name/{first.lower()}-{last.lower()}" for first, last in SEARCHES]
+    pages = await site_pages(SITE, LAYOUT, paths)
+    raw = raw_definition()
+    heal = heal_list(raw, pages, {})
+    heal.proposals.pop("age", None)
+    heal.definition["list"]["fields"]["age"] = copy.deepcopy(raw["list"]["fields"]["age"])
+    heal.failed = {"age": "no candidate with a clear margin"}
+    whole_page = {"xpath": "//tr[@class='result-row']/td[2]/text()", "filters": ["int"]}
+    right_age = {"xpath": "./td[2]/text()", "filters": ["int"]}
+    await stub.script(answer({"age": whole_page}), answer({"age": right_age}))
+    llm = healer(stub, clock)
+    healed = await llm.improve(raw, "list", pages, heal)
+    assert healed.failed == {} and healed.proposals["age"].spec == right_age
+    v1 = load_definitions()[SITE]
+    truth = [extract_list(v1, page).candidates for page in await site_pages(SITE, "v1", paths)]
+    found = [extract_list(_definition(healed.definition), page).candidates for page in pages]
+    assert [[c["age"] for c in page] for page in found] == [[c["age"] for c in page] for page in truth]
+    validate(healed.definition, f"{SITE}.yaml")  # the healed definition loads, as a stored version must
+    _first, second = await stub.received()
+    assert "age: list.fields.age.xpath: starts at the page root" in second["messages"][-1]["content"]
+    await llm.client.aclose()
