@@ -3,8 +3,9 @@
 A field is broken when its history says it is usually present and it has now been missing (or read
 values not of its kind) on enough pages in a row that chance is very unlikely: with a presence rate p,
 ``k`` misses in a row happen by chance with probability (1 - p)^k; a break needs that below 1 %
-(2 pages for a field present on 90 % of pages, 5 for 60 %). A field seen on fewer than
-``MIN_HISTORY`` pages, or on under 30 % of them, never breaks on its own; a single empty field never does.
+(2 pages for a field present on 90 % of pages, 6 for 60 %). p is the lower bound of the rate the history
+supports (Wilson, 95 %): five pages out of five say "at least 57 %", not "always". A field seen on fewer
+than ``MIN_HISTORY`` pages, or on under 30 % of them, never breaks on its own; one empty field never does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from crawler.healing.memory import SelectorMemory
 MIN_HISTORY = 5
 MIN_PRESENCE = 0.3
 CHANCE = 0.01
+
+
+def wilson_lower(hits: int, pages: int, z: float = 1.96) -> float:
+    """The lower bound of the rate ``hits / pages`` at 95 % confidence (Wilson score interval)."""
+    rate = hits / pages
+    centre = rate + z * z / (2 * pages)
+    spread = z * math.sqrt(rate * (1 - rate) / pages + z * z / (4 * pages * pages))
+    return max(0.0, (centre - spread) / (1 + z * z / pages))
 
 
 def misses_needed(presence: float) -> int:
@@ -32,16 +41,18 @@ class DriftDetector:
         self.streak: Counter = Counter()  # (site, kind, field) -> pages missed in a row
 
     def presence(self, site: str, kind: str, field: str) -> tuple[float, int]:
-        """(presence rate before the current streak of misses, pages it rests on)."""
+        """(the presence rate the history before the current streak of misses supports, its pages)."""
         memory = self.memory.of(site, kind).get(field)
         if memory is None:
             return 0.0, 0
         pages = memory.pages - self.streak[(site, kind, field)]
-        return (memory.hits / pages if pages > 0 else 0.0), pages
+        return (wilson_lower(memory.hits, pages) if pages > 0 else 0.0), pages
 
-    def usual(self, site: str, kind: str, field: str, at_least: float = MIN_PRESENCE) -> bool:
+    def usual(
+        self, site: str, kind: str, field: str, at_least: float = MIN_PRESENCE, history: int = MIN_HISTORY
+    ) -> bool:
         presence, pages = self.presence(site, kind, field)
-        return pages >= MIN_HISTORY and presence >= at_least
+        return pages >= history and presence >= at_least
 
     def observe(self, site: str, kind: str, present: dict[str, bool]) -> set[str]:
         """Count one page (field -> read type-valid values); the fields broken as of this page."""

@@ -33,7 +33,10 @@ from crawler.healing.memory import SelectorMemory
 from crawler.healing.versions import Version
 
 logger = logging.getLogger(__name__)
-SUSPECT_PRESENCE = 0.8  # a field missing where it is present this often holds its page as a suspect
+# a field missing where it was present this often, on this many pages, holds its page as a suspect (a
+# lower bar would hold every page of a person without aliases; a field present less often loses its
+# values on the pages before its break is certain)
+SUSPECT_PRESENCE, SUSPECT_HISTORY = 0.9, 20
 
 
 @dataclass
@@ -143,7 +146,9 @@ class Healer:
             return None
         if self.memory.learned_pages.get((definition.id, "detail"), 0) < self.memory_learn_pages:
             self.memory.learn(definition.id, "detail", fields, traces, record, node=response.selector)
-        suspect = {n for n in missing if self.detector.usual(definition.id, "detail", n, SUSPECT_PRESENCE)}
+        suspect = {
+            n for n in missing if self.detector.usual(definition.id, "detail", n, SUSPECT_PRESENCE, SUSPECT_HISTORY)
+        }
         if suspect:
             state.suspects["detail"].append((response, suspect))
             self._inc(f"heal/{definition.id}/detail/suspect_pages")
