@@ -49,6 +49,7 @@ from sandbox.population import default_population, ground_truth
 SITES = ("fastpeople", "truepeople", "radaris", "thatsthem", "spa")
 LAYOUTS = ("v1", "v2", "structural", "jsonld", "partial")
 BROWSER_SITES = ("spa",)
+SAVE_TO: Path | None = None
 
 
 # ---- pages ---------------------------------------------------------------------------------------
@@ -60,7 +61,7 @@ class Fetcher:
     def __init__(self, browser: bool = False):
         self.client = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         self.browser = browser
-        self._loop = self._playwright = self._chromium = None
+        self._loop = self._playwright = self._chromium = self._context = None
 
     def get(self, url: str) -> HtmlResponse:
         if self.browser:
@@ -79,10 +80,30 @@ class Fetcher:
                 time.sleep(0.5)
         return HtmlResponse(url, body=body, encoding="utf-8")
 
+    def get_many(self, urls: list[str]) -> list[HtmlResponse]:
+        if not self.browser:
+            return [self.get(url) for url in urls]
+        return self._loop.run_until_complete(self._render_many(urls))
+
+    async def _render_many(self, urls: list[str], at_once: int = 6) -> list[HtmlResponse]:
+        if urls:  # the first alone: it accepts the terms for the whole context
+            first = [await self._render(urls[0])]
+        gate = asyncio.Semaphore(at_once)
+
+        async def one(url):
+            async with gate:
+                return await self._render(url)
+
+        return first + list(await asyncio.gather(*(one(url) for url in urls[1:]))) if urls else []
+
     async def _render(self, url: str) -> HtmlResponse:
-        page = await self._chromium.new_page()
+        page = await self._context.new_page()
         try:
             await page.goto(url, wait_until="networkidle")
+            accept = page.locator("[data-qa-tos-accept]")
+            if await accept.count():  # the terms, once per browser context
+                await accept.first.click()
+                await page.wait_for_load_state("networkidle")
             return HtmlResponse(page.url, body=(await page.content()).encode(), encoding="utf-8")
         finally:
             await page.close()
@@ -98,6 +119,7 @@ class Fetcher:
                     executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
                 )
             )
+            self._context = self._loop.run_until_complete(self._chromium.new_context())
         return self
 
     def __exit__(self, *exc):
@@ -147,13 +169,15 @@ def pages_for(fetcher: Fetcher, definition, base: str, site: str, kind: str, lay
     configure(base, layout)
     people = listed_people(site, n)
     if kind == "detail":
-        return [fetcher.get(base + path) for _, path in people]
-    seen, pages = set(), []
-    for person, _ in people:
-        url = search_url(definition, base, person)
-        if url not in seen:
-            seen.add(url)
-            pages.append(fetcher.get(url))
+        pages = fetcher.get_many([base + path for _, path in people])
+    else:
+        found = [search_url(definition, base, person) for person, _ in people]
+        pages = fetcher.get_many(list(dict.fromkeys(found)))
+    if SAVE_TO is not None:  # --save: the pages as fixtures (the sandbox's made-up people only)
+        for number, page in enumerate(pages):
+            path = SAVE_TO / site / kind / layout / f"{number:02d}.html"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"<!-- {page.url} -->\n" + page.text)
     return pages
 
 
@@ -483,7 +507,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heal", type=int, default=4, help="pages of the new layout a heal sees")
     parser.add_argument("--no-llm", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true", help="per-field misses and unhealed fields")
+    parser.add_argument("--save", type=Path, help="write every page fetched under this directory")
     args = parser.parse_args(argv)
+    global SAVE_TO
+    SAVE_TO = args.save
     sites = [s for s in args.sites.split(",") if s]
     kinds = [k for k in args.kinds.split(",") if k]
     rows, costs = [], {}

@@ -138,7 +138,34 @@ def label_of(element, depth: int = 3) -> tuple[str | None, object | None]:
                 if found:
                     return found, first
         node = parent
-    return None, None
+    return _attribute_label(element, depth), None
+
+
+_ATTRIBUTE_NOISE = frozenset({"data", "qa", "test", "testid", "id", "js", "section", "field", "role"})
+_LINK_ATTRIBUTES = frozenset({"data-url", "data-link", "data-href", "data-id"})
+
+
+def _attribute_label(element, depth: int) -> str | None:
+    """No label text near the node: a role written in its own or an ancestor's attribute names
+    (``data-qa-previous-locations``, ``data-section="phones"``), read as a label."""
+    node = element
+    for _ in range(depth + 1):
+        if node is None or node.tag in ("body", "html"):
+            return None
+        for name, value in node.attrib.items():
+            # markers only (data-qa-location=""), and a section's name (data-section="phones"): never a
+            # value (an id, a link, a person's name in data-person-name="...")
+            section = name == "data-section" and _IDENTIFIER.match(value or "")
+            if not name.startswith("data-") or name in _LINK_ATTRIBUTES or (value and not section):
+                continue
+            words = [w for w in name.split("-") if w not in _ATTRIBUTE_NOISE]
+            if section:
+                words += value.replace("_", "-").split("-")
+            found = label_text(" ".join(words)) if words else None
+            if found:
+                return found
+        node = node.getparent()
+    return None
 
 
 def stable_attributes(element) -> dict[str, str]:

@@ -14,7 +14,7 @@ import copy
 from dataclasses import dataclass, field
 
 from crawler.extraction.definitions import SiteDefinition
-from crawler.extraction.engine import FieldTrace, Node, _fields, extract_list, field_values
+from crawler.extraction.engine import FieldTrace, Node, _fields, _items, extract_list, field_values
 from crawler.healing import values as kinds
 from crawler.healing.candidates import (
     Series,
@@ -100,6 +100,8 @@ def missing_fields(raw: dict, kind: str, responses: list, memory: dict | None = 
                 counts[name] += any(c.get(name) not in (None, "", []) for c in page.candidates)
     half = len(responses) / 2
     gone = _labels_gone(section, names, responses)
+    if kind != "detail":
+        gone |= _parts_gone(section, names, [node for r in responses for node in _items(definition, r)])
     return [
         n
         for n in names
@@ -108,6 +110,32 @@ def missing_fields(raw: dict, kind: str, responses: list, memory: dict | None = 
         or (lost[n] and lost[n] >= half)
         or (n in gone and counts[n] >= half)
     ]
+
+
+def _parts_gone(section: dict, names: list[str], cards: list, min_cards: int = 10) -> set[str]:
+    """Fields read from several sources (``all``) of which a selector one matches no node in any of many
+    cards while another still reads (past places renamed, the current one kept): half the values lost."""
+    gone = set()
+    if len(cards) < min_cards:
+        return gone
+    for name in names:
+        parts = section[name].get("all") if isinstance(section[name], dict) else None
+        if not parts or len(parts) < 2:
+            continue
+        matched = []
+        for part in parts:
+            if not (isinstance(part, str) or "css" in part or "xpath" in part):
+                matched.append(True)
+                continue
+            hits = 0
+            for card in cards:
+                trace = FieldTrace()
+                field_values(part, card, trace)
+                hits += trace.nodes
+            matched.append(hits > 0)
+        if any(matched) and not all(matched):
+            gone.add(name)
+    return gone
 
 
 def _labels_gone(section: dict, names: list[str], responses: list) -> set[str]:
@@ -375,8 +403,6 @@ def _heal_cards(raw: dict, responses: list, memory: dict, card: Proposal | None,
 
 
 def _card_nodes(definition: SiteDefinition, responses: list) -> list[tuple]:
-    from crawler.extraction.engine import _items
-
     return [(r, node) for r in responses for node in _items(definition, r)]
 
 

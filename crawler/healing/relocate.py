@@ -127,6 +127,7 @@ class Scored:
     coverage: float
     sep: str = " "  # how a node's text nodes are joined
     unlabelled: bool = False  # only the shape of its values speaks for it
+    single: bool = False  # the field holds one value per unit
 
 
 @dataclass
@@ -288,10 +289,12 @@ def score_series(
     shaped = kind in _SHAPED_KINDS and not filters and regex is None
     if 0.4 * label + 0.25 * structure < 0.2 and not (shaped and structure >= 0.4):
         if shaped and covered >= 0.9 and fit >= 0.9:  # kept aside: relocate may take it if it is the only one
-            return Scored(series, 0.15 * covered + 0.2 * fit, filters, regex, found, covered, sep, unlabelled=True)
+            return Scored(
+                series, 0.15 * covered + 0.2 * fit, filters, regex, found, covered, sep, unlabelled=True, single=single
+            )
         return None  # nothing says this is the field but the shape of its values
     score = 0.4 * label + 0.25 * structure + 0.15 * covered + 0.2 * fit
-    return Scored(series, score, filters, regex, found, covered, sep)
+    return Scored(series, score, filters, regex, found, covered, sep, single=single)
 
 
 _CLASS_NOISE = frozenset(
@@ -366,7 +369,7 @@ def build_spec(scored: Scored, old_spec, roots: dict, relative: bool) -> dict | 
     if series.source in ("jsonld", "json"):
         spec = jsonld_spec(series)
     else:
-        spec = selector_for(series, roots, relative)
+        spec = selector_for(series, roots, relative, many=not scored.single)
         if spec is None:
             return None
     if "join" not in spec and ((isinstance(old_spec, dict) and "sep" in old_spec) or scored.sep != " "):

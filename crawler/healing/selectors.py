@@ -40,7 +40,9 @@ def _quote(text: str) -> str | None:
     return None if "'" in text else f"'{text}'"
 
 
-def _label_xpaths(element, label_element, relative: bool, wildcard: bool = False) -> Iterator[str]:
+def _label_xpaths(element, label_element, relative: bool, wildcard: bool = False, many: bool = False) -> Iterator[str]:
+    """XPaths anchored on the label's text; ``many``: every value after the label first (dd, dd, dd up to
+    the next dt), not the first one only, which a page showing one value would select exactly too."""
     if label_element is None:
         return
     leaf = "*" if wildcard else str(element.tag)
@@ -57,17 +59,15 @@ def _label_xpaths(element, label_element, relative: bool, wildcard: bool = False
             rel = "/".join([*(str(n.tag) for n in reversed(chain[1:])), leaf][: len(chain)])
             sibling_tag = "*" if wildcard and node is element else node.tag
             base = f"{start}{anchor}/following-sibling::{sibling_tag}[1]"
-            yield f"{base}/{rel}" if rel else base
-            if rel:
-                yield f"{base}//{leaf}"
             # every value of the label up to the next one: dt, dd, dd, dt ...
             group = (
                 f"{start}{anchor}/following-sibling::{sibling_tag}"
                 f"[preceding-sibling::{label_element.tag}[1][normalize-space()={text}]]"
             )
-            yield f"{group}/{rel}" if rel else group
-            if rel:
-                yield f"{group}//{leaf}"
+            for one in (group, base) if many and not rel else (base, group):
+                yield f"{one}/{rel}" if rel else one
+                if rel:
+                    yield f"{one}//{leaf}"
         if label_element.getparent() is node:
             yield f"{start}{node.tag}[{anchor}]//{leaf}"
             for cls in classes(element):
@@ -136,7 +136,7 @@ def _tail_xpath(series: Series, roots: dict, relative: bool) -> dict | None:
     return {"xpath": query}
 
 
-def selector_for(series: Series, roots: dict, relative: bool = False) -> dict | None:
+def selector_for(series: Series, roots: dict, relative: bool = False, many: bool = False) -> dict | None:
     """``{"css": ...}`` or ``{"xpath": ...}`` selecting exactly the series' nodes in every unit (``roots``:
     unit -> the parsel Selector of the page or card), with ``::attr()`` for attribute series; or None."""
     sample = series.sample()
@@ -155,7 +155,7 @@ def selector_for(series: Series, roots: dict, relative: bool = False) -> dict | 
     label_element = label_elements.get(unit)
     queries = [
         *_column_xpaths(sample, label_element, relative, series.wildcard),
-        *_label_xpaths(sample, label_element, relative, series.wildcard),
+        *_label_xpaths(sample, label_element, relative, series.wildcard, many),
     ]
     for query in queries:
         if query not in tried and (tried.add(query) or _selects_exactly(query, False, series, roots)):
