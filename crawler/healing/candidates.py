@@ -71,6 +71,13 @@ def _has_own_text(element) -> bool:
     return bool((element.text or "").strip()) or any((c.tail or "").strip() for c in element)
 
 
+def _wraps_one(element) -> bool:
+    """A node whose value is its one child's (``<dd><a>Name</a></dd>`` beside ``<dd>Name</dd>``): taken
+    too, so the values of a label read the same whether linked or not."""
+    children = [c for c in element if isinstance(c.tag, str) and c.tag not in ("br", "wbr")]
+    return len(children) == 1 and not _has_own_text(element) and bool("".join(children[0].itertext()).strip())
+
+
 def _path_key(element, root, depth: int = 3) -> tuple:
     steps, node = [step(element)], element.getparent()
     while node is not None and node is not root and len(steps) <= depth and node.tag not in ("body", "html"):
@@ -100,7 +107,7 @@ def html_series(root, unit, into: dict[tuple, Series], own_attributes: bool = Fa
             series = into.setdefault(key, Series(key, "tail", label=key[2]))
             series.elements.setdefault(unit, []).append(element)
             series.label_elements.setdefault(unit, element)
-        if _has_own_text(element):
+        if _has_own_text(element) or _wraps_one(element):
             label, label_element = label_of(element)
             series = into.setdefault(("html", path, label), Series(("html", path, label), "html", label=label))
             series.elements.setdefault(unit, []).append(element)

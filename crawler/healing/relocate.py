@@ -408,11 +408,11 @@ def _richest(options: list[Scored]) -> Scored:
     """The best option, or one as good under the same label that reads all its values and more
     (relatives as links and as plain text: the union of both tags)."""
     best = options[0]
-    mine = {v for vs in best.values.values() for v in map(str, vs)}
+    mine = {(u, v) for u, vs in best.values.items() for v in map(str, vs)}
     for other in options[1:]:
         if other.score < best.score - 0.1 or other.series.label != best.series.label:
             continue
-        theirs = {v for vs in other.values.values() for v in map(str, vs)}
+        theirs = {(u, v) for u, vs in other.values.items() for v in map(str, vs)}
         if mine < theirs:
             best, mine = other, theirs
     return best
