@@ -22,9 +22,9 @@ from lxml import etree
 
 from crawler.ai import LLMClient, condense_html
 from crawler.extraction.definitions import DefinitionError, validate
-from crawler.extraction.engine import Node, field_values
+from crawler.extraction.engine import Node, _items, field_values
 from crawler.extraction.filters import FILTERS, check_filter
-from crawler.healing.heal import Heal, verify
+from crawler.healing.heal import Heal, _definition, reserved_elements, verify
 from crawler.healing.relocate import Proposal
 from crawler.healing.values import kind_of
 
@@ -157,6 +157,30 @@ def _invalid(definition: dict, section: str, name: str, spec: dict) -> str | Non
     return None
 
 
+def _taken(heal: Heal, section: str, proposals: dict, responses: list) -> dict[str, str]:
+    """{proposed field: the field of the same kind whose nodes it reads}: a working field's (relatives
+    read from the aliases' section), or another proposal's (both then refused)."""
+    specs = heal.definition[section]["fields"]
+    if section == "detail":
+        contexts = [Node(r, selector=r.selector) for r in responses]
+    else:  # card fields are read inside the cards
+        contexts = [node for r in responses for node in _items(_definition(heal.definition), r)]
+    claims = {name: reserved_elements({name: p.spec}, [], responses, cards=contexts) for name, p in proposals.items()}
+    working = {n: s for n, s in specs.items() if n not in heal.failed and n not in proposals and not n.startswith("_")}
+    taken = {}
+    for name, mine in claims.items():
+        kind = kind_of(name)
+        same_kind = {n: s for n, s in working.items() if kind_of(n) == kind}
+        theirs = reserved_elements(same_kind, [], responses, cards=contexts) if same_kind else {}
+        for other, claim in claims.items():
+            if other != name and kind_of(other) == kind:
+                theirs.update(claim)
+        shared = [theirs[key][0] for key in mine if key in theirs]
+        if shared:
+            taken[name] = shared[0]
+    return taken
+
+
 def _unusable(spec: dict, response) -> str | None:
     """Why the parser refuses the spec on a page (the error's type), or None when it reads."""
     try:
@@ -250,6 +274,15 @@ class LLMHealer:
                 problems[name] = f"the selector could not be used ({refused})"
                 continue
             proposals[name] = Proposal(name, clean, LLM_SCORE, LLM_MARGIN, len(responses), 0, method="llm")
+        try:
+            taken = _taken(heal, section, proposals, responses)
+        except Exception as exc:  # a selector that fails on another page: the model is told, nothing else breaks
+            problems.update(dict.fromkeys(proposals, f"a selector could not be used ({type(exc).__name__})"))
+            return {}, problems
+        for name, other in taken.items():
+            # values of the right kind, but another field's: verification alone would accept them
+            problems[name] = f"reads what {other} reads"
+            del proposals[name]
         if not proposals:
             return {}, problems
         trial_definition = copy.deepcopy(heal.definition)

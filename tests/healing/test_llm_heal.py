@@ -484,3 +484,46 @@ async def test_a_card_field_reading_the_whole_page_is_refused_not_accepted_with_
     _first, second = await stub.received()
     assert "age: list.fields.age.xpath: starts at the page root" in second["messages"][-1]["content"]
     await llm.client.aclose()
+
+
+def _section_xpath(label: str, tail: str) -> str:
+    return (
+        f"//dt[normalize-space()='{label}']/following-sibling::dd"
+        f"[preceding-sibling::dt[1][normalize-space()='{label}']]{tail}"
+    )
+
+
+async def test_a_field_reading_the_nodes_of_another_field_of_its_kind_is_refused(stub, clock):
+    # relatives read from the AKA section: names, so they look right, but they are the aliases' values
+    pages = await pages_of(SET_A)
+    raw = raw_definition()
+    heal = failing_heal(raw, pages, failed=("relatives",))
+    assert "aliases" in heal.proposals  # the heuristics healed the aliases, and they read the AKA section
+    stolen = {"xpath": _section_xpath("AKA", "/text()")}
+    right = {"xpath": _section_xpath("Possible relatives", "/*/text()")}
+    await stub.script(answer({"relatives": stolen}), answer({"relatives": right}))
+    llm = healer(stub, clock)
+    healed = await llm.improve(raw, "detail", pages, heal)
+    assert healed.failed == {} and healed.proposals["relatives"].spec == right
+    await assert_reads_the_truth(healed.definition, pages, SET_A, fields=("relatives", "aliases"))
+    _first, second = await assert_nothing_personal_sent(stub, SET_A, 2)
+    assert "relatives: reads what aliases reads" in second["messages"][-1]["content"]
+    await llm.client.aclose()
+
+
+async def test_two_proposals_of_one_kind_reading_the_same_nodes_are_both_refused(stub, clock):
+    pages = await pages_of(SET_A)
+    raw = raw_definition()
+    heal = failing_heal(raw, pages, failed=("aliases", "relatives"))
+    aka = {"xpath": _section_xpath("AKA", "/text()")}
+    relatives = {"xpath": _section_xpath("Possible relatives", "/*/text()")}
+    await stub.script(answer({"aliases": aka, "relatives": aka}), answer({"aliases": aka, "relatives": relatives}))
+    llm = healer(stub, clock)
+    healed = await llm.improve(raw, "detail", pages, heal)
+    assert healed.failed == {}
+    assert healed.proposals["aliases"].spec == aka and healed.proposals["relatives"].spec == relatives
+    await assert_reads_the_truth(healed.definition, pages, SET_A, fields=("relatives", "aliases"))
+    _first, second = await assert_nothing_personal_sent(stub, SET_A, 2)
+    asked = second["messages"][-1]["content"]
+    assert "aliases: reads what relatives reads; relatives: reads what aliases reads" in asked
+    await llm.client.aclose()
