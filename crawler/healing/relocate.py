@@ -231,6 +231,8 @@ def score_series(
     field_name: str, series: Series, old_spec, memory: dict | None, urls: dict, single: bool, extra: tuple = ()
 ) -> Scored | None:
     kind = kinds.kind_of(field_name)
+    if series.jsonld and series.jsonld[-1] == "first" and not single:
+        return None  # the first address only: for a field of one place per record
     sep = old_spec.get("sep", " ") if isinstance(old_spec, dict) else " "
     # a place in a multi-line address node ("street<br>City, ST ZIP") reads right only with the lines apart
     seps = [sep, ", "] if kind in _PLACE_KINDS and sep != ", " and series.source == "html" else [sep]

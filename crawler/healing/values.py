@@ -64,6 +64,14 @@ DEFAULT_FILTERS = {
 }
 
 
+# words that start a sentence about a place, never the place ("Lives in Dayton, OH")
+_PLACE_LEADS = frozenset({"lives", "lived", "living", "in", "at", "from", "location", "address", "current", "resides"})
+
+
+def _led_by_label(value: str) -> bool:
+    return value.split()[0].lower() in _PLACE_LEADS
+
+
 def is_name(value: Any) -> bool:
     if not isinstance(value, str) or _DIGITS.search(value) or _CITY_STATE.match(value.strip()):
         return False  # "Dayton, OH" is a place, not a person
@@ -106,7 +114,7 @@ VALID = {
     "age_range": _age_range,
     "year": lambda v: _age(2026 - int(v)) if str(v).isdigit() else False,
     "month": lambda v: str(v).isdigit() and 1 <= int(v) <= 12,
-    "city_state": lambda v: isinstance(v, str) and bool(_CITY_STATE.match(v)),
+    "city_state": lambda v: isinstance(v, str) and bool(_CITY_STATE.match(v)) and not _led_by_label(v),
     "address": lambda v: isinstance(v, str) and 8 <= len(v) <= 160 and bool(_ADDRESS.match(v)),
     "phone": _phone,
     "email": _email,
