@@ -199,6 +199,13 @@ class LLMHealer:
         client = LLMClient.from_settings(settings)
         return cls(client) if client is not None else None
 
+    @classmethod
+    def from_crawler(cls, crawler) -> LLMHealer | None:
+        """On the crawler's one LLM client (its shared Redis client; closed when the engine stops), or None
+        without a key: a crawl's healer should take this rather than a client of its own never closed."""
+        client = LLMClient.from_crawler(crawler)
+        return cls(client) if client is not None else None
+
     async def improve(self, raw: dict, kind: str, responses: list, heal: Heal) -> Heal:
         """``heal`` with the fields it failed on proposed by the model and verified on ``responses``.
 

@@ -527,3 +527,13 @@ async def test_two_proposals_of_one_kind_reading_the_same_nodes_are_both_refused
     asked = second["messages"][-1]["content"]
     assert "aliases: reads what relatives reads; relatives: reads what aliases reads" in asked
     await llm.client.aclose()
+
+
+def test_a_crawl_s_llm_healer_uses_the_crawler_s_client(said_nothing_yet):
+    from scrapy import Spider
+    from scrapy.utils.test import get_crawler
+
+    crawler = get_crawler(Spider, {"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    healer_of_crawl = LLMHealer.from_crawler(crawler)
+    assert isinstance(healer_of_crawl, LLMHealer) and healer_of_crawl.client is LLMClient.from_crawler(crawler)
+    assert LLMHealer.from_crawler(get_crawler(Spider, {"OPENAI_API_KEY": ""})) is None
