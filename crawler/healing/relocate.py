@@ -239,9 +239,12 @@ def score_series(
     units = series.units()
     best = None
     for one_sep in seps:
-        # the engine applies a regex to what selectors read, not to JSON values
-        for regex in _regex_options(kind, old_spec) if series.source in ("html", "attr", "tail") else [None]:
-            for filters in _filter_options(field_name, old_spec, extra):
+        for pattern in _regex_options(kind, old_spec):
+            for options in _filter_options(field_name, old_spec, extra):
+                regex, filters = pattern, options
+                if regex and series.source in ("json", "jsonld"):
+                    # the engine applies a spec's regex to what selectors read; on JSON values, the filter
+                    regex, filters = None, [{"re": pattern}, *options]
                 found = {u: _read(series, u, field_name, filters, regex, one_sep, urls.get(u, "")) for u in units}
                 flat = [v for vs in found.values() for v in vs]
                 if not flat:
