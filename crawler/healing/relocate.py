@@ -588,14 +588,33 @@ def relocate_flags(
             and all(len(one.elements.get(u, [])) <= 1 for u in one.units())
             and all(_words(v) == want for u in one.units() for v in one.values(u))
         ]
-        if not options:
-            continue
-        best = max(options, key=lambda one: len(one.units()))
-        spec = selector_for(best, roots, relative)
+        spec = None
+        if options:
+            spec = selector_for(max(options, key=lambda one: len(one.units())), roots, relative)
+        if spec is None:
+            spec = _flag_by_text(series, want, roots, relative)
         if spec is None:
             continue
         default = old_spec.get("default", False) if isinstance(old_spec, dict) else False
         spec.update(filters=["bool"], default=default)
-        margin = 0.5 if len(options) == 1 else 0.1
-        found[name] = Proposal(name, spec, 0.6, margin, len(roots), len(best.units()), details={"label": name})
+        margin = 0.5 if len(options) <= 1 else 0.1
+        found[name] = Proposal(name, spec, 0.6, margin, len(roots), len(roots), details={"label": name})
     return found
+
+
+def _flag_by_text(series: dict[tuple, Series], want: set, roots: dict, relative: bool) -> dict | None:
+    """The badge among other nodes of its kind (``<p>Age 90</p><p>Deceased</p>``): selected by its text,
+    the site's word for the flag, never a person's value."""
+    for one in series.values():
+        if one.source != "html":
+            continue
+        for unit in one.units():
+            for element in one.elements.get(unit, []):
+                text = " ".join(element.text_content().split())
+                if _words(text) != want or "'" in text:
+                    continue
+                query = f"{'.//' if relative else '//'}{element.tag}[normalize-space()='{text}']"
+                picked = {u: [s.root for s in root.xpath(query)] for u, root in roots.items() if root is not None}
+                if all(len(found) <= 1 for found in picked.values()):
+                    return {"xpath": query}
+    return None
