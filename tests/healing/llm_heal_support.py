@@ -1,4 +1,5 @@
-"""Helpers for the LLM heal tests: sandbox broker pages of chosen people, and the seeded values to look for.
+"""Helpers for the LLM heal tests: sandbox broker pages of chosen people, the seeded values to look for, and
+the scenario most tests share (fastpeople's structural redesign; full_name, age and phones left to the LLM).
 
 Pages come from the sandbox's own broker apps, served in process over real HTTP and switched to a layout
 through ``POST /_sandbox/config`` (set back to the defaults after); what reached the LLM double is
@@ -7,6 +8,7 @@ searched for every seeded personal value of the people on those pages, relatives
 
 from __future__ import annotations
 
+import copy
 import re
 from importlib import import_module
 
@@ -14,6 +16,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from scrapy.http import HtmlResponse
 
 import sandbox.sites  # noqa: F401 - registers the broker apps
+from crawler.ai import LLMClient, LocalCache
+from crawler.extraction import load_definitions
+from crawler.extraction.engine import extract_detail
+from crawler.healing.heal import Heal, _definition, heal_detail, missing_fields
+from crawler.healing.llm import LLMHealer
+from crawler.normalize import phone_e164
+from crawler.observability.logs import register_pii
 from sandbox.brokers.common import long_street
 from sandbox.population import Person, default_population
 from sandbox.server import SERVICES, build_app
@@ -135,3 +144,97 @@ def request_leaks(body: dict, seeded: dict[str, set[str]]) -> list[str]:
         prompt, _, pages = content.partition(PAGES_START)
         found += leaks(prompt, seeded, names_as_written=True) + leaks(pages, seeded)
     return found
+
+
+# ---- the scenario: fastpeople's structural redesign, full_name, age and phones left to the LLM -----------
+
+SITE, LAYOUT = "fastpeople", "structural"
+PEOPLE = full_profiles(SITE)
+SET_A, SET_B = PEOPLE[:3], PEOPLE[3:6]  # two page sets of the same structure
+FAILED = ("full_name", "age", "phones")
+
+PHONES_XPATH = (
+    "//dt[normalize-space()='Phones']/following-sibling::dd[preceding-sibling::dt[1][normalize-space()='Phones']]"
+    "/a/text()"
+)
+RIGHT = {
+    "full_name": {"css": "h1.profile-name::text"},
+    "age": {"xpath": "//dt[normalize-space()='Age']/following-sibling::dd[1]/text()", "filters": ["int"]},
+    "phones": {"xpath": PHONES_XPATH},
+}
+WRONG_PHONES = {**RIGHT, "phones": {"css": "h1.profile-name::text"}}  # the phones spec reading the name
+_pages: dict = {}
+
+
+def answer(fields: dict) -> dict:
+    return {"content": {"fields": fields}}
+
+
+async def pages_of(people, layout: str = LAYOUT) -> list:
+    key = (layout, *(p.id for p in people))
+    if key not in _pages:
+        _pages[key] = await detail_pages(SITE, layout, people)
+    return _pages[key]
+
+
+def raw_definition() -> dict:
+    return copy.deepcopy(load_definitions()[SITE].raw)
+
+
+def failing_heal(raw: dict, pages: list, failed=FAILED) -> Heal:
+    """The heuristic heal of the redesign with ``failed`` left unhealed, as when no candidate stands out."""
+    broken = missing_fields(raw, "detail", pages)
+    assert set(failed) <= set(broken), broken  # the v1 definition really reads nothing of them here
+    heal = heal_detail(raw, pages, {}, fields=[f for f in broken if f not in failed])
+    heal.failed = dict.fromkeys(failed, "no candidate with a clear margin")  # whatever else the heuristics missed
+    assert not set(failed) & set(heal.proposals)
+    return heal
+
+
+def healer(stub, clock, cache=None, **settings) -> LLMHealer:
+    values = {"OPENAI_API_KEY": "sk-test-heal", "OPENAI_BASE_URL": stub.url, "LLM_TIMEOUT_SECONDS": "5", **settings}
+    client = LLMClient.from_settings(values, cache=cache if cache is not None else LocalCache(), clock=clock)
+    assert client is not None
+    return LLMHealer(client)
+
+
+def register_people(people) -> None:
+    """As a scan of these people registers them: the client's last check looks for their values too."""
+    for person in people:
+        register_pii(person.full_name, *person.emails, *(p.number for p in person.phones), person.current.city)
+
+
+async def assert_nothing_personal_sent(stub, people, calls: int) -> list[dict]:
+    """The double received ``calls`` requests, none holding a seeded value, all with labels and tags."""
+    received = await stub.received()
+    assert len(received) == calls
+    seeded = seeded_values(people)
+    for body in received:
+        assert request_leaks(body, seeded) == []
+        user = body["messages"][-1]["content"]
+        assert re.search(r"<dt>Phones</dt>", user) and re.search(r"<dt>Age</dt>", user)  # labels
+        assert '<h1 class="profile-name">' in user and "<dd>" in user  # tags and classes
+        assert "[NAME]" in user and "[PHONE]" in user  # the values' kinds, not the values
+    return received
+
+
+async def assert_reads_the_truth(definition: dict, pages: list, people, fields=FAILED) -> None:
+    """On every page the definition reads, for ``fields``, what the v1 definition reads on v1 (the truth)."""
+    v1 = load_definitions()[SITE]
+    truth = [extract_detail(v1, page) for page in await pages_of(people, "v1")]
+    site = _definition(definition)
+    for page, expected in zip(pages, truth, strict=True):
+        record = extract_detail(site, page)
+        for name in fields:
+            assert expected[name], name  # the truth has a value to compare with
+            if name == "phones":
+                assert {phone_e164(p, "US") for p in record[name]} == {phone_e164(p, "US") for p in expected[name]}
+            else:
+                assert record[name] == expected[name], name
+
+
+def section_xpath(label: str, tail: str) -> str:
+    return (
+        f"//dt[normalize-space()='{label}']/following-sibling::dd"
+        f"[preceding-sibling::dt[1][normalize-space()='{label}']]{tail}"
+    )

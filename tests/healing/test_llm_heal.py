@@ -1,11 +1,12 @@
 """LLMHealer.improve against the sandbox's scripted OpenAI-compatible double, on real sandbox broker pages.
 
-The pages are fastpeople detail pages in its ``structural`` redesign (sections turned into one definition
-list), of people whose profiles show every section; the heuristic heal is made to leave ``full_name``,
-``age`` and ``phones`` unhealed, and the double answers what each test scripts (right, wrong, malformed,
-failing, slow). Every test ends by reading back what the double received: no seeded personal value of the
-people on those pages (names, relatives, phone digits, e-mails, street lines) ever reaches it, while the
-labels and tags the model needs do.
+Most tests read fastpeople detail pages in its ``structural`` redesign (sections turned into one definition
+list), of people whose profiles show every section, with the heuristic heal made to leave ``full_name``,
+``age`` and ``phones`` unhealed; others read its result pages (cards turned into table rows), and the
+masking test the redesigns of four sites. The double answers what each test scripts (right, wrong,
+malformed, failing, slow). What it received is read back: no seeded personal value of the people on those
+pages (names, relatives, phone digits, e-mails, street lines) ever reaches it, while the labels and tags the
+model needs do. Budget, breaker and cache are the client's, exercised here through whole heals.
 """
 
 from __future__ import annotations
@@ -17,11 +18,28 @@ from urllib.parse import urlsplit
 
 import pytest
 from llm_heal_support import (
+    FAILED,
+    LAYOUT,
     PAGES_START,
+    PEOPLE,
+    RIGHT,
+    SET_A,
+    SET_B,
+    SITE,
+    WRONG_PHONES,
+    answer,
+    assert_nothing_personal_sent,
+    assert_reads_the_truth,
     detail_pages,
+    failing_heal,
     full_profiles,
+    healer,
     namesakes,
+    pages_of,
+    raw_definition,
+    register_people,
     request_leaks,
+    section_xpath,
     seeded_values,
     site_pages,
 )
@@ -31,97 +49,11 @@ from crawler.ai import LLM_METRICS, LLMClient, LocalCache, condense_html
 from crawler.db.pool import close_pools
 from crawler.extraction import load_definitions
 from crawler.extraction.definitions import validate
-from crawler.extraction.engine import extract_detail, extract_list
-from crawler.healing.heal import Heal, _definition, heal_detail, heal_list, missing_fields
+from crawler.extraction.engine import extract_list
+from crawler.healing.heal import Heal, _definition, heal_list
 from crawler.healing.llm import ROUNDS, LLMHealer, structure_hash
-from crawler.normalize import phone_e164
-from crawler.observability.logs import register_pii
 
 pytestmark = pytest.mark.usefixtures("fresh_redactor")  # what a test registers as personal stays in it
-
-SITE, LAYOUT = "fastpeople", "structural"
-PEOPLE = full_profiles(SITE)
-SET_A, SET_B = PEOPLE[:3], PEOPLE[3:6]  # two page sets of the same structure
-FAILED = ("full_name", "age", "phones")
-
-PHONES_XPATH = (
-    "//dt[normalize-space()='Phones']/following-sibling::dd[preceding-sibling::dt[1][normalize-space()='Phones']]"
-    "/a/text()"
-)
-RIGHT = {
-    "full_name": {"css": "h1.profile-name::text"},
-    "age": {"xpath": "//dt[normalize-space()='Age']/following-sibling::dd[1]/text()", "filters": ["int"]},
-    "phones": {"xpath": PHONES_XPATH},
-}
-WRONG_PHONES = {**RIGHT, "phones": {"css": "h1.profile-name::text"}}  # the phones spec reading the name
-_pages: dict = {}
-
-
-def answer(fields: dict) -> dict:
-    return {"content": {"fields": fields}}
-
-
-async def pages_of(people, layout: str = LAYOUT) -> list:
-    key = (layout, *(p.id for p in people))
-    if key not in _pages:
-        _pages[key] = await detail_pages(SITE, layout, people)
-    return _pages[key]
-
-
-def raw_definition() -> dict:
-    return copy.deepcopy(load_definitions()[SITE].raw)
-
-
-def failing_heal(raw: dict, pages: list, failed=FAILED) -> Heal:
-    """The heuristic heal of the redesign with ``failed`` left unhealed, as when no candidate stands out."""
-    broken = missing_fields(raw, "detail", pages)
-    assert set(failed) <= set(broken), broken  # the v1 definition really reads nothing of them here
-    heal = heal_detail(raw, pages, {}, fields=[f for f in broken if f not in failed])
-    heal.failed = dict.fromkeys(failed, "no candidate with a clear margin")  # whatever else the heuristics missed
-    assert not set(failed) & set(heal.proposals)
-    return heal
-
-
-def healer(stub, clock, cache=None, **settings) -> LLMHealer:
-    values = {"OPENAI_API_KEY": "sk-test-heal", "OPENAI_BASE_URL": stub.url, "LLM_TIMEOUT_SECONDS": "5", **settings}
-    client = LLMClient.from_settings(values, cache=cache if cache is not None else LocalCache(), clock=clock)
-    assert client is not None
-    return LLMHealer(client)
-
-
-def register_people(people) -> None:
-    """As a scan of these people registers them: the client's last check looks for their values too."""
-    for person in people:
-        register_pii(person.full_name, *person.emails, *(p.number for p in person.phones), person.current.city)
-
-
-async def assert_nothing_personal_sent(stub, people, calls: int) -> list[dict]:
-    """The double received ``calls`` requests, none holding a seeded value, all with labels and tags."""
-    received = await stub.received()
-    assert len(received) == calls
-    seeded = seeded_values(people)
-    for body in received:
-        assert request_leaks(body, seeded) == []
-        user = body["messages"][-1]["content"]
-        assert re.search(r"<dt>Phones</dt>", user) and re.search(r"<dt>Age</dt>", user)  # labels
-        assert '<h1 class="profile-name">' in user and "<dd>" in user  # tags and classes
-        assert "[NAME]" in user and "[PHONE]" in user  # the values' kinds, not the values
-    return received
-
-
-async def assert_reads_the_truth(definition: dict, pages: list, people, fields=FAILED) -> None:
-    """On every page the definition reads, for ``fields``, what the v1 definition reads on v1 (the truth)."""
-    v1 = load_definitions()[SITE]
-    truth = [extract_detail(v1, page) for page in await pages_of(people, "v1")]
-    site = _definition(definition)
-    for page, expected in zip(pages, truth, strict=True):
-        record = extract_detail(site, page)
-        for name in fields:
-            assert expected[name], name  # the truth has a value to compare with
-            if name == "phones":
-                assert {phone_e164(p, "US") for p in record[name]} == {phone_e164(p, "US") for p in expected[name]}
-            else:
-                assert record[name] == expected[name], name
 
 
 async def test_a_right_answer_heals_the_failed_fields_with_method_llm(stub, clock):
@@ -486,21 +418,14 @@ async def test_a_card_field_reading_the_whole_page_is_refused_not_accepted_with_
     await llm.client.aclose()
 
 
-def _section_xpath(label: str, tail: str) -> str:
-    return (
-        f"//dt[normalize-space()='{label}']/following-sibling::dd"
-        f"[preceding-sibling::dt[1][normalize-space()='{label}']]{tail}"
-    )
-
-
 async def test_a_field_reading_the_nodes_of_another_field_of_its_kind_is_refused(stub, clock):
     # relatives read from the AKA section: names, so they look right, but they are the aliases' values
     pages = await pages_of(SET_A)
     raw = raw_definition()
     heal = failing_heal(raw, pages, failed=("relatives",))
     assert "aliases" in heal.proposals  # the heuristics healed the aliases, and they read the AKA section
-    stolen = {"xpath": _section_xpath("AKA", "/text()")}
-    right = {"xpath": _section_xpath("Possible relatives", "/*/text()")}
+    stolen = {"xpath": section_xpath("AKA", "/text()")}
+    right = {"xpath": section_xpath("Possible relatives", "/*/text()")}
     await stub.script(answer({"relatives": stolen}), answer({"relatives": right}))
     llm = healer(stub, clock)
     healed = await llm.improve(raw, "detail", pages, heal)
@@ -515,8 +440,8 @@ async def test_two_proposals_of_one_kind_reading_the_same_nodes_are_both_refused
     pages = await pages_of(SET_A)
     raw = raw_definition()
     heal = failing_heal(raw, pages, failed=("aliases", "relatives"))
-    aka = {"xpath": _section_xpath("AKA", "/text()")}
-    relatives = {"xpath": _section_xpath("Possible relatives", "/*/text()")}
+    aka = {"xpath": section_xpath("AKA", "/text()")}
+    relatives = {"xpath": section_xpath("Possible relatives", "/*/text()")}
     await stub.script(answer({"aliases": aka, "relatives": aka}), answer({"aliases": aka, "relatives": relatives}))
     llm = healer(stub, clock)
     healed = await llm.improve(raw, "detail", pages, heal)
