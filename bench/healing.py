@@ -104,6 +104,10 @@ class Fetcher:
             if await accept.count():  # the terms, once per browser context
                 await accept.first.click()
                 await page.wait_for_load_state("networkidle")
+            try:  # the app's placeholder while its data loads
+                await page.wait_for_function("() => !document.body.innerText.includes('Loading...')", timeout=5000)
+            except Exception:
+                pass
             return HtmlResponse(page.url, body=(await page.content()).encode(), encoding="utf-8")
         finally:
             await page.close()

@@ -75,7 +75,8 @@ def _wraps_one(element) -> bool:
     """A node whose value is its one child's (``<dd><a>Name</a></dd>`` beside ``<dd>Name</dd>``): taken
     too, so the values of a label read the same whether linked or not."""
     children = [c for c in element if isinstance(c.tag, str) and c.tag not in ("br", "wbr")]
-    return len(children) == 1 and not _has_own_text(element) and bool("".join(children[0].itertext()).strip())
+    # the child holds the value itself (a link), not a list of values (<td><ul><li>...)
+    return len(children) == 1 and not _has_own_text(element) and _has_own_text(children[0])
 
 
 def _path_key(element, root, depth: int = 3) -> tuple:

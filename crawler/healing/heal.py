@@ -80,6 +80,8 @@ def missing_fields(raw: dict, kind: str, responses: list, memory: dict | None = 
     counts = dict.fromkeys(names, 0)
     lost = dict.fromkeys(names, 0)
     definition = _definition(raw)
+    if kind == "detail":
+        responses = _readable(definition, responses, names)
     for response in responses:
         if kind == "detail":
             traces: dict = {}
@@ -151,6 +153,17 @@ def _labels_gone(section: dict, names: list[str], responses: list) -> set[str]:
     for response in responses:
         on_pages |= set(_page_labels(response.selector.root))
     return {n for n, labels in anchored.items() if any(lb in on_pages for lb in labels) and not set(labels) <= on_pages}
+
+
+def _readable(definition: SiteDefinition, responses: list, names: list[str]) -> list:
+    """The pages that say something: a page the definition reads nothing on while it reads others (a
+    placeholder, an error page) is no evidence about a field; when it reads nothing anywhere, all are."""
+    read = []
+    for response in responses:
+        record = _raw_record(definition, response)
+        if any(record.get(n) not in (None, "", []) for n in names):
+            read.append(response)
+    return read or responses
 
 
 def _page_labels(root) -> dict[str, list]:

@@ -69,7 +69,9 @@ _PLACE_LEADS = frozenset({"lives", "lived", "living", "in", "at", "from", "locat
 
 
 def _led_by_label(value: str) -> bool:
-    return value.split()[0].lower() in _PLACE_LEADS
+    """ "Lives in Dayton, OH" (a label before the place), "NE Houston, TX" (two places run together)."""
+    city = value.rsplit(",", 1)[0].split()
+    return city[0].lower() in _PLACE_LEADS or any(len(w) == 2 and w.isupper() for w in city)
 
 
 def is_name(value: Any) -> bool:
