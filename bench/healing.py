@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import http.cookiejar
 import importlib.util
@@ -104,10 +105,8 @@ class Fetcher:
             if await accept.count():  # the terms, once per browser context
                 await accept.first.click()
                 await page.wait_for_load_state("networkidle")
-            try:  # the app's placeholder while its data loads
+            with contextlib.suppress(Exception):  # the app's placeholder while its data loads: wait it out
                 await page.wait_for_function("() => !document.body.innerText.includes('Loading...')", timeout=5000)
-            except Exception:
-                pass
             return HtmlResponse(page.url, body=(await page.content()).encode(), encoding="utf-8")
         finally:
             await page.close()
