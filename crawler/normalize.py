@@ -120,6 +120,62 @@ def title_word(w: str) -> str:
     return "-".join(_title_part(part) for part in w.split("-"))
 
 
+# US state codes (and DC): spider arguments and addresses
+US_STATES = frozenset(
+    (
+        "AL",
+        "AK",
+        "AZ",
+        "AR",
+        "CA",
+        "CO",
+        "CT",
+        "DE",
+        "DC",
+        "FL",
+        "GA",
+        "HI",
+        "ID",
+        "IL",
+        "IN",
+        "IA",
+        "KS",
+        "KY",
+        "LA",
+        "ME",
+        "MD",
+        "MA",
+        "MI",
+        "MN",
+        "MS",
+        "MO",
+        "MT",
+        "NE",
+        "NV",
+        "NH",
+        "NJ",
+        "NM",
+        "NY",
+        "NC",
+        "ND",
+        "OH",
+        "OK",
+        "OR",
+        "PA",
+        "RI",
+        "SC",
+        "SD",
+        "TN",
+        "TX",
+        "UT",
+        "VT",
+        "VA",
+        "WA",
+        "WV",
+        "WI",
+        "WY",
+    )
+)
 # "Springfield IL 62701" at the end of an address: the same place as "Springfield, IL 62701"
 _CITY_STATE_ZIP = re.compile(r"(?<=[A-Za-z.])\s+([A-Za-z]{2})\s+(\d{5}(?:-\d{4})?)$")
 
@@ -129,8 +185,6 @@ def address(value: str) -> str:
     the city and the state (sites write both "Springfield IL 62701" and "Springfield, IL 62701")."""
     if not any(ch.isalnum() for ch in value):
         raise ValueError("empty address")
-    from crawler.spider_args import US_STATES  # the one list of state codes
-
     value = " ".join(value.split())
     match = _CITY_STATE_ZIP.search(value)
     if match and match.group(1).upper() in US_STATES and "," in value[: match.start()]:

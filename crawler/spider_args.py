@@ -16,62 +16,8 @@ from dataclasses import asdict, dataclass
 
 from crawler import normalize
 from crawler import settings as project_settings
+from crawler.normalize import US_STATES
 
-US_STATES = frozenset(
-    [
-        "AL",
-        "AK",
-        "AZ",
-        "AR",
-        "CA",
-        "CO",
-        "CT",
-        "DE",
-        "DC",
-        "FL",
-        "GA",
-        "HI",
-        "ID",
-        "IL",
-        "IN",
-        "IA",
-        "KS",
-        "KY",
-        "LA",
-        "ME",
-        "MD",
-        "MA",
-        "MI",
-        "MN",
-        "MS",
-        "MO",
-        "MT",
-        "NE",
-        "NV",
-        "NH",
-        "NJ",
-        "NM",
-        "NY",
-        "NC",
-        "ND",
-        "OH",
-        "OK",
-        "OR",
-        "PA",
-        "RI",
-        "SC",
-        "SD",
-        "TN",
-        "TX",
-        "UT",
-        "VT",
-        "VA",
-        "WA",
-        "WV",
-        "WI",
-        "WY",
-    ]
-)
 # the arguments that carry the person: refused in a scrapyd job, never echoed in an error
 PERSONAL_ARGUMENTS = ("first_name", "last_name", "middle_name", "city", "state", "age", "email", "phone")
 SECRET_ARGUMENTS = ("api_key",)

@@ -9,10 +9,28 @@ Nothing personal leaves the process: callers mask (``condense_html``, ``mask_tex
 checks again (``assert_masked``) before sending. See DESIGN.md, "LLM calls".
 """
 
-from crawler.ai.client import LLMAnswer, LLMClient
-from crawler.ai.guard import LocalCache, PostgresCache
-from crawler.ai.masking import UnmaskedText, assert_masked, condense_html, mask_text
-from crawler.ai.metrics import LLM_METRICS
+import importlib
+
+# imported on first use: the settings registry imports crawler.ai.settings_spec, and the client imports
+# the settings (through the log redactor): eager imports here would be a cycle
+_WHERE = {
+    "LLMAnswer": "client",
+    "LLMClient": "client",
+    "LocalCache": "guard",
+    "PostgresCache": "guard",
+    "UnmaskedText": "masking",
+    "assert_masked": "masking",
+    "condense_html": "masking",
+    "mask_text": "masking",
+    "LLM_METRICS": "metrics",
+}
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'crawler.ai' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"crawler.ai.{_WHERE[name]}"), name)
+
 
 __all__ = [
     "LLM_METRICS",

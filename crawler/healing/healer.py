@@ -78,7 +78,7 @@ class Healer:
         try:
             from crawler.healing.llm import LLMHealer
 
-            llm = LLMHealer.from_settings(crawler.settings)
+            llm = LLMHealer.from_crawler(crawler)  # the crawler's one client, closed with the engine
         except ImportError:  # the LLM layer is optional
             llm = None
         return cls(crawler.settings, crawler, llm)
