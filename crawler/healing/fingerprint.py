@@ -1,4 +1,5 @@
-"""Structural fingerprints of HTML nodes: what a node is, where it sits, which label it sits under.
+"""Structural fingerprints of HTML nodes: what a node is, where it sits, which label it sits under, and
+what a label says (label words: the usual labels of each field, stems, the words that name the thing).
 
 Only structure and the site's own label text go in (tag, attribute names, class names, identifier-like
 attribute values, ancestor path, position, the heading or label next to it); never a node's value, so
@@ -221,3 +222,193 @@ def similarity(print_a: dict, print_b: dict) -> float:
     if print_a["label"] and print_b["label"]:
         add(fuzz.token_set_ratio(print_a["label"], print_b["label"]) / 100, 2.0)
     return score / weight if weight else 0.0
+
+
+# ---- label words: what a label says, across wordings --------------------------------------------
+
+# the labels sites put in front of each field (the remembered labels of a site come on top)
+FIELD_LABELS = {
+    "full_name": ["name", "full name"],
+    "aliases": [
+        "also known as",
+        "aka",
+        "alias",
+        "aliases",
+        "other names",
+        "alternate name",
+        "alternate name",
+        "additional name",
+        "known as",
+    ],
+    "relatives": [
+        "relatives",
+        "possible relatives",
+        "associates",
+        "related to",
+        "related to",
+        "family",
+        "relatives associates",
+        "knows",
+    ],
+    "phones": ["phone", "phones", "phone numbers", "telephone", "phone number"],
+    "emails": ["email", "emails", "email addresses", "e-mail"],
+    "addresses": ["address", "addresses", "current address", "previous addresses", "past addresses", "address history"],
+    "locations": ["lives in", "location", "locations", "address", "addresses", "current address", "previous addresses"],
+    "age": ["age", "years old"],
+    "birth_year": ["born", "birth", "date of birth", "dob", "birth year", "year of birth", "birthday"],
+    "birth_month": ["born", "birth", "date of birth", "dob", "birth month", "month of birth", "birthday"],
+    "age_range": ["age", "years old", "in their"],
+    "url": ["url", "href", "link"],
+}
+_WORD = re.compile(r"[a-z]+")
+PAST_WORDS = frozenset({"past", "previou", "previous", "former", "prior", "old"})
+PLACE_WORDS = frozenset({"address", "location", "liv", "residenc", "resid", "city"})
+
+
+def _stem(word: str) -> str:
+    """A label word's stem: "addresses" -> "address", "phones" -> "phone", "relatives" and "related" ->
+    "relat" (so a JSON-LD ``relatedTo`` reads as the site's "Relatives")."""
+    if len(word) > 4 and word.endswith(("sses", "xes", "ches", "shes")):
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    for suffix in ("ive", "ed", "e"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def label_words(label: str) -> set[str]:
+    return {_stem(w) for w in _WORD.findall(label.lower().replace("-", ""))}
+
+
+def label_score(label: str | None, wanted: list[str]) -> float:
+    if not label:
+        return 0.0
+    have = label_words(label)
+    best = 0.0
+    for other in wanted:
+        want = label_words(other)
+        if want and have:
+            best = max(best, len(have & want) / max(len(have), len(want)))
+    return best
+
+
+# a label the site itself used for the field counts fully; the usual labels of any site count less, so
+# "Relatives" (remembered) beats "Associates" (a usual label of relatives elsewhere)
+GENERIC_LABEL_WEIGHT = 0.75
+
+
+def field_label_score(label: str | None, remembered: list[str], wanted: list[str]) -> float:
+    """How well a series' label names the field: all content words of a remembered label in it, or
+    (weighed down) the overlap with the field's usual labels."""
+    if not label:
+        return 0.0
+    have = content_words(label)
+    best = 0.0
+    for other in remembered:
+        want = content_words(other)
+        if want and have:
+            best = max(best, len(want & have) / len(want | have))
+    return max(best, GENERIC_LABEL_WEIGHT * label_score(label, wanted))
+
+
+_QUOTED = re.compile(r"normalize-space\(\)\s*=\s*'([^']+)'|text\(\)\s*=\s*'([^']+)'")
+
+
+def spec_labels(spec) -> list[str]:
+    """The site's own label words in the old spec: the literal text before a regex's value ("Full Name:
+    (.+?)" -> "full name") and the label an XPath anchors on (``dt[normalize-space()='Also known as']``)."""
+    found: list[str] = []
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            if key == "regex" and isinstance(value, str):
+                prefix = value.split("(", 1)[0].replace("\\", "").strip()
+                label = label_text(prefix) if prefix.endswith(":") else None
+                if label:
+                    found.append(label)
+            elif key == "xpath" and isinstance(value, str):
+                for match in _QUOTED.finditer(value):
+                    label = label_text(match.group(1) or match.group(2))
+                    if label:
+                        found.append(label)
+            elif isinstance(value, (dict, list)):
+                found += spec_labels(value)
+    elif isinstance(spec, list):
+        for item in spec:
+            found += spec_labels(item)
+    return list(dict.fromkeys(found))
+
+
+_CLASS_NOISE = frozenset(
+    {
+        "card",
+        "item",
+        "result",
+        "results",
+        "row",
+        "cell",
+        "col",
+        "value",
+        "values",
+        "content",
+        "field",
+        "text",
+        "info",
+        "data",
+        "wrap",
+        "box",
+        "inner",
+        "outer",
+        "main",
+        "list",
+        "entry",
+        "record",
+        "block",
+        "section",
+        "person",
+        "profile",
+    }
+)
+
+
+def class_words(element) -> str | None:
+    """The words of a node's class names without layout words: "card-name" -> "name"."""
+    words = [w for c in classes(element) for w in re.split(r"[-_]", c.lower()) if w and w not in _CLASS_NOISE]
+    return " ".join(w for w in words if w.isalpha()) or None
+
+
+# words that say which part of a list a section holds, not what it holds ("Past addresses", "Current address")
+_MODIFIERS = frozenset(
+    {
+        "possible",
+        "current",
+        "currently",
+        "previous",
+        "previously",
+        "past",
+        "former",
+        "formerly",
+        "other",
+        "recent",
+        "prior",
+        "latest",
+        "older",
+        "the",
+        "of",
+        "and",
+        "to",
+        "in",
+        "at",
+        "a",
+        "has",
+        "had",
+        "from",
+        "with",
+        "for",
+    }
+)
+
+
+def content_words(label: str | None) -> frozenset:
+    return frozenset(label_words(label or "") - _MODIFIERS - {_stem(w) for w in _MODIFIERS})

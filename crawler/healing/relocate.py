@@ -21,100 +21,28 @@ from dataclasses import dataclass, field
 from crawler.extraction.filters import apply
 from crawler.healing import values as kinds
 from crawler.healing.candidates import Series
-from crawler.healing.fingerprint import classes, fingerprint, label_text, similarity
+from crawler.healing.fingerprint import (
+    FIELD_LABELS,
+    PAST_WORDS,
+    PLACE_WORDS,
+    class_words,
+    content_words,
+    field_label_score,
+    fingerprint,
+    label_words,
+    similarity,
+    spec_labels,
+)
 from crawler.healing.selectors import jsonld_spec, selector_for
 
 MIN_VALID = 0.9
 MIN_MARGIN = 0.08
 # the value after a label written in the same node: "AKA: Jack Smith", "Phone: (402) 555-0175"
 INLINE_LABEL = r"^[A-Za-z][A-Za-z .'/&\-]{0,30}:[\s,]*(\S.*)$"
-# the labels sites put in front of each field (the remembered labels of a site come on top)
-FIELD_LABELS = {
-    "full_name": ["name", "full name"],
-    "aliases": [
-        "also known as",
-        "aka",
-        "alias",
-        "aliases",
-        "other names",
-        "alternate name",
-        "alternate name",
-        "additional name",
-        "known as",
-    ],
-    "relatives": [
-        "relatives",
-        "possible relatives",
-        "associates",
-        "related to",
-        "related to",
-        "family",
-        "relatives associates",
-        "knows",
-    ],
-    "phones": ["phone", "phones", "phone numbers", "telephone", "phone number"],
-    "emails": ["email", "emails", "email addresses", "e-mail"],
-    "addresses": ["address", "addresses", "current address", "previous addresses", "past addresses", "address history"],
-    "locations": ["lives in", "location", "locations", "address", "addresses", "current address", "previous addresses"],
-    "age": ["age", "years old"],
-    "birth_year": ["born", "birth", "date of birth", "dob", "birth year", "year of birth", "birthday"],
-    "birth_month": ["born", "birth", "date of birth", "dob", "birth month", "month of birth", "birthday"],
-    "age_range": ["age", "years old", "in their"],
-    "url": ["url", "href", "link"],
-}
-_WORD = re.compile(r"[a-z]+")
+
+
 _PLACE_KINDS = ("address", "city_state")
-_SHAPED_KINDS = ("city_state", "phone", "email", "address")
-_PAST_WORDS = frozenset({"past", "previou", "previous", "former", "prior", "old"})
-_PLACE_WORDS = frozenset({"address", "location", "liv", "residenc", "resid", "city"})
-
-
-def _stem(word: str) -> str:
-    """A label word's stem: "addresses" -> "address", "phones" -> "phone", "relatives" and "related" ->
-    "relat" (so a JSON-LD ``relatedTo`` reads as the site's "Relatives")."""
-    if len(word) > 4 and word.endswith(("sses", "xes", "ches", "shes")):
-        word = word[:-2]
-    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        word = word[:-1]
-    for suffix in ("ive", "ed", "e"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
-
-
-def _words(label: str) -> set[str]:
-    return {_stem(w) for w in _WORD.findall(label.lower().replace("-", ""))}
-
-
-def label_score(label: str | None, wanted: list[str]) -> float:
-    if not label:
-        return 0.0
-    have = _words(label)
-    best = 0.0
-    for other in wanted:
-        want = _words(other)
-        if want and have:
-            best = max(best, len(have & want) / max(len(have), len(want)))
-    return best
-
-
-# a label the site itself used for the field counts fully; the usual labels of any site count less, so
-# "Relatives" (remembered) beats "Associates" (a usual label of relatives elsewhere)
-GENERIC_LABEL_WEIGHT = 0.75
-
-
-def field_label_score(label: str | None, remembered: list[str], wanted: list[str]) -> float:
-    """How well a series' label names the field: all content words of a remembered label in it, or
-    (weighed down) the overlap with the field's usual labels."""
-    if not label:
-        return 0.0
-    have = content_words(label)
-    best = 0.0
-    for other in remembered:
-        want = content_words(other)
-        if want and have:
-            best = max(best, len(want & have) / len(want | have))
-    return max(best, GENERIC_LABEL_WEIGHT * label_score(label, wanted))
+_SHAPED_KINDS = ("city_state", "phone", "email", "address")  # a value whose shape says what it is
 
 
 @dataclass
@@ -181,33 +109,6 @@ def _place_filters(fields: dict, name: str) -> tuple:
     return tuple(found)
 
 
-_QUOTED = re.compile(r"normalize-space\(\)\s*=\s*'([^']+)'|text\(\)\s*=\s*'([^']+)'")
-
-
-def spec_labels(spec) -> list[str]:
-    """The site's own label words in the old spec: the literal text before a regex's value ("Full Name:
-    (.+?)" -> "full name") and the label an XPath anchors on (``dt[normalize-space()='Also known as']``)."""
-    found: list[str] = []
-    if isinstance(spec, dict):
-        for key, value in spec.items():
-            if key == "regex" and isinstance(value, str):
-                prefix = value.split("(", 1)[0].replace("\\", "").strip()
-                label = label_text(prefix) if prefix.endswith(":") else None
-                if label:
-                    found.append(label)
-            elif key == "xpath" and isinstance(value, str):
-                for match in _QUOTED.finditer(value):
-                    label = label_text(match.group(1) or match.group(2))
-                    if label:
-                        found.append(label)
-            elif isinstance(value, (dict, list)):
-                found += spec_labels(value)
-    elif isinstance(spec, list):
-        for item in spec:
-            found += spec_labels(item)
-    return list(dict.fromkeys(found))
-
-
 def _regex_options(kind: str, old_spec) -> list:
     """No regex; the old spec's own (a pattern of the site's wording, "(45 years old)"); the kind's; the
     value after an inline label."""
@@ -270,8 +171,8 @@ def score_series(
     if series.source in ("html", "json", "jsonld"):  # a label inside the value's own text ("45 years old")
         label = max(label, 0.6 * _inline_label(series, found, wanted))
     if not series.label and series.source == "html":  # the node's class names ("card-name"), a weak label
-        label = max(label, 0.6 * field_label_score(_class_words(series.sample()), [], wanted))
-    if single and _words(series.label or "") & _PAST_WORDS:
+        label = max(label, 0.6 * field_label_score(class_words(series.sample()), [], wanted))
+    if single and label_words(series.label or "") & PAST_WORDS:
         label *= 0.5  # a field of one value per record is not read from a list of past ones
     structure = 0.0
     prints = (memory or {}).get("prints") or []
@@ -302,44 +203,6 @@ def score_series(
     return Scored(series, score, filters, regex, found, covered, sep, single=single)
 
 
-_CLASS_NOISE = frozenset(
-    {
-        "card",
-        "item",
-        "result",
-        "results",
-        "row",
-        "cell",
-        "col",
-        "value",
-        "values",
-        "content",
-        "field",
-        "text",
-        "info",
-        "data",
-        "wrap",
-        "box",
-        "inner",
-        "outer",
-        "main",
-        "list",
-        "entry",
-        "record",
-        "block",
-        "section",
-        "person",
-        "profile",
-    }
-)
-
-
-def _class_words(element) -> str | None:
-    """The words of a node's class names without layout words: "card-name" -> "name"."""
-    words = [w for c in classes(element) for w in re.split(r"[-_]", c.lower()) if w and w not in _CLASS_NOISE]
-    return " ".join(w for w in words if w.isalpha()) or None
-
-
 def _samples(series: Series) -> list:
     """One node of each tag the series holds (a wildcard series of links and spans: both)."""
     by_tag: dict = {}
@@ -356,10 +219,10 @@ def _inline_label(series: Series, found: dict, wanted: list[str]) -> float:
     if unit is None:
         return 0.0
     text = " ".join(series.values(unit))[:200]
-    have = _words(text)
+    have = label_words(text)
     best = 0.0
     for other in wanted:
-        want = _words(other)
+        want = label_words(other)
         if want and want <= have:
             best = max(best, 1.0)
     return best
@@ -423,42 +286,6 @@ def _richest(options: list[Scored]) -> Scored:
     return best
 
 
-# words that say which part of a list a section holds, not what it holds ("Past addresses", "Current address")
-_MODIFIERS = frozenset(
-    {
-        "possible",
-        "current",
-        "currently",
-        "previous",
-        "previously",
-        "past",
-        "former",
-        "formerly",
-        "other",
-        "recent",
-        "prior",
-        "latest",
-        "older",
-        "the",
-        "of",
-        "and",
-        "to",
-        "in",
-        "at",
-        "a",
-        "has",
-        "had",
-        "from",
-        "with",
-        "for",
-    }
-)
-
-
-def content_words(label: str | None) -> frozenset:
-    return frozenset(_words(label or "") - _MODIFIERS - {_stem(w) for w in _MODIFIERS})
-
-
 def _union(best: Scored, options: list[Scored], memory: dict | None, field_name: str = "") -> list[Scored]:
     """A list field the site shows under several labels (current and previous addresses): the best series
     plus each one under another label that names the same thing as a label remembered for the field
@@ -474,7 +301,7 @@ def _union(best: Scored, options: list[Scored], memory: dict | None, field_name:
             continue
         words = content_words(other.series.label)
         # the places a person lived: every section that names a place (a "Location" and "Addresses")
-        place = kinds.kind_of(field_name) == "city_state" and words & _PLACE_WORDS
+        place = kinds.kind_of(field_name) == "city_state" and words & PLACE_WORDS
         if (words in remembered or place) and not _overlaps(other, members):
             members.append(other)
     return sorted(members, key=lambda m: _page_position(m.series))
@@ -579,14 +406,14 @@ def relocate_flags(
     the field's own name, at most once per unit, on the most units; read with ``bool`` and the old default."""
     found: dict[str, Proposal] = {}
     for name, old_spec in fields.items():
-        want = _words(name)
+        want = label_words(name)
         options = [
             one
             for one in series.values()
             if one.source == "html"
             and one.units()
             and all(len(one.elements.get(u, [])) <= 1 for u in one.units())
-            and all(_words(v) == want for u in one.units() for v in one.values(u))
+            and all(label_words(v) == want for u in one.units() for v in one.values(u))
         ]
         spec = None
         if options:
@@ -611,7 +438,7 @@ def _flag_by_text(series: dict[tuple, Series], want: set, roots: dict, relative:
         for unit in one.units():
             for element in one.elements.get(unit, []):
                 text = " ".join(element.text_content().split())
-                if _words(text) != want or "'" in text:
+                if label_words(text) != want or "'" in text:
                     continue
                 query = f"{'.//' if relative else '//'}{element.tag}[normalize-space()='{text}']"
                 picked = {u: [s.root for s in root.xpath(query)] for u, root in roots.items() if root is not None}
