@@ -86,7 +86,7 @@ def test_crawl_heals_a_redesign_mid_crawl_and_finds_the_same(layout, baseline, s
     db.execute("DELETE FROM site_definition_versions WHERE site = %s", (SITE,))
     # page 1 of the results and 3 detail pages on v1, the rest on the new layout (counted from 0)
     assert http(f"{sandbox[SITE]}/_sandbox/config", data={"reset": True}).status == 200
-    with site_config(sandbox[SITE], redesign_layout=layout, redesign_after_requests=4):
+    with site_config(sandbox[SITE], layout="v1", redesign_layout=layout, redesign_after_requests=4):
         scan_id, result = crawl(SITE, target(), env, sandbox, "-a", "state=")
     assert result.returncode == 0, result.stderr[-3000:]
     assert findings(db, scan_id) == expected, summary(result.stderr, SITE)
@@ -120,7 +120,7 @@ def test_quarantine_holds_the_listings_until_a_person_accepts(baseline, sandbox,
     env, expected, _ = baseline
     db.execute("DELETE FROM site_definition_versions WHERE site = %s", (SITE,))
     assert http(f"{sandbox[SITE]}/_sandbox/config", data={"reset": True}).status == 200
-    with site_config(sandbox[SITE], redesign_layout="structural", redesign_after_requests=4):
+    with site_config(sandbox[SITE], layout="v1", redesign_layout="structural", redesign_after_requests=4):
         scan_id, result = crawl(SITE, target(), dict(env, HEAL_MIN_PAGES="20"), sandbox, "-a", "state=")
     assert result.returncode == 0, result.stderr[-3000:]
     assert findings(db, scan_id) == set(), "a quarantined heal's listing became a finding"
