@@ -152,8 +152,8 @@ def score_series(
                     continue
                 share = kinds.share_valid(field_name, flat)
                 # values whose shape says what they are read as they stand when no filter is needed
-                plain = (
-                    kind in _SHAPED_KINDS
+                plain = (  # a place as it stands beats one rebuilt by city_state (which reads garbage too)
+                    kind == "city_state"
                     and best is not None
                     and share == best[0]
                     and not filters
