@@ -51,6 +51,7 @@ SITES = ("fastpeople", "truepeople", "radaris", "thatsthem", "spa")
 LAYOUTS = ("v1", "v2", "structural", "jsonld", "partial")
 BROWSER_SITES = ("spa",)
 SAVE_TO: Path | None = None
+OFFSET = 0  # --offset: people from further down the population (other values, same layouts)
 
 
 # ---- pages ---------------------------------------------------------------------------------------
@@ -140,7 +141,7 @@ def configure(base: str, layout: str) -> None:
 
 def listed_people(site: str, n: int) -> list:
     found = []
-    for person in default_population().people:
+    for person in default_population().people[OFFSET:]:
         path = ground_truth(person).get(site)
         if path:
             found.append((person, path))
@@ -511,9 +512,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-llm", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true", help="per-field misses and unhealed fields")
     parser.add_argument("--save", type=Path, help="write every page fetched under this directory")
+    parser.add_argument("--offset", type=int, default=0, help="skip this many people of the population")
     args = parser.parse_args(argv)
-    global SAVE_TO
-    SAVE_TO = args.save
+    global SAVE_TO, OFFSET
+    SAVE_TO, OFFSET = args.save, args.offset
     sites = [s for s in args.sites.split(",") if s]
     kinds = [k for k in args.kinds.split(",") if k]
     rows, costs = [], {}
