@@ -138,6 +138,7 @@ class Healer:
         record = extract_detail(definition, response, traces)
         fields = definition.raw["detail"]["fields"]
         present = {n: _valid(n, record.get(n)) for n in fields if n in kinds.HEALABLE}
+        self._count(definition.id, "detail", present)
         broken = self.detector.observe(definition.id, "detail", present)
         state.broken["detail"] |= broken
         missing = {n for n, ok in present.items() if not ok}
@@ -165,13 +166,27 @@ class Healer:
         if page.empty and not page.no_results:
             self._hold(state, "list", response)
             return None
-        cards = [t["_card"].elements[0] for t in traces if t["_card"].elements]
         fields = definition.raw["list"]["fields"]
-        if cards and self.memory.learned_pages.get((definition.id, "list"), 0) < self.memory_learn_pages:
+        if page.candidates:  # card fields: a page counts a field present when one of its cards reads it
+            present = {n: any(_valid(n, c.get(n)) for c in page.candidates) for n in fields if n in kinds.HEALABLE}
+            self._count(definition.id, "list", present)
+            state.broken["list"] |= self.detector.observe(definition.id, "list", present)
+            if {n for n, ok in present.items() if not ok} & state.broken["list"]:
+                self._hold(state, "list", response)
+                return None
+        cards = [t["_card"].elements[0] for t in traces if t["_card"].elements]
+        learning = self.memory.learned_pages.get((definition.id, "list"), 0) < self.memory_learn_pages
+        if cards and learning and len(cards) == len(page.candidates):  # (cards without a link are left out)
             self.memory.learn_card(definition.id, cards)
-            for card, card_traces, candidate in zip(cards, traces, page.candidates, strict=False):
+            for card, card_traces, candidate in zip(cards, traces, page.candidates, strict=True):
                 self.memory.learn(definition.id, "list", fields, card_traces, candidate, node=card)
         return page
+
+    def _count(self, site: str, kind: str, present: dict[str, bool]) -> None:
+        """Per-site, per-field hits in the crawl's stats (the database keeps them in heal_memory)."""
+        if self.crawler is not None:
+            for name, ok in present.items():
+                self.crawler.stats.inc_value(f"extract/{site}/{kind}/{name}/{'hits' if ok else 'misses'}")
 
     def _hold(self, state: _Site, kind: str, response) -> None:
         state.held[kind].append(response)
