@@ -277,6 +277,9 @@ def compare(kind: str, truth: list, got: list) -> Score:
 
 
 def learn(memory: SelectorMemory, definition, kind: str, pages: list) -> None:
+    """Prints from pages that work, and each page's hit counts, as the crawl keeps them."""
+    from crawler.extraction.engine import _items
+
     for page in pages:
         if kind == "detail":
             traces: dict = {}
@@ -284,17 +287,22 @@ def learn(memory: SelectorMemory, definition, kind: str, pages: list) -> None:
             memory.learn(
                 definition.id, "detail", definition.raw["detail"]["fields"], traces, record, node=page.selector
             )
+            count(memory, definition.id, "detail", [record])
             continue
-        from crawler.extraction.engine import _items
-
         card_traces: list = []
-        listing = extract_list(definition, page, traces=card_traces)
+        extract_list(definition, page, traces=card_traces)
         nodes = _items(definition, page)
         memory.learn_card(definition.id, [n.selector for n in nodes])
-        for node, traces in zip(nodes, card_traces, strict=False):
-            values = _card_values(definition, node)
+        cards = [_card_values(definition, node) for node in nodes]
+        for node, traces, values in zip(nodes, card_traces, cards, strict=False):
             memory.learn(definition.id, "list", definition.raw["list"]["fields"], traces, values, node=node.selector)
-        del listing
+        count(memory, definition.id, "list", cards)
+
+
+def count(memory: SelectorMemory, site: str, kind: str, found: list[dict]) -> None:
+    """A field is present on a page when any record of it has the field."""
+    for name in {n for record in found for n in record}:
+        memory.count(site, kind, name, any(not _empty(record.get(name)) for record in found))
 
 
 def _card_values(definition, node) -> dict:

@@ -11,6 +11,7 @@ look like their kind on every page where it reads any, and on at least ``min_pag
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 
 from crawler.extraction.definitions import SiteDefinition
@@ -27,6 +28,7 @@ from crawler.healing.candidates import (
 from crawler.healing.fingerprint import fingerprint, similarity, step
 from crawler.healing.relocate import Proposal, relocate, relocate_flags
 from crawler.healing.selectors import roots_of
+from crawler.healing.values import char_classes
 
 
 @dataclass
@@ -107,11 +109,25 @@ def missing_fields(raw: dict, kind: str, responses: list, memory: dict | None = 
     return [
         n
         for n in names
-        if counts[n] < half
+        if _absent(counts[n], len(responses), (memory or {}).get(n))
         or (n == "full_name" and counts[n] < len(responses))
         or (lost[n] and lost[n] >= half)
         or (n in gone and counts[n] >= half)
     ]
+
+
+def _absent(hits: int, pages: int, memory: dict | None) -> bool:
+    """The field read nothing on more pages than chance explains. With a history (the memory's page and
+    hit counts), as the drift detector reasons: a field present on ``p`` of pages breaks after
+    crawler.healing.detect.misses_needed(p) misses, all the pages here at most, and never when it is
+    rare; without one, when it read on fewer than half the pages."""
+    from crawler.healing.detect import MIN_HISTORY, MIN_PRESENCE, misses_needed, wilson_lower
+
+    seen, present = int((memory or {}).get("pages") or 0), int((memory or {}).get("hits") or 0)
+    if seen >= MIN_HISTORY:
+        presence = wilson_lower(present, seen)
+        return presence >= MIN_PRESENCE and pages - hits >= min(misses_needed(presence), pages)
+    return hits * 2 < pages
 
 
 def _parts_gone(section: dict, names: list[str], cards: list, min_cards: int = 10) -> set[str]:
@@ -191,7 +207,9 @@ def _lost_section(spec, trace: FieldTrace, memory: dict | None, labels: dict, re
     how, query, _attribute = element_query(part) if part is not None else (None, None, None)
     if not query:
         return False
-    under = {label_of(element)[0] for element in _elements(trace, how, query, response.selector)}
+    if how == "css":  # every part of a selector group, its text or attribute read from the element
+        query = re.sub(r"::(text|attr\([^)]*\))", "", query)
+    under = {label_of(element)[0] for element in _elements(FieldTrace(), how, query, response.selector)}
     return any(label not in under for label in remembered)
 
 
@@ -303,6 +321,9 @@ def verify(heal: Heal, responses: list, min_pages: int = 1) -> Heal:
 
 
 _LINK_TAGS = ("a", "tr", "tbody", "div", "li", "article", "section")
+# a card is a row, an item, an article; a table, a list or a page section holds cards
+_CARD_TAGS = {"tr": 0.3, "li": 0.3, "article": 0.3, "tbody": 0.2, "div": 0.1}
+_CARD_TAGS.update(dict.fromkeys(("table", "ul", "ol", "dl", "main", "section", "form", "header", "nav"), -1.0))
 _LINK_ATTRS = ("href", "data-url", "data-link", "data-href")
 
 
@@ -315,6 +336,19 @@ def _link_kind(element) -> tuple[str, str]:
     if "://" in target:
         segments = segments[1:]
     return step(element), segments[0] if len(segments) > 1 else ""
+
+
+def _target_path(element) -> str:
+    """The path of the link a node is or holds (scheme and host left out)."""
+    link = (
+        element
+        if any(element.get(a) for a in _LINK_ATTRS)
+        else next((x for x in element.iter(*_LINK_TAGS) if any(x.get(a) for a in _LINK_ATTRS)), None)
+    )
+    if link is None:
+        return ""
+    target = next(link.get(a) for a in _LINK_ATTRS if link.get(a))
+    return "/" + target.split("://", 1)[1].split("/", 1)[-1] if "://" in target else target
 
 
 def _card_groups(responses: list) -> dict[tuple, list]:
@@ -354,7 +388,7 @@ def heal_list(raw: dict, responses: list, memory: dict[str, dict]) -> Heal:
     fields = [n for n in raw["list"]["fields"] if n in kinds.HEALABLE]
     heals = [
         _heal_cards(raw, responses, memory, card, fields)
-        for card in (_relocate_cards(responses, memory.get("_card")), _jsonld_cards(responses))
+        for card in (_relocate_cards(responses, memory.get("_card"), memory.get("url")), _jsonld_cards(responses))
         if card is not None
     ]
     if not heals:
@@ -419,10 +453,19 @@ def _card_nodes(definition: SiteDefinition, responses: list) -> list[tuple]:
     return [(r, node) for r in responses for node in _items(definition, r)]
 
 
-def _relocate_cards(responses: list, card_memory: dict | None) -> Proposal | None:
+def _relocate_cards(responses: list, card_memory: dict | None, url_memory: dict | None = None) -> Proposal | None:
     """The card: on every page, repeated, the highest level that holds one link of its kind (a row, not
-    its name cell), most like the remembered card; the largest on a tie."""
+    its name cell), most like the remembered card; the largest on a tie. Links whose targets look like
+    the detail links the memory saw (their character classes) are preferred to others (phone links)."""
     groups = _card_groups(responses)
+    url_classes = set(((url_memory or {}).get("signature") or {}).get("classes") or [])
+    likeness: dict[tuple, float] = {}
+    if url_classes:
+        for key, members in groups.items():
+            if key[0] not in likeness:
+                targets = [_target_path(node) for _, node, _ in members if _target_path(node)]
+                alike = sum(set(char_classes(t)) == url_classes for t in targets)
+                likeness[key[0]] = 0.5 if targets and alike * 2 > len(targets) else -0.5
     prints = (card_memory or {}).get("prints") or []
     ranked = []
     for key, members in groups.items():
@@ -431,6 +474,11 @@ def _relocate_cards(responses: list, card_memory: dict | None) -> Proposal | Non
             continue
         cards = [c for _, c, _ in members]
         score = 1.0 + 1.0 * (sum(top for _, _, top in members) / len(members))
+        # pages of one result each do not tell the row from the table: what cards usually are decides
+        link_tag, card_tag = key[0][0].split(".")[0], key[1].split(".")[0]
+        if link_tag != "a" and key[0][0] == key[1]:
+            score += 0.5  # the element that carries the detail link in an attribute is the card
+        score += _CARD_TAGS.get(card_tag, 0.0) + likeness.get(key[0], 0.0)
         if prints:
             score += 0.5 * max(similarity(fingerprint(cards[0]), p) for p in prints)
         score += min(1.0, len(cards) / (3 * len(responses))) * 0.5  # a list repeats

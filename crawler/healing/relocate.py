@@ -33,7 +33,7 @@ from crawler.healing.fingerprint import (
     similarity,
     spec_labels,
 )
-from crawler.healing.selectors import jsonld_spec, selector_for
+from crawler.healing.selectors import jsonld_spec, selector_for, selects_exactly
 
 MIN_VALID = 0.9
 MIN_MARGIN = 0.08
@@ -56,6 +56,7 @@ class Scored:
     sep: str = " "  # how a node's text nodes are joined
     unlabelled: bool = False  # only the shape of its values speaks for it
     single: bool = False  # the field holds one value per unit
+    tags: frozenset = frozenset()  # the tags of the field's remembered nodes
 
 
 @dataclass
@@ -200,7 +201,8 @@ def score_series(
             )
         return None  # nothing says this is the field but the shape of its values
     score = 0.4 * label + 0.25 * structure + 0.15 * covered + 0.2 * fit
-    return Scored(series, score, filters, regex, found, covered, sep, single=single)
+    tags = frozenset(p["tag"] for p in prints)
+    return Scored(series, score, filters, regex, found, covered, sep, single=single, tags=tags)
 
 
 def _samples(series: Series) -> list:
@@ -240,6 +242,8 @@ def build_spec(scored: Scored, old_spec, roots: dict, relative: bool) -> dict | 
         spec = selector_for(series, roots, relative, many=not scored.single)
         if spec is None:
             return None
+        if len(scored.tags) > 1 and not series.wildcard and series.source == "html":
+            spec = _any_leaf(spec, series, roots)
     if "join" not in spec and ((isinstance(old_spec, dict) and "sep" in old_spec) or scored.sep != " "):
         spec["sep"] = scored.sep
     if scored.regex:
@@ -253,12 +257,25 @@ def build_spec(scored: Scored, old_spec, roots: dict, relative: bool) -> dict | 
     return spec
 
 
+def _any_leaf(spec: dict, series: Series, roots: dict) -> dict:
+    """The field's nodes had several tags (relatives as links and as plain text) and these pages show one:
+    the same selector with any tag at its end, when that selects exactly the same nodes here."""
+    tag = str(series.sample().tag)
+    how = "xpath" if "xpath" in spec else "css"
+    query = spec[how]
+    for ending in (f"/{tag}", f" > {tag}"):
+        if query.endswith(ending) and selects_exactly(query[: -len(tag)] + "*", how == "css", series, roots):
+            return {**spec, how: query[: -len(tag)] + "*"}
+    return spec
+
+
 def _first_spec(member: Scored, options: list[Scored], old_spec, roots: dict, relative: bool) -> dict | None:
-    """The spec of the member, or of the first option under its label that reads the same values when no
-    selector selects exactly the member's nodes (links and their badges under one label: the links)."""
+    """The spec of the member, or of the first option that reads the same values when no selector selects
+    exactly the member's nodes (links and their badges under one label: the links; a row's link: the
+    row's own data-url)."""
     same = _fingerprint_values(member)
     for option in [member, *options]:
-        if option is member or (option.series.label == member.series.label and _fingerprint_values(option) == same):
+        if option is member or _fingerprint_values(option) == same:
             spec = build_spec(option, old_spec, roots, relative)
             if spec is not None:
                 return spec

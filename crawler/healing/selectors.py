@@ -100,7 +100,7 @@ def _column_xpaths(element, label_element, relative: bool, wildcard: bool = Fals
     yield f"{column}//{leaf}"
 
 
-def _selects_exactly(query: str, is_css: bool, series: Series, roots: dict) -> bool:
+def selects_exactly(query: str, is_css: bool, series: Series, roots: dict) -> bool:
     """The query selects the series' nodes in every unit, and nothing in the units without them; nodes
     without text (an empty cell) do not count: they give no value."""
     for unit, root in roots.items():
@@ -149,7 +149,7 @@ def selector_for(series: Series, roots: dict, relative: bool = False, many: bool
     label_elements = series.label_elements
     tried = set()
     for query in _css_candidates(sample, relative, series.wildcard):
-        if query not in tried and (tried.add(query) or _selects_exactly(query, True, series, roots)):
+        if query not in tried and (tried.add(query) or selects_exactly(query, True, series, roots)):
             return {"css": f"{query}::attr({series.attribute})" if series.attribute else query}
     unit = next(iter(series.elements))
     label_element = label_elements.get(unit)
@@ -158,7 +158,7 @@ def selector_for(series: Series, roots: dict, relative: bool = False, many: bool
         *_label_xpaths(sample, label_element, relative, series.wildcard, many),
     ]
     for query in queries:
-        if query not in tried and (tried.add(query) or _selects_exactly(query, False, series, roots)):
+        if query not in tried and (tried.add(query) or selects_exactly(query, False, series, roots)):
             return {"xpath": f"{query}/@{series.attribute}" if series.attribute else query}
     return None
 

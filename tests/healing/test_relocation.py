@@ -81,6 +81,8 @@ def memory(site: str, kind: str) -> dict:
             traces: dict = {}
             record = extract_detail(site_definition, response, traces)
             store.learn(site, kind, site_definition.raw["detail"]["fields"], traces, record, node=response.selector)
+            for name, value in record.items():  # the page's hit counts, as the crawl keeps them
+                store.count(site, kind, name, not _empty(value))
             continue
         card_traces: list = []
         extract_list(site_definition, response, traces=card_traces)
@@ -91,6 +93,9 @@ def memory(site: str, kind: str) -> dict:
 
             found = _fields(site_definition.raw["list"]["fields"], node)
             store.learn(site, kind, site_definition.raw["list"]["fields"], traces, found, node=node.selector)
+        cards = [_fields(site_definition.raw["list"]["fields"], node) for node in nodes]
+        for name in site_definition.raw["list"]["fields"]:
+            store.count(site, kind, name, any(not _empty(card.get(name)) for card in cards))
     return store.as_relocation_memory(site, kind)
 
 
