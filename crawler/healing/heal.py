@@ -11,6 +11,7 @@ look like their kind on every page where it reads any, and on at least ``min_pag
 from __future__ import annotations
 
 import copy
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -29,6 +30,8 @@ from crawler.healing.fingerprint import fingerprint, similarity, step
 from crawler.healing.relocate import Proposal, relocate, relocate_flags
 from crawler.healing.selectors import roots_of
 from crawler.healing.values import char_classes
+
+ABSENCE_CHANCE = 0.05
 
 
 @dataclass
@@ -106,7 +109,7 @@ def missing_fields(raw: dict, kind: str, responses: list, memory: dict | None = 
     gone = _labels_gone(section, names, responses)
     if kind != "detail":
         gone |= _parts_gone(section, names, [node for r in responses for node in _items(definition, r)])
-    return [
+    broken = [
         n
         for n in names
         if _absent(counts[n], len(responses), (memory or {}).get(n))
@@ -114,19 +117,31 @@ def missing_fields(raw: dict, kind: str, responses: list, memory: dict | None = 
         or (lost[n] and lost[n] >= half)
         or (n in gone and counts[n] >= half)
     ]
+    if broken:  # a redesign moves everything: a field that now reads on under half the pages moved too
+        broken += [n for n in names if n not in broken and counts[n] < half and _usual((memory or {}).get(n))]
+    return [n for n in names if n in broken]
+
+
+def _usual(memory: dict | None) -> bool:
+    from crawler.healing.detect import MIN_HISTORY, MIN_PRESENCE, wilson_lower
+
+    seen, present = int((memory or {}).get("pages") or 0), int((memory or {}).get("hits") or 0)
+    return seen < MIN_HISTORY or wilson_lower(present, seen) >= MIN_PRESENCE
 
 
 def _absent(hits: int, pages: int, memory: dict | None) -> bool:
     """The field read nothing on more pages than chance explains. With a history (the memory's page and
-    hit counts), as the drift detector reasons: a field present on ``p`` of pages breaks after
-    crawler.healing.detect.misses_needed(p) misses, all the pages here at most, and never when it is
-    rare; without one, when it read on fewer than half the pages."""
-    from crawler.healing.detect import MIN_HISTORY, MIN_PRESENCE, misses_needed, wilson_lower
+    hit counts): when that few hits on these pages would happen by chance under ``ABSENCE_CHANCE`` for a
+    field present on ``p`` of pages (p the history's lower bound, as the drift detector takes it), never
+    when it is rare; without one, when it read on fewer than half the pages."""
+    from crawler.healing.detect import MIN_HISTORY, MIN_PRESENCE, wilson_lower
 
     seen, present = int((memory or {}).get("pages") or 0), int((memory or {}).get("hits") or 0)
     if seen >= MIN_HISTORY:
         presence = wilson_lower(present, seen)
-        return presence >= MIN_PRESENCE and pages - hits >= min(misses_needed(presence), pages)
+        # so few hits on these pages by chance, for a field that present
+        chance = sum(math.comb(pages, k) * presence**k * (1 - presence) ** (pages - k) for k in range(hits + 1))
+        return presence >= MIN_PRESENCE and chance < ABSENCE_CHANCE
     return hits * 2 < pages
 
 

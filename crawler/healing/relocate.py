@@ -313,7 +313,7 @@ def _union(best: Scored, options: list[Scored], memory: dict | None, field_name:
         remembered.append(content_words(best.series.label))
     remembered = [words for words in remembered if words]
     members = [best]
-    for other in options[1:]:
+    for other in sorted(options[1:], key=_pairs, reverse=True):  # the richest series of each label
         if other.series.source != best.series.source or other.series.label in {m.series.label for m in members}:
             continue
         words = content_words(other.series.label)
@@ -322,6 +322,10 @@ def _union(best: Scored, options: list[Scored], memory: dict | None, field_name:
         if (words in remembered or place) and not _overlaps(other, members):
             members.append(other)
     return sorted(members, key=lambda m: _page_position(m.series))
+
+
+def _pairs(scored: Scored) -> int:
+    return sum(len(values) for values in scored.values.values())
 
 
 def _overlaps(other: Scored, members: list[Scored]) -> bool:
