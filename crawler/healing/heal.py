@@ -353,6 +353,17 @@ def _link_kind(element) -> tuple[str, str]:
     return step(element), segments[0] if len(segments) > 1 else ""
 
 
+def _above_list(card) -> bool:
+    """The link in the card sits in a table or a list inside the card."""
+    link = next((x for x in card.iter(*_LINK_TAGS) if any(x.get(a) for a in _LINK_ATTRS)), None)
+    node = link.getparent() if link is not None and link is not card else None
+    while node is not None and node is not card:
+        if node.tag in ("table", "ul", "ol"):
+            return True
+        node = node.getparent()
+    return False
+
+
 def _target_path(element) -> str:
     """The path of the link a node is or holds (scheme and host left out)."""
     link = (
@@ -494,6 +505,8 @@ def _relocate_cards(responses: list, card_memory: dict | None, url_memory: dict 
         if link_tag != "a" and key[0][0] == key[1]:
             score += 0.5  # the element that carries the detail link in an attribute is the card
         score += _CARD_TAGS.get(card_tag, 0.0) + likeness.get(key[0], 0.0)
+        if any(_above_list(card) for card in cards[:3]):
+            score -= 1.0  # a level holding the table or list the link sits in holds all the cards
         if prints:
             score += 0.5 * max(similarity(fingerprint(cards[0]), p) for p in prints)
         score += min(1.0, len(cards) / (3 * len(responses))) * 0.5  # a list repeats
