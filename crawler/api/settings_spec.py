@@ -9,6 +9,13 @@ API = Component(
     "crawler/api/app.py",
     (
         Setting("API_HOST", "str", "127.0.0.1", "address `python -m crawler.api` listens on"),
+        Setting(
+            "API_OPERATORS",
+            "str",
+            "",
+            "API key user names (comma-separated) that may review healed site definitions (`/api/heals`, the page's "
+            "Heals view); other keys get 403; empty: nobody (use `python -m crawler.healing`)",
+        ),
         Setting("API_PORT", "int", "8000", "its port", min=1, max=65535),
         Setting(
             "API_RATE_LIMIT_PER_MINUTE",
