@@ -142,7 +142,9 @@ class Healer:
         broken = self.detector.observe(definition.id, "detail", present)
         state.broken["detail"] |= broken
         missing = {n for n, ok in present.items() if not ok}
-        if not present.get("full_name", True) or missing & state.broken["detail"]:
+        # no name at all: unreadable at once; a name that does not look like one (a record whose name
+        # field carries markup) only counts as a miss, as any other field's odd value does
+        if not record.get("full_name") or missing & state.broken["detail"]:
             self._hold(state, "detail", response)
             return None
         if self.memory.learned_pages.get((definition.id, "detail"), 0) < self.memory_learn_pages:
