@@ -108,7 +108,8 @@ def missing_fields(raw: dict, kind: str, responses: list, memory: dict | None = 
     half = len(responses) / 2
     gone = _labels_gone(section, names, responses)
     if kind != "detail":
-        gone |= _parts_gone(section, names, [node for r in responses for node in _items(definition, r)])
+        cards = [node for r in responses for node in _items(definition, r)]
+        gone |= _unread_sections(section, names, cards, memory or {})
     broken = [
         n
         for n in names
@@ -145,30 +146,39 @@ def _absent(hits: int, pages: int, memory: dict | None) -> bool:
     return hits * 2 < pages
 
 
-def _parts_gone(section: dict, names: list[str], cards: list, min_cards: int = 10) -> set[str]:
-    """Fields read from several sources (``all``) of which a selector one matches no node in any of many
-    cards while another still reads (past places renamed, the current one kept): half the values lost."""
-    gone = set()
-    if len(cards) < min_cards:
-        return gone
+def _unread_sections(section: dict, names: list[str], cards: list, memory: dict) -> set[str]:
+    """Fields with nodes in the cards under a label that names what the field holds (as a label the
+    memory or the old spec has for it) whose text the field does not read, in no card reading it: a
+    section that is there, renamed, rather than absent for these people."""
+    from crawler.healing.fingerprint import content_words, label_of, spec_labels
+    from crawler.healing.values import kind_of
+
+    found = set()
     for name in names:
-        parts = section[name].get("all") if isinstance(section[name], dict) else None
-        if not parts or len(parts) < 2:
+        wanted = [
+            content_words(lb) for lb in [*((memory.get(name) or {}).get("labels") or []), *spec_labels(section[name])]
+        ]
+        wanted = [w for w in wanted if w]
+        if not wanted or kind_of(name) == "bool":
             continue
-        matched = []
-        for part in parts:
-            if not (isinstance(part, str) or "css" in part or "xpath" in part):
-                matched.append(True)
+        read: dict = {}  # label -> [nodes read, nodes not read]
+        for card in cards:
+            if card.selector is None:
                 continue
-            hits = 0
-            for card in cards:
-                trace = FieldTrace()
-                field_values(part, card, trace)
-                hits += trace.nodes
-            matched.append(hits > 0)
-        if any(matched) and not all(matched):
-            gone.add(name)
-    return gone
+            values = [str(v) for v in field_values(section[name], card)]
+            if not values:
+                continue
+            for element in card.selector.root.iter():
+                text = " ".join((element.text or "").split())
+                label = label_of(element)[0] if text and isinstance(element.tag, str) else None
+                if not label or content_words(label) not in wanted:
+                    continue
+                counts = read.setdefault(label, [0, 0])
+                counts[0 if any(v in text or text in v for v in values) else 1] += 1
+        # a section mostly unread (a past place may equal the current one: read by chance) beside one read
+        if any(r for r, _ in read.values()) and any(u >= 2 and r * 4 <= u for r, u in read.values()):
+            found.add(name)
+    return found
 
 
 def _labels_gone(section: dict, names: list[str], responses: list) -> set[str]:
@@ -410,7 +420,7 @@ def heal_list(raw: dict, responses: list, memory: dict[str, dict]) -> Heal:
     definition = _definition(raw)
     cards_found = sum(len(extract_list(definition, r).candidates) for r in responses)
     if cards_found:
-        return _heal_cards(raw, responses, memory, None, missing_fields(raw, "list", responses))
+        return _heal_cards(raw, responses, memory, None, missing_fields(raw, "list", responses, memory))
     fields = [n for n in raw["list"]["fields"] if n in kinds.HEALABLE]
     heals = [
         _heal_cards(raw, responses, memory, card, fields)
