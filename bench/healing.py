@@ -5,14 +5,20 @@ against the ground truth (what the v1 definition reads on v1) with healing off, 
 only, and with the heuristics plus the LLM (``crawler.healing.llm`` when it exists; "n/a" otherwise);
 wrong values are counted apart from missing ones (a wrong value is worse: it can accept the wrong
 person); the pages needed before a heal is verified; and the time learning adds per page while
-nothing is broken (extract with traces + ``SelectorMemory.learn`` against a plain extract, v1 pages).
+nothing is broken (extract with traces + ``SelectorMemory.learn`` against a plain extract, v1 pages: once
+the memory has its prints, and while it learns, the first ``LEARN_PAGES`` pages of a process).
 
 The selector memory is learned from ``--learn`` v1 pages, a heal sees the first ``--heal`` pages of the
 new layout, and accuracy is measured on all ``--pages`` pages. Values are compared normalised (phones
 E.164, addresses by crawler.normalize.address without commas, e-mails lower, names casefolded) and as
 sets for list fields. The browser-rendered site (spa) is rendered with Chromium (playwright).
 
-    .venv/bin/python bench/healing.py [--sites fastpeople,...] [--kinds detail,list] [--no-llm]
+    .venv/bin/python bench/healing.py [--sites fastpeople,...] [--kinds detail,list] [--no-llm] [-v]
+        [--offset N]   other people (from the N-th of the population): the heuristics must not fit one set
+        [--save DIR]   keep every page fetched (tests/healing/fixtures were made so)
+
+The LLM column uses crawler.healing.llm.LLMHealer with OPENAI_API_KEY / OPENAI_BASE_URL / OPENAI_MODEL
+from the environment (a real server, or the sandbox's scripted test double); "n/a" without a key.
 """
 
 from __future__ import annotations
