@@ -300,7 +300,23 @@ def _richest(options: list[Scored]) -> Scored:
         theirs = {(u, v) for u, vs in other.values.items() for v in map(str, vs)}
         if mine < theirs:
             best, mine = other, theirs
+    # one value per record, the same values from nodes inside the best's (the link in its cell): the inner
+    # ones, which leave out what a cell may also hold on other pages (a "Deceased" badge beside the name)
+    for other in options[1:] if best.single else []:  # a list's wrapper holds its plain values too
+        same = other.score >= best.score - 0.1 and _fingerprint_values(other) == _fingerprint_values(best)
+        if same and _inside(other.series, best.series):
+            best = other
     return best
+
+
+def _inside(inner: Series, outer: Series) -> bool:
+    outer_nodes = {id(e) for es in outer.elements.values() for e in es}
+    nodes = [e for es in inner.elements.values() for e in es]
+    return (
+        bool(nodes)
+        and not any(id(e) in outer_nodes for e in nodes)
+        and all(any(id(a) in outer_nodes for a in e.iterancestors()) for e in nodes)
+    )
 
 
 def _union(best: Scored, options: list[Scored], memory: dict | None, field_name: str = "") -> list[Scored]:
