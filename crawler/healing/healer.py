@@ -66,8 +66,7 @@ class Healer:
         self.min_pages = settings.getint("HEAL_MIN_PAGES", 3)
         self.auto_accept = settings.getfloat("HEAL_AUTO_ACCEPT", 0.75)
         self.max_held = settings.getint("HEAL_MAX_HELD_PAGES", 40)
-        self.memory = SelectorMemory()
-        self.memory_learn_pages = settings.getint("HEAL_LEARN_PAGES", 25)
+        self.memory = SelectorMemory(settings.getint("HEAL_LEARN_PAGES", 25))
         self.detector = DriftDetector(self.memory)
         self.sites: dict[str, _Site] = {}
         self.llm = llm
@@ -147,7 +146,7 @@ class Healer:
         if not record.get("full_name") or missing & state.broken["detail"]:
             self._hold(state, "detail", response)
             return None
-        if self.memory.learned_pages.get((definition.id, "detail"), 0) < self.memory_learn_pages:
+        if self.memory.wants(definition.id, "detail", present):
             self.memory.learn(definition.id, "detail", fields, traces, record, node=response.selector)
         suspect = {
             n for n in missing if self.detector.usual(definition.id, "detail", n, SUSPECT_PRESENCE, SUSPECT_HISTORY)
@@ -177,7 +176,7 @@ class Healer:
                 self._hold(state, "list", response)
                 return None
         cards = [t["_card"].elements[0] for t in traces if t["_card"].elements]
-        learning = self.memory.learned_pages.get((definition.id, "list"), 0) < self.memory_learn_pages
+        learning = self.memory.wants(definition.id, "list", ["_card", *(n for n in fields if n in kinds.HEALABLE)])
         if cards and learning and len(cards) == len(page.candidates):  # (cards without a link are left out)
             self.memory.learn_card(definition.id, cards)
             for card, card_traces, candidate in zip(cards, traces, page.candidates, strict=True):
@@ -220,6 +219,7 @@ class Healer:
             held.clear()
             state.broken[kind].clear()
             self.detector.reset(site, kind)
+            self.memory.relearn(site, kind)
         else:
             state.tried_at[kind] = len(held)
             if final:

@@ -14,10 +14,11 @@ import re
 import orjson
 
 from crawler.healing.fingerprint import fingerprint
-from crawler.healing.values import signature
+from crawler.healing.values import merge_signature, signature
 
 MAX_PRINTS = 6
-LEARN_PAGES = 25  # full prints from this many pages per (site, kind) per process; counts from every page
+LEARN_PAGES = 25  # a field is fingerprinted on this many pages (over every crawl); counts come from every page
+REFRESH_EVERY = 100  # then one page in this many refreshes the prints (the site may change a little)
 _PSEUDO_CSS = re.compile(r"::(text|attr\(([^)]+)\))\s*$")
 _PSEUDO_XPATH = re.compile(r"/(text\(\)(\[\d+\])?|@([\w\-:]+))\s*$")
 
@@ -58,6 +59,7 @@ class FieldMemory:
         self.labels: list[str] = data.get("labels", [])
         self.jsonld: list | None = data.get("jsonld")
         self.signature: dict | None = data.get("signature")
+        self.learned = int(data.get("learned", 0))  # pages this field's prints were taken from
         self.pages = int(data.get("pages", 0))
         self.hits = int(data.get("hits", 0))
         self.new_pages = self.new_hits = 0
@@ -68,6 +70,7 @@ class FieldMemory:
             "labels": self.labels,
             "jsonld": self.jsonld,
             "signature": self.signature,
+            "learned": self.learned,
             "pages": self.pages,
             "hits": self.hits,
         }
@@ -86,9 +89,26 @@ class FieldMemory:
 class SelectorMemory:
     """In-process view of ``heal_memory``; ``learn`` is called on pages whose extraction worked."""
 
-    def __init__(self):
+    def __init__(self, learn_pages: int = LEARN_PAGES):
         self.fields: dict[tuple[str, str], dict[str, FieldMemory]] = {}
         self.learned_pages: dict[tuple[str, str], int] = {}
+        self.seen_pages: dict[tuple[str, str], int] = {}
+        self.learn_pages = learn_pages
+
+    def wants(self, site: str, kind: str, fields) -> bool:
+        """Whether this page should be fingerprinted: while one of ``fields`` has prints from fewer than
+        ``learn_pages`` pages (a new site, or after a heal), then one page in ``REFRESH_EVERY``. Counting
+        every page is cheap; fingerprinting is not (it is what the overhead goal is about)."""
+        key = (site, kind)
+        self.seen_pages[key] = self.seen_pages.get(key, 0) + 1
+        memory = self.of(site, kind)
+        young = any(name not in memory or memory[name].learned < self.learn_pages for name in fields)
+        return young or self.seen_pages[key] % REFRESH_EVERY == 0
+
+    def relearn(self, site: str, kind: str) -> None:
+        """After a heal the page looks otherwise: take prints of the new layout."""
+        for memory in self.of(site, kind).values():
+            memory.learned = 0
 
     def of(self, site: str, kind: str) -> dict[str, FieldMemory]:
         return self.fields.setdefault((site, kind), {})
@@ -109,14 +129,15 @@ class SelectorMemory:
         """Record prints of the nodes each traced field matched (``node``: the card, for result pages)."""
         key = (site, kind)
         self.learned_pages[key] = self.learned_pages.get(key, 0) + 1
-        if self.learned_pages[key] > LEARN_PAGES:
-            return
         for name, trace in traces.items():
             value = values.get(name)
             if not trace.source or value in (None, "", [], False) or name.startswith("_"):
                 continue
             memory = self.of(site, kind).setdefault(name, FieldMemory())
-            memory.signature = signature(name, value if isinstance(value, list) else [value])
+            memory.learned += 1
+            memory.signature = merge_signature(
+                memory.signature, signature(name, value if isinstance(value, list) else [value])
+            )
             if trace.source.endswith("jsonld"):
                 part = source_part(specs.get(name), trace.source)
                 target = (part or {}).get("jsonld")
@@ -137,6 +158,7 @@ class SelectorMemory:
     def learn_card(self, site: str, cards: list) -> None:
         """Prints of the card elements of a result page."""
         memory = self.of(site, "list").setdefault("_card", FieldMemory())
+        memory.learned += 1
         for card in cards[:2]:
             if card is not None and hasattr(card, "root") and hasattr(card.root, "tag"):
                 memory.add_print(fingerprint(card.root))

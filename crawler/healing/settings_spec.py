@@ -44,8 +44,8 @@ HEALING = Component(
             "HEAL_LEARN_PAGES",
             "int",
             "25",
-            "pages per site and page kind whose nodes are fingerprinted into the selector memory per crawl (hit "
-            "counts are kept for every page)",
+            "pages each field's nodes are fingerprinted on into the selector memory (over every crawl, kept in "
+            "PostgreSQL; again after a heal), then one page in 100; hit counts are kept for every page",
             min=0,
         ),
     ),
