@@ -3,8 +3,9 @@
 Pages are read through the healer, which holds the ones that broke. After every page the spider asks it
 to ``settle``: when a heal is made, the held pages are read again at once with the healed definition
 (no second fetch) and their listings and requests are yielded from that callback. When the crawl goes
-idle with pages still held, the healer heals with what there is and the held pages are fetched again
-(``meta["healed_reread"]``); a page no heal could read ends as ``parse_error``, as before healing.
+idle with pages still held, the healer heals with what there is and the held pages are read again from
+the callback of a local ``data:`` request (nothing is fetched twice); a page no heal could read ends as
+``parse_error``, as before healing.
 Listings carry the definition version they were read with; under a quarantined version they are held
 (``PersonListing.held``: stored in ``held_findings`` until a person accepts the version).
 """
@@ -14,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import scrapy
 from scrapy import signals
 from scrapy.exceptions import DontCloseSpider
 
 from crawler.extraction import SiteDefinition, extract_detail, extract_list, listing_from_record
-from crawler.healing.healer import Healer
+from crawler.healing.healer import Healer, Settled
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,12 @@ logger = logging.getLogger(__name__)
 class HealingMixin:
     healer: Healer | None = None
     _final_heal: asyncio.Future | None = None
+
+    @property
+    def _rereads(self) -> list:
+        if "_reread_queue" not in self.__dict__:
+            self._reread_queue = []
+        return self._reread_queue
 
     def connect_healer(self, crawler) -> None:
         if not crawler.settings.getbool("HEAL_ENABLED", True):
@@ -48,12 +56,12 @@ class HealingMixin:
     # ---- reading ---------------------------------------------------------------------------------
 
     def read_list(self, definition: SiteDefinition, response):
-        if self.healer is None or response.meta.get("healed_reread"):
+        if self.healer is None:
             return extract_list(definition, response, self.values)
         return self.healer.read_list(definition, response, self.values)
 
     def read_detail(self, definition: SiteDefinition, response):
-        if self.healer is None or response.meta.get("healed_reread"):
+        if self.healer is None:
             return extract_detail(definition, response)
         return self.healer.read_detail(definition, response)
 
@@ -83,7 +91,7 @@ class HealingMixin:
         definition = self.sites[site]
         for response in settled.reread:
             if kind == "detail":
-                yield from self.detail_output(definition, response, extract_detail(definition, response))
+                yield from self.detail_output(definition, response, settled.record(definition, response))
             else:
                 yield from self.results_output(definition, response, extract_list(definition, response, self.values))
 
@@ -104,7 +112,8 @@ class HealingMixin:
         raise DontCloseSpider
 
     async def _final_settle(self, pending: list) -> None:
-        """The crawl is idle with pages held: heal with what there is, fetch the held pages again."""
+        """The crawl is idle with pages held: heal with what there is, and read the held pages again
+        from a local ``data:`` request's callback (an idle handler cannot yield; nothing is fetched twice)."""
         for site, kind in pending:
             settled = await self.healer.settle(site, kind, final=True)
             if settled.definition is not None:
@@ -112,7 +121,18 @@ class HealingMixin:
             for response in settled.given_up:
                 self.error(site, "parse_error", response.request)
                 self.counts[site]["details" if kind == "detail" else "pages"] += 1
-            for response in settled.reread:
-                request = response.request.replace(dont_filter=True)
-                request.meta["healed_reread"] = True
-                self.crawler.engine.crawl(request)
+            if settled.reread:
+                self._rereads.append((site, kind, settled.reread))
+                self.crawler.engine.crawl(
+                    scrapy.Request(
+                        f"data:text/plain,reread-{len(self._rereads)}",
+                        callback=self._read_again,
+                        dont_filter=True,
+                        meta={"reread": len(self._rereads) - 1, "dont_retry": True},
+                    )
+                )
+
+    def _read_again(self, response):
+        site, kind, responses = self._rereads[response.meta["reread"]]
+        self._rereads[response.meta["reread"]] = (site, kind, [])  # once
+        yield from self._settled_outputs(site, kind, Settled(reread=responses))

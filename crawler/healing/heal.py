@@ -122,7 +122,7 @@ def missing_fields(raw: dict, kind: str, responses: list, memory: dict | None = 
         for n in names
         if _absent(counts[n], len(responses), (memory or {}).get(n))
         or (n == "full_name" and counts[n] < len(responses))
-        or (lost[n] and lost[n] >= half)
+        or lost[n]  # one page showing a remembered section the field no longer reads is enough
         or (n in gone and counts[n] >= half)
     ]
     if broken:  # a redesign moves everything: a field that now reads on under half the pages moved too

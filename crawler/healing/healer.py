@@ -28,15 +28,15 @@ from crawler.extraction.engine import ListPage, extract_detail, extract_list
 from crawler.healing import values as kinds
 from crawler.healing import versions
 from crawler.healing.detect import DriftDetector
-from crawler.healing.heal import Heal, heal_detail, heal_list
+from crawler.healing.heal import Heal, heal_detail, heal_list, missing_fields
 from crawler.healing.memory import SelectorMemory
 from crawler.healing.versions import Version
 
 logger = logging.getLogger(__name__)
-# a field missing where it was present this often, on this many pages, holds its page as a suspect (a
-# lower bar would hold every page of a person without aliases; a field present less often loses its
-# values on the pages before its break is certain)
-SUSPECT_PRESENCE, SUSPECT_HISTORY = 0.9, 20
+# a field missing on a page although the history says it is there at least this often (lower bound), over
+# at least this many pages, holds the page as a suspect until the field shows up again on a later page (the
+# page goes back as it was) or breaks (the page is healed with the rest): a partial redesign loses nothing
+SUSPECT_PRESENCE, SUSPECT_HISTORY = 0.3, 8
 
 
 @dataclass
@@ -45,6 +45,17 @@ class Settled:
     version: Version | None = None
     reread: list = field(default_factory=list)  # responses to read again (with the current definition)
     given_up: list = field(default_factory=list)  # responses no heal could read: parse_error
+    merge_with: dict = field(default_factory=dict)  # id(response) -> the definition it was first read with
+
+    def record(self, definition: SiteDefinition, response) -> dict:
+        """A handed-back detail page's record: with the current definition, and for a page read before the
+        heal, each field the old definition read taken from it (the heal only fills what was missing)."""
+        record = extract_detail(definition, response)
+        before = self.merge_with.get(id(response))
+        if before is not None:
+            old = extract_detail(before, response)
+            record = {k: old[k] if old.get(k) not in (None, "", []) else record.get(k) for k in {*record, *old}}
+        return record
 
 
 @dataclass
@@ -151,7 +162,7 @@ class Healer:
         suspect = {
             n for n in missing if self.detector.usual(definition.id, "detail", n, SUSPECT_PRESENCE, SUSPECT_HISTORY)
         }
-        if suspect:
+        if suspect and len(state.suspects["detail"]) < self.max_held:
             state.suspects["detail"].append((response, suspect))
             self._inc(f"heal/{definition.id}/detail/suspect_pages")
             return None
@@ -201,46 +212,47 @@ class Healer:
         settled = Settled()
         if state is None:
             return settled
-        settled.reread += self._release_suspects(state, kind, final)
+        settled.reread += self._release_suspects(state, kind)
         held = state.held[kind]
-        if not held:
-            return settled
         due = len(held) >= self.min_pages and len(held) > state.tried_at.get(kind, 0)
-        if not (due or final):
-            if len(held) > self.max_held:
-                settled.given_up.append(held.pop(0))
-                self._inc(f"heal/{site}/{kind}/given_up")
-            return settled
-        heal = await self._heal(state, kind, list(held))
-        if heal is not None and heal.healed:
-            version = await self._record(state, kind, heal)
-            settled.definition, settled.version = state.definition, version
-            settled.reread += held
-            held.clear()
-            state.broken[kind].clear()
-            self.detector.reset(site, kind)
-            self.memory.relearn(site, kind)
-        else:
-            state.tried_at[kind] = len(held)
-            if final:
-                settled.given_up += held
+        if held and (due or final):
+            before = state.definition
+            heal = await self._heal(state, kind, list(held))
+            if heal is not None and heal.healed:
+                version = await self._record(state, kind, heal)
+                settled.definition, settled.version = state.definition, version
+                settled.reread += held
                 held.clear()
+                # suspects were read before the heal: each is read with both definitions, the old one first
+                for response, _fields in state.suspects[kind]:
+                    settled.reread.append(response)
+                    settled.merge_with[id(response)] = before
+                state.suspects[kind] = []
+                state.broken[kind].clear()
+                self.detector.reset(site, kind)
+                self.memory.relearn(site, kind)
+            else:
+                state.tried_at[kind] = len(held)
+                if final:
+                    settled.given_up += held
+                    held.clear()
+        elif len(held) > self.max_held:
+            settled.given_up.append(held.pop(0))
+            self._inc(f"heal/{site}/{kind}/given_up")
+        if final and state.suspects[kind]:
+            settled.reread += [response for response, _fields in state.suspects[kind]]
+            state.suspects[kind] = []
         return settled
 
-    def _release_suspects(self, state: _Site, kind: str, final: bool) -> list:
-        """Suspect pages go back as they were once none of their fields is broken (they showed up
-        again on later pages), or at the end; they stay while a heal of their fields is pending."""
+    def _release_suspects(self, state: _Site, kind: str) -> list:
+        """Suspect pages go back as they were once each of their missing fields showed up again on a later
+        page; they stay while one is still missing page after page (it may be breaking)."""
         keep, back = [], []
         for response, fields in state.suspects[kind]:
-            if (fields & state.broken[kind] and not final) or (
-                not final and any(self.detector.streak[(state.definition.id, kind, f)] for f in fields)
-            ):
+            if any(self.detector.streak[(state.definition.id, kind, f)] for f in fields):
                 keep.append((response, fields))
             else:
                 back.append(response)
-        if any(fields & state.broken[kind] for _, fields in keep):  # their fields broke: heal them too
-            state.held[kind] += [r for r, fields in keep if fields & state.broken[kind]]
-            keep = [(r, fields) for r, fields in keep if not fields & state.broken[kind]]
         state.suspects[kind] = keep
         return back
 
@@ -249,7 +261,11 @@ class Healer:
         raw = state.definition.raw
         memory = self.memory.as_relocation_memory(site, kind)
         try:
-            heal = heal_detail(raw, responses, memory) if kind == "detail" else heal_list(raw, responses, memory)
+            if kind == "detail":  # what the pages show broken, and what the crawl saw break
+                fields = set(missing_fields(raw, kind, responses, memory)) | state.broken[kind]
+                heal = heal_detail(raw, responses, memory, [n for n in raw["detail"]["fields"] if n in fields])
+            else:
+                heal = heal_list(raw, responses, memory)
         except Exception:  # a heal that crashes must not take the crawl down: the pages end as parse_error
             logger.exception("%s: the %s heal failed", site, kind)
             self._inc(f"heal/{site}/{kind}/errors")
