@@ -365,38 +365,40 @@ def pages_needed(raw: dict, kind: str, pages: list, memory: dict, final: set, mo
 
 
 def overhead(definition, pages: list, rounds: int = 15) -> tuple[float, float, float]:
-    """Seconds per page: plain extract_detail; extract with traces + learn once the memory has its prints
-    (``LEARN_PAGES`` pages per site and process: learn only counts the page); and while it is learning
-    (every page printed: the first ``LEARN_PAGES`` pages of a process)."""
-    import crawler.healing.memory as memory_module
+    """Seconds per page: plain extract_detail; the crawl's path (Healer.read_detail: extraction with
+    provenance, drift detection, hit counts) once the memory has its prints (then one page in 100 is
+    fingerprinted); and while the memory is learning (every page fingerprinted: a new site, or after a heal)."""
+    from scrapy.settings import Settings
 
-    specs = definition.raw["detail"]["fields"]
+    from crawler.healing.healer import Healer, _Site
+
     timings: dict[str, list] = {"plain": [], "steady": [], "learning": []}
 
+    def healer(learned: bool) -> Healer:
+        one = Healer(Settings({"HEAL_ENABLED": True}))
+        one.sites[definition.id] = _Site(definition, definition.sha256)
+        if learned:
+            for page in pages:
+                one.read_detail(definition, page)
+            for field_memory in one.memory.of(definition.id, "detail").values():
+                field_memory.learned = 10**6
+            one.sites[definition.id] = _Site(definition, definition.sha256)
+        return one
+
     def timed(kind: str) -> None:
-        memory = SelectorMemory()
-        if kind == "steady":
-            memory.learned_pages[(definition.id, "detail")] = memory_module.LEARN_PAGES
+        one = None if kind == "plain" else healer(kind == "steady")
         start = time.perf_counter()
         for page in pages:
-            if kind == "plain":
+            if one is None:
                 extract_detail(definition, page)
-                continue
-            traces: dict = {}
-            record = extract_detail(definition, page, traces)
-            memory.learn(definition.id, "detail", specs, traces, record, node=page.selector)
+            else:
+                one.read_detail(definition, page)
         timings[kind].append((time.perf_counter() - start) / len(pages))
 
-    saved = memory_module.LEARN_PAGES
-    try:
-        for _ in range(rounds):
-            timed("plain")
-            timed("steady")
-            memory_module.LEARN_PAGES = 10**9
-            timed("learning")
-            memory_module.LEARN_PAGES = saved
-    finally:
-        memory_module.LEARN_PAGES = saved
+    for _ in range(rounds):
+        timed("plain")
+        timed("steady")
+        timed("learning")
     return tuple(statistics.median(timings[k]) for k in ("plain", "steady", "learning"))
 
 
@@ -501,7 +503,7 @@ def print_table(rows: list[Row], costs: dict, verbose: bool) -> str:
     over_learning = (statistics.median(learning) - 1) * 100 if learning else float("nan")
     for site, (plain, steady, learned) in costs.items():
         print(
-            f"overhead {site}: extract {plain * 1000:.2f} ms/page; with traces + learn {steady * 1000:.2f} ms/page "
+            f"overhead {site}: extract {plain * 1000:.2f} ms/page; the crawl's read_detail {steady * 1000:.2f} ms/page "
             f"(x{steady / plain:.2f}); while learning (first pages of a process) {learned * 1000:.2f} ms/page "
             f"(x{learned / plain:.2f})"
         )

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 # at least this many pages, holds the page as a suspect until the field shows up again on a later page (the
 # page goes back as it was) or breaks (the page is healed with the rest): a partial redesign loses nothing
 SUSPECT_PRESENCE, SUSPECT_HISTORY = 0.3, 8
+TYPE_CHECK_EVERY = 8
 
 
 @dataclass
@@ -67,6 +68,7 @@ class _Site:
     suspects: dict = field(default_factory=lambda: defaultdict(list))  # kind -> [(response, fields)]
     broken: dict = field(default_factory=lambda: defaultdict(set))  # kind -> fields
     tried_at: dict = field(default_factory=dict)  # kind -> held pages at the last heal that failed
+    pages: int = 0  # detail pages read
 
 
 class Healer:
@@ -147,7 +149,11 @@ class Healer:
         traces: dict = {}
         record = extract_detail(definition, response, traces)
         fields = definition.raw["detail"]["fields"]
-        present = {n: _valid(n, record.get(n)) for n in fields if n in kinds.HEALABLE}
+        # every page: read or not; one page in TYPE_CHECK_EVERY: also of the field's kind (a drift to other
+        # values shows a few pages later; testing every value of every page would cost more than extracting)
+        state.pages += 1
+        test = _valid if state.pages % TYPE_CHECK_EVERY == 1 else _read
+        present = {n: test(n, record.get(n)) for n in fields if n in kinds.HEALABLE}
         self._count(definition.id, "detail", present)
         broken = self.detector.observe(definition.id, "detail", present)
         state.broken["detail"] |= broken
@@ -316,11 +322,16 @@ class Healer:
         return version
 
 
+def _read(name: str, value) -> bool:
+    return value not in (None, "", [])
+
+
 def _valid(name: str, value) -> bool:
+    """The field read a value of its kind: its first value is tested (a phone parse per value on every
+    page would cost more than the extraction; a drift to another kind shows on the first value too)."""
     if value in (None, "", []):
         return False
-    items = value if isinstance(value, list) else [value]
-    return kinds.share_valid(name, items) >= 0.5
+    return kinds.looks_valid(name, value[0] if isinstance(value, list) else value)
 
 
 def _replace(definition: SiteDefinition, raw: dict, sha256: str) -> SiteDefinition:

@@ -102,7 +102,9 @@ class SelectorMemory:
         key = (site, kind)
         self.seen_pages[key] = self.seen_pages.get(key, 0) + 1
         memory = self.of(site, kind)
-        young = any(name not in memory or memory[name].learned < self.learn_pages for name in fields)
+        # a field never seen with values has nothing to fingerprint: it does not keep the memory young
+        young = any(name in memory and memory[name].hits and memory[name].learned < self.learn_pages for name in fields)
+        young = young or not memory
         return young or self.seen_pages[key] % REFRESH_EVERY == 0
 
     def relearn(self, site: str, kind: str) -> None:
@@ -117,7 +119,8 @@ class SelectorMemory:
         return {name: m.as_dict() for name, m in self.of(site, kind).items()}
 
     def count(self, site: str, kind: str, field: str, hit: bool) -> FieldMemory:
-        memory = self.of(site, kind).setdefault(field, FieldMemory())
+        fields = self.of(site, kind)
+        memory = fields.get(field) or fields.setdefault(field, FieldMemory())
         memory.pages += 1
         memory.new_pages += 1
         if hit:

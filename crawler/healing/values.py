@@ -136,6 +136,17 @@ def valid(field: str, value: Any) -> bool:
     return test(value) if test else value not in (None, "")
 
 
+_QUICK = {"phone": lambda v: isinstance(v, str) and len(_NOT_DIGITS.sub("", v)) in (10, 11) and not _WORDS.search(v)}
+_NOT_DIGITS, _WORDS = re.compile(r"\D"), re.compile(r"[A-Za-z]{3,}")
+
+
+def looks_valid(field: str, value: Any) -> bool:
+    """``valid`` without the costly parts (a phone's digits, not a full parse): what the crawl tests on
+    every page to see a field drift to another kind."""
+    test = _QUICK.get(kind_of(field)) or VALID.get(kind_of(field))
+    return test(value) if test else value not in (None, "")
+
+
 def share_valid(field: str, values: list) -> float:
     return sum(valid(field, v) for v in values) / len(values) if values else 0.0
 
