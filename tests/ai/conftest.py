@@ -2,44 +2,11 @@
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
+from llm_stub import said_nothing_yet, stub  # noqa: F401 (fixtures)
 
-from crawler.ai import client as client_module
 from crawler.observability import logs
-from sandbox.llm import make_app
 from support import Clock
-
-
-class Stub:
-    """The test double (sandbox/llm.py) in this event loop: script it, read what it received."""
-
-    def __init__(self, server: TestServer, session: aiohttp.ClientSession):
-        self.server, self.session = server, session
-        self.base = str(server.make_url(""))
-        self.url = self.base + "/v1"
-
-    async def script(self, *answers: dict) -> None:
-        async with self.session.post(self.base + "/_sandbox/llm/script", json={"answers": list(answers)}) as reply:
-            assert reply.status == 200, await reply.text()
-
-    async def received(self) -> list[dict]:
-        async with self.session.get(self.base + "/_sandbox/llm/received") as reply:
-            return (await reply.json())["requests"]
-
-    async def reset(self) -> None:
-        async with self.session.post(self.base + "/_sandbox/llm/reset") as reply:
-            assert reply.status == 200
-
-
-@pytest.fixture
-async def stub():
-    server = TestServer(make_app({}), host="127.0.0.1")
-    await server.start_server()
-    async with aiohttp.ClientSession() as session:
-        yield Stub(server, session)
-    await server.close()
 
 
 @pytest.fixture
@@ -51,9 +18,3 @@ def clock():
 def fresh_redactor(monkeypatch):
     """A log redactor of this test's own: values a test registers (register_pii) stay in that test."""
     monkeypatch.setattr(logs, "redactor", logs.Redactor())
-
-
-@pytest.fixture
-def said_nothing_yet(monkeypatch):
-    """As in a fresh process: the "no key" line has not been said."""
-    monkeypatch.setattr(client_module, "_said_no_key", False)
