@@ -45,9 +45,15 @@ class HealingMixin:
     async def open_healer(self) -> None:
         if self.healer is None:
             return
-        self.sites = await self.healer.open(self.sites)
+        try:
+            self.sites = await self.healer.open(self.sites)
+        except Exception:  # no memory or versions (the database is down): crawl with the YAMLs, as before
+            logger.exception("healing: off for this crawl (could not read the selector memory and versions)")
+            self.healer = None
 
     async def _close_healer(self, spider, reason) -> None:
+        if self.healer is None:
+            return
         try:
             await self.healer.close(self.scan.scan_id)
         except Exception:  # the memory is an aid: a crawl that cannot store it still stored its findings

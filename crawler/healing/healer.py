@@ -224,8 +224,14 @@ class Healer:
         if held and (due or final):
             before = state.definition
             heal = await self._heal(state, kind, list(held))
+            version = None
             if heal is not None and heal.healed:
-                version = await self._record(state, kind, heal)
+                try:
+                    version = await self._record(state, kind, heal)
+                except Exception:  # a heal nobody can see or review is not used: the pages stay held
+                    logger.exception("%s: could not store the %s heal as a version", site, kind)
+                    self._inc(f"heal/{site}/{kind}/errors")
+            if version is not None:
                 settled.definition, settled.version = state.definition, version
                 settled.reread += held
                 held.clear()
