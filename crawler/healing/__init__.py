@@ -1,6 +1,6 @@
 """Self-healing extraction: drift detection, selector memory, relocation, LLM proposals, versions.
 
-    Healer (healer.py)          the crawl's side: read, hold, heal, hand back
-    heal_detail / heal_list     a heal of one page kind on the pages that broke (heal.py)
-    python -m crawler.healing   list / diff / accept / reject / export versions, and `check` pages
+The crawl's side is ``healer.Healer`` (read, hold, heal, hand back); a heal of one page kind on the pages
+that broke is ``heal.heal_detail`` / ``heal.heal_list``; ``python -m crawler.healing`` lists, diffs,
+accepts, rejects and exports versions, and checks pages.
 """
