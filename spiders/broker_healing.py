@@ -13,6 +13,7 @@ Listings carry the definition version they were read with; under a quarantined v
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 import scrapy
@@ -28,12 +29,6 @@ logger = logging.getLogger(__name__)
 class HealingMixin:
     healer: Healer | None = None
     _final_heal: asyncio.Future | None = None
-
-    @property
-    def _rereads(self) -> list:
-        if "_reread_queue" not in self.__dict__:
-            self._reread_queue = []
-        return self._reread_queue
 
     def connect_healer(self, crawler) -> None:
         if not crawler.settings.getbool("HEAL_ENABLED", True):
@@ -94,12 +89,20 @@ class HealingMixin:
             self.sites[site] = settled.definition
         for response in settled.given_up:
             self.error(site, "parse_error", response.request)
+            self.counts[site]["details" if kind == "detail" else "pages"] += 1
         definition = self.sites[site]
         for response in settled.reread:
-            if kind == "detail":
-                yield from self.detail_output(definition, response, settled.record(definition, response))
-            else:
-                yield from self.results_output(definition, response, extract_list(definition, response, self.values))
+            try:
+                if kind == "detail":
+                    outputs = list(self.detail_output(definition, response, settled.record(definition, response)))
+                else:
+                    page = extract_list(definition, response, self.values)
+                    outputs = list(self.results_output(definition, response, page))
+            except Exception:  # one page that cannot be read again does not take the others with it
+                logger.exception("healing: %s could not read a held %s page again", site, kind)
+                self.error(site, "parse_error", response.request)
+                continue
+            yield from outputs
 
     def _heal_when_idle(self, spider) -> None:
         if self.healer is None:
@@ -121,24 +124,37 @@ class HealingMixin:
         """The crawl is idle with pages held: heal with what there is, and read the held pages again
         from a local ``data:`` request's callback (an idle handler cannot yield; nothing is fetched twice)."""
         for site, kind in pending:
-            settled = await self.healer.settle(site, kind, final=True)
+            try:
+                settled = await self.healer.settle(site, kind, final=True)
+            except Exception:  # never an idle loop: what is held goes back as it reads
+                logger.exception("healing: the final %s heal of %s failed", kind, site)
+                state = self.healer.sites[site]
+                settled = Settled(reread=[*state.held[kind], *(r for r, _ in state.suspects[kind])])
+                state.held[kind].clear()
+                state.suspects[kind].clear()
             if settled.definition is not None:
                 self.sites[site] = settled.definition
             for response in settled.given_up:
                 self.error(site, "parse_error", response.request)
                 self.counts[site]["details" if kind == "detail" else "pages"] += 1
+            settled.given_up = []
             if settled.reread:
-                self._rereads.append((site, kind, settled.reread))
+                # the callback is not a spider method: the shared scheduler keeps the request in this
+                # worker (the held responses are here); no site, so no rate, circuit or block accounting
                 self.crawler.engine.crawl(
                     scrapy.Request(
-                        f"data:text/plain,reread-{len(self._rereads)}",
-                        callback=self._read_again,
+                        "data:text/plain,reread",
+                        callback=functools.partial(self._read_again, site, kind, settled),
                         dont_filter=True,
-                        meta={"reread": len(self._rereads) - 1, "dont_retry": True},
+                        meta={
+                            "dont_retry": True,
+                            "dont_ratelimit": True,
+                            "dont_circuit": True,
+                            "dont_detect_blocks": True,
+                        },
                     )
                 )
 
-    def _read_again(self, response):
-        site, kind, responses = self._rereads[response.meta["reread"]]
-        self._rereads[response.meta["reread"]] = (site, kind, [])  # once
-        yield from self._settled_outputs(site, kind, Settled(reread=responses))
+    def _read_again(self, site: str, kind: str, settled, response):
+        pages, settled.reread = settled.reread, []  # once
+        yield from self._settled_outputs(site, kind, Settled(reread=pages, merge_with=settled.merge_with))

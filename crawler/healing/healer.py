@@ -69,6 +69,7 @@ class _Site:
     broken: dict = field(default_factory=lambda: defaultdict(set))  # kind -> fields
     tried_at: dict = field(default_factory=dict)  # kind -> held pages at the last heal that failed
     pages: int = 0  # detail pages read
+    healing: set = field(default_factory=set)  # kinds a heal is running for
 
 
 class Healer:
@@ -213,48 +214,69 @@ class Healer:
     # ---- healing ---------------------------------------------------------------------------------
 
     async def settle(self, site: str, kind: str, final: bool = False) -> Settled:
-        """Heal when due (``HEAL_MIN_PAGES`` held pages, or ``final``) and hand pages back to be read."""
+        """Heal when due (``HEAL_MIN_PAGES`` held pages, twice as many as at a heal that failed, or
+        ``final``) and hand pages back to be read. One heal of a site and kind at a time: while one runs
+        (it awaits the database and maybe the LLM), other callbacks only hand back suspects."""
         state = self.sites.get(site)
         settled = Settled()
         if state is None:
             return settled
         settled.reread += self._release_suspects(state, kind)
         held = state.held[kind]
-        due = len(held) >= self.min_pages and len(held) > state.tried_at.get(kind, 0)
-        if held and (due or final):
-            before = state.definition
-            heal = await self._heal(state, kind, list(held))
-            version = None
-            if heal is not None and heal.healed:
-                try:
-                    version = await self._record(state, kind, heal)
-                except Exception:  # a heal nobody can see or review is not used: the pages stay held
-                    logger.exception("%s: could not store the %s heal as a version", site, kind)
-                    self._inc(f"heal/{site}/{kind}/errors")
-            if version is not None:
-                settled.definition, settled.version = state.definition, version
-                settled.reread += held
-                held.clear()
-                # suspects were read before the heal: each is read with both definitions, the old one first
-                for response, _fields in state.suspects[kind]:
-                    settled.reread.append(response)
-                    settled.merge_with[id(response)] = before
-                state.suspects[kind] = []
-                state.broken[kind].clear()
-                self.detector.reset(site, kind)
-                self.memory.relearn(site, kind)
-            else:
-                state.tried_at[kind] = len(held)
-                if final:
-                    settled.given_up += held
-                    held.clear()
-        elif len(held) > self.max_held:
-            settled.given_up.append(held.pop(0))
-            self._inc(f"heal/{site}/{kind}/given_up")
+        due = len(held) >= max(self.min_pages, 2 * state.tried_at.get(kind, 0))
+        if held and (due or final) and kind not in state.healing:
+            state.healing.add(kind)
+            try:
+                await self._settle_held(state, kind, final, settled)
+            finally:
+                state.healing.discard(kind)
+        while len(held) > self.max_held:  # bounded: the oldest goes back as it reads, or as parse_error
+            self._give_up(state, kind, [held.pop(0)], settled)
         if final and state.suspects[kind]:
             settled.reread += [response for response, _fields in state.suspects[kind]]
             state.suspects[kind] = []
         return settled
+
+    async def _settle_held(self, state: _Site, kind: str, final: bool, settled: Settled) -> None:
+        site, held = state.definition.id, state.held[kind]
+        before, pages = state.definition, list(held)
+        heal = await self._heal(state, kind, pages)
+        version = None
+        if heal is not None and heal.healed:
+            try:
+                version = await self._record(state, kind, heal)
+            except Exception:  # a heal nobody can see or review is not used: the pages stay held
+                logger.exception("%s: could not store the %s heal as a version", site, kind)
+                self._inc(f"heal/{site}/{kind}/errors")
+        if version is None:
+            state.tried_at[kind] = len(pages)
+            if final:
+                self._give_up(state, kind, pages, settled)
+                del held[: len(pages)]
+            return
+        settled.definition, settled.version = state.definition, version
+        settled.reread += pages
+        del held[: len(pages)]  # pages held while the heal ran wait for the next settle
+        # suspects were read before the heal: each is read with both definitions, the old one first
+        for response, _fields in state.suspects[kind]:
+            settled.reread.append(response)
+            settled.merge_with[id(response)] = before
+        state.suspects[kind] = []
+        state.broken[kind].clear()
+        state.tried_at.pop(kind, None)
+        self.detector.reset(site, kind)
+        self.memory.relearn(site, kind)
+
+    def _give_up(self, state: _Site, kind: str, pages: list, settled: Settled) -> None:
+        """Pages no heal could read: those the current definition still reads (a name, cards) go back as
+        they read, with what is missing missing; the others end as ``parse_error``."""
+        for response in pages:
+            if kind == "detail":
+                readable = bool(extract_detail(state.definition, response).get("full_name"))
+            else:
+                readable = bool(extract_list(state.definition, response).candidates)
+            (settled.reread if readable else settled.given_up).append(response)
+            self._inc(f"heal/{state.definition.id}/{kind}/{'unhealed' if readable else 'given_up'}")
 
     def _release_suspects(self, state: _Site, kind: str) -> list:
         """Suspect pages go back as they were once each of their missing fields showed up again on a later
@@ -296,7 +318,7 @@ class Healer:
         )
         return heal
 
-    async def _record(self, state: _Site, kind: str, heal: Heal) -> Version:
+    async def _record(self, state: _Site, kind: str, heal: Heal) -> Version | None:
         site = state.definition.id
         confidence = heal.confidence(self.min_pages)
         origin = "llm" if any(p.method == "llm" for p in heal.proposals.values()) else "heuristic"
@@ -313,6 +335,9 @@ class Healer:
                 verified_on=[{"kind": kind, "pages": heal.pages, "fields": heal.verified}],
                 auto_accept=self.auto_accept,
             )
+        if version is None:
+            logger.warning("%s: the %s heal is a definition a person rejected: not used", site, kind)
+            return None
         state.version = version
         state.definition = _replace(state.definition, version.definition, version.sha256)
         self._inc(f"heal/{site}/versions/{version.status}")

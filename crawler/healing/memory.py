@@ -63,6 +63,7 @@ class FieldMemory:
         self.pages = int(data.get("pages", 0))
         self.hits = int(data.get("hits", 0))
         self.new_pages = self.new_hits = 0
+        self.changed = False  # prints, labels or signature learned here since the last flush
 
     def as_dict(self) -> dict:
         return {
@@ -80,6 +81,7 @@ class FieldMemory:
         return self.hits / self.pages if self.pages else 0.0
 
     def add_print(self, p: dict) -> None:
+        self.changed = True
         if all(_print_key(p) != _print_key(q) for q in self.prints):
             self.prints = [*self.prints, p][-MAX_PRINTS:]
         if p["label"] and p["label"] not in self.labels:
@@ -138,6 +140,7 @@ class SelectorMemory:
                 continue
             memory = self.of(site, kind).setdefault(name, FieldMemory())
             memory.learned += 1
+            memory.changed = True
             memory.signature = merge_signature(
                 memory.signature, signature(name, value if isinstance(value, list) else [value])
             )
@@ -180,7 +183,12 @@ class SelectorMemory:
     async def flush(self, conn) -> None:
         for (site, kind), fields in self.fields.items():
             for name, memory in fields.items():
-                data = {k: v for k, v in memory.as_dict().items() if k not in ("pages", "hits")}
+                # what this process learned replaces the row's prints; counts always add up (a field that
+                # only counted here leaves the prints another worker learned alone)
+                data = (
+                    {k: v for k, v in memory.as_dict().items() if k not in ("pages", "hits")} if memory.changed else {}
+                )
+                memory.changed = False
                 await conn.execute(
                     """INSERT INTO heal_memory (site, kind, field, memory, pages, hits)
                        VALUES (%s, %s, %s, %s::jsonb, %s, %s)

@@ -126,12 +126,18 @@ async def record(
     changes: dict,
     verified_on: list,
     auto_accept: float,
-) -> Version:
-    """Store a healed definition as a version: active when ``confidence >= auto_accept``, else quarantined.
-    The same definition stored twice (two workers healing at once) is one version."""
+) -> Version | None:
+    """Store a healed definition as a version: active when ``confidence >= auto_accept`` (and its parent is
+    not quarantined), else quarantined. The same definition stored twice (two workers healing at once) is
+    one version; None when a person rejected that definition before."""
     if origin not in ORIGINS:
         raise VersionError(f"origin {origin!r}: expected one of {', '.join(ORIGINS)}")
     status = "active" if confidence >= auto_accept else "quarantined"
+    parent = await _one(
+        conn, f"SELECT {COLUMNS} FROM site_definition_versions WHERE site = %s AND sha256 = %s", [site, parent_sha256]
+    )
+    if parent is not None and parent.status == "quarantined":
+        status = "quarantined"  # it carries its parent's changes, which no one has reviewed yet
     sha = definition_sha256(definition)
     async with conn.transaction():
         await conn.execute(
@@ -152,11 +158,14 @@ async def record(
                 orjson.dumps(verified_on).decode(),
             ],
         )
-        if status == "active":
+        stored = await _one(
+            conn, f"SELECT {COLUMNS} FROM site_definition_versions WHERE site = %s AND sha256 = %s", [site, sha]
+        )
+        if stored.status == "rejected":
+            return None  # a person already said no to this very definition
+        if stored.status == "active":
             await _supersede(conn, site, base_sha256, sha)
-    return await _one(
-        conn, f"SELECT {COLUMNS} FROM site_definition_versions WHERE site = %s AND sha256 = %s", [site, sha]
-    )
+    return stored
 
 
 async def _supersede(conn, site: str, base_sha256: str, keep_sha: str) -> None:

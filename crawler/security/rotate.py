@@ -36,15 +36,19 @@ class SealedColumns:
 
 
 TABLES = (
-    SealedColumns(
-        "findings",
-        "id",
-        ("scan_id", "data_type"),
-        {
-            "value_ciphertext": lambda r: context.finding_value(str(r["scan_id"]), r["data_type"]),
-            "listing_url_ciphertext": lambda r: context.finding_listing_url(str(r["scan_id"])),
-        },
-        "key_id",
+    *(
+        SealedColumns(
+            table,
+            "id",
+            ("scan_id", "data_type"),
+            {
+                "value_ciphertext": lambda r: context.finding_value(str(r["scan_id"]), r["data_type"]),
+                "listing_url_ciphertext": lambda r: context.finding_listing_url(str(r["scan_id"])),
+            },
+            "key_id",
+        )
+        # held findings (read under a quarantined heal) are sealed like findings, and rotate with them
+        for table in ("findings", "held_findings")
     ),
     SealedColumns(
         "rejected_candidates",

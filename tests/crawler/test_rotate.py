@@ -6,6 +6,7 @@ import sys
 import uuid
 
 from crawler.db.migrate import connect
+from crawler.healing.versions import HELD_COLUMNS
 from crawler.security import context
 from crawler.security.evidence import ScreenshotStore
 from crawler.security.keyring import KeyRing, parse_blind_index_key, parse_encryption_keys
@@ -79,13 +80,21 @@ def test_rotation_reencrypts_everything_and_resumes(own_database_url, tmp_path):
     old, rotated = ring(OLD), ring(f"{NEW},{OLD}")
     with connect(own_database_url) as conn:
         scan, sha = seed(conn, old, ScreenshotStore(tmp_path, old))
+        # a finding read under a quarantined heal waits in held_findings, sealed the same way
+        conn.execute(
+            f"INSERT INTO held_findings ({HELD_COLUMNS}) "
+            f"SELECT {HELD_COLUMNS} FROM findings WHERE scan_id = %s LIMIT 1",
+            (scan,),
+        )
         first = rotate(conn, rotated, ScreenshotStore(tmp_path, rotated), batch=2)
+        assert first["held_findings"] == 1
         assert (
             first["findings"] >= 5 and first["scans"] >= 1 and first["dead_letters"] >= 1 and first["screenshots"] >= 1
         )
         assert first["rejected_candidates"] >= 1 and first["mailing_rows"] >= 1
         assert rotate(conn, rotated, ScreenshotStore(tmp_path, rotated), batch=2) == {
             "findings": 0,
+            "held_findings": 0,
             "rejected_candidates": 0,
             "mailing_rows": 0,
             "scans": 0,

@@ -53,6 +53,12 @@ def findings(db, scan_id: str) -> set[tuple[str, str, str]]:
     }
 
 
+def forget_heals(db) -> None:
+    """No version, and the selector memory as v1 left it."""
+    db.execute("DELETE FROM site_definition_versions WHERE site = %s", (SITE,))
+    db.execute("TRUNCATE heal_memory; INSERT INTO heal_memory SELECT * FROM heal_memory_v1")
+
+
 @pytest.fixture(scope="module")
 def baseline(sandbox, database_url, tmp_path_factory):
     import os
@@ -75,6 +81,9 @@ def baseline(sandbox, database_url, tmp_path_factory):
         assert result.returncode == 0, result.stderr[-3000:]
         found, rejected = findings(db, scan_id), candidates(db, scan_id)
         healed = db.execute("SELECT count(*) FROM site_definition_versions WHERE site = %s", (SITE,)).fetchone()[0]
+        # what v1 taught: each redesign below starts from it (not from the previous test's redesign)
+        db.execute("CREATE TABLE IF NOT EXISTS heal_memory_v1 AS SELECT * FROM heal_memory WITH NO DATA")
+        db.execute("TRUNCATE heal_memory_v1; INSERT INTO heal_memory_v1 SELECT * FROM heal_memory")
     assert len({url for url, _, _ in found}) == 1 and len(rejected) == 9, summary(result.stderr, SITE)
     assert healed == 0 and "held_pages" not in result.stderr, "v1 pages triggered a heal"
     return env, found, rejected
@@ -83,7 +92,7 @@ def baseline(sandbox, database_url, tmp_path_factory):
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_crawl_heals_a_redesign_mid_crawl_and_finds_the_same(layout, baseline, sandbox, db):
     env, expected, rejected = baseline
-    db.execute("DELETE FROM site_definition_versions WHERE site = %s", (SITE,))
+    forget_heals(db)
     # page 1 of the results and 3 detail pages on v1, the rest on the new layout (counted from 0)
     assert http(f"{sandbox[SITE]}/_sandbox/config", data={"reset": True}).status == 200
     with site_config(sandbox[SITE], layout="v1", redesign_layout=layout, redesign_after_requests=4):
@@ -118,7 +127,7 @@ def test_quarantine_holds_the_listings_until_a_person_accepts(baseline, sandbox,
     from crawler.healing import versions
 
     env, expected, _ = baseline
-    db.execute("DELETE FROM site_definition_versions WHERE site = %s", (SITE,))
+    forget_heals(db)
     assert http(f"{sandbox[SITE]}/_sandbox/config", data={"reset": True}).status == 200
     with site_config(sandbox[SITE], layout="v1", redesign_layout="structural", redesign_after_requests=4):
         scan_id, result = crawl(SITE, target(), dict(env, HEAL_MIN_PAGES="20"), sandbox, "-a", "state=")
