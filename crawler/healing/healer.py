@@ -125,8 +125,7 @@ class Healer:
             used = {site: (s.version.sha256 if s.version else s.base_sha256) for site, s in self.sites.items()}
             if scan_id and used:
                 await conn.execute(
-                    "UPDATE scans SET definition_versions = coalesce(definition_versions, '{}'::jsonb) || %s::jsonb "
-                    "WHERE id = %s",
+                    "UPDATE scans SET definitions = definitions || %s::jsonb WHERE id = %s",
                     [orjson.dumps(used).decode(), scan_id],
                 )
 

@@ -110,7 +110,7 @@ def test_crawl_heals_a_redesign_mid_crawl_and_finds_the_same(layout, baseline, s
     assert origin == "heuristic" and status == "active" and confidence >= 0.75
     assert verified_on[0]["kind"] == "detail" and verified_on[0]["pages"] >= 3
     assert all(key.startswith("detail.") for key in changes)
-    used = db.execute("SELECT definition_versions FROM scans WHERE id = %s", (scan_id,)).fetchone()[0]
+    used = db.execute("SELECT definitions FROM scans WHERE id = %s", (scan_id,)).fetchone()[0]
     assert (
         used and used[SITE] != db.execute("SELECT definition_sha256 FROM websites WHERE id = %s", (SITE,)).fetchone()[0]
     )

@@ -40,5 +40,3 @@ CREATE INDEX site_definition_versions_current ON site_definition_versions (site,
 CREATE TABLE held_findings (LIKE findings INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES INCLUDING IDENTITY);
 ALTER TABLE held_findings ADD FOREIGN KEY (scan_id) REFERENCES scans (id) ON DELETE CASCADE;
 CREATE INDEX held_findings_version_idx ON held_findings (website_id, definition_sha256);
--- {site: definition sha256} a scan's sites were read with (a heal during the scan replaces the YAML's)
-ALTER TABLE scans ADD COLUMN definition_versions jsonb;
