@@ -21,7 +21,7 @@ from lxml import html as lxml_html
 from scrapy.http import HtmlResponse
 
 from crawler.extraction import load_definition
-from crawler.extraction.engine import _items, extract_detail, extract_list, record_from_candidate
+from crawler.extraction.engine import extract_list
 from crawler.healing import values
 from crawler.healing.candidates import Series, page_series
 from crawler.healing.fingerprint import label_of, label_text
@@ -29,8 +29,8 @@ from crawler.healing.heal import _definition, heal_detail, heal_list, missing_fi
 from crawler.healing.memory import SelectorMemory
 from crawler.healing.relocate import content_words, spec_labels
 from crawler.healing.selectors import roots_of, selector_for
-from crawler.normalize import address as normal_address
-from crawler.normalize import phone_e164
+from tools import healing_accuracy as accuracy
+from tools.healing_accuracy import learn, records
 
 pytestmark = pytest.mark.unit
 
@@ -64,85 +64,18 @@ def definition(site: str):
     return load_definition(ROOT / "spiders" / "sites" / f"{site}.yaml")
 
 
-def records(site_definition, kind: str, responses: list) -> list:
-    if kind == "detail":
-        return [extract_detail(site_definition, r) for r in responses]
-    return [
-        [
-            record_from_candidate(site_definition, c) | {"url": c.get("url")}
-            for c in extract_list(site_definition, r).candidates
-        ]
-        for r in responses
-    ]
-
-
 @cache
 def memory(site: str, kind: str, people: str = "") -> dict:
     """What SelectorMemory learns from the v1 pages, as heals read it."""
-    site_definition, store = definition(site), SelectorMemory()
-    for response in pages(site, kind, "v1", people):
-        if kind == "detail":
-            traces: dict = {}
-            record = extract_detail(site_definition, response, traces)
-            store.learn(site, kind, site_definition.raw["detail"]["fields"], traces, record, node=response.selector)
-            for name, value in record.items():  # the page's hit counts, as the crawl keeps them
-                store.count(site, kind, name, not _empty(value))
-            continue
-        card_traces: list = []
-        extract_list(site_definition, response, traces=card_traces)
-        nodes = _items(site_definition, response)
-        store.learn_card(site, [n.selector for n in nodes])
-        for node, traces in zip(nodes, card_traces, strict=False):
-            from crawler.extraction.engine import _fields
-
-            found = _fields(site_definition.raw["list"]["fields"], node)
-            store.learn(site, kind, site_definition.raw["list"]["fields"], traces, found, node=node.selector)
-        cards = [_fields(site_definition.raw["list"]["fields"], node) for node in nodes]
-        for name in site_definition.raw["list"]["fields"]:
-            store.count(site, kind, name, any(not _empty(card.get(name)) for card in cards))
+    store = SelectorMemory()
+    learn(store, definition(site), kind, pages(site, kind, "v1", people))
     return store.as_relocation_memory(site, kind)
-
-
-def _normal(name: str, value) -> frozenset:
-    items = value if isinstance(value, (list, tuple)) and name != "age_range" else [value]
-    out = set()
-    for item in items:
-        text = str(item)
-        try:
-            if name == "phones":
-                text = phone_e164(text, "US")
-            elif name == "addresses":
-                text = normal_address(text).replace(",", "")  # "Dayton OH 45472" is "Dayton, OH 45472"
-        except ValueError:
-            pass
-        out.add(" ".join(text.split()).casefold())
-    return frozenset(out)
-
-
-def _empty(value) -> bool:
-    return value is None or value == "" or value == [] or value == ()
 
 
 def compare(kind: str, truth: list, got: list) -> tuple[int, int, int]:
     """(right, wrong, missing) values; result pages compared card by card."""
-    counts = [0, 0, 0]
-
-    def one(expected: dict, found: dict) -> None:
-        for name, value in expected.items():
-            if name in ("url", "fetch_url") or _empty(value):
-                continue
-            if _empty(found.get(name)):
-                counts[2] += 1
-            else:
-                counts[0 if _normal(name, found[name]) == _normal(name, value) else 1] += 1
-
-    for expected, found in zip(truth, got, strict=True):
-        if kind == "detail":
-            one(expected, found)
-        else:
-            for i, card in enumerate(expected):
-                one(card, found[i] if i < len(found) else {})
-    return counts[0], counts[1], counts[2]
+    score = accuracy.compare(kind, truth, got)
+    return score.ok, score.wrong, score.missing
 
 
 @cache
