@@ -221,8 +221,7 @@ def llm_heal(healer, raw: dict, kind: str, pages: list, heuristic):
 def _with(definition, raw: dict):
     from crawler.healing.heal import _definition
 
-    healed = _definition(raw)
-    return healed.with_base_url(definition.base_url) if hasattr(healed, "with_base_url") else healed
+    return _definition(raw).with_base_url(definition.base_url)
 
 
 def pages_needed(raw: dict, kind: str, pages: list, memory: dict, final: set, most: int) -> int | None:

@@ -11,7 +11,8 @@ heals when enough broke, and hands them back to be read again with the healed de
 
 A held page waits for a heal of its kind; a page that only *may* be broken (a usually present field
 missing) waits as a suspect and is handed back as it was when the field shows up again. Nothing is
-dropped: a page no heal can read is handed back and ends as ``parse_error`` in the spider.
+dropped: a page no heal can read is handed back as it reads when it still has a name (or cards), else it
+ends as ``parse_error`` in the spider.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from crawler.healing import values as kinds
 from crawler.healing import versions
 from crawler.healing.detect import DriftDetector
 from crawler.healing.heal import Heal, heal_detail, heal_list, missing_fields
+from crawler.healing.llm import LLMHealer
 from crawler.healing.memory import SelectorMemory
 from crawler.healing.versions import Version
 
@@ -87,14 +89,8 @@ class Healer:
 
     @classmethod
     def from_crawler(cls, crawler):
-        llm = None
-        try:
-            from crawler.healing.llm import LLMHealer
-
-            llm = LLMHealer.from_crawler(crawler)  # the crawler's one client, closed with the engine
-        except ImportError:  # the LLM layer is optional
-            llm = None
-        return cls(crawler.settings, crawler, llm)
+        # the crawler's one LLM client, closed with the engine; None without a key (heuristics only)
+        return cls(crawler.settings, crawler, LLMHealer.from_crawler(crawler))
 
     def _inc(self, key: str, count: int = 1) -> None:
         if self.crawler is not None:

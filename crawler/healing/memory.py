@@ -93,7 +93,6 @@ class SelectorMemory:
 
     def __init__(self, learn_pages: int = LEARN_PAGES):
         self.fields: dict[tuple[str, str], dict[str, FieldMemory]] = {}
-        self.learned_pages: dict[tuple[str, str], int] = {}
         self.seen_pages: dict[tuple[str, str], int] = {}
         self.learn_pages = learn_pages
 
@@ -132,8 +131,6 @@ class SelectorMemory:
 
     def learn(self, site: str, kind: str, specs: dict, traces: dict, values: dict, node=None) -> None:
         """Record prints of the nodes each traced field matched (``node``: the card, for result pages)."""
-        key = (site, kind)
-        self.learned_pages[key] = self.learned_pages.get(key, 0) + 1
         for name, trace in traces.items():
             value = values.get(name)
             if not trace.source or value in (None, "", [], False) or name.startswith("_"):
